@@ -1,0 +1,3 @@
+from vrooms.cli import main
+
+raise SystemExit(main())

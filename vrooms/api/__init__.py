@@ -1,0 +1,1 @@
+"""HTTP adapters shared by every domain: versions, bodies, errors, paging, repeatability."""

@@ -1,0 +1,111 @@
+"""The ASGI application: wires settings, storage and services to the routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from vrooms.api import repeatability
+from vrooms.api.endpoint import ApiCall, endpoint
+from vrooms.api.responses import JSONResponse, error_response, handle_api_error, handle_unexpected
+from vrooms.api.times import now_micros
+from vrooms.auth.keys import KeyRing
+from vrooms.auth.tokens import TokenIssuer, load_or_create_resource_id, load_or_create_signing_key
+from vrooms.config import Settings
+from vrooms.context import Services
+from vrooms.errors import ApiError
+from vrooms.identity import routes as identity_routes
+from vrooms.identity.service import IdentityService
+from vrooms.oplog.repository import OperationLogWriter
+from vrooms.rooms import routes as rooms_routes
+from vrooms.rooms import schemas as rooms_schemas
+from vrooms.rooms.service import RoomsService
+from vrooms.store.database import Database
+
+log = logging.getLogger("vrooms")
+_PURGE_INTERVAL_SECONDS = 60.0
+
+
+def build_services(settings: Settings) -> Services:
+    database = Database(settings.effective_database_url)
+    signing_key = load_or_create_signing_key(settings.data_dir)
+    tokens = TokenIssuer(signing_key, load_or_create_resource_id(settings.data_dir))
+    rooms = RoomsService(max_participants=settings.max_room_participants)
+    identity = IdentityService(resource_id=tokens.resource_id, tokens=tokens, rooms=rooms)
+    return Services(
+        settings=settings,
+        database=database,
+        keyring=KeyRing(settings),
+        tokens=tokens,
+        rooms=rooms,
+        identity=identity,
+        oplog=OperationLogWriter(database, settings.oplog_flush_interval_seconds),
+    )
+
+
+async def _purge_repeatability_records(services: Services) -> None:
+    """Drop repeatability records well past the window in which they can be replayed."""
+    keep = 2 * services.settings.repeatability_window_seconds * 1_000_000
+    while True:
+        try:
+            async with services.database.write() as conn:
+                await repeatability.purge(conn, now_micros() - keep)
+        except Exception:
+            log.exception("purging old repeatability records failed; will retry")
+        await asyncio.sleep(_PURGE_INTERVAL_SECONDS)
+
+
+async def ping(_call: ApiCall) -> Response:
+    """An authenticated no-op: the baseline the benchmarks compare every operation to."""
+    return JSONResponse({})
+
+
+async def health(_request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def handle_http_exception(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "BadRequest")
+    return error_response(ApiError(exc.status_code, code, f"{exc.detail}: no such operation."))
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings()
+    services = build_services(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        services.oplog.start()
+        purge = asyncio.create_task(_purge_repeatability_records(services))
+        try:
+            yield
+        finally:
+            purge.cancel()
+            await services.oplog.stop()
+            await services.database.dispose()
+
+    app = Starlette(
+        routes=[
+            *rooms_routes.routes,
+            *identity_routes.routes,
+            Route("/ping", endpoint(rooms_schemas.VERSIONS, ping), methods=["GET"]),
+            Route("/health", health, methods=["GET"]),
+        ],
+        exception_handlers={
+            ApiError: handle_api_error,
+            HTTPException: handle_http_exception,
+            Exception: handle_unexpected,
+        },
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    return app

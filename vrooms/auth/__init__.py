@@ -1,0 +1,1 @@
+"""Authentication (HMAC for the server APIs, JWT access tokens for users) and the role table."""

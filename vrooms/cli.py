@@ -1,0 +1,305 @@
+"""The ``vrooms`` command: run the service, manage keys, and administer rooms and users.
+
+Admin commands work on the database directly (the same services and rules as the
+REST API), so they need no running server and no access key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from vrooms import __version__
+from vrooms.config import Settings
+
+_SETTINGS_FLAGS = ("host", "port", "data_dir", "database_url", "tls", "workers", "log_level")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vrooms", description="Self-hosted virtual rooms, ACS-compatible.")
+    parser.add_argument("--version", action="version", version=f"vrooms {__version__}")
+    parser.add_argument("--data-dir", help="where keys, certificates and the SQLite database live (VROOMS_DATA_DIR)")
+    parser.add_argument("--database-url", help="e.g. postgresql://user@host/db; default: SQLite in the data dir")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the REST service")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8443)")
+    serve.add_argument("--no-tls", dest="tls", action="store_false", default=None, help="serve plain HTTP")
+    serve.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--access-log", action="store_true", help="log every request")
+
+    commands.add_parser("migrate", help="bring the database schema up to date")
+
+    keys = commands.add_parser("keys", help="show or rotate the access keys")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    show = keys_commands.add_parser("show", help="print both keys and connection strings")
+    show.add_argument("--endpoint", help="endpoint for the connection strings (default from host/port)")
+    rotate = keys_commands.add_parser("rotate", help="replace one key; running servers pick it up within a second")
+    rotate.add_argument("which", choices=["primary", "secondary"])
+
+    rooms = commands.add_parser("rooms", help="administer rooms")
+    rooms_commands = rooms.add_subparsers(dest="rooms_command", required=True, metavar="ACTION")
+    rooms_commands.add_parser("list", help="list rooms")
+    create = rooms_commands.add_parser("create", help="create a room")
+    create.add_argument("--valid-from", help="RFC 3339, default now")
+    create.add_argument("--valid-until", help="RFC 3339, default valid-from + 180 days")
+    create.add_argument("--pstn-dial-out", action="store_true", help="allow PSTN dial-out")
+    create.add_argument("--participant", action="append", default=[], metavar="RAWID=ROLE")
+    rooms_commands.add_parser("show", help="show a room").add_argument("room_id")
+    rooms_commands.add_parser("delete", help="delete a room").add_argument("room_id")
+    participants = rooms_commands.add_parser("participants", help="list or change a room's roster")
+    participants.add_argument("room_id")
+    participants.add_argument("--set", action="append", default=[], metavar="RAWID=ROLE", help="add or change")
+    participants.add_argument("--remove", action="append", default=[], metavar="RAWID")
+
+    users = commands.add_parser("users", help="administer users (identities)")
+    users_commands = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    users_create = users_commands.add_parser("create", help="create a user")
+    users_create.add_argument("--scopes", help="also issue a token with these comma-separated scopes")
+
+    token = commands.add_parser("token", help="issue an access token for a user")
+    token.add_argument("user_id")
+    token.add_argument("--scopes", default="voip", help="comma-separated (default voip)")
+    token.add_argument("--minutes", type=int, default=1440, help="60 to 1440 (default 1440)")
+
+    oplog = commands.add_parser("oplog", help="query the Rooms operation log")
+    oplog.add_argument("--room", help="only this room id")
+    oplog.add_argument("--operation", help="e.g. CreateRoom, GetRoom, AddParticipants")
+    oplog.add_argument("--since", help="RFC 3339 start (inclusive)")
+    oplog.add_argument("--until", help="RFC 3339 end (exclusive)")
+    oplog.add_argument("--limit", type=int, default=100)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {name: getattr(args, name) for name in _SETTINGS_FLAGS if getattr(args, name, None) is not None}
+    return Settings(**overrides)
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2))
+
+
+def _endpoint(settings: Settings) -> str:
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{'https' if settings.tls else 'http'}://{host}:{settings.port}/"
+
+
+def _serve(settings: Settings, access_log: bool) -> int:
+    import uvicorn
+
+    from vrooms.auth.keys import load_or_create
+    from vrooms.auth.tokens import load_or_create_resource_id, load_or_create_signing_key
+    from vrooms.tls import ensure_certificates
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # Create every shared secret before the workers start, so they never race for it.
+    keys = load_or_create(settings)
+    load_or_create_signing_key(settings.data_dir)
+    load_or_create_resource_id(settings.data_dir)
+    print(f"vrooms {__version__}: migrating {_safe_url(settings.effective_database_url)} ...", file=sys.stderr)
+    asyncio.run(_migrate(settings))
+    ssl: dict[str, str] = {}
+    endpoint = _endpoint(settings)
+    print(f"Serving the Rooms and Identity APIs at {endpoint} with {settings.workers} worker(s).", file=sys.stderr)
+    if settings.tls:
+        files = ensure_certificates(settings.tls_dir, settings.host)
+        ssl = {"ssl_certfile": str(files.server_cert), "ssl_keyfile": str(files.server_key)}
+        print(f"TLS CA certificate: {files.ca_cert}", file=sys.stderr)
+        print(f"  Python SDK clients trust it with: export REQUESTS_CA_BUNDLE={files.ca_cert}", file=sys.stderr)
+    print(f"Connection string: endpoint={endpoint};accesskey={keys.primary}", file=sys.stderr)
+    # Workers are new processes: hand them the settings through the environment.
+    for name, value in settings.model_dump(exclude={"access_key_primary", "access_key_secondary"}).items():
+        if value is not None:
+            os.environ[f"VROOMS_{name.upper()}"] = str(value)
+    uvicorn.run(
+        "vrooms.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        access_log=access_log,
+        **ssl,  # type: ignore[arg-type]
+    )
+    return 0
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+async def _migrate(settings: Settings) -> None:
+    from vrooms.store.database import Database
+    from vrooms.store.migrate import upgrade_to_head
+
+    database = Database(settings.effective_database_url)
+    try:
+        await upgrade_to_head(database)
+    finally:
+        await database.dispose()
+
+
+def _parse_role_pairs(pairs: Sequence[str]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for pair in pairs:
+        raw_id, sep, role = pair.rpartition("=")
+        if not sep:
+            raise SystemExit(f"vrooms: expected RAWID=ROLE, got '{pair}' (e.g. 8:acs:...=Presenter)")
+        result[raw_id] = {"role": role}
+    return result
+
+
+async def _admin(settings: Settings, args: argparse.Namespace) -> int:
+    """Run one admin command through the same parsing and rules as the REST API."""
+    from vrooms.app import build_services
+    from vrooms.identity import schemas as identity_schemas
+    from vrooms.oplog import repository as oplog_repository
+    from vrooms.rooms import schemas
+    from vrooms.store.migrate import upgrade_to_head
+
+    services = build_services(settings)
+    version = schemas.V2025_03_13
+    rooms = services.rooms
+    try:
+        await upgrade_to_head(services.database)
+        db = services.database
+        if args.command == "rooms" and args.rooms_command == "list":
+            async with db.read() as conn:
+                after, listed = 0, []
+                while True:
+                    page, more = await rooms.list(conn, after_seq=after, limit=500)
+                    listed += [schemas.room_to_wire(room, version) for room in page]
+                    if not more:
+                        break
+                    after = page[-1].seq
+            _print_json(listed)
+        elif args.command == "rooms" and args.rooms_command == "create":
+            body: dict[str, Any] = {
+                "validFrom": args.valid_from,
+                "validUntil": args.valid_until,
+                "pstnDialOutEnabled": args.pstn_dial_out,
+                "participants": _parse_role_pairs(args.participant),
+            }
+            new = schemas.parse_new_room(body, version)
+            async with db.write() as conn:
+                room = await rooms.create(conn, new)
+            _print_json(schemas.room_to_wire(room, version))
+        elif args.command == "rooms" and args.rooms_command == "show":
+            async with db.read() as conn:
+                room, roster, _ = await rooms.list_participants(
+                    conn, schemas.check_room_id(args.room_id), after_raw_id="", limit=100_000
+                )
+            _print_json(
+                {
+                    **schemas.room_to_wire(room, version),
+                    "participants": [schemas.participant_to_wire(p) for p in roster],
+                }
+            )
+        elif args.command == "rooms" and args.rooms_command == "delete":
+            async with db.write() as conn:
+                await rooms.delete(conn, schemas.check_room_id(args.room_id))
+            print(f"Deleted room {args.room_id}.")
+        elif args.command == "rooms" and args.rooms_command == "participants":
+            room_id = schemas.check_room_id(args.room_id)
+            changes = _parse_role_pairs(args.set) | dict.fromkeys(args.remove)
+            if changes:
+                parsed = schemas.parse_roster_changes({"participants": changes}, version)
+                async with db.write() as conn:
+                    await rooms.change_roster(conn, room_id, parsed)
+            async with db.read() as conn:
+                _, roster, _ = await rooms.list_participants(conn, room_id, after_raw_id="", limit=100_000)
+            _print_json([schemas.participant_to_wire(p) for p in roster])
+        elif args.command == "users":
+            request = identity_schemas.parse_create(
+                {"createTokenWithScopes": args.scopes.split(",")} if args.scopes else {}
+            )
+            async with db.write() as conn:
+                user_id = await services.identity.create(conn)
+                token = await services.identity.issue_token(conn, user_id, request) if request else None
+            output: dict[str, Any] = {"identity": {"id": user_id}}
+            if token:
+                output["accessToken"] = identity_schemas.token_to_wire(*token)
+            _print_json(output)
+        elif args.command == "token":
+            request = identity_schemas.parse_issue({"scopes": args.scopes.split(","), "expiresInMinutes": args.minutes})
+            async with db.read() as conn:
+                token = await services.identity.issue_token(
+                    conn, identity_schemas.check_identity_id(args.user_id), request
+                )
+            _print_json(identity_schemas.token_to_wire(*token))
+        elif args.command == "oplog":
+            from vrooms.api.times import format_rfc3339, parse_rfc3339
+
+            async with db.read() as conn:
+                records = await oplog_repository.query(
+                    conn,
+                    room_id=args.room,
+                    operation=args.operation,
+                    since=parse_rfc3339(args.since, "--since") if args.since else None,
+                    until=parse_rfc3339(args.until, "--until") if args.until else None,
+                    limit=args.limit,
+                )
+            for record in records:
+                row = record.as_row()
+                row["time_generated"] = format_rfc3339(record.time_generated)
+                print(json.dumps(row))
+        return 0
+    finally:
+        await services.database.dispose()
+
+
+def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    from vrooms.auth.keys import load_or_create, rotate
+
+    if args.keys_command == "rotate":
+        try:
+            rotate(settings, args.which)
+        except RuntimeError as exc:
+            print(f"vrooms: {exc}", file=sys.stderr)
+            return 2
+        print(f"Rotated the {args.which} key. Running servers accept the new key within a second.")
+    keys = load_or_create(settings)
+    endpoint = getattr(args, "endpoint", None) or _endpoint(settings)
+    if args.keys_command == "show":
+        _print_json(
+            {
+                "primaryKey": keys.primary,
+                "secondaryKey": keys.secondary,
+                "primaryConnectionString": f"endpoint={endpoint};accesskey={keys.primary}",
+                "secondaryConnectionString": f"endpoint={endpoint};accesskey={keys.secondary}",
+            }
+        )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = _settings(args)
+    handlers: dict[str, Callable[[], int | Awaitable[int]]] = {
+        "serve": lambda: _serve(settings, args.access_log),
+        "migrate": lambda: asyncio.run(_migrate(settings)) or 0,
+        "keys": lambda: _keys(settings, args),
+    }
+    from vrooms.errors import ApiError
+
+    try:
+        if args.command in handlers:
+            result = handlers[args.command]()
+            return int(result) if not isinstance(result, Awaitable) else 0
+        return asyncio.run(_admin(settings, args))
+    except ApiError as error:
+        target = f" ({error.target})" if error.target else ""
+        print(f"vrooms: {error.message}{target}", file=sys.stderr)
+        return 1

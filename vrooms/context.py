@@ -1,0 +1,24 @@
+"""What every request handler can reach: settings, database, keys and the domain services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vrooms.auth.keys import KeyRing
+from vrooms.auth.tokens import TokenIssuer
+from vrooms.config import Settings
+from vrooms.identity.service import IdentityService
+from vrooms.oplog.repository import OperationLogWriter
+from vrooms.rooms.service import RoomsService
+from vrooms.store.database import Database
+
+
+@dataclass
+class Services:
+    settings: Settings
+    database: Database
+    keyring: KeyRing
+    tokens: TokenIssuer
+    rooms: RoomsService
+    identity: IdentityService
+    oplog: OperationLogWriter

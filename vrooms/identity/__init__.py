@@ -1,0 +1,1 @@
+"""Identity: the ACS Identity REST API (users, access tokens, revocation)."""

@@ -1,0 +1,86 @@
+"""HTTP routes of the Identity API, plus one vrooms extension for token holders."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from vrooms.api.endpoint import ApiCall, endpoint
+from vrooms.api.responses import JSONResponse
+from vrooms.api.times import format_rfc3339
+from vrooms.auth.tokens import InvalidToken
+from vrooms.context import Services
+from vrooms.errors import ApiError
+from vrooms.identity import schemas
+
+
+async def create_identity(call: ApiCall) -> Response:
+    request = schemas.parse_create(call.json(empty_ok=True))
+    services = call.services
+    async with services.database.write() as conn:
+        identity_id = await services.identity.create(conn)
+        token = await services.identity.issue_token(conn, identity_id, request) if request else None
+    body: dict[str, object] = {"identity": {"id": identity_id}}
+    if token is not None:
+        body["accessToken"] = schemas.token_to_wire(*token)
+    return JSONResponse(body, status_code=201)
+
+
+def _identity_id(call: ApiCall) -> str:
+    return schemas.check_identity_id(call.path_param("id"))
+
+
+async def issue_token(call: ApiCall) -> Response:
+    identity_id = _identity_id(call)
+    request = schemas.parse_issue(call.json())
+    async with call.services.database.read() as conn:
+        token, expires_at = await call.services.identity.issue_token(conn, identity_id, request)
+    return JSONResponse(schemas.token_to_wire(token, expires_at))
+
+
+async def revoke_tokens(call: ApiCall) -> Response:
+    identity_id = _identity_id(call)
+    async with call.services.database.write() as conn:
+        await call.services.identity.revoke_tokens(conn, identity_id)
+    return Response(status_code=204)
+
+
+async def delete_identity(call: ApiCall) -> Response:
+    identity_id = _identity_id(call)
+    async with call.services.database.write() as conn:
+        await call.services.identity.delete(conn, identity_id)
+    return Response(status_code=204)
+
+
+async def token_info(request: Request) -> Response:
+    """vrooms extension: ``GET /access/tokenInfo`` with ``Authorization: Bearer <user token>``.
+
+    Tells a client whether its token is accepted and what it grants, the same check
+    room calls make; a refusal carries a reason code (TokenExpired, TokenRevoked...).
+    """
+    services: Services = request.app.state.services
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, "TokenMissing", "Send the user's access token as 'Authorization: Bearer <token>'.")
+    try:
+        async with services.database.read() as conn:
+            claims = await services.identity.verify_token(conn, token.strip())
+    except InvalidToken as invalid:
+        raise ApiError(401, invalid.reason, str(invalid)) from None
+    return JSONResponse(
+        {
+            "identity": {"id": claims.identity_id},
+            "scopes": list(claims.scopes),
+            "expiresOn": format_rfc3339(int(claims.expires_at * 1_000_000)),
+        }
+    )
+
+
+routes = [
+    Route("/identities", endpoint(schemas.VERSIONS, create_identity), methods=["POST"]),
+    Route("/identities/{id}", endpoint(schemas.VERSIONS, delete_identity), methods=["DELETE"]),
+    Route("/identities/{id}/:issueAccessToken", endpoint(schemas.VERSIONS, issue_token), methods=["POST"]),
+    Route("/identities/{id}/:revokeAccessTokens", endpoint(schemas.VERSIONS, revoke_tokens), methods=["POST"]),
+    Route("/access/tokenInfo", token_info, methods=["GET"]),
+]

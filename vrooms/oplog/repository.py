@@ -1,0 +1,83 @@
+"""Writing the operation log in batches, and querying it.
+
+Records are buffered and written every ``oplog_flush_interval_seconds`` in one
+transaction, so that a GET never waits for a disk flush. The price, documented in the
+README: a ``kill -9`` can lose the records of the last interval (never a room write).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import fields
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from vrooms.oplog.records import OperationRecord
+from vrooms.store.database import Database
+from vrooms.store.tables import operation_log
+
+log = logging.getLogger("vrooms.oplog")
+_COLUMNS = [f.name for f in fields(OperationRecord)]
+
+
+class OperationLogWriter:
+    def __init__(self, database: Database, interval_seconds: float) -> None:
+        self._database = database
+        self._interval = interval_seconds
+        self._pending: list[OperationRecord] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def append(self, record: OperationRecord) -> None:
+        self._pending.append(record)
+
+    async def flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        try:
+            async with self._database.write() as conn:
+                await conn.execute(insert(operation_log), [r.as_row() for r in batch])
+        except Exception:
+            # Keep the records for the next attempt rather than drop them.
+            log.exception("could not write %d operation-log records; will retry", len(batch))
+            self._pending[:0] = batch
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            await self.flush()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="oplog-writer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+
+
+async def query(
+    conn: AsyncConnection,
+    *,
+    room_id: str | None = None,
+    operation: str | None = None,
+    since: int | None = None,
+    until: int | None = None,
+    limit: int = 100,
+) -> list[OperationRecord]:
+    statement = select(*(operation_log.c[name] for name in _COLUMNS)).order_by(operation_log.c.seq)
+    if room_id is not None:
+        statement = statement.where(operation_log.c.room_id == room_id)
+    if operation is not None:
+        statement = statement.where(operation_log.c.operation_name == operation)
+    if since is not None:
+        statement = statement.where(operation_log.c.time_generated >= since)
+    if until is not None:
+        statement = statement.where(operation_log.c.time_generated < until)
+    rows = await conn.execute(statement.limit(limit))
+    return [OperationRecord(**row._asdict()) for row in rows]

@@ -1,0 +1,1 @@
+"""Rooms: the ACS Rooms REST API (rooms, validity windows, invite-only rosters)."""

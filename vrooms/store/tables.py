@@ -1,0 +1,103 @@
+"""Table definitions (SQLAlchemy Core). Migrations in ``migrations/`` create them.
+
+Times are stored as integer microseconds since the Unix epoch (UTC): exact, portable
+between SQLite and PostgreSQL, and cheap to compare and sort.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+# ``seq`` is the stable list order: keyset pagination on it stays correct while rooms are
+# created and deleted during a listing (no duplicates, no skipped rooms).
+rooms = Table(
+    "rooms",
+    metadata,
+    Column("seq", Integer().with_variant(BigInteger(), "postgresql"), primary_key=True, autoincrement=True),
+    Column("id", String(32), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("valid_from", BigInteger, nullable=False),
+    Column("valid_until", BigInteger, nullable=False),
+    Column("pstn_dial_out_enabled", Boolean, nullable=False, default=False),
+    # Per-role roster counts, kept in the same transaction as the roster itself; they
+    # feed the roster-size limit and the operation log without counting rows.
+    Column("presenters", Integer, nullable=False, default=0),
+    Column("attendees", Integer, nullable=False, default=0),
+    Column("consumers", Integer, nullable=False, default=0),
+    Column("collaborators", Integer, nullable=False, default=0),
+    sqlite_autoincrement=True,
+)
+
+participants = Table(
+    "participants",
+    metadata,
+    Column("room_id", String(32), ForeignKey("rooms.id", ondelete="CASCADE"), primary_key=True),
+    Column("raw_id", String(256), primary_key=True),
+    Column("role", String(16), nullable=False),
+)
+Index("ix_participants_raw_id", participants.c.raw_id)
+
+identities = Table(
+    "identities",
+    metadata,
+    Column("id", String(256), primary_key=True),
+    Column("created_at", BigInteger, nullable=False),
+    # Bumped by "revoke tokens": a token carries the generation it was issued under,
+    # so every earlier token stops working at once.
+    Column("token_generation", Integer, nullable=False, default=0),
+)
+
+repeatable_requests = Table(
+    "repeatable_requests",
+    metadata,
+    Column("request_id", String(128), primary_key=True),
+    Column("first_sent", BigInteger, nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+Index("ix_repeatable_requests_created_at", repeatable_requests.c.created_at)
+
+# Columns follow ACS's ``ACSRoomsIncomingOperations`` log table.
+operation_log = Table(
+    "operation_log",
+    metadata,
+    Column("seq", Integer().with_variant(BigInteger(), "postgresql"), primary_key=True, autoincrement=True),
+    Column("time_generated", BigInteger, nullable=False),
+    Column("operation_name", String(32), nullable=False),
+    Column("operation_version", String(16), nullable=False),
+    Column("correlation_id", String(64), nullable=False),
+    Column("level", String(16), nullable=False),
+    Column("result_type", String(16), nullable=False),
+    Column("result_signature", Integer, nullable=False),
+    Column("duration_ms", Integer, nullable=False),
+    Column("room_id", String(32)),
+    Column("room_lifespan", BigInteger),
+    Column("pstn_dial_out_enabled", Boolean),
+    Column("participants_count", Integer),
+    Column("presenter_count", Integer),
+    Column("attendee_count", Integer),
+    Column("consumer_count", Integer),
+    Column("collaborator_count", Integer),
+    Column("added_participants_count", Integer),
+    Column("removed_participants_count", Integer),
+    Column("upserted_participants_count", Integer),
+    Column("error_message", Text),
+)
+Index("ix_operation_log_room", operation_log.c.room_id, operation_log.c.time_generated)
+Index("ix_operation_log_time", operation_log.c.time_generated)
