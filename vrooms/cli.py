@@ -129,6 +129,8 @@ def _serve(settings: Settings, access_log: bool) -> int:
         workers=settings.workers,
         log_level=settings.log_level,
         access_log=access_log,
+        # Idle keep-alive clients must not hold a restart hostage.
+        timeout_graceful_shutdown=5,
         **ssl,  # type: ignore[arg-type]
     )
     return 0
@@ -180,7 +182,7 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
                 after, listed = 0, []
                 while True:
                     page, more = await rooms.list(conn, after_seq=after, limit=500)
-                    listed += [schemas.room_to_wire(room, version) for room in page]
+                    listed += [schemas.room_to_wire(room) for room in page]
                     if not more:
                         break
                     after = page[-1].seq
@@ -195,7 +197,7 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
             new = schemas.parse_new_room(body, version)
             async with db.write() as conn:
                 room = await rooms.create(conn, new)
-            _print_json(schemas.room_to_wire(room, version))
+            _print_json(schemas.room_to_wire(room))
         elif args.command == "rooms" and args.rooms_command == "show":
             async with db.read() as conn:
                 room, roster, _ = await rooms.list_participants(
@@ -203,7 +205,7 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
                 )
             _print_json(
                 {
-                    **schemas.room_to_wire(room, version),
+                    **schemas.room_to_wire(room),
                     "participants": [schemas.participant_to_wire(p) for p in roster],
                 }
             )

@@ -85,7 +85,7 @@ async def create_room(call: ApiCall, record: OperationRecord) -> Response:
             stored = await repeatability.claim(conn, key, now_micros()) if key else None
             if stored is None:
                 room = await services.rooms.create(conn, new)
-                body = orjson.dumps(schemas.room_to_wire(room, call.version))
+                body = orjson.dumps(schemas.room_to_wire(room))
                 if key:
                     await repeatability.complete(conn, key, 201, body)
     except IntegrityError:
@@ -110,7 +110,7 @@ async def get_room(call: ApiCall, record: OperationRecord) -> Response:
     async with call.services.database.read() as conn:
         room = await call.services.rooms.get(conn, room_id)
     record.describe_room(room)
-    return JSONResponse(schemas.room_to_wire(room, call.version))
+    return JSONResponse(schemas.room_to_wire(room))
 
 
 async def update_room(call: ApiCall, record: OperationRecord) -> Response:
@@ -119,7 +119,7 @@ async def update_room(call: ApiCall, record: OperationRecord) -> Response:
     async with call.services.database.write() as conn:
         room = await call.services.rooms.update(conn, room_id, changes)
     record.describe_room(room)
-    return JSONResponse(schemas.room_to_wire(room, call.version))
+    return JSONResponse(schemas.room_to_wire(room))
 
 
 async def delete_room(call: ApiCall, record: OperationRecord) -> Response:
@@ -136,7 +136,7 @@ async def list_rooms(call: ApiCall, _record: OperationRecord) -> Response:
     size = paging.page_size(call.request, call.services.settings.default_page_size)
     async with call.services.database.read() as conn:
         rooms, more = await call.services.rooms.list(conn, after_seq=int(position or 0), limit=size)
-    page: dict[str, object] = {"value": [schemas.room_to_wire(room, call.version) for room in rooms]}
+    page: dict[str, object] = {"value": [schemas.room_to_wire(room) for room in rooms]}
     if more:
         token = paging.encode_token("r", str(rooms[-1].seq))
         page["nextLink"] = paging.next_link(call.request, call.version, token, size)

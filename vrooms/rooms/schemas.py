@@ -123,16 +123,16 @@ def _optional_time(body: dict[str, Any], name: str) -> int | None:
     return None if value is None else parse_rfc3339(value, name)
 
 
-def room_to_wire(room: Room, version: str) -> dict[str, Any]:
-    wire: dict[str, Any] = {
+def room_to_wire(room: Room) -> dict[str, Any]:
+    # ``pstnDialOutEnabled`` is sent in every version: the official SDK (1.2) requires it
+    # whatever api-version it speaks, and older clients ignore fields they do not know.
+    return {
         "id": room.id,
         "createdAt": format_rfc3339(room.created_at),
         "validFrom": format_rfc3339(room.valid_from),
         "validUntil": format_rfc3339(room.valid_until),
+        "pstnDialOutEnabled": room.pstn_dial_out_enabled,
     }
-    if has_pstn(version):
-        wire["pstnDialOutEnabled"] = room.pstn_dial_out_enabled
-    return wire
 
 
 def participant_to_wire(participant: Participant) -> dict[str, Any]:

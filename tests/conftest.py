@@ -1,0 +1,64 @@
+"""Fixtures: real servers, one per storage backend; every SDK test runs on both."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from azure.communication.identity import CommunicationIdentityClient
+from azure.communication.rooms import RoomsClient
+
+from tests.servers import Server, create_postgres_database, drop_postgres_database
+
+
+@pytest.fixture(autouse=True)
+def _hermetic_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def start_server(tmp: Path, backend: str, *, tls: bool = True) -> tuple[Server, str | None]:
+    database_url = asyncio.run(create_postgres_database()) if backend == "postgresql" else None
+    return Server(tmp, database_url=database_url, tls=tls).start(), database_url
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A long-lived HTTPS server; tests on it must not depend on a fresh database."""
+    started, database_url = start_server(tmp_path_factory.mktemp(request.param), request.param)
+    yield started
+    started.stop()
+    if database_url:
+        asyncio.run(drop_postgres_database(database_url))
+
+
+@pytest.fixture(scope="session")
+def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    started, _ = start_server(tmp_path_factory.mktemp("http"), "sqlite", tls=False)
+    yield started
+    started.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    """A server of its own, for tests that restart or kill it."""
+    started, database_url = start_server(tmp_path, request.param)
+    yield started
+    started.stop()
+    if database_url:
+        asyncio.run(drop_postgres_database(database_url))
+
+
+@pytest.fixture
+def rooms(server: Server) -> RoomsClient:
+    """The official Rooms SDK, from a connection string over HTTPS with the generated CA."""
+    return RoomsClient.from_connection_string(server.connection_string, connection_verify=server.ca_path)
+
+
+@pytest.fixture
+def identity(server: Server) -> CommunicationIdentityClient:
+    return CommunicationIdentityClient.from_connection_string(
+        server.connection_string, connection_verify=server.ca_path
+    )

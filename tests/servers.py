@@ -1,0 +1,163 @@
+"""Real vrooms servers for the tests: ``vrooms serve`` in a subprocess, on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from vrooms.auth.hmac import authorization_header, content_hash
+
+POSTGRES_ADMIN_URL = os.environ.get("VROOMS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def create_postgres_database() -> str:
+    name = f"vrooms_test_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+async def drop_postgres_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    conn = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@dataclass
+class Server:
+    data_dir: Path
+    database_url: str | None = None
+    tls: bool = True
+    port: int = field(default_factory=free_port)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def ca_path(self) -> str:
+        return str(self.data_dir / "tls" / "ca.pem")
+
+    @property
+    def keys(self) -> dict[str, str]:
+        return json.loads((self.data_dir / "keys.json").read_text())
+
+    @property
+    def key(self) -> str:
+        return self.keys["primary"]
+
+    @property
+    def connection_string(self) -> str:
+        return f"endpoint={self.endpoint}/;accesskey={self.key}"
+
+    def command(self, *args: str) -> list[str]:
+        base = [sys.executable, "-m", "vrooms", "--data-dir", str(self.data_dir)]
+        if self.database_url:
+            base += ["--database-url", self.database_url]
+        return base + list(args)
+
+    def start(self) -> Server:
+        args = ["serve", "--port", str(self.port), "--workers", "1", "--log-level", "warning"]
+        if not self.tls:
+            args.append("--no-tls")
+        env = {**os.environ, **self.extra_env}
+        self.process = subprocess.Popen(self.command(*args), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"vrooms serve exited: {self.process.stderr.read().decode()}")  # type: ignore[union-attr]
+            try:
+                with self.client() as client:
+                    client.get("/health", timeout=1)
+                return self
+            except (httpx.HTTPError, FileNotFoundError):
+                time.sleep(0.1)
+        raise RuntimeError("vrooms serve did not answer within 30 s")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                raise
+
+    def kill(self) -> None:
+        """``kill -9``: no shutdown code runs."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=15)
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.command(*args), capture_output=True, text=True, check=check, timeout=60)
+
+    def client(self) -> httpx.Client:
+        verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=self.ca_path) if self.tls else False
+        return httpx.Client(base_url=self.endpoint, verify=verify, timeout=30)
+
+
+def signed_headers(
+    key: str,
+    method: str,
+    url: str,
+    body: bytes = b"",
+    *,
+    date: datetime | None = None,
+    sign_target: str | None = None,
+    host: str | None = None,
+) -> dict[str, str]:
+    """Headers as the ACS SDKs sign them; the keyword arguments let a test cheat."""
+    parsed = httpx.URL(url)
+    target = sign_target or parsed.raw_path.decode()
+    stamp = format_datetime(date or datetime.now(UTC), usegmt=True)
+    netloc = host or parsed.netloc.decode()
+    return {
+        "x-ms-date": stamp,
+        "x-ms-content-sha256": content_hash(body),
+        "Authorization": authorization_header(base64.b64decode(key), method, target, stamp, netloc, body),
+        "Content-Type": "application/json",
+    }
+
+
+def signed(
+    server: Server, method: str, path: str, body: Any = None, *, raw: bytes | None = None, **cheats: Any
+) -> httpx.Response:
+    content = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
+    url = f"{server.endpoint}{path}"
+    key = cheats.pop("key", server.key)
+    extra = cheats.pop("headers", {})
+    headers = {**signed_headers(key, method, url, content, **cheats), **extra}
+    with server.client() as client:
+        return client.request(method, url, content=content, headers=headers)

@@ -1,0 +1,110 @@
+"""What an SDK cannot express: malformed bodies, wrong types, unknown fields, huge bodies, versions."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.servers import Server, signed
+
+V = "api-version=2025-03-13"
+
+
+def _error(response) -> dict:  # type: ignore[no-untyped-def]
+    body = response.json()
+    assert set(body) == {"error"}
+    assert {"code", "message", "target", "details"} <= set(body["error"])
+    assert response.headers["x-ms-error-code"] == body["error"]["code"]
+    return body["error"]
+
+
+@pytest.mark.parametrize("raw", [b"{", b"[1, 2]", b'"room"', b"\xff\xfe", b"null"])
+def test_bad_json(server: Server, raw: bytes) -> None:
+    response = signed(server, "POST", f"/rooms?{V}", raw=raw)
+    assert response.status_code == 400
+    assert _error(response)["code"] == "InvalidJson"
+
+
+@pytest.mark.parametrize(
+    ("body", "target"),
+    [
+        ({"validFrom": 12}, "validFrom"),
+        ({"validFrom": "tomorrow"}, "validFrom"),
+        ({"validUntil": ["2030-01-01T00:00:00Z"]}, "validUntil"),
+        ({"pstnDialOutEnabled": "yes"}, "pstnDialOutEnabled"),
+        ({"participants": ["8:acs:a_1"]}, "participants"),
+        ({"participants": {"8:acs:a_1": "Presenter"}}, "participants['8:acs:a_1']"),
+        ({"participants": {"8:acs:a_1": {"role": 3}}}, "participants['8:acs:a_1'].role"),
+        ({"participants": {"8:acs:a_1": {"role": "Presenter", "mute": True}}}, "mute"),
+        ({"participants": {"8:acs:a_1": None}}, "participants['8:acs:a_1']"),
+        ({"validUnitl": "2030-01-01T00:00:00Z"}, "validUnitl"),
+    ],
+)
+def test_wrong_types_and_unknown_fields(server: Server, body: dict, target: str) -> None:
+    response = signed(server, "POST", f"/rooms?{V}", body)
+    assert response.status_code == 400
+    assert _error(response)["target"] == target
+
+
+def test_identity_wrong_types(server: Server) -> None:
+    for body, target in [
+        ({"createTokenWithScopes": "voip"}, "createTokenWithScopes"),
+        ({"createTokenWithScopes": ["voip"], "expiresInMinutes": "60"}, "expiresInMinutes"),
+        ({"createTokenWithScopes": []}, "createTokenWithScopes"),
+        ({"customId": "x"}, "customId"),
+    ]:
+        response = signed(server, "POST", "/identities?api-version=2023-10-01", body)
+        assert response.status_code == 400, body
+        assert _error(response)["target"] == target
+    bad_id = signed(
+        server, "POST", "/identities/not-an-id/:issueAccessToken?api-version=2023-10-01", {"scopes": ["voip"]}
+    )
+    assert bad_id.status_code == 400 and _error(bad_id)["message"] == "Invalid format for communication identifier."
+    unknown = signed(server, "DELETE", "/identities/8:acs:nobody_1?api-version=2023-10-01")
+    assert unknown.status_code == 404
+
+
+def test_huge_body_is_refused_before_it_is_read(server: Server) -> None:
+    huge = b'{"participants": {' + b" " * (2 * 1024 * 1024) + b"}}"
+    response = signed(server, "POST", f"/rooms?{V}", raw=huge)
+    assert response.status_code == 413
+    assert _error(response)["code"] == "RequestEntityTooLarge"
+
+
+@pytest.mark.parametrize("version", ["2020-01-01", "latest", "2025-03-13-preview", ""])
+def test_unsupported_api_versions(server: Server, version: str) -> None:
+    response = signed(server, "GET", f"/rooms?api-version={version}")
+    assert response.status_code == 400
+    error = _error(response)
+    assert error["code"] == "UnsupportedApiVersion"
+    assert "2023-06-14, 2024-04-15, 2025-03-13" in error["message"]
+
+
+def test_missing_api_version(server: Server) -> None:
+    response = signed(server, "GET", "/rooms")
+    assert response.status_code == 400 and _error(response)["code"] == "MissingApiVersionParameter"
+
+
+def test_sdk_paging_quirk_version_is_accepted(server: Server) -> None:
+    for _ in range(2):
+        assert signed(server, "POST", f"/rooms?{V}", {}).status_code == 201
+    response = signed(server, "GET", "/rooms?api-version=ApiVersion.V2025_03_13&maxpagesize=1")
+    assert response.status_code == 200
+    assert "api-version=2025-03-13" in response.json()["nextLink"]
+
+
+def test_bad_continuation_token(server: Server) -> None:
+    for token in ["garbage!!", "cDox", "cjphYmM"]:  # not base64 / a participants token / "r:abc"
+        response = signed(server, "GET", f"/rooms?{V}&$skipToken={token}")
+        assert response.status_code == 400, token
+        assert _error(response)["target"] == "$skipToken"
+
+
+def test_bad_page_size(server: Server) -> None:
+    for size in ["0", "1001", "ten"]:
+        assert signed(server, "GET", f"/rooms?{V}&maxpagesize={size}").status_code == 400
+
+
+def test_unknown_route_and_method(server: Server) -> None:
+    assert _error(signed(server, "GET", f"/nowhere?{V}"))["code"] == "NotFound"
+    response = signed(server, "PUT", f"/rooms?{V}", {})
+    assert response.status_code == 405 and _error(response)["code"] == "MethodNotAllowed"
