@@ -1,0 +1,33 @@
+# Shared set-up for scripts/serve and scripts/test: a virtualenv in .venv with vrooms installed.
+# Installs what a fresh Debian machine lacks (python3-venv) when run as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v python3 >/dev/null || need_apt+=(python3)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "Missing ${need_apt[*]}: run 'sudo apt-get install -y ${need_apt[*]}' and try again." >&2
+    exit 1
+  fi
+  echo "Installing ${need_apt[*]} from Debian ..." >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+  echo "vrooms needs Python 3.11 or newer; found $(python3 --version)." >&2
+  exit 1
+}
+
+extras="${VROOMS_EXTRAS:-}"
+stamp=".venv/.installed${extras:+-$extras}"
+if [ ! -x .venv/bin/python ]; then
+  echo "Creating .venv ..." >&2
+  python3 -m venv .venv
+fi
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "Installing vrooms${extras:+ with [$extras]} into .venv ..." >&2
+  .venv/bin/pip install -q --upgrade pip >/dev/null
+  .venv/bin/pip install -q -e ".${extras:+[$extras]}"
+  touch "$stamp"
+fi
