@@ -58,6 +58,7 @@ class Server:
     tls: bool = True
     port: int = field(default_factory=free_port)
     extra_env: dict[str, str] = field(default_factory=dict)
+    workers: int = 1
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -87,7 +88,7 @@ class Server:
         return base + list(args)
 
     def start(self) -> Server:
-        args = ["serve", "--port", str(self.port), "--workers", "1", "--log-level", "warning"]
+        args = ["serve", "--port", str(self.port), "--workers", str(self.workers), "--log-level", "warning"]
         if not self.tls:
             args.append("--no-tls")
         env = {**os.environ, **self.extra_env}

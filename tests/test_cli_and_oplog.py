@@ -27,7 +27,12 @@ def test_operation_log_records_each_call(fresh_server: Server) -> None:
     signed(fresh_server, "GET", f"/rooms/{room_id}?{V}")
     signed(fresh_server, "PATCH", f"/rooms/{room_id}?{V}", {"pstnDialOutEnabled": True})
     signed(fresh_server, "PATCH", f"/rooms/{room_id}/participants?{V}", {"participants": {"8:acs:log_3": {}}})
-    signed(fresh_server, "PATCH", f"/rooms/{room_id}/participants?{V}", {"participants": {"8:acs:log_3": {"role": "Presenter"}}})
+    signed(
+        fresh_server,
+        "PATCH",
+        f"/rooms/{room_id}/participants?{V}",
+        {"participants": {"8:acs:log_3": {"role": "Presenter"}}},
+    )
     signed(fresh_server, "PATCH", f"/rooms/{room_id}/participants?{V}", {"participants": {"8:acs:log_1": None}})
     signed(fresh_server, "GET", f"/rooms/{room_id}/participants?{V}")
     signed(fresh_server, "GET", f"/rooms?{V}")
@@ -76,7 +81,9 @@ def test_admin_commands(fresh_server: Server) -> None:
     shown = json.loads(fresh_server.cli("rooms", "show", room["id"]).stdout)
     assert shown["participants"] == [{"rawId": user_id, "role": "Presenter"}]
     roster = json.loads(
-        fresh_server.cli("rooms", "participants", room["id"], "--set", "8:acs:cli_2=Consumer", "--remove", user_id).stdout
+        fresh_server.cli(
+            "rooms", "participants", room["id"], "--set", "8:acs:cli_2=Consumer", "--remove", user_id
+        ).stdout
     )
     assert roster == [{"rawId": "8:acs:cli_2", "role": "Consumer"}]
     listed = json.loads(fresh_server.cli("rooms", "list").stdout)

@@ -84,7 +84,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2))
+    import orjson
+
+    print(orjson.dumps(value, option=orjson.OPT_UTC_Z | orjson.OPT_INDENT_2).decode())
 
 
 def _endpoint(settings: Settings) -> str:

@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     def effective_database_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite+aiosqlite:///{self.data_dir / 'vrooms.db'}"
+        return f"sqlite:///{self.data_dir / 'vrooms.db'}"
 
     @property
     def effective_keys_file(self) -> Path:

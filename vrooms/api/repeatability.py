@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vrooms.api.times import to_micros
 from vrooms.errors import ApiError, precondition_failed
+from vrooms.store.database import Connection
 from vrooms.store.tables import repeatable_requests
 
 REQUEST_ID = "repeatability-request-id"
@@ -100,7 +100,7 @@ def parse(headers: dict[str, str], fingerprint_of: bytes, *, now: int, window_se
     return RepeatKey(request_id.lower(), sent, hashlib.sha256(fingerprint_of).hexdigest())
 
 
-async def claim(conn: AsyncConnection, key: RepeatKey, now: int) -> StoredResponse | None:
+async def claim(conn: Connection, key: RepeatKey, now: int) -> StoredResponse | None:
     """Return the stored response of a repeat, or claim the id for this execution."""
     row = (
         await conn.execute(
@@ -134,7 +134,7 @@ async def claim(conn: AsyncConnection, key: RepeatKey, now: int) -> StoredRespon
     return StoredResponse(row.status, row.body)
 
 
-async def complete(conn: AsyncConnection, key: RepeatKey, status: int, body: bytes) -> None:
+async def complete(conn: Connection, key: RepeatKey, status: int, body: bytes) -> None:
     await conn.execute(
         update(repeatable_requests)
         .where(repeatable_requests.c.request_id == key.request_id)
@@ -142,6 +142,6 @@ async def complete(conn: AsyncConnection, key: RepeatKey, status: int, body: byt
     )
 
 
-async def purge(conn: AsyncConnection, older_than: int) -> int:
+async def purge(conn: Connection, older_than: int) -> int:
     result = await conn.execute(delete(repeatable_requests).where(repeatable_requests.c.created_at < older_than))
     return result.rowcount

@@ -14,11 +14,16 @@ from vrooms.errors import ApiError
 log = logging.getLogger("vrooms.api")
 
 
+def dumps(content: Any) -> bytes:
+    """JSON bytes; UTC datetimes become RFC 3339 with ``Z`` (a fraction only when non-zero)."""
+    return orjson.dumps(content, option=orjson.OPT_UTC_Z)
+
+
 class JSONResponse(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        return dumps(content)
 
 
 def error_response(error: ApiError) -> Response:

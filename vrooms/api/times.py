@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from vrooms.api.bodies import json_type
 from vrooms.errors import bad_argument
@@ -16,7 +16,7 @@ def to_micros(moment: datetime) -> int:
 
 
 def from_micros(micros: int) -> datetime:
-    return datetime.fromtimestamp(micros // 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
+    return _EPOCH + timedelta(microseconds=micros)
 
 
 def format_rfc3339(micros: int) -> str:

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vrooms.store.database import Connection
 from vrooms.store.tables import identities
 
 
-async def insert_identity(conn: AsyncConnection, identity_id: str, created_at: int) -> None:
+async def insert_identity(conn: Connection, identity_id: str, created_at: int) -> None:
     await conn.execute(insert(identities).values(id=identity_id, created_at=created_at, token_generation=0))
 
 
-async def token_generation(conn: AsyncConnection, identity_id: str) -> int | None:
+async def token_generation(conn: Connection, identity_id: str) -> int | None:
     """The identity's current token generation, or None when it does not exist."""
     row = await conn.execute(select(identities.c.token_generation).where(identities.c.id == identity_id))
     return row.scalar_one_or_none()
 
 
-async def bump_generation(conn: AsyncConnection, identity_id: str) -> bool:
+async def bump_generation(conn: Connection, identity_id: str) -> bool:
     result = await conn.execute(
         update(identities)
         .where(identities.c.id == identity_id)
@@ -27,11 +27,11 @@ async def bump_generation(conn: AsyncConnection, identity_id: str) -> bool:
     return result.rowcount > 0
 
 
-async def delete_identity(conn: AsyncConnection, identity_id: str) -> bool:
+async def delete_identity(conn: Connection, identity_id: str) -> bool:
     result = await conn.execute(delete(identities).where(identities.c.id == identity_id))
     return result.rowcount > 0
 
 
-async def list_identities(conn: AsyncConnection, limit: int) -> list[str]:
+async def list_identities(conn: Connection, limit: int) -> list[str]:
     rows = await conn.execute(select(identities.c.id).order_by(identities.c.created_at).limit(limit))
     return [row.id for row in rows]

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from vrooms.api.times import now_micros
 from vrooms.auth.tokens import InvalidToken, TokenClaims, TokenIssuer
 from vrooms.errors import not_found
 from vrooms.identity import repository
 from vrooms.identity.schemas import TokenRequest
 from vrooms.rooms.service import RoomsService
+from vrooms.store.database import Connection
 
 
 class IdentityService:
@@ -27,31 +26,31 @@ class IdentityService:
     def _new_id(self) -> str:
         return f"8:acs:{self.resource_id}_{uuid.uuid4()}"
 
-    async def create(self, conn: AsyncConnection) -> str:
+    async def create(self, conn: Connection) -> str:
         identity_id = self._new_id()
         await repository.insert_identity(conn, identity_id, now_micros())
         return identity_id
 
-    async def _generation(self, conn: AsyncConnection, identity_id: str) -> int:
+    async def _generation(self, conn: Connection, identity_id: str) -> int:
         generation = await repository.token_generation(conn, identity_id)
         if generation is None:
             raise not_found(f"Identity {identity_id} was not found; it may have been deleted.", "id")
         return generation
 
-    async def issue_token(self, conn: AsyncConnection, identity_id: str, request: TokenRequest) -> tuple[str, float]:
+    async def issue_token(self, conn: Connection, identity_id: str, request: TokenRequest) -> tuple[str, float]:
         generation = await self._generation(conn, identity_id)
         return self._tokens.issue(identity_id, request.scopes, generation, request.minutes)
 
-    async def revoke_tokens(self, conn: AsyncConnection, identity_id: str) -> None:
+    async def revoke_tokens(self, conn: Connection, identity_id: str) -> None:
         if not await repository.bump_generation(conn, identity_id):
             raise not_found(f"Identity {identity_id} was not found; it may have been deleted.", "id")
 
-    async def delete(self, conn: AsyncConnection, identity_id: str) -> None:
+    async def delete(self, conn: Connection, identity_id: str) -> None:
         if not await repository.delete_identity(conn, identity_id):
             raise not_found(f"Identity {identity_id} was not found; it may have been deleted.", "id")
         await self._rooms.remove_from_every_roster(conn, identity_id)
 
-    async def verify_token(self, conn: AsyncConnection, token: str) -> TokenClaims:
+    async def verify_token(self, conn: Connection, token: str) -> TokenClaims:
         """The claims of a valid, unexpired, unrevoked token of an existing identity."""
         claims = self._tokens.decode(token)
         generation = await repository.token_generation(conn, claims.identity_id)

@@ -13,10 +13,9 @@ import logging
 from dataclasses import fields
 
 from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vrooms.oplog.records import OperationRecord
-from vrooms.store.database import Database
+from vrooms.store.database import Connection, Database
 from vrooms.store.tables import operation_log
 
 log = logging.getLogger("vrooms.oplog")
@@ -62,7 +61,7 @@ class OperationLogWriter:
 
 
 async def query(
-    conn: AsyncConnection,
+    conn: Connection,
     *,
     room_id: str | None = None,
     operation: str | None = None,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vrooms.auth.roles import Role
 from vrooms.rooms.models import Participant, RoleCounts, Room
+from vrooms.store.database import Connection
 from vrooms.store.tables import participants, rooms
 
 _ROOM_COLUMNS = (
@@ -25,15 +25,10 @@ _ROOM_COLUMNS = (
 
 
 def _room(row: Row) -> Room:
-    return Room(
-        id=row.id,
-        seq=row.seq,
-        created_at=row.created_at,
-        valid_from=row.valid_from,
-        valid_until=row.valid_until,
-        pstn_dial_out_enabled=bool(row.pstn_dial_out_enabled),
-        counts=RoleCounts(row.presenters, row.attendees, row.consumers, row.collaborators),
-    )
+    # Positional unpacking: named access on a Row costs more than building the Room.
+    room_id, seq, created_at, valid_from, valid_until, pstn, presenters, attendees, consumers, collaborators = row
+    counts = RoleCounts(presenters, attendees, consumers, collaborators)
+    return Room(room_id, seq, created_at, valid_from, valid_until, bool(pstn), counts)
 
 
 def _counts_values(counts: RoleCounts) -> dict[str, int]:
@@ -45,13 +40,13 @@ def _counts_values(counts: RoleCounts) -> dict[str, int]:
     }
 
 
-async def room_id_exists(conn: AsyncConnection, room_id: str) -> bool:
+async def room_id_exists(conn: Connection, room_id: str) -> bool:
     found = await conn.execute(select(rooms.c.seq).where(rooms.c.id == room_id))
     return found.first() is not None
 
 
 async def insert_room(
-    conn: AsyncConnection,
+    conn: Connection,
     *,
     room_id: str,
     created_at: int,
@@ -82,7 +77,7 @@ async def insert_room(
     return Room(room_id, seq, created_at, valid_from, valid_until, pstn_dial_out_enabled, counts)
 
 
-async def get_room(conn: AsyncConnection, room_id: str, *, for_update: bool = False) -> Room | None:
+async def get_room(conn: Connection, room_id: str, *, for_update: bool = False) -> Room | None:
     query = select(*_ROOM_COLUMNS).where(rooms.c.id == room_id)
     if for_update:
         query = query.with_for_update()
@@ -91,7 +86,7 @@ async def get_room(conn: AsyncConnection, room_id: str, *, for_update: bool = Fa
 
 
 async def update_room(
-    conn: AsyncConnection, room_id: str, *, valid_from: int, valid_until: int, pstn_dial_out_enabled: bool
+    conn: Connection, room_id: str, *, valid_from: int, valid_until: int, pstn_dial_out_enabled: bool
 ) -> None:
     await conn.execute(
         update(rooms)
@@ -100,18 +95,18 @@ async def update_room(
     )
 
 
-async def delete_room(conn: AsyncConnection, room_id: str) -> bool:
+async def delete_room(conn: Connection, room_id: str) -> bool:
     await conn.execute(delete(participants).where(participants.c.room_id == room_id))
     result = await conn.execute(delete(rooms).where(rooms.c.id == room_id))
     return result.rowcount > 0
 
 
-async def list_rooms(conn: AsyncConnection, *, after_seq: int, limit: int) -> list[Room]:
+async def list_rooms(conn: Connection, *, after_seq: int, limit: int) -> list[Room]:
     query = select(*_ROOM_COLUMNS).where(rooms.c.seq > after_seq).order_by(rooms.c.seq).limit(limit)
     return [_room(row) for row in await conn.execute(query)]
 
 
-async def list_participants(conn: AsyncConnection, room_id: str, *, after_raw_id: str, limit: int) -> list[Participant]:
+async def list_participants(conn: Connection, room_id: str, *, after_raw_id: str, limit: int) -> list[Participant]:
     query = (
         select(participants.c.raw_id, participants.c.role)
         .where(participants.c.room_id == room_id, participants.c.raw_id > after_raw_id)
@@ -121,16 +116,14 @@ async def list_participants(conn: AsyncConnection, room_id: str, *, after_raw_id
     return [Participant(row.raw_id, Role(row.role)) for row in await conn.execute(query)]
 
 
-async def roles_of(conn: AsyncConnection, room_id: str, raw_ids: list[str]) -> dict[str, Role]:
+async def roles_of(conn: Connection, room_id: str, raw_ids: list[str]) -> dict[str, Role]:
     query = select(participants.c.raw_id, participants.c.role).where(
         participants.c.room_id == room_id, participants.c.raw_id.in_(raw_ids)
     )
     return {row.raw_id: Role(row.role) for row in await conn.execute(query)}
 
 
-async def upsert_participants(
-    conn: AsyncConnection, room_id: str, new: dict[str, Role], changed: dict[str, Role]
-) -> None:
+async def upsert_participants(conn: Connection, room_id: str, new: dict[str, Role], changed: dict[str, Role]) -> None:
     if new:
         await conn.execute(
             insert(participants),
@@ -144,18 +137,18 @@ async def upsert_participants(
         )
 
 
-async def remove_participants(conn: AsyncConnection, room_id: str, raw_ids: list[str]) -> None:
+async def remove_participants(conn: Connection, room_id: str, raw_ids: list[str]) -> None:
     if raw_ids:
         await conn.execute(
             delete(participants).where(participants.c.room_id == room_id, participants.c.raw_id.in_(raw_ids))
         )
 
 
-async def store_counts(conn: AsyncConnection, room_id: str, counts: RoleCounts) -> None:
+async def store_counts(conn: Connection, room_id: str, counts: RoleCounts) -> None:
     await conn.execute(update(rooms).where(rooms.c.id == room_id).values(**_counts_values(counts)))
 
 
-async def memberships(conn: AsyncConnection, raw_id: str) -> dict[str, Role]:
+async def memberships(conn: Connection, raw_id: str) -> dict[str, Role]:
     """Every room whose roster holds ``raw_id``, with the role it has there."""
     query = select(participants.c.room_id, participants.c.role).where(participants.c.raw_id == raw_id)
     return {row.room_id: Role(row.role) for row in await conn.execute(query)}

@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from vrooms.api import paging, repeatability
 from vrooms.api.endpoint import ApiCall, endpoint
-from vrooms.api.responses import JSONResponse
+from vrooms.api.responses import JSONResponse, dumps
 from vrooms.api.times import now_micros
 from vrooms.context import Services
 from vrooms.errors import ApiError
@@ -85,7 +85,7 @@ async def create_room(call: ApiCall, record: OperationRecord) -> Response:
             stored = await repeatability.claim(conn, key, now_micros()) if key else None
             if stored is None:
                 room = await services.rooms.create(conn, new)
-                body = orjson.dumps(schemas.room_to_wire(room))
+                body = dumps(schemas.room_to_wire(room))
                 if key:
                     await repeatability.complete(conn, key, 201, body)
     except IntegrityError:

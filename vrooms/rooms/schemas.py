@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from vrooms.api.bodies import json_type, optional_bool, reject_unknown_fields
-from vrooms.api.times import format_rfc3339, parse_rfc3339
+from vrooms.api.times import from_micros, parse_rfc3339
 from vrooms.auth.roles import Role
 from vrooms.errors import bad_argument
 from vrooms.rooms.models import NewRoom, Participant, Room, RoomChanges
@@ -124,13 +124,14 @@ def _optional_time(body: dict[str, Any], name: str) -> int | None:
 
 
 def room_to_wire(room: Room) -> dict[str, Any]:
+    # Times are datetimes, rendered by ``api.responses.dumps`` (orjson, in C).
     # ``pstnDialOutEnabled`` is sent in every version: the official SDK (1.2) requires it
     # whatever api-version it speaks, and older clients ignore fields they do not know.
     return {
         "id": room.id,
-        "createdAt": format_rfc3339(room.created_at),
-        "validFrom": format_rfc3339(room.valid_from),
-        "validUntil": format_rfc3339(room.valid_until),
+        "createdAt": from_micros(room.created_at),
+        "validFrom": from_micros(room.valid_from),
+        "validUntil": from_micros(room.valid_until),
         "pstnDialOutEnabled": room.pstn_dial_out_enabled,
     }
 

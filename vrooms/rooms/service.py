@@ -11,13 +11,12 @@ import secrets
 from collections.abc import Callable
 from dataclasses import replace
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from vrooms.api.times import now_micros
 from vrooms.auth.roles import Role
 from vrooms.errors import bad_argument, not_found
 from vrooms.rooms import repository
 from vrooms.rooms.models import NewRoom, Participant, RoleCounts, Room, RoomChanges, RosterChange
+from vrooms.store.database import Connection
 
 DAY = 86_400 * 1_000_000
 MAX_LIFESPAN = 180 * DAY
@@ -67,7 +66,7 @@ class RoomsService:
                 "participants",
             )
 
-    async def create(self, conn: AsyncConnection, new: NewRoom) -> Room:
+    async def create(self, conn: Connection, new: NewRoom) -> Room:
         now = self._clock()
         valid_from = now if new.valid_from is None else new.valid_from
         valid_until = valid_from + MAX_LIFESPAN if new.valid_until is None else new.valid_until
@@ -92,13 +91,13 @@ class RoomsService:
             roster=new.participants,
         )
 
-    async def get(self, conn: AsyncConnection, room_id: str, *, for_update: bool = False) -> Room:
+    async def get(self, conn: Connection, room_id: str, *, for_update: bool = False) -> Room:
         room = await repository.get_room(conn, room_id, for_update=for_update)
         if room is None:
             raise not_found(f"Room {room_id} was not found; it may have been deleted.", "roomId")
         return room
 
-    async def update(self, conn: AsyncConnection, room_id: str, changes: RoomChanges) -> Room:
+    async def update(self, conn: Connection, room_id: str, changes: RoomChanges) -> Room:
         room = await self.get(conn, room_id, for_update=True)
         updated = replace(
             room,
@@ -125,24 +124,24 @@ class RoomsService:
         )
         return updated
 
-    async def delete(self, conn: AsyncConnection, room_id: str) -> None:
+    async def delete(self, conn: Connection, room_id: str) -> None:
         if not await repository.delete_room(conn, room_id):
             raise not_found(f"Room {room_id} was not found; it may have been deleted.", "roomId")
 
-    async def list(self, conn: AsyncConnection, *, after_seq: int, limit: int) -> tuple[list[Room], bool]:
+    async def list(self, conn: Connection, *, after_seq: int, limit: int) -> tuple[list[Room], bool]:
         """A page of rooms in creation order, and whether more follow."""
         page = await repository.list_rooms(conn, after_seq=after_seq, limit=limit + 1)
         return page[:limit], len(page) > limit
 
     async def list_participants(
-        self, conn: AsyncConnection, room_id: str, *, after_raw_id: str, limit: int
+        self, conn: Connection, room_id: str, *, after_raw_id: str, limit: int
     ) -> tuple[Room, list[Participant], bool]:
         """The room, a page of its roster in raw-id order, and whether more follow."""
         room = await self.get(conn, room_id)
         page = await repository.list_participants(conn, room_id, after_raw_id=after_raw_id, limit=limit + 1)
         return room, page[:limit], len(page) > limit
 
-    async def change_roster(self, conn: AsyncConnection, room_id: str, changes: dict[str, Role | None]) -> RosterChange:
+    async def change_roster(self, conn: Connection, room_id: str, changes: dict[str, Role | None]) -> RosterChange:
         """Merge-patch the roster: a role upserts, ``None`` removes (absent ids are ignored)."""
         room = await self.get(conn, room_id, for_update=True)
         current = await repository.roles_of(conn, room_id, list(changes)) if changes else {}
@@ -170,7 +169,7 @@ class RoomsService:
             await repository.store_counts(conn, room_id, counts)
         return RosterChange(len(new), len(changed), len(removed), replace(room, counts=counts))
 
-    async def remove_from_every_roster(self, conn: AsyncConnection, raw_id: str) -> int:
+    async def remove_from_every_roster(self, conn: Connection, raw_id: str) -> int:
         """Used when an identity is deleted; returns how many rosters it was on."""
         memberships = await repository.memberships(conn, raw_id)
         for room_id in memberships:
