@@ -11,7 +11,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from vrooms import __version__
@@ -291,17 +291,16 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = _settings(args)
-    handlers: dict[str, Callable[[], int | Awaitable[int]]] = {
-        "serve": lambda: _serve(settings, args.access_log),
-        "migrate": lambda: asyncio.run(_migrate(settings)) or 0,
-        "keys": lambda: _keys(settings, args),
-    }
     from vrooms.errors import ApiError
 
     try:
-        if args.command in handlers:
-            result = handlers[args.command]()
-            return int(result) if not isinstance(result, Awaitable) else 0
+        if args.command == "serve":
+            return _serve(settings, args.access_log)
+        if args.command == "migrate":
+            asyncio.run(_migrate(settings))
+            return 0
+        if args.command == "keys":
+            return _keys(settings, args)
         return asyncio.run(_admin(settings, args))
     except ApiError as error:
         target = f" ({error.target})" if error.target else ""
