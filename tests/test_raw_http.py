@@ -93,7 +93,8 @@ def test_sdk_paging_quirk_version_is_accepted(server: Server) -> None:
 
 
 def test_bad_continuation_token(server: Server) -> None:
-    for token in ["garbage!!", "cDox", "cjphYmM"]:  # not base64 / a participants token / "r:abc"
+    # not base64 / a participants token / "r:abc" / "r:" + 24 digits (beyond a 64-bit integer)
+    for token in ["garbage!!", "cDox", "cjphYmM", "cjo5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk"]:
         response = signed(server, "GET", f"/rooms?{V}&$skipToken={token}")
         assert response.status_code == 400, token
         assert _error(response)["target"] == "$skipToken"

@@ -140,3 +140,10 @@ def test_role_change_keeps_one_row(rooms: RoomsClient) -> None:
     assert [(p.communication_identifier.raw_id, p.role) for p in rooms.list_participants(room.id)] == [
         (user.raw_id, "Consumer")
     ]
+
+
+def test_oversized_roster_patch_is_refused_up_front(server: Server) -> None:
+    room = signed(server, "POST", f"/rooms?{V}", {}).json()
+    crowd = {f"8:acs:crowd_{i}": {"role": "Attendee"} for i in range(2001)}
+    response = signed(server, "PATCH", f"/rooms/{room['id']}/participants?{V}", {"participants": crowd})
+    assert response.status_code == 400 and response.json()["error"]["target"] == "participants"
