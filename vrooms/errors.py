@@ -73,7 +73,3 @@ def payload_too_large(limit: int) -> ApiError:
 
 def precondition_failed(message: str, target: str | None = None) -> ApiError:
     return ApiError(412, "PreconditionFailed", message, target)
-
-
-def conflict(message: str) -> ApiError:
-    return ApiError(409, "Conflict", message)

@@ -30,8 +30,3 @@ async def bump_generation(conn: Connection, identity_id: str) -> bool:
 async def delete_identity(conn: Connection, identity_id: str) -> bool:
     result = await conn.execute(delete(identities).where(identities.c.id == identity_id))
     return result.rowcount > 0
-
-
-async def list_identities(conn: Connection, limit: int) -> list[str]:
-    rows = await conn.execute(select(identities.c.id).order_by(identities.c.created_at).limit(limit))
-    return [row.id for row in rows]

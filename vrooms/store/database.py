@@ -106,9 +106,8 @@ class Database:
 
     def __init__(self, url: str, *, pool_size: int = 8) -> None:
         self.url = normalize_url(url)
-        self.is_sqlite = self.url.startswith("sqlite")
         self._async: AsyncEngine | None = None
-        if self.is_sqlite:
+        if self.url.startswith("sqlite"):
             self._writer = _sqlite_engine(self.url, begin="BEGIN IMMEDIATE", pool_size=1)
             self._reader = _sqlite_engine(self.url, begin="BEGIN", pool_size=pool_size)
             self._turns: deque[asyncio.Future[tuple[SyncConnection, _Batch]]] = deque()
