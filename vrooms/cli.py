@@ -84,9 +84,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _print_json(value: Any) -> None:
-    import orjson
+    from vrooms.api.responses import dumps
 
-    print(orjson.dumps(value, option=orjson.OPT_UTC_Z | orjson.OPT_INDENT_2).decode())
+    print(dumps(value, indent=True).decode())
 
 
 def _endpoint(settings: Settings) -> str:

@@ -14,9 +14,9 @@ from vrooms.errors import ApiError
 log = logging.getLogger("vrooms.api")
 
 
-def dumps(content: Any) -> bytes:
+def dumps(content: Any, *, indent: bool = False) -> bytes:
     """JSON bytes; UTC datetimes become RFC 3339 with ``Z`` (a fraction only when non-zero)."""
-    return orjson.dumps(content, option=orjson.OPT_UTC_Z)
+    return orjson.dumps(content, option=orjson.OPT_UTC_Z | (orjson.OPT_INDENT_2 if indent else 0))
 
 
 class JSONResponse(Response):

@@ -10,11 +10,15 @@ import uuid
 
 from vrooms.api.times import now_micros
 from vrooms.auth.tokens import InvalidToken, TokenClaims, TokenIssuer
-from vrooms.errors import not_found
+from vrooms.errors import ApiError, not_found
 from vrooms.identity import repository
 from vrooms.identity.schemas import TokenRequest
 from vrooms.rooms.service import RoomsService
 from vrooms.store.database import Connection
+
+
+def _missing(identity_id: str) -> ApiError:
+    return not_found(f"Identity {identity_id} was not found; it may have been deleted.", "id")
 
 
 class IdentityService:
@@ -34,7 +38,7 @@ class IdentityService:
     async def _generation(self, conn: Connection, identity_id: str) -> int:
         generation = await repository.token_generation(conn, identity_id)
         if generation is None:
-            raise not_found(f"Identity {identity_id} was not found; it may have been deleted.", "id")
+            raise _missing(identity_id)
         return generation
 
     async def issue_token(self, conn: Connection, identity_id: str, request: TokenRequest) -> tuple[str, float]:
@@ -43,11 +47,11 @@ class IdentityService:
 
     async def revoke_tokens(self, conn: Connection, identity_id: str) -> None:
         if not await repository.bump_generation(conn, identity_id):
-            raise not_found(f"Identity {identity_id} was not found; it may have been deleted.", "id")
+            raise _missing(identity_id)
 
     async def delete(self, conn: Connection, identity_id: str) -> None:
         if not await repository.delete_identity(conn, identity_id):
-            raise not_found(f"Identity {identity_id} was not found; it may have been deleted.", "id")
+            raise _missing(identity_id)
         await self._rooms.remove_from_every_roster(conn, identity_id)
 
     async def verify_token(self, conn: Connection, token: str) -> TokenClaims:

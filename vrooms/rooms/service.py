@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from vrooms.api.times import now_micros
 from vrooms.auth.roles import Role
-from vrooms.errors import bad_argument, not_found
+from vrooms.errors import ApiError, bad_argument, not_found
 from vrooms.rooms import repository
 from vrooms.rooms.models import NewRoom, Participant, RoleCounts, Room, RoomChanges, RosterChange
 from vrooms.store.database import Connection
@@ -42,6 +42,10 @@ def check_window(valid_from: int, valid_until: int, now: int, *, from_set: bool,
             "The room's lifespan (validFrom to validUntil) cannot be longer than 180 days.",
             relation_target,
         )
+
+
+def _missing(room_id: str) -> ApiError:
+    return not_found(f"Room {room_id} was not found; it may have been deleted.", "roomId")
 
 
 def _adjust(counts: RoleCounts, role: Role, delta: int) -> RoleCounts:
@@ -94,7 +98,7 @@ class RoomsService:
     async def get(self, conn: Connection, room_id: str, *, for_update: bool = False) -> Room:
         room = await repository.get_room(conn, room_id, for_update=for_update)
         if room is None:
-            raise not_found(f"Room {room_id} was not found; it may have been deleted.", "roomId")
+            raise _missing(room_id)
         return room
 
     async def update(self, conn: Connection, room_id: str, changes: RoomChanges) -> Room:
@@ -126,7 +130,7 @@ class RoomsService:
 
     async def delete(self, conn: Connection, room_id: str) -> None:
         if not await repository.delete_room(conn, room_id):
-            raise not_found(f"Room {room_id} was not found; it may have been deleted.", "roomId")
+            raise _missing(room_id)
 
     async def list(self, conn: Connection, *, after_seq: int, limit: int) -> tuple[list[Room], bool]:
         """A page of rooms in creation order, and whether more follow."""
