@@ -87,16 +87,23 @@ class Server:
             base += ["--database-url", self.database_url]
         return base + list(args)
 
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "server.log"
+
     def start(self) -> Server:
         args = ["serve", "--port", str(self.port), "--workers", str(self.workers), "--log-level", "warning"]
         if not self.tls:
             args.append("--no-tls")
         env = {**os.environ, **self.extra_env}
-        self.process = subprocess.Popen(self.command(*args), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # A file, not a pipe: the server and its call host log for as long as the tests run.
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(self.command(*args), env=env, stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"vrooms serve exited: {self.process.stderr.read().decode()}")  # type: ignore[union-attr]
+                raise RuntimeError(f"vrooms serve exited: {self.log_path.read_text()[-4000:]}")
             try:
                 with self.client() as client:
                     client.get("/health", timeout=1)

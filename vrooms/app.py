@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from vrooms.api import repeatability
 from vrooms.api.endpoint import ApiCall, endpoint
@@ -19,6 +19,8 @@ from vrooms.api.responses import JSONResponse, error_response, handle_api_error,
 from vrooms.api.times import now_micros
 from vrooms.auth.keys import KeyRing
 from vrooms.auth.tokens import TokenIssuer, load_or_create_resource_id, load_or_create_signing_key
+from vrooms.calls.notify import CallNotifier
+from vrooms.calls.proxy import signaling_proxy
 from vrooms.config import Settings
 from vrooms.context import Services
 from vrooms.errors import ApiError
@@ -48,6 +50,7 @@ def build_services(settings: Settings) -> Services:
         rooms=rooms,
         identity=identity,
         oplog=OperationLogWriter(database, settings.oplog_flush_interval_seconds),
+        calls=CallNotifier(settings.run_dir),
     )
 
 
@@ -99,6 +102,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *identity_routes.routes,
             Route("/ping", endpoint(rooms_schemas.VERSIONS, ping), methods=["GET"]),
             Route("/health", health, methods=["GET"]),
+            WebSocketRoute("/calling/v1", signaling_proxy),
         ],
         exception_handlers={
             ApiError: handle_api_error,

@@ -97,8 +97,6 @@ def _endpoint(settings: Settings) -> str:
 
 
 def _serve(settings: Settings, access_log: bool) -> int:
-    import uvicorn
-
     from vrooms.auth.keys import load_or_create
     from vrooms.auth.tokens import load_or_create_resource_id, load_or_create_signing_key
     from vrooms.tls import ensure_certificates
@@ -123,6 +121,24 @@ def _serve(settings: Settings, access_log: bool) -> int:
     for name, value in settings.model_dump(exclude={"access_key_primary", "access_key_secondary"}).items():
         if value is not None:
             os.environ[f"VROOMS_{name.upper()}"] = str(value)
+    host = None
+    if settings.calls_enabled:
+        from vrooms.calls.launcher import CallHostProcess
+
+        host = CallHostProcess(settings)
+        host.start()
+        print(f"Room calls: signaling at {endpoint.replace('http', 'ws', 1)}calling/v1", file=sys.stderr)
+    try:
+        _run_workers(settings, access_log, ssl)
+    finally:
+        if host is not None:
+            host.stop()
+    return 0
+
+
+def _run_workers(settings: Settings, access_log: bool, ssl: dict[str, str]) -> None:
+    import uvicorn
+
     uvicorn.run(
         "vrooms.app:create_app",
         factory=True,
@@ -135,7 +151,6 @@ def _serve(settings: Settings, access_log: bool) -> int:
         timeout_graceful_shutdown=5,
         **ssl,  # type: ignore[arg-type]
     )
-    return 0
 
 
 def _safe_url(url: str) -> str:
@@ -214,6 +229,7 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
         elif args.command == "rooms" and args.rooms_command == "delete":
             async with db.write() as conn:
                 await rooms.delete(conn, schemas.check_room_id(args.room_id))
+            services.calls.room_deleted(args.room_id)
             print(f"Deleted room {args.room_id}.")
         elif args.command == "rooms" and args.rooms_command == "participants":
             room_id = schemas.check_room_id(args.room_id)
@@ -222,6 +238,7 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
                 parsed = schemas.parse_roster_changes({"participants": changes}, version)
                 async with db.write() as conn:
                     await rooms.change_roster(conn, room_id, parsed)
+                services.calls.room_changed(room_id)
             async with db.read() as conn:
                 _, roster, _ = await rooms.list_participants(conn, room_id, after_raw_id="", limit=100_000)
             _print_json([schemas.participant_to_wire(p) for p in roster])

@@ -50,6 +50,24 @@ class Settings(BaseSettings):
     oplog_flush_interval_seconds: float = Field(default=0.2, gt=0)
     log_level: str = "info"
 
+    # Room calls. The call host runs beside the REST workers and drives Janus.
+    calls_enabled: bool = True
+    # An external Janus (``ws://host:port``) instead of the one vrooms starts itself.
+    janus_url: str | None = None
+    janus_api_secret: SecretStr | None = None
+    janus_admin_key: SecretStr | None = None
+    janus_binary: str = "janus"
+    janus_debug_level: int = Field(default=3, ge=0, le=7)
+    # Interfaces Janus gathers ICE candidates on (comma-separated names); default:
+    # every interface that is up, not loopback and has an IPv4 address.
+    media_interfaces: str | None = None
+    rtp_port_range: str = Field(default="20000-40000", pattern=r"^\d{1,5}-\d{1,5}$")
+    # None: no STUN (the right choice on a LAN or with a public address), else host:port.
+    stun_server: str | None = None
+    # How often the call host re-reads rosters and schedules of live calls, in case a
+    # change notification from a worker or the CLI was missed.
+    call_reconcile_interval_seconds: float = Field(default=5.0, gt=0)
+
     @field_validator("data_dir", mode="after")
     @classmethod
     def _expand(cls, value: Path) -> Path:
@@ -68,3 +86,13 @@ class Settings(BaseSettings):
     @property
     def tls_dir(self) -> Path:
         return self.data_dir / "tls"
+
+    @property
+    def run_dir(self) -> Path:
+        """Unix sockets between the REST workers, the CLI and the call host."""
+        return self.data_dir / "run"
+
+    @property
+    def signaling_socket(self) -> Path:
+        """Where the call host serves the signaling WebSocket; the REST workers relay to it."""
+        return self.run_dir / "calls.sock"

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from vrooms.auth.keys import KeyRing
 from vrooms.auth.tokens import TokenIssuer
+from vrooms.calls.notify import CallNotifier
 from vrooms.config import Settings
 from vrooms.identity.service import IdentityService
 from vrooms.oplog.repository import OperationLogWriter
@@ -22,3 +23,5 @@ class Services:
     rooms: RoomsService
     identity: IdentityService
     oplog: OperationLogWriter
+    # Tells the call host about roster, room and identity changes (fire-and-forget).
+    calls: CallNotifier

@@ -50,6 +50,7 @@ async def delete_identity(call: ApiCall) -> Response:
     identity_id = _identity_id(call)
     async with call.services.database.write() as conn:
         await call.services.identity.delete(conn, identity_id)
+    call.services.calls.user_deleted(identity_id)
     return Response(status_code=204)
 
 

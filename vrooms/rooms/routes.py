@@ -118,6 +118,7 @@ async def update_room(call: ApiCall, record: OperationRecord) -> Response:
     changes = schemas.parse_room_changes(call.json(empty_ok=True), call.version)
     async with call.services.database.write() as conn:
         room = await call.services.rooms.update(conn, room_id, changes)
+    call.services.calls.room_changed(room_id)
     record.describe_room(room)
     return JSONResponse(schemas.room_to_wire(room))
 
@@ -126,6 +127,7 @@ async def delete_room(call: ApiCall, record: OperationRecord) -> Response:
     room_id = _room_id(call, record)
     async with call.services.database.write() as conn:
         await call.services.rooms.delete(conn, room_id)
+    call.services.calls.room_deleted(room_id)
     return Response(status_code=204)
 
 
@@ -164,6 +166,7 @@ async def update_participants(call: ApiCall, record: OperationRecord) -> Respons
     changes = schemas.parse_roster_changes(call.json(empty_ok=True), call.version)
     async with call.services.database.write() as conn:
         change = await call.services.rooms.change_roster(conn, room_id, changes)
+    call.services.calls.room_changed(room_id)
     # ACS logs a roster PATCH under the name of what it did.
     if change.removed and not (change.added or change.updated):
         record.operation_name = Operation.REMOVE_PARTICIPANTS.value

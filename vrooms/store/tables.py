@@ -101,3 +101,36 @@ operation_log = Table(
 )
 Index("ix_operation_log_room", operation_log.c.room_id, operation_log.c.time_generated)
 Index("ix_operation_log_time", operation_log.c.time_generated)
+
+# Room calls: one row per call, one per participation (a user who leaves and rejoins
+# has two). Events and logs are derived from these (issue: room calls, records).
+# No foreign key to rooms: a call record outlives the deletion of its room.
+calls = Table(
+    "calls",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("room_id", String(32), nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("started_by", String(256), nullable=False),
+    Column("started_by_role", String(16), nullable=False),
+    Column("ended_at", BigInteger),
+    Column("end_reason", String(32)),
+    Column("ended_by", String(256)),
+)
+Index("ix_calls_room", calls.c.room_id, calls.c.started_at)
+
+call_participants = Table(
+    "call_participants",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("call_id", String(36), ForeignKey("calls.id", ondelete="CASCADE"), nullable=False),
+    Column("raw_id", String(256), nullable=False),
+    Column("display_name", String(256), nullable=False),
+    Column("role_at_join", String(16), nullable=False),
+    Column("user_agent", String(256), nullable=False),
+    Column("joined_at", BigInteger, nullable=False),
+    Column("left_at", BigInteger),
+    Column("leave_reason", String(32)),
+    Column("removed_by", String(256)),
+)
+Index("ix_call_participants_call", call_participants.c.call_id)

@@ -1,0 +1,141 @@
+"""The call host: one process beside the REST workers that owns every live call.
+
+It starts (or connects to) Janus, keeps it alive, serves the signaling WebSocket on
+a Unix socket that the REST workers proxy to, and listens for change notices. One
+process owns the calls, so call state needs no cross-process locking; scaling out
+means several call hosts with their own Janus, each owning a share of the rooms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+
+from vrooms.app import build_services
+from vrooms.calls import notify
+from vrooms.calls.routes import signaling
+from vrooms.calls.service import CallService
+from vrooms.config import Settings
+from vrooms.media.config import JanusEndpoint
+from vrooms.media.janus import JanusConnection, JanusError
+from vrooms.media.plane import MediaPlane
+from vrooms.media.supervisor import JanusProcess
+
+log = logging.getLogger("vrooms.calls")
+
+_MAX_BACKOFF_SECONDS = 10.0
+
+
+async def keep_media(settings: Settings, calls: CallService) -> None:
+    """Start Janus (or reach the external one), hand it to the calls, and start over when it goes."""
+    process = None if settings.janus_url else JanusProcess(settings)
+    backoff = 0.25
+    while True:
+        connection: JanusConnection | None = None
+        try:
+            if process is not None:
+                endpoint = await process.start()
+            else:
+                assert settings.janus_url is not None
+                endpoint = JanusEndpoint(
+                    url=settings.janus_url,
+                    api_secret=settings.janus_api_secret.get_secret_value() if settings.janus_api_secret else None,
+                    admin_key=settings.janus_admin_key.get_secret_value() if settings.janus_admin_key else None,
+                )
+            connection = JanusConnection(endpoint)
+            await connection.open()
+        except (OSError, RuntimeError, JanusError) as exc:
+            log.error("media server unavailable: %s (retrying in %.1f s)", exc, backoff)
+            if connection is not None:
+                await connection.close()
+            if process is not None:
+                await process.stop()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
+            continue
+        backoff = 0.25
+        calls.media_ready(MediaPlane(connection, endpoint.admin_key))
+        waits = [asyncio.ensure_future(connection.closed.wait())]
+        if process is not None:
+            waits.append(asyncio.ensure_future(process.wait()))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+        log.error("the media server stopped; ending its calls and restarting it")
+        await calls.media_lost()
+        await connection.close()
+        if process is not None:
+            await process.stop()
+
+
+def _on_notice(calls: CallService, spawn: Any) -> Any:
+    def handle(notice: dict[str, Any]) -> None:
+        event = notice.get("event")
+        if event in ("roomChanged", "roomDeleted") and isinstance(notice.get("roomId"), str):
+            spawn(calls.room_changed(notice["roomId"]))
+        elif event == "userDeleted" and isinstance(notice.get("userId"), str):
+            spawn(calls.user_deleted(notice["userId"]))
+
+    return handle
+
+
+async def _reconcile(settings: Settings, calls: CallService) -> None:
+    while True:
+        await asyncio.sleep(settings.call_reconcile_interval_seconds)
+        try:
+            await calls.reconcile()
+        except Exception:
+            log.exception("reconciling live calls failed; will retry")
+
+
+async def run(settings: Settings) -> None:
+    services = build_services(settings)
+    calls = CallService(services.database, services.identity)
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    socket_path = settings.signaling_socket
+    socket_path.unlink(missing_ok=True)
+
+    app = Starlette(routes=[WebSocketRoute("/calling/v1", signaling)])
+    app.state.calls = calls
+    server = uvicorn.Server(
+        uvicorn.Config(app, uds=str(socket_path), log_level=settings.log_level, ws_max_size=1024 * 1024, lifespan="off")
+    )
+    tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    transport = await notify.listen(settings.run_dir, _on_notice(calls, spawn))
+    spawn(keep_media(settings, calls))
+    spawn(_reconcile(settings, calls))
+    try:
+        await server.serve()
+    finally:
+        await calls.shutdown()
+        for task in list(tasks):
+            task.cancel()
+        for task in list(tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        transport.close()
+        await services.database.dispose()
+
+
+def main() -> None:
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(run(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Call and participant states and the reason codes clients see (no HTTP, no SQL).
+
+State names are those of the ACS Calling SDK (``CallState``, ``ParticipantState``)
+so that apps written for ACS map them one to one.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class CallState(StrEnum):
+    CONNECTING = "Connecting"
+    RINGING = "Ringing"
+    CONNECTED = "Connected"
+    ON_HOLD = "OnHold"
+    DISCONNECTING = "Disconnecting"
+    DISCONNECTED = "Disconnected"
+
+
+class ParticipantState(StrEnum):
+    IDLE = "Idle"
+    CONNECTING = "Connecting"
+    CONNECTED = "Connected"
+    ON_HOLD = "OnHold"
+    DISCONNECTING = "Disconnecting"
+    DISCONNECTED = "Disconnected"
+
+
+class Refusal(StrEnum):
+    """Why a connection or a join was refused; clients show these."""
+
+    TOKEN_INVALID = "TokenInvalid"
+    TOKEN_EXPIRED = "TokenExpired"
+    TOKEN_REVOKED = "TokenRevoked"
+    IDENTITY_DELETED = "IdentityDeleted"
+    SCOPE_MISSING = "TokenScopeMissing"
+    ROOM_NOT_FOUND = "RoomNotFound"
+    NOT_ON_ROSTER = "NotOnRoster"
+    ROOM_NOT_YET_OPEN = "RoomNotYetOpen"
+    ROOM_EXPIRED = "RoomExpired"
+    ALREADY_IN_CALL = "AlreadyInCall"
+    MEDIA_UNAVAILABLE = "MediaUnavailable"
+
+
+class EndReason(StrEnum):
+    """Why a call ended (for everyone)."""
+
+    ALL_LEFT = "AllParticipantsLeft"
+    ENDED_FOR_ALL = "EndedForAll"
+    ROOM_DELETED = "RoomDeleted"
+    ROOM_EXPIRED = "RoomExpired"
+    MEDIA_FAILURE = "MediaServerFailure"
+    SERVER_SHUTDOWN = "ServerShutdown"
+
+
+class LeaveReason(StrEnum):
+    """Why one participant left a call."""
+
+    LEFT = "Left"
+    REMOVED = "RemovedByPresenter"
+    REMOVED_FROM_ROSTER = "RemovedFromRoster"
+    CONNECTION_LOST = "ConnectionLost"
+    CALL_ENDED = "CallEnded"
+
+
+class MediaSource(StrEnum):
+    CAMERA = "camera"
+    SCREEN = "screen"
+
+
+# Scopes that allow joining a call (ACS: "voip" for calling, "voip.join" join-only).
+CALL_SCOPES = frozenset({"voip", "voip.join"})

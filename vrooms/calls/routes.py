@@ -1,0 +1,193 @@
+"""The signaling WebSocket, served by the call host (``/calling/v1``).
+
+REST workers proxy the public endpoint to it (``vrooms.calls.proxy``). A connection
+is one signed-in user: it is opened with an access token (``Authorization: Bearer``
+or, for browsers, ``?access_token=``), receives invitations, and can be in one call
+at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from vrooms.calls import protocol
+from vrooms.calls.models import LeaveReason
+from vrooms.calls.rules import CallRefused
+from vrooms.calls.service import CallService
+from vrooms.media.janus import JanusError
+
+log = logging.getLogger("vrooms.calls")
+
+CLOSE_UNAUTHORIZED = 4401
+
+
+class SignalingPeer:
+    """One WebSocket; outgoing messages go through a queue so that a slow client slows nobody."""
+
+    def __init__(self, websocket: WebSocket, user_id: str, token: str) -> None:
+        self.websocket = websocket
+        self.user_id = user_id
+        self.token = token
+        self.user_agent = websocket.headers.get("user-agent", "")
+        self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    def send(self, message: dict[str, Any]) -> None:
+        self._outbox.put_nowait(message)
+
+    async def write(self) -> None:
+        while True:
+            message = await self._outbox.get()
+            await self.websocket.send_text(orjson.dumps(message).decode())
+
+
+def bearer_token(websocket: WebSocket) -> str:
+    header = websocket.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return websocket.query_params.get("access_token", "")
+
+
+Handler = Callable[[CallService, SignalingPeer, dict[str, Any]], Awaitable[dict[str, Any] | None]]
+
+
+async def _join(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) -> dict[str, Any]:
+    room_id = protocol.required(m, "roomId", limit=32)
+    display = protocol.text(m, "displayName", optional=True) or ""
+    return await calls.join(peer, room_id, display, protocol.sdp(m))
+
+
+async def _leave(calls: CallService, peer: SignalingPeer, _m: dict[str, Any]) -> None:
+    await calls.leave(calls.in_call(peer), LeaveReason.LEFT)
+
+
+async def _set_muted(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) -> None:
+    await calls.set_muted(calls.in_call(peer), protocol.flag(m, "muted"))
+
+
+async def _audio_offer(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) -> dict[str, Any]:
+    return {"sdp": await calls.renegotiate_audio(calls.in_call(peer), protocol.sdp(m))}
+
+
+async def _publish(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) -> dict[str, Any]:
+    return {"sdp": await calls.publish(calls.in_call(peer), protocol.source(m), protocol.sdp(m))}
+
+
+async def _unpublish(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) -> None:
+    await calls.unpublish(calls.in_call(peer), protocol.source(m))
+
+
+async def _video_answer(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) -> None:
+    calls.video_answer(calls.in_call(peer), protocol.sdp(m))
+
+
+async def _mute_participant(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) -> None:
+    await calls.mute_participant(calls.in_call(peer), protocol.required(m, "participantId"))
+
+
+async def _remove_participant(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) -> None:
+    await calls.remove_participant(calls.in_call(peer), protocol.required(m, "participantId"))
+
+
+async def _end_for_all(calls: CallService, peer: SignalingPeer, _m: dict[str, Any]) -> None:
+    await calls.end_for_all(calls.in_call(peer))
+
+
+async def _invite(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) -> dict[str, Any]:
+    return {"ringing": await calls.invite(calls.in_call(peer), protocol.required(m, "userId"))}
+
+
+async def _captions(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) -> dict[str, Any]:
+    action = protocol.required(m, "action", limit=16)
+    language = protocol.text(m, "language", optional=True, limit=16)
+    return await calls.captions(calls.in_call(peer), action, language)
+
+
+async def _list_participants(calls: CallService, peer: SignalingPeer, _m: dict[str, Any]) -> dict[str, Any]:
+    call = calls.call_of(calls.in_call(peer))
+    if call is None:
+        raise CallRefused("NotInCall", "Join a call first.")
+    return call.summary()
+
+
+HANDLERS: dict[str, Handler] = {
+    "join": _join,
+    "leave": _leave,
+    "setMuted": _set_muted,
+    "audioOffer": _audio_offer,
+    "publish": _publish,
+    "unpublish": _unpublish,
+    "videoAnswer": _video_answer,
+    "muteParticipant": _mute_participant,
+    "removeParticipant": _remove_participant,
+    "endForAll": _end_for_all,
+    "invite": _invite,
+    "captions": _captions,
+    "listParticipants": _list_participants,
+}
+
+
+async def _dispatch(calls: CallService, peer: SignalingPeer, raw: str) -> None:
+    request_id: Any = None
+    try:
+        message = orjson.loads(raw)
+        if not isinstance(message, dict):
+            raise protocol.bad("A message must be a JSON object.")
+        request_id = message.get("id")
+        handler = HANDLERS.get(message.get("type", ""))
+        if handler is None:
+            raise protocol.bad(f"Unknown message type {message.get('type')!r}; known: {sorted(HANDLERS)}.")
+        result = await handler(calls, peer, message)
+        peer.send({"type": "result", "id": request_id, **(result or {})})
+    except orjson.JSONDecodeError:
+        peer.send({"type": "error", "id": None, "code": "BadMessage", "message": "Messages must be JSON."})
+    except CallRefused as refusal:
+        peer.send({"type": "error", "id": request_id, "code": refusal.code, "message": refusal.message})
+    except JanusError as exc:
+        log.warning("media server error: %s", exc)
+        peer.send(
+            {
+                "type": "error",
+                "id": request_id,
+                "code": "MediaError",
+                "message": f"The media server refused: {exc.reason}",
+            }
+        )
+
+
+async def signaling(websocket: WebSocket) -> None:
+    calls: CallService = websocket.app.state.calls
+    await websocket.accept()
+    token = bearer_token(websocket)
+    try:
+        claims = await calls.authenticate(token)
+    except CallRefused as refusal:
+        await websocket.send_text(
+            orjson.dumps({"type": "error", "id": None, "code": refusal.code, "message": refusal.message}).decode()
+        )
+        await websocket.close(CLOSE_UNAUTHORIZED, refusal.code)
+        return
+    peer = SignalingPeer(websocket, claims.identity_id, token)
+    writer = asyncio.create_task(peer.write())
+    peer.send({"type": "hello", "protocol": protocol.PROTOCOL_VERSION, "userId": claims.identity_id})
+    calls.connected(peer)
+    try:
+        while True:
+            raw = await websocket.receive_text()
+            if len(raw) > protocol.MAX_MESSAGE_BYTES:
+                peer.send({"type": "error", "id": None, "code": "BadMessage", "message": "Message too large."})
+                continue
+            await _dispatch(calls, peer, raw)
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        await calls.disconnected(peer)
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer

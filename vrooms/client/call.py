@@ -1,0 +1,327 @@
+"""The calling SDK: ``call = await CallClient(endpoint, token).join(room_id)``.
+
+A call uses up to four aiortc peer connections to the media server, because that
+is how Janus's plugins split the work: audio (the server's mix, both ways), camera
+and screen (one publisher each) and the video of everyone else (one multistream
+subscriber, renegotiated by the server as people start and stop their cameras).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+
+from vrooms.client.media import AudioSink, ToneSource, VideoSink
+from vrooms.client.signaling import CallError, Signaling
+
+_MEDIA_WAIT_SECONDS = 30.0
+Handler = Callable[[dict[str, Any]], None]
+
+
+class CallClient:
+    """A signed-in user: receives invitations and joins room calls."""
+
+    def __init__(
+        self, endpoint: str, token: str, *, ca_file: str | None = None, user_agent: str = "vrooms-python/1"
+    ) -> None:
+        self.endpoint = endpoint
+        self.token = token
+        self.ca_file = ca_file
+        self.user_agent = user_agent
+        self.signaling = Signaling(self._on_event)
+        self.invitations: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.media_available = asyncio.Event()
+        self.call: Call | None = None
+        self._connected = False
+
+    @property
+    def user_id(self) -> str:
+        return str(self.signaling.hello.get("userId", ""))
+
+    async def connect(self) -> CallClient:
+        if not self._connected:
+            await self.signaling.open(self.endpoint, self.token, ca_file=self.ca_file, user_agent=self.user_agent)
+            self._connected = True
+        return self
+
+    async def close(self) -> None:
+        if self.call is not None:
+            await self.call.close_media()
+        await self.signaling.close()
+
+    def _on_event(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "invite":
+            self.invitations.put_nowait(message)
+        elif kind == "mediaAvailable":
+            if message.get("available"):
+                self.media_available.set()
+            else:
+                self.media_available.clear()
+        if self.call is not None:
+            self.call.handle(message)
+
+    async def join(
+        self,
+        room_id: str,
+        *,
+        audio: MediaStreamTrack | None = None,
+        display_name: str = "",
+        wait_for_media: float = _MEDIA_WAIT_SECONDS,
+    ) -> Call:
+        """Join the room's call, sending ``audio`` (default: silence) if the role allows it.
+
+        If the media server is restarting, waits up to ``wait_for_media`` seconds for it.
+        """
+        await self.connect()
+        deadline = time.monotonic() + wait_for_media
+        while True:
+            call = Call(self, room_id)
+            self.call = call
+            try:
+                await call.start(audio, display_name)
+                return call
+            except CallError as error:
+                await call.close_media()
+                self.call = None
+                if error.code != "MediaUnavailable" or time.monotonic() > deadline:
+                    raise
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.media_available.wait(), max(0.1, deadline - time.monotonic()))
+                await asyncio.sleep(0.1)
+
+
+class Call:
+    """One participation in a room call: state, participants, operations, media in and out."""
+
+    def __init__(self, client: CallClient, room_id: str) -> None:
+        self.client = client
+        self.room_id = room_id
+        self.id = ""
+        self.participant_id = ""
+        self.role = ""
+        self.capabilities: list[str] = []
+        self.state = "Connecting"
+        self.participants: dict[str, dict[str, Any]] = {}
+        self.active_speaker: str | None = None
+        self.captions: dict[str, Any] = {}
+        self.muted = False
+        self.end_reason: str | None = None
+        self.left_reason: str | None = None
+        self.remote_audio: AudioSink | None = None
+        # (participantId, "camera" | "screen") -> the frames received from it
+        self.remote_video: dict[tuple[str, str], VideoSink] = {}
+        self.events: list[dict[str, Any]] = []
+        self._handlers: dict[str, list[Handler]] = {}
+        self._changed = asyncio.Condition()
+        self._audio_pc = RTCPeerConnection()
+        self._publishers: dict[str, RTCPeerConnection] = {}
+        self._subscriber: RTCPeerConnection | None = None
+        self._mids: dict[str, tuple[str, str]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._renegotiation = asyncio.Lock()
+
+    # -- events -----------------------------------------------------------------------
+
+    def on(self, event_type: str, handler: Handler) -> None:
+        """Call ``handler(message)`` for every event of this type (participantJoined, activeSpeaker, ...)."""
+        self._handlers.setdefault(event_type, []).append(handler)
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        """Wait until ``predicate()`` holds; it is re-checked after every event and every 100 ms."""
+        deadline = time.monotonic() + timeout
+        async with self._changed:
+            while not predicate():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError("the call did not reach the expected state in time")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), min(remaining, 0.1))
+
+    def handle(self, message: dict[str, Any]) -> None:
+        kind = message.get("type", "")
+        self.events.append(message)
+        if kind in ("participantJoined", "participantUpdated"):
+            participant = message["participant"]
+            if participant["participantId"] == self.participant_id:
+                self.muted = participant["muted"]
+            else:
+                self.participants[participant["participantId"]] = participant
+        elif kind == "participantLeft":
+            self.participants.pop(message["participantId"], None)
+        elif kind == "activeSpeaker":
+            self.active_speaker = message["participantId"]
+        elif kind == "permissions":
+            self.role, self.capabilities = message["role"], message["capabilities"]
+            self._spawn(self._drop_forbidden_media())
+        elif kind == "mutedByOthers":
+            self.muted = True
+        elif kind == "captions":
+            self.captions = {k: v for k, v in message.items() if k != "type"}
+        elif kind == "videoOffer":
+            self._spawn(self._answer_video(message))
+        elif kind == "left":
+            self.left_reason = message.get("reason")
+            self.end_reason = message.get("callEndReason")
+            self._set_state("Disconnected")
+            self._spawn(self.close_media())
+        elif kind == "connectionClosed" and self.state != "Disconnected":
+            self.left_reason = "ConnectionLost"
+            self._set_state("Disconnected")
+            self._spawn(self.close_media())
+        for handler in self._handlers.get(kind, []):
+            handler(message)
+        self._spawn(self._notify())
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self.handle({"type": "stateChanged", "state": state})
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- joining ----------------------------------------------------------------------
+
+    async def start(self, audio: MediaStreamTrack | None, display_name: str) -> None:
+        pc = self._audio_pc
+
+        @pc.on("track")
+        def _on_track(track: MediaStreamTrack) -> None:
+            self.remote_audio = AudioSink(track)
+
+        @pc.on("connectionstatechange")
+        def _on_state() -> None:
+            if pc.connectionState == "connected" and self.state == "Connecting":
+                self._set_state("Connected")
+            elif pc.connectionState == "failed" and self.state != "Disconnected":
+                self._set_state("Disconnected")
+
+        pc.addTransceiver(audio or ToneSource(0), direction="sendrecv")
+        await pc.setLocalDescription(await pc.createOffer())
+        reply = await self.client.signaling.request(
+            {"type": "join", "roomId": self.room_id, "displayName": display_name, "sdp": pc.localDescription.sdp}
+        )
+        self.id, self.participant_id = reply["callId"], reply["participantId"]
+        self.role, self.capabilities = reply["role"], reply["capabilities"]
+        self.active_speaker, self.captions = reply["activeSpeaker"], reply["captions"]
+        for participant in reply["participants"]:
+            if participant["participantId"] == self.participant_id:
+                self.muted = participant["muted"]
+            else:
+                self.participants[participant["participantId"]] = participant
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
+
+    # -- operations -------------------------------------------------------------------
+
+    async def request(self, message: dict[str, Any]) -> dict[str, Any]:
+        return await self.client.signaling.request(message)
+
+    async def mute(self) -> None:
+        await self.request({"type": "setMuted", "muted": True})
+        self.muted = True
+
+    async def unmute(self) -> None:
+        await self.request({"type": "setMuted", "muted": False})
+        self.muted = False
+
+    async def start_video(self, track: MediaStreamTrack, source: str = "camera") -> None:
+        """Publish a camera (or, with ``source="screen"``, a screen share)."""
+        await self.stop_video(source)
+        pc = RTCPeerConnection()
+        pc.addTransceiver(track, direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        try:
+            reply = await self.request({"type": "publish", "source": source, "sdp": pc.localDescription.sdp})
+        except CallError:
+            await pc.close()
+            raise
+        self._publishers[source] = pc
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
+
+    async def stop_video(self, source: str = "camera") -> None:
+        pc = self._publishers.pop(source, None)
+        if pc is not None:
+            with contextlib.suppress(CallError):
+                await self.request({"type": "unpublish", "source": source})
+            await pc.close()
+
+    async def start_screen_share(self, track: MediaStreamTrack) -> None:
+        await self.start_video(track, "screen")
+
+    async def stop_screen_share(self) -> None:
+        await self.stop_video("screen")
+
+    async def mute_participant(self, participant_id: str) -> None:
+        await self.request({"type": "muteParticipant", "participantId": participant_id})
+
+    async def remove_participant(self, participant_id: str) -> None:
+        await self.request({"type": "removeParticipant", "participantId": participant_id})
+
+    async def end_for_all(self) -> None:
+        await self.request({"type": "endForAll"})
+
+    async def invite(self, user_id: str) -> int:
+        return int((await self.request({"type": "invite", "userId": user_id}))["ringing"])
+
+    async def start_captions(self, language: str | None = None) -> dict[str, Any]:
+        return await self.request({"type": "captions", "action": "start", "language": language})
+
+    async def set_caption_language(self, language: str) -> dict[str, Any]:
+        return await self.request({"type": "captions", "action": "setLanguage", "language": language})
+
+    async def list_participants(self) -> list[dict[str, Any]]:
+        return list((await self.request({"type": "listParticipants"}))["participants"])
+
+    async def leave(self) -> None:
+        if self.state != "Disconnected":
+            with contextlib.suppress(CallError):
+                await self.request({"type": "leave"})
+            await self.wait_until(lambda: self.state == "Disconnected")
+        await self.close_media()
+
+    # -- media ------------------------------------------------------------------------
+
+    async def _drop_forbidden_media(self) -> None:
+        for source, capability in (("camera", "sendVideo"), ("screen", "shareScreen")):
+            if capability not in self.capabilities and source in self._publishers:
+                await self._publishers.pop(source).close()
+
+    async def _answer_video(self, offer: dict[str, Any]) -> None:
+        async with self._renegotiation:
+            if self._subscriber is None:
+                self._subscriber = RTCPeerConnection()
+                self._subscriber.on("track", self._on_video_track)
+            pc = self._subscriber
+            for stream in offer.get("streams", []):
+                self._mids[stream["mid"]] = (stream["participantId"], stream["source"])
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type="offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+            with contextlib.suppress(CallError):
+                await self.request({"type": "videoAnswer", "sdp": pc.localDescription.sdp})
+
+    def _on_video_track(self, track: MediaStreamTrack) -> None:
+        assert self._subscriber is not None
+        for transceiver in self._subscriber.getTransceivers():
+            if transceiver.receiver.track is track and transceiver.mid in self._mids:
+                self.remote_video[self._mids[transceiver.mid]] = VideoSink(track)
+
+    def video_frames(self, participant_id: str, source: str = "camera") -> int:
+        sink = self.remote_video.get((participant_id, source))
+        return sink.frames if sink else 0
+
+    async def close_media(self) -> None:
+        for pc in [self._audio_pc, *self._publishers.values(), *([self._subscriber] if self._subscriber else [])]:
+            await pc.close()
+        self._publishers.clear()

@@ -1,0 +1,137 @@
+"""Media in and out for the calling SDK: synthetic sources and measuring sinks.
+
+Sources are aiortc tracks: a sine tone (so a receiver can tell who it hears in a
+mixed stream), silence, and a moving test picture. Files play through aiortc's
+``MediaPlayer``; frames from code through any ``MediaStreamTrack`` subclass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import math
+import time
+from collections import deque
+
+import numpy as np
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
+from av import AudioFrame, VideoFrame
+
+AUDIO_RATE = 48_000
+_AUDIO_PTIME = 0.020
+_SAMPLES = int(AUDIO_RATE * _AUDIO_PTIME)
+
+
+class ToneSource(MediaStreamTrack):
+    """A sine tone at ``frequency`` Hz (0: silence), 20 ms frames, paced in real time."""
+
+    kind = "audio"
+
+    def __init__(self, frequency: float = 440.0, amplitude: float = 0.3) -> None:
+        super().__init__()
+        self.frequency = frequency
+        self.amplitude = amplitude
+        self._pts = 0
+        self._start: float | None = None
+
+    async def recv(self) -> AudioFrame:
+        if self._start is None:
+            self._start = time.monotonic()
+        wait = self._start + self._pts / AUDIO_RATE - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        t = (np.arange(_SAMPLES) + self._pts) / AUDIO_RATE
+        wave = self.amplitude * np.sin(2 * math.pi * self.frequency * t) if self.frequency else np.zeros(_SAMPLES)
+        frame = AudioFrame.from_ndarray((wave * 32767).astype(np.int16).reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = AUDIO_RATE
+        frame.pts = self._pts
+        frame.time_base = fractions.Fraction(1, AUDIO_RATE)
+        self._pts += _SAMPLES
+        return frame
+
+
+class TestPattern(MediaStreamTrack):
+    """A moving test picture, ``width`` x ``height`` at ``fps``."""
+
+    kind = "video"
+
+    def __init__(self, width: int = 320, height: int = 240, fps: int = 15) -> None:
+        super().__init__()
+        self.width, self.height, self.fps = width, height, fps
+        self._count = 0
+        self._start: float | None = None
+        ys, xs = np.mgrid[0:height, 0:width]
+        self._base = ((xs * 255 // max(width - 1, 1)) ^ (ys * 255 // max(height - 1, 1))).astype(np.uint8)
+
+    async def recv(self) -> VideoFrame:
+        if self._start is None:
+            self._start = time.monotonic()
+        wait = self._start + self._count / self.fps - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        shifted = np.roll(self._base, self._count * 4, axis=1)
+        image = np.stack([shifted, np.roll(shifted, 40, axis=0), 255 - shifted], axis=-1)
+        frame = VideoFrame.from_ndarray(image, format="rgb24")
+        frame.pts = self._count * (90_000 // self.fps)
+        frame.time_base = fractions.Fraction(1, 90_000)
+        self._count += 1
+        return frame
+
+
+class AudioSink:
+    """Consumes a received audio track: counts frames and keeps the last half second for analysis."""
+
+    def __init__(self, track: MediaStreamTrack) -> None:
+        self.track = track
+        self.frames = 0
+        self.first_frame_at: float | None = None
+        self._recent: deque[np.ndarray] = deque(maxlen=25)
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                frame = await self.track.recv()
+                if self.first_frame_at is None:
+                    self.first_frame_at = time.monotonic()
+                self.frames += 1
+                samples = frame.to_ndarray().astype(np.float32).reshape(-1, len(frame.layout.channels))
+                self._recent.append(samples.mean(axis=1) / 32768.0)
+        except MediaStreamError:
+            pass
+
+    def tone_level(self, frequency: float) -> float:
+        """Amplitude of ``frequency`` in the last half second (a sine of amplitude A gives about A)."""
+        if not self._recent:
+            return 0.0
+        samples = np.concatenate(list(self._recent))
+        t = np.arange(len(samples)) / AUDIO_RATE
+        probe = np.exp(-2j * math.pi * frequency * t)
+        return float(2 * abs(np.dot(samples, probe)) / len(samples))
+
+    def level(self) -> float:
+        """RMS of the last half second."""
+        if not self._recent:
+            return 0.0
+        samples = np.concatenate(list(self._recent))
+        return float(np.sqrt(np.mean(samples**2)))
+
+
+class VideoSink:
+    """Consumes a received video track and counts its frames."""
+
+    def __init__(self, track: MediaStreamTrack) -> None:
+        self.track = track
+        self.frames = 0
+        self.width = self.height = 0
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                frame = await self.track.recv()
+                self.frames += 1
+                self.width, self.height = frame.width, frame.height
+        except MediaStreamError:
+            pass
