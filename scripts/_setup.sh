@@ -1,11 +1,13 @@
 # Shared set-up for scripts/serve and scripts/test: a virtualenv in .venv with vrooms installed.
-# Installs what a fresh Debian machine lacks (python3-venv) when run as root.
+# Installs what a fresh Debian machine lacks (python3-venv, janus) when run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v python3 >/dev/null || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+# Janus is the media server for room calls; vrooms starts it itself.
+command -v janus >/dev/null || need_apt+=(janus)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "Missing ${need_apt[*]}: run 'sudo apt-get install -y ${need_apt[*]}' and try again." >&2

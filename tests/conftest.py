@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from azure.communication.identity import CommunicationIdentityClient
 from azure.communication.rooms import RoomsClient
 
+from tests.calls import CallWorld
 from tests.servers import Server, create_postgres_database, drop_postgres_database
 
 
@@ -62,3 +63,18 @@ def identity(server: Server) -> CommunicationIdentityClient:
     return CommunicationIdentityClient.from_connection_string(
         server.connection_string, connection_verify=server.ca_path
     )
+
+
+@pytest.fixture(scope="session")
+def call_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server (SQLite, HTTPS) whose call host runs a real Janus; room-call tests share it."""
+    started, _ = start_server(tmp_path_factory.mktemp("calls"), "sqlite")
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+async def world(call_server: Server) -> AsyncIterator[CallWorld]:
+    created = CallWorld(call_server)
+    yield created
+    await created.close()

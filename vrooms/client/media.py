@@ -51,7 +51,7 @@ class ToneSource(MediaStreamTrack):
         return frame
 
 
-class TestPattern(MediaStreamTrack):
+class PatternSource(MediaStreamTrack):
     """A moving test picture, ``width`` x ``height`` at ``fps``."""
 
     kind = "video"

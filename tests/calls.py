@@ -1,0 +1,85 @@
+"""Helpers for room-call tests: users, rooms and calling clients against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from azure.communication.identity import CommunicationIdentityClient, CommunicationTokenScope
+from azure.communication.rooms import CommunicationUserIdentifier, RoomParticipant, RoomsClient
+
+from tests.servers import Server
+from vrooms.client import Call, CallClient, ToneSource
+
+HEARD = 0.02  # tone amplitude at a receiver that clearly hears it (a 0.3 tone arrives near 0.08)
+SILENT = 0.006  # and one that does not (codec noise stays near 0.0005)
+
+
+@dataclass(frozen=True)
+class Member:
+    raw_id: str
+    token: str
+
+
+@dataclass
+class CallWorld:
+    server: Server
+    clients: list[CallClient] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        conn = self.server.connection_string
+        self.rooms = RoomsClient.from_connection_string(conn, connection_verify=self.server.ca_path)
+        self.identity = CommunicationIdentityClient.from_connection_string(conn, connection_verify=self.server.ca_path)
+
+    def user(self, scopes: tuple[str, ...] = ("voip",)) -> Member:
+        user, token = self.identity.create_user_and_token(scopes=[CommunicationTokenScope(s) for s in scopes])
+        return Member(user.properties["id"], token.token)
+
+    def room(
+        self, roster: dict[Member, str], *, valid_from: datetime | None = None, valid_until: datetime | None = None
+    ) -> str:
+        participants = [
+            RoomParticipant(communication_identifier=CommunicationUserIdentifier(m.raw_id), role=role)
+            for m, role in roster.items()
+        ]
+        return str(self.rooms.create_room(valid_from=valid_from, valid_until=valid_until, participants=participants).id)
+
+    def set_role(self, room_id: str, member: Member, role: str) -> None:
+        self.rooms.add_or_update_participants(
+            room_id=room_id,
+            participants=[
+                RoomParticipant(communication_identifier=CommunicationUserIdentifier(member.raw_id), role=role)
+            ],
+        )
+
+    def client(self, member: Member | str) -> CallClient:
+        token = member.token if isinstance(member, Member) else member
+        client = CallClient(self.server.endpoint, token, ca_file=self.server.ca_path)
+        self.clients.append(client)
+        return client
+
+    async def join(self, member: Member, room_id: str, tone: float = 0.0, **kwargs: Any) -> Call:
+        return await self.client(member).join(room_id, audio=ToneSource(tone), **kwargs)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(client.close() for client in self.clients), return_exceptions=True)
+
+    def records(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        """Read the server's SQLite database directly (the call records)."""
+        with sqlite3.connect(self.server.data_dir / "vrooms.db") as db:
+            return db.execute(sql, params).fetchall()
+
+
+async def hears(call: Call, frequency: float, timeout: float = 10.0) -> None:
+    await call.wait_until(
+        lambda: call.remote_audio is not None and call.remote_audio.tone_level(frequency) > HEARD, timeout
+    )
+
+
+async def stops_hearing(call: Call, frequency: float, timeout: float = 5.0) -> None:
+    await call.wait_until(
+        lambda: call.remote_audio is not None and call.remote_audio.tone_level(frequency) < SILENT, timeout
+    )

@@ -1,0 +1,130 @@
+"""Room calls with real media: Janus forwards, aiortc peers send tones and pictures and measure them."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.calls import SILENT, CallWorld, hears, stops_hearing
+from vrooms.client import CallError, PatternSource
+
+# Every sender has its own tone, so a receiver of the mix can tell whom it hears.
+P1_TONE, P2_TONE, ATTENDEE_TONE, CONSUMER_TONE = 500.0, 700.0, 900.0, 1100.0
+
+CHEATING_VIDEO_OFFER = """v=0\r
+o=- 1 1 IN IP4 127.0.0.1\r
+s=-\r
+t=0 0\r
+m=video 9 UDP/TLS/RTP/SAVPF 96\r
+c=IN IP4 0.0.0.0\r
+a=mid:0\r
+a=sendonly\r
+a=rtpmap:96 VP8/90000\r
+"""
+
+
+async def test_four_roles_media_flows_and_the_consumer_cannot_publish(world: CallWorld) -> None:
+    p1, p2, attendee, consumer = world.user(), world.user(), world.user(), world.user()
+    room = world.room({p1: "Presenter", p2: "Presenter", attendee: "Attendee", consumer: "Consumer"})
+    calls = {
+        "p1": await world.join(p1, room, P1_TONE),
+        "p2": await world.join(p2, room, P2_TONE),
+        "attendee": await world.join(attendee, room, ATTENDEE_TONE),
+        "consumer": await world.join(consumer, room, CONSUMER_TONE),
+    }
+    senders = {"p1": P1_TONE, "p2": P2_TONE, "attendee": ATTENDEE_TONE}
+    assert calls["consumer"].role == "Consumer"
+    assert "sendAudio" not in calls["consumer"].capabilities and "receiveMedia" in calls["consumer"].capabilities
+    assert calls["consumer"].muted
+
+    for name in senders:
+        await calls[name].start_video(PatternSource())
+    # The consumer's client tries every way in: the SDK call, a hand-crafted publish, unmuting.
+    with pytest.raises(CallError) as refused:
+        await calls["consumer"].start_video(PatternSource())
+    assert refused.value.code == "NotAllowed"
+    with pytest.raises(CallError) as refused:
+        await calls["consumer"].request({"type": "publish", "source": "camera", "sdp": CHEATING_VIDEO_OFFER})
+    assert refused.value.code == "NotAllowed"
+    with pytest.raises(CallError) as refused:
+        await calls["consumer"].unmute()
+    assert refused.value.code == "NotAllowed"
+    # A renegotiated sendrecv audio offer is answered without accepting anything from the consumer.
+    offer = calls["consumer"]._audio_pc.localDescription.sdp
+    answer = (await calls["consumer"].request({"type": "audioOffer", "sdp": offer}))["sdp"]
+    assert "a=recvonly" not in answer and "a=sendrecv" not in answer
+
+    for receiver, call in calls.items():
+        for sender, tone in senders.items():
+            if sender != receiver:
+                await hears(call, tone)
+    ids = {name: call.participant_id for name, call in calls.items()}
+    for receiver, call in calls.items():
+        for sender in senders:
+            if sender != receiver:
+                await call.wait_until(lambda c=call, s=sender: c.video_frames(ids[s]) > 15, 20)
+    await asyncio.sleep(1.0)  # let the consumer's tone reach the mix, were it ever to get there
+    for call in calls.values():
+        assert call.remote_audio is not None
+        assert call.remote_audio.tone_level(CONSUMER_TONE) < SILENT
+        assert call.video_frames(ids["consumer"]) == 0
+        assert not any(owner == ids["consumer"] for owner, _ in call.remote_video)
+    listed = {p["participantId"]: p for p in await calls["p1"].list_participants()}
+    assert listed[ids["consumer"]]["muted"] and not listed[ids["consumer"]]["camera"]
+    assert all(listed[ids[name]]["camera"] for name in senders)
+    assert all(p["state"] == "Connected" for p in listed.values())
+
+
+async def test_presenter_mutes_the_attendee_who_cannot_moderate(world: CallWorld) -> None:
+    presenter, attendee, listener = world.user(), world.user(), world.user()
+    room = world.room({presenter: "Presenter", attendee: "Attendee", listener: "Consumer"})
+    p = await world.join(presenter, room, P1_TONE)
+    a = await world.join(attendee, room, ATTENDEE_TONE)
+    c = await world.join(listener, room)
+    await hears(c, ATTENDEE_TONE)
+    await hears(p, ATTENDEE_TONE)
+
+    for attempt in (
+        a.mute_participant(p.participant_id),
+        a.remove_participant(p.participant_id),
+        a.end_for_all(),
+        a.invite(listener.raw_id),
+        a.start_screen_share(PatternSource()),
+    ):
+        with pytest.raises(CallError) as refused:
+            await attempt
+        assert refused.value.code == "NotAllowed"
+
+    await p.mute_participant(a.participant_id)
+    await a.wait_until(lambda: a.muted)
+    await stops_hearing(c, ATTENDEE_TONE)
+    await stops_hearing(p, ATTENDEE_TONE)
+    await p.wait_until(lambda: p.participants[a.participant_id]["muted"])
+    # A remote mute is not a ban: the attendee may speak again (as in ACS).
+    await a.unmute()
+    await hears(c, ATTENDEE_TONE)
+    assert p.state == a.state == c.state == "Connected"
+
+
+async def test_active_speaker_follows_who_talks(world: CallWorld) -> None:
+    talker, quiet = world.user(), world.user()
+    room = world.room({talker: "Presenter", quiet: "Attendee"})
+    t = await world.join(talker, room, P1_TONE)
+    q = await world.join(quiet, room)
+    await q.wait_until(lambda: q.active_speaker == t.participant_id, 15)
+    await t.wait_until(lambda: t.active_speaker == t.participant_id, 15)
+
+
+async def test_presenter_shares_a_screen_as_its_own_stream(world: CallWorld) -> None:
+    presenter, viewer = world.user(), world.user()
+    room = world.room({presenter: "Presenter", viewer: "Consumer"})
+    p = await world.join(presenter, room)
+    v = await world.join(viewer, room)
+    await p.start_video(PatternSource(), "camera")
+    await p.start_screen_share(PatternSource(640, 360, 5))
+    await v.wait_until(lambda: v.video_frames(p.participant_id, "screen") > 5, 20)
+    await v.wait_until(lambda: v.video_frames(p.participant_id, "camera") > 5, 20)
+    assert v.remote_video[(p.participant_id, "screen")].width == 640
+    await p.stop_screen_share()
+    await v.wait_until(lambda: not v.participants[p.participant_id]["screenShare"])
