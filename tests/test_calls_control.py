@@ -177,7 +177,9 @@ async def test_captions_permissions(world: CallWorld) -> None:
 
 def _janus_pid(server: Server) -> int:
     pattern = f"--configs-folder={server.data_dir / 'janus'}"
-    return int(subprocess.run(["pgrep", "-f", "--", pattern], capture_output=True, text=True, check=True).stdout.split()[0])
+    return int(
+        subprocess.run(["pgrep", "-f", "--", pattern], capture_output=True, text=True, check=True).stdout.split()[0]
+    )
 
 
 async def test_janus_killed_mid_call_participants_are_told_and_rejoin(world: CallWorld) -> None:
