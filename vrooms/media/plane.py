@@ -128,6 +128,8 @@ class MediaPlane:
                 "audiolevel_event": True,
                 "audio_active_packets": 50,
                 "audio_level_average": 40,
+                # Plain-RTP legs (telephone calls over SIP, G.711) mix in beside WebRTC ones.
+                "allow_rtp_participants": True,
                 **self._admin(),
             }
         )
