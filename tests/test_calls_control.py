@@ -154,9 +154,19 @@ async def test_invite_rings_a_connected_roster_member_who_joins(world: CallWorld
     assert error.value.code == "NotOnRoster"
     invitee_client = await world.client(invitee).connect()
     assert await p.invite(invitee.raw_id) == 1
-    invitation = await asyncio.wait_for(invitee_client.invitations.get(), 5)
-    assert invitation["roomId"] == room and invitation["from"]["participantId"] == p.participant_id
-    await invitee_client.join(invitation["roomId"])
+    ringing = await asyncio.wait_for(invitee_client.invitations.get(), 5)
+    assert ringing.state == "Ringing" and ringing.room_id == room
+    assert ringing.caller["participantId"] == p.participant_id
+    await ringing.decline()
+    await p.wait_until(lambda: any(e["type"] == "inviteDeclined" for e in p.events))
+    with pytest.raises(CallError) as error:
+        await ringing.decline()
+    assert error.value.code == "InvitationNotFound"
+
+    await p.invite(invitee.raw_id)
+    ringing = await asyncio.wait_for(invitee_client.invitations.get(), 5)
+    joined = await ringing.accept()
+    assert joined.role == "Attendee"
     await p.wait_until(lambda: any(x["userId"] == invitee.raw_id for x in p.participants.values()))
 
 

@@ -26,6 +26,9 @@ from vrooms.media.janus import JanusError
 log = logging.getLogger("vrooms.calls")
 
 CLOSE_UNAUTHORIZED = 4401
+CLOSE_TOO_SLOW = 4408
+# A client this far behind is not reading: drop it rather than buffer without end.
+_MAX_QUEUED_MESSAGES = 1000
 
 
 class SignalingPeer:
@@ -36,14 +39,25 @@ class SignalingPeer:
         self.user_id = user_id
         self.token = token
         self.user_agent = websocket.headers.get("user-agent", "")
-        self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        # None in the queue: the client fell too far behind; close instead of buffering more.
+        self._outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._overflowed = False
 
     def send(self, message: dict[str, Any]) -> None:
+        if self._overflowed:
+            return
+        if self._outbox.qsize() >= _MAX_QUEUED_MESSAGES:
+            self._overflowed = True
+            self._outbox.put_nowait(None)
+            return
         self._outbox.put_nowait(message)
 
     async def write(self) -> None:
         while True:
             message = await self._outbox.get()
+            if message is None:
+                await self.websocket.close(CLOSE_TOO_SLOW, "client too slow to read its messages")
+                return
             await self.websocket.send_text(orjson.dumps(message).decode())
 
 
@@ -103,6 +117,10 @@ async def _invite(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) ->
     return {"ringing": await calls.invite(calls.in_call(peer), protocol.required(m, "userId"))}
 
 
+async def _decline(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) -> None:
+    calls.decline(peer, protocol.required(m, "callId", limit=36))
+
+
 async def _captions(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) -> dict[str, Any]:
     action = protocol.required(m, "action", limit=16)
     language = protocol.text(m, "language", optional=True, limit=16)
@@ -128,6 +146,7 @@ HANDLERS: dict[str, Handler] = {
     "removeParticipant": _remove_participant,
     "endForAll": _end_for_all,
     "invite": _invite,
+    "declineInvite": _decline,
     "captions": _captions,
     "listParticipants": _list_participants,
 }

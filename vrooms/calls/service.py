@@ -99,6 +99,8 @@ class Call:
     ended: bool = False
     active_speaker: str | None = None
     captions: dict[str, Any] = field(default_factory=lambda: {"active": False, "language": "en-us"})
+    # Invited user id -> who invited them, until they join or decline.
+    invitations: dict[str, Participant] = field(default_factory=dict)
     expiry: asyncio.TimerHandle | None = None
 
     def feed_owners(self) -> dict[int, tuple[Participant, MediaSource]]:
@@ -210,6 +212,7 @@ class CallService:
             )
             call.participants[participant.id] = participant
             self.participant_of[peer] = participant
+            call.invitations.pop(participant.user_id, None)
             async with self.database.write() as conn:
                 await repository.insert_participation(
                     conn,
@@ -527,7 +530,18 @@ class CallService:
         }
         for peer in idle:
             peer.send(invitation)
+        call.invitations[user_id] = actor
         return len(idle)
+
+    def decline(self, peer: Peer, call_id: str) -> None:
+        """The invitee says no: the inviter hears of it and the user's other devices stop ringing."""
+        call = next((c for c in self.calls.values() if c.id == call_id), None)
+        inviter = call.invitations.pop(peer.user_id, None) if call else None
+        if call is None or inviter is None:
+            raise CallRefused("InvitationNotFound", "No pending invitation to this call.")
+        inviter.peer.send({"type": "inviteDeclined", "callId": call.id, "userId": peer.user_id})
+        for other in self.peers.get(peer.user_id, set()):
+            other.send({"type": "inviteCancelled", "callId": call.id})
 
     async def captions(self, actor: Participant, action: str, language: str | None) -> dict[str, Any]:
         """Caption state only: who may start, stop and re-language them (no transcription engine yet)."""

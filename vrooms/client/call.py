@@ -23,6 +23,26 @@ _MEDIA_WAIT_SECONDS = 30.0
 Handler = Callable[[dict[str, Any]], None]
 
 
+class IncomingCall:
+    """An invitation to a room call: it rings until accepted, declined or cancelled."""
+
+    def __init__(self, client: CallClient, invitation: dict[str, Any]) -> None:
+        self.client = client
+        self.room_id: str = invitation["roomId"]
+        self.call_id: str = invitation["callId"]
+        self.caller: dict[str, Any] = invitation["from"]
+        self.state = "Ringing"
+
+    async def accept(self, **join_options: Any) -> Call:
+        call = await self.client.join(self.room_id, **join_options)
+        self.state = "Accepted"
+        return call
+
+    async def decline(self) -> None:
+        await self.client.signaling.request({"type": "declineInvite", "callId": self.call_id})
+        self.state = "Declined"
+
+
 class CallClient:
     """A signed-in user: receives invitations and joins room calls."""
 
@@ -34,7 +54,7 @@ class CallClient:
         self.ca_file = ca_file
         self.user_agent = user_agent
         self.signaling = Signaling(self._on_event)
-        self.invitations: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.invitations: asyncio.Queue[IncomingCall] = asyncio.Queue()
         self.media_available = asyncio.Event()
         self.call: Call | None = None
         self._connected = False
@@ -57,7 +77,7 @@ class CallClient:
     def _on_event(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
         if kind == "invite":
-            self.invitations.put_nowait(message)
+            self.invitations.put_nowait(IncomingCall(self, message))
         elif kind == "mediaAvailable":
             if message.get("available"):
                 self.media_available.set()

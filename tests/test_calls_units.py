@@ -1,0 +1,92 @@
+"""The pure parts of room calls: admission order, SDP surgery, the generated Janus configuration."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from vrooms.auth.roles import Role
+from vrooms.calls.rules import CallRefused, check_admission
+from vrooms.media.config import write_config
+from vrooms.media.interfaces import ice_interfaces
+from vrooms.media.sdp import only_receive
+from vrooms.rooms.models import Room
+
+NOW = 1_000_000_000
+ROOM = Room(id="1", seq=1, created_at=0, valid_from=NOW - 10, valid_until=NOW + 10, pstn_dial_out_enabled=False)
+
+
+def refusal(**overrides: object) -> str:
+    args: dict[str, object] = {"scopes": ("voip",), "room": ROOM, "role": Role.ATTENDEE, "now": NOW} | overrides
+    with pytest.raises(CallRefused) as refused:
+        check_admission(**args)  # type: ignore[arg-type]
+    return refused.value.code
+
+
+def test_admission_checks_scope_room_roster_and_window_in_that_order() -> None:
+    assert check_admission(("voip.join",), ROOM, Role.CONSUMER, NOW) == Role.CONSUMER
+    assert refusal(scopes=("chat",), room=None) == "TokenScopeMissing"
+    assert refusal(room=None, role=None) == "RoomNotFound"
+    assert refusal(role=None, now=NOW + 100) == "NotOnRoster"
+    assert refusal(now=ROOM.valid_from - 1) == "RoomNotYetOpen"
+    assert check_admission(("voip",), ROOM, Role.ATTENDEE, ROOM.valid_from) == Role.ATTENDEE
+    assert refusal(now=ROOM.valid_until) == "RoomExpired"  # validUntil is exclusive
+
+
+def test_only_receive_turns_every_sending_direction_off() -> None:
+    offer = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendrecv\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendonly\r\n"
+    result = only_receive(offer)
+    assert result.splitlines() == [
+        "v=0",
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+        "a=recvonly",
+        "m=video 9 UDP/TLS/RTP/SAVPF 96",
+        "a=inactive",
+    ]
+    assert result.endswith("\r\n")
+
+
+def test_generated_janus_config_loads_only_what_vrooms_uses(tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    for folder, names in {
+        "plugins": ["libjanus_audiobridge.so", "libjanus_videoroom.so", "libjanus_echotest.so"],
+        "transports": ["libjanus_websockets.so", "libjanus_http.so"],
+        "loggers": ["libjanus_jsonlog.so"],
+        "events": [],
+    }.items():
+        (lib / folder).mkdir(parents=True)
+        for name in names:
+            (lib / folder / name).touch()
+    conf = tmp_path / "conf"
+    endpoint = write_config(
+        folder=conf,
+        lib_dir=lib,
+        ws_port=12345,
+        interfaces=["eth0", "eth1"],
+        rtp_port_range="20000-20100",
+        stun_server="stun.example.org:3478",
+        debug_level=3,
+    )
+    main = (conf / "janus.jcfg").read_text()
+    assert endpoint.url == "ws://127.0.0.1:12345"
+    assert f'api_secret = "{endpoint.api_secret}"' in main
+    assert 'disable = "libjanus_echotest.so"' in main and 'disable = "libjanus_http.so"' in main
+    assert 'ice_enforce_list = "eth0,eth1"' in main and 'stun_server = "stun.example.org"' in main
+    assert 'ws_ip = "127.0.0.1"' in (conf / "janus.transport.websockets.jcfg").read_text()
+    assert endpoint.admin_key and endpoint.admin_key in (conf / "janus.plugin.videoroom.jcfg").read_text()
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in conf.iterdir())
+    # Fresh secrets on every start.
+    assert (
+        write_config(
+            folder=conf, lib_dir=lib, ws_port=1, interfaces=["x"], rtp_port_range="1-2", stun_server=None, debug_level=3
+        ).api_secret
+        != endpoint.api_secret
+    )
+
+
+def test_ice_interfaces_are_up_addressed_and_not_loopback() -> None:
+    found = ice_interfaces()
+    assert found, "the media tests need one interface other than loopback with an IPv4 address"
+    assert all(name != "lo" and not address.startswith("127.") for name, address in found)
