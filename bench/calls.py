@@ -313,7 +313,11 @@ async def _worker(spec: dict[str, Any]) -> None:
     await asyncio.sleep(3)  # settle: jitter buffers fill, bitrates ramp up
     print("ready", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-    print(json.dumps(await rates(counts, 5.0)), flush=True)
+    measured = await rates(counts, 5.0)
+    if os.environ.get("BENCH_DEBUG"):
+        for call in calls:
+            print(call.participant_id[:8], {k[0][:8]: v.frames for k, v in call.remote_video.items()}, file=sys.stderr)
+    print(json.dumps(measured), flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     for call in calls:
         await call.client.close()
@@ -387,11 +391,12 @@ async def capacity(
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    server = Server(Path(tempfile.mkdtemp(prefix="vrooms-bench-calls-")), workers=1).start()
+    extra_env = {"VROOMS_VIDEO_BITRATE": str(args.video_bitrate)}
+    server = Server(Path(tempfile.mkdtemp(prefix="vrooms-bench-calls-")), workers=1, extra_env=extra_env).start()
     try:
         world = CallWorld(server)
         meter = CpuMeter(server)
-        results: dict[str, Any] = {"machine": {"cores": os.cpu_count()}}
+        results: dict[str, Any] = {"machine": {"cores": os.cpu_count()}, "video_bitrate": args.video_bitrate}
         print("Join latency (WebSocket open -> first remote audio frame), 10 concurrent joiners ...")
         results["join"] = await join_latency(world, args.rounds, 10)
         print(f"  {results['join']}")
@@ -419,6 +424,7 @@ def main() -> None:
     parser.add_argument("--webrtc", type=int, default=10, help="aiortc participants in the mixed audio rooms")
     parser.add_argument("--audio-sizes", type=sizes, default=[25, 50, 75, 100, 150, 200], help="mixed audio rooms")
     parser.add_argument("--video-sizes", type=sizes, default=[4, 6, 8, 10])
+    parser.add_argument("--video-bitrate", type=int, default=512_000, help="VROOMS_VIDEO_BITRATE of the server")
     parser.add_argument("--procs", type=int, default=2, help="load-generator processes for the aiortc rooms")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()

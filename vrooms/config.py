@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     # every interface that is up, not loopback and has an IPv4 address.
     media_interfaces: str | None = None
     rtp_port_range: str = Field(default="20000-40000", pattern=r"^\d{1,5}-\d{1,5}$")
+    # The most a camera or screen may send, in bit/s; Janus tells senders (REMB). 512 kbit/s
+    # gives 320x240 to 640x360 at 15-30 fps good quality; receivers' CPU grows with it.
+    video_bitrate: int = Field(default=512_000, ge=64_000, le=10_000_000)
     # None: no STUN (the right choice on a LAN or with a public address), else host:port.
     stun_server: str | None = None
     # How often the call host re-reads rosters and schedules of live calls, in case a

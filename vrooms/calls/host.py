@@ -60,7 +60,7 @@ async def keep_media(settings: Settings, calls: CallService) -> None:
             backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
             continue
         backoff = 0.25
-        calls.media_ready(MediaPlane(connection, endpoint.admin_key))
+        calls.media_ready(MediaPlane(connection, endpoint.admin_key, settings.video_bitrate))
         waits = [asyncio.ensure_future(connection.closed.wait())]
         if process is not None:
             waits.append(asyncio.ensure_future(process.wait()))

@@ -52,7 +52,11 @@ class ToneSource(MediaStreamTrack):
 
 
 class PatternSource(MediaStreamTrack):
-    """A moving test picture, ``width`` x ``height`` at ``fps``."""
+    """A moving test picture, ``width`` x ``height`` at ``fps``.
+
+    One second of frames is drawn once, in the encoder's own format (I420), and then
+    replayed: a source should cost its sender next to nothing beside the encoder.
+    """
 
     kind = "video"
 
@@ -62,7 +66,10 @@ class PatternSource(MediaStreamTrack):
         self._count = 0
         self._start: float | None = None
         ys, xs = np.mgrid[0:height, 0:width]
-        self._base = ((xs * 255 // max(width - 1, 1)) ^ (ys * 255 // max(height - 1, 1))).astype(np.uint8)
+        base = ((xs * 255 // max(width - 1, 1)) ^ (ys * 255 // max(height - 1, 1))).astype(np.uint8)
+        chroma = np.full((height // 2, width), 128, dtype=np.uint8)
+        chroma[:, : width // 2] = 90
+        self._planes = [np.concatenate([np.roll(base, step * width // fps, axis=1), chroma]) for step in range(fps)]
 
     async def recv(self) -> VideoFrame:
         if self._start is None:
@@ -70,9 +77,7 @@ class PatternSource(MediaStreamTrack):
         wait = self._start + self._count / self.fps - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
-        shifted = np.roll(self._base, self._count * 4, axis=1)
-        image = np.stack([shifted, np.roll(shifted, 40, axis=0), 255 - shifted], axis=-1)
-        frame = VideoFrame.from_ndarray(image, format="rgb24")
+        frame = VideoFrame.from_ndarray(self._planes[self._count % self.fps], format="yuv420p")
         frame.pts = self._count * (90_000 // self.fps)
         frame.time_base = fractions.Fraction(1, 90_000)
         self._count += 1

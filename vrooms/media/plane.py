@@ -99,9 +99,10 @@ class VideoSubscription:
 class MediaPlane:
     """Rooms and legs on one connected Janus."""
 
-    def __init__(self, connection: JanusConnection, admin_key: str | None) -> None:
+    def __init__(self, connection: JanusConnection, admin_key: str | None, video_bitrate: int) -> None:
         self.connection = connection
         self.admin_key = admin_key
+        self.video_bitrate = video_bitrate
         self._audio_control: JanusHandle | None = None
         self._video_control: JanusHandle | None = None
 
@@ -141,7 +142,8 @@ class MediaPlane:
                 "secret": media.secret,
                 "publishers": max_publishers,
                 "videocodec": "vp8",
-                "bitrate": 512_000,
+                # The cap Janus announces to every publisher (REMB).
+                "bitrate": self.video_bitrate,
                 "notify_joining": False,
                 **self._admin(),
             }
