@@ -63,6 +63,44 @@ async def test_bad_messages_get_errors_and_the_connection_stays_usable(world: Ca
     with pytest.raises(CallError) as error:
         await client.signaling.request({"type": "join", "roomId": room, "sdp": "hello"})
     assert error.value.code == "BadMessage"
+    # Every message type with every field of the wrong type: refused, never a crash.
+    odd_values: list[object] = [None, 7, [], {}, True, "x" * 5000]
+    for kind in (
+        "join",
+        "setMuted",
+        "audioOffer",
+        "publish",
+        "unpublish",
+        "videoAnswer",
+        "muteParticipant",
+        "removeParticipant",
+        "invite",
+        "declineInvite",
+        "captions",
+        "leave",
+        "endForAll",
+        [],
+        3,
+    ):
+        for value in odd_values:
+            message = dict.fromkeys(
+                (
+                    "roomId",
+                    "sdp",
+                    "muted",
+                    "source",
+                    "participantId",
+                    "userId",
+                    "callId",
+                    "action",
+                    "language",
+                    "displayName",
+                ),
+                value,
+            )
+            with pytest.raises(CallError) as error:
+                await client.signaling.request({**message, "type": kind})
+            assert error.value.code in ("BadMessage", "NotInCall", "InvitationNotFound")
     with pytest.raises(CallError) as error:
         await client.signaling.request({"type": "setMuted", "muted": True})
     assert error.value.code == "NotInCall"
@@ -225,3 +263,20 @@ async def test_calls_on_both_backends(server: Server) -> None:
         assert a.left_reason == b.left_reason == "Left"
     finally:
         await world.close()
+
+
+async def test_two_rest_workers_relay_to_one_call_host(tmp_path: Path) -> None:
+    """Clients land on either worker; the call is still one call."""
+    server = Server(tmp_path, workers=2).start()
+    world = CallWorld(server)
+    try:
+        members = [world.user() for _ in range(4)]
+        room = world.room(dict.fromkeys(members, "Attendee"))
+        calls = [await world.join(member, room, 400 + 100 * index) for index, member in enumerate(members)]
+        ids = {call.id for call in calls}
+        assert len(ids) == 1
+        await hears(calls[0], 700)
+        await calls[0].wait_until(lambda: len(calls[0].participants) == 3)
+    finally:
+        await world.close()
+        server.stop()

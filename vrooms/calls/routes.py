@@ -159,7 +159,8 @@ async def _dispatch(calls: CallService, peer: SignalingPeer, raw: str) -> None:
         if not isinstance(message, dict):
             raise protocol.bad("A message must be a JSON object.")
         request_id = message.get("id")
-        handler = HANDLERS.get(message.get("type", ""))
+        kind = message.get("type")
+        handler = HANDLERS.get(kind) if isinstance(kind, str) else None
         if handler is None:
             raise protocol.bad(f"Unknown message type {message.get('type')!r}; known: {sorted(HANDLERS)}.")
         result = await handler(calls, peer, message)
@@ -178,6 +179,10 @@ async def _dispatch(calls: CallService, peer: SignalingPeer, raw: str) -> None:
                 "message": f"The media server refused: {exc.reason}",
             }
         )
+    except Exception:
+        # A bug must cost one request, not the user's call.
+        log.exception("signaling request failed: %.200s", raw)
+        peer.send({"type": "error", "id": request_id, "code": "InternalError", "message": "The request failed."})
 
 
 async def signaling(websocket: WebSocket) -> None:

@@ -134,7 +134,8 @@ class CallService:
         self.calls: dict[str, Call] = {}
         self.peers: dict[str, set[Peer]] = {}
         self.participant_of: dict[Peer, Participant] = {}
-        self._room_locks: dict[str, asyncio.Lock] = {}
+        # Held while a call is created, so two first joiners cannot start two calls.
+        self._creating = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- background work ------------------------------------------------------------
@@ -203,13 +204,18 @@ class CallService:
                 joined_at=self.clock(),
                 muted=not role_can(role, Capability.SEND_AUDIO),
             )
-            participant.audio, answer = await plane.join_audio(
-                call.media,
-                display=participant.display_name,
-                may_send=participant.can(Capability.SEND_AUDIO),
-                offer_sdp=sdp,
-                on_event=partial(self._on_audio_event, call, participant),
-            )
+            try:
+                participant.audio, answer = await plane.join_audio(
+                    call.media,
+                    display=participant.display_name,
+                    may_send=participant.can(Capability.SEND_AUDIO),
+                    offer_sdp=sdp,
+                    on_event=partial(self._on_audio_event, call, participant),
+                )
+            except JanusError:
+                if not call.participants:  # the call this join started must not linger empty
+                    self._spawn(self.end_call(call, EndReason.ALL_LEFT))
+                raise
             call.participants[participant.id] = participant
             self.participant_of[peer] = participant
             call.invitations.pop(participant.user_id, None)
@@ -241,14 +247,14 @@ class CallService:
 
     async def _call_of(self, room_id: str, valid_until: int, user_id: str, role: Role, plane: MediaPlane) -> Call:
         """The room's live call; the first admitted joiner starts it."""
-        lock = self._room_locks.setdefault(room_id, asyncio.Lock())
-        async with lock:
+        async with self._creating:
             call = self.calls.get(room_id)
             if call is not None and not call.ended:
                 return call
             media = await plane.create_call(f"room {room_id}", _MAX_PUBLISHERS)
-            call = Call(id=str(uuid.uuid4()), room_id=room_id, valid_until=valid_until, media=media, started_at=0)
-            call.started_at = self.clock()
+            call = Call(
+                id=str(uuid.uuid4()), room_id=room_id, valid_until=valid_until, media=media, started_at=self.clock()
+            )
             async with self.database.write() as conn:
                 await repository.insert_call(
                     conn, call_id=call.id, room_id=room_id, started_at=call.started_at, by=user_id, role=str(role)
@@ -460,7 +466,7 @@ class CallService:
                 return
             try:
                 await self._sync_once(call, participant, self.plane)
-            except (JanusError, TimeoutError, ValueError) as exc:
+            except (JanusError, TimeoutError) as exc:
                 log.warning("video renegotiation for %s failed: %s", participant.id, exc)
 
     async def _sync_once(self, call: Call, participant: Participant, plane: MediaPlane) -> None:

@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from vrooms.media.janus import EventHandler, JanusConnection, JanusHandle
+from vrooms.media.janus import EventHandler, JanusConnection, JanusError, JanusHandle
 from vrooms.media.sdp import only_receive
 
 AUDIOBRIDGE = "janus.plugin.audiobridge"
@@ -35,7 +35,7 @@ def _offer(sdp: str) -> dict[str, str]:
 
 def _answer_sdp(jsep: dict[str, Any] | None) -> str:
     if not jsep or "sdp" not in jsep:
-        raise ValueError("Janus replied without an SDP")
+        raise JanusError(0, "Janus replied without an SDP")
     return str(jsep["sdp"])
 
 
