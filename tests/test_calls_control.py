@@ -13,9 +13,11 @@ import pytest
 from azure.communication.identity import CommunicationUserIdentifier
 
 from tests.calls import CallWorld, Member, hears
-from tests.servers import Server
+from tests.servers import Server, free_port
 from vrooms.auth.tokens import TokenIssuer, load_or_create_resource_id, load_or_create_signing_key
 from vrooms.client import CallError, PatternSource, ToneSource
+from vrooms.media.config import janus_lib_dir, write_config
+from vrooms.media.interfaces import ice_interfaces
 
 
 async def refused(world: CallWorld, token: str, room_id: str) -> str:
@@ -280,3 +282,44 @@ async def test_two_rest_workers_relay_to_one_call_host(tmp_path: Path) -> None:
     finally:
         await world.close()
         server.stop()
+
+
+async def test_an_external_janus_is_used_instead_of_a_managed_one(tmp_path: Path) -> None:
+    folder = tmp_path / "own-janus"
+    endpoint = write_config(
+        folder=folder,
+        lib_dir=janus_lib_dir("janus"),
+        ws_port=free_port(),
+        interfaces=[name for name, _ in ice_interfaces()],
+        rtp_port_range="41000-41999",
+        stun_server=None,
+        debug_level=3,
+    )
+    janus = subprocess.Popen(
+        ["janus", f"--configs-folder={folder}", f"--config={folder / 'janus.jcfg'}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    assert endpoint.api_secret and endpoint.admin_key
+    server = Server(
+        tmp_path / "vrooms",
+        extra_env={
+            "VROOMS_JANUS_URL": endpoint.url,
+            "VROOMS_JANUS_API_SECRET": endpoint.api_secret,
+            "VROOMS_JANUS_ADMIN_KEY": endpoint.admin_key,
+        },
+    ).start()
+    world = CallWorld(server)
+    try:
+        one, two = world.user(), world.user()
+        room = world.room({one: "Presenter", two: "Attendee"})
+        a = await world.join(one, room, 500)  # waits until the call host has reached that Janus
+        b = await world.join(two, room, 900)
+        await hears(a, 900)
+        await hears(b, 500)
+        assert not (server.data_dir / "janus").exists()  # vrooms started no Janus of its own
+    finally:
+        await world.close()
+        server.stop()
+        janus.terminate()
+        janus.wait(10)

@@ -14,10 +14,22 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import SecretStr
+
 from vrooms import __version__
 from vrooms.config import Settings
 
-_SETTINGS_FLAGS = ("host", "port", "data_dir", "database_url", "tls", "workers", "log_level")
+_SETTINGS_FLAGS = (
+    "host",
+    "port",
+    "data_dir",
+    "database_url",
+    "tls",
+    "workers",
+    "log_level",
+    "janus_url",
+    "calls_enabled",
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,6 +46,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, help="worker processes (default: one per core)")
     serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
     serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.add_argument(
+        "--janus-url",
+        help="use this Janus (ws://host:port; secrets in VROOMS_JANUS_API_SECRET / VROOMS_JANUS_ADMIN_KEY) "
+        "instead of starting one",
+    )
+    serve.add_argument(
+        "--no-calls", dest="calls_enabled", action="store_false", default=None, help="REST only: no call host, no Janus"
+    )
 
     commands.add_parser("migrate", help="bring the database schema up to date")
 
@@ -117,9 +137,10 @@ def _serve(settings: Settings, access_log: bool) -> int:
         print(f"TLS CA certificate: {files.ca_cert}", file=sys.stderr)
         print(f"  Python SDK clients trust it with: export REQUESTS_CA_BUNDLE={files.ca_cert}", file=sys.stderr)
     print(f"Connection string: endpoint={endpoint};accesskey={keys.primary}", file=sys.stderr)
-    # Workers are new processes: hand them the settings through the environment.
-    for name, value in settings.model_dump(exclude={"access_key_primary", "access_key_secondary"}).items():
-        if value is not None:
+    # Workers are new processes: hand them the settings through the environment. Secrets
+    # came from the environment already (they have no flags) and stay as they are there.
+    for name, value in settings.model_dump().items():
+        if value is not None and not isinstance(value, SecretStr):
             os.environ[f"VROOMS_{name.upper()}"] = str(value)
     host = None
     if settings.calls_enabled:
