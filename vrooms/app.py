@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from functools import partial
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -24,6 +25,10 @@ from vrooms.calls.proxy import signaling_proxy
 from vrooms.config import Settings
 from vrooms.context import Services
 from vrooms.errors import ApiError
+from vrooms.events import routes as events_routes
+from vrooms.events import webhooks
+from vrooms.events.formats import default_topic
+from vrooms.events.service import EventsService
 from vrooms.identity import routes as identity_routes
 from vrooms.identity.service import IdentityService
 from vrooms.oplog.repository import OperationLogWriter
@@ -51,6 +56,7 @@ def build_services(settings: Settings) -> Services:
         identity=identity,
         oplog=OperationLogWriter(database, settings.oplog_flush_interval_seconds),
         calls=CallNotifier(settings.run_dir),
+        events=EventsService(handshake=partial(webhooks.handshake, topic=default_topic(settings))),
     )
 
 
@@ -100,6 +106,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             *rooms_routes.routes,
             *identity_routes.routes,
+            *events_routes.routes,
             Route("/ping", endpoint(rooms_schemas.VERSIONS, ping), methods=["GET"]),
             Route("/health", health, methods=["GET"]),
             WebSocketRoute("/calling/v1", signaling_proxy),

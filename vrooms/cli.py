@@ -89,6 +89,25 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--scopes", default="voip", help="comma-separated (default voip)")
     token.add_argument("--minutes", type=int, default=1440, help="60 to 1440 (default 1440)")
 
+    events = commands.add_parser("events", help="event subscriptions and dead letters")
+    events_commands = events.add_subparsers(dest="events_command", required=True, metavar="ACTION")
+    events_commands.add_parser("subscriptions", help="list event subscriptions")
+    subscribe = events_commands.add_parser("subscribe", help="create a subscription (runs the endpoint's handshake)")
+    subscribe.add_argument("name")
+    subscribe.add_argument("endpoint_url")
+    subscribe.add_argument("--schema", default="EventGridSchema", help="EventGridSchema or CloudEventSchemaV1_0")
+    subscribe.add_argument("--type", action="append", dest="types", help="only this event type (repeatable)")
+    subscribe.add_argument("--subject-begins-with")
+    subscribe.add_argument("--subject-ends-with")
+    subscribe.add_argument("--secret", help="sign deliveries with HMAC-SHA256 (vrooms-signature header)")
+    subscribe.add_argument("--max-events-per-batch", type=int, default=1)
+    events_commands.add_parser("unsubscribe", help="delete a subscription").add_argument("name")
+    dead = events_commands.add_parser("deadletters", help="list dead-lettered deliveries")
+    dead.add_argument("--subscription", help="only this subscription (name)")
+    dead.add_argument("--limit", type=int, default=1000)
+    replay = events_commands.add_parser("replay", help="deliver dead-lettered events again")
+    replay.add_argument("--subscription", help="only this subscription (name); default: all")
+
     oplog = commands.add_parser("oplog", help="query the Rooms operation log")
     oplog.add_argument("--room", help="only this room id")
     oplog.add_argument("--operation", help="e.g. CreateRoom, GetRoom, AddParticipants")
@@ -142,18 +161,19 @@ def _serve(settings: Settings, access_log: bool) -> int:
     for name, value in settings.model_dump().items():
         if value is not None and not isinstance(value, SecretStr):
             os.environ[f"VROOMS_{name.upper()}"] = str(value)
-    host = None
-    if settings.calls_enabled:
-        from vrooms.calls.launcher import CallHostProcess
+    from vrooms.launcher import ChildProcess
 
-        host = CallHostProcess(settings)
-        host.start()
+    children = [ChildProcess("vrooms.events.dispatcher", "event dispatcher")]
+    if settings.calls_enabled:
+        children.append(ChildProcess("vrooms.calls.host", "call host", settings.signaling_socket))
         print(f"Room calls: signaling at {endpoint.replace('http', 'ws', 1)}calling/v1", file=sys.stderr)
+    for child in children:
+        child.start()
     try:
         _run_workers(settings, access_log, ssl)
     finally:
-        if host is not None:
-            host.stop()
+        for child in children:
+            child.stop()
     return 0
 
 
@@ -281,6 +301,8 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
                     conn, identity_schemas.check_identity_id(args.user_id), request
                 )
             _print_json(identity_schemas.token_to_wire(*token))
+        elif args.command == "events":
+            await _events(services, args)
         elif args.command == "oplog":
             from vrooms.api.times import format_rfc3339, parse_rfc3339
 
@@ -300,6 +322,55 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     finally:
         await services.database.dispose()
+
+
+async def _events(services: Any, args: argparse.Namespace) -> None:
+    from vrooms.api.times import format_rfc3339
+    from vrooms.events import repository, schemas
+
+    db = services.database
+    if args.events_command == "subscriptions":
+        async with db.read() as conn:
+            _print_json([schemas.subscription_to_wire(s) for s in await repository.list_subscriptions(conn)])
+    elif args.events_command == "subscribe":
+        body: dict[str, Any] = {
+            "endpointUrl": args.endpoint_url,
+            "eventDeliverySchema": args.schema,
+            "includedEventTypes": args.types,
+            "subjectBeginsWith": args.subject_begins_with,
+            "subjectEndsWith": args.subject_ends_with,
+            "secret": args.secret,
+            "maxEventsPerBatch": args.max_events_per_batch,
+        }
+        new = schemas.parse_subscription(args.name, body)
+        async with db.write() as conn:
+            _print_json(schemas.subscription_to_wire(await services.events.create(conn, new)))
+    elif args.events_command == "unsubscribe":
+        async with db.write() as conn:
+            await services.events.delete(conn, args.name)
+        print(f"Deleted event subscription {args.name}.")
+    elif args.events_command == "deadletters":
+        async with db.read() as conn:
+            subscription_id = (await services.events.get(conn, args.subscription)).id if args.subscription else None
+            rows = await repository.dead_letters(conn, subscription_id, args.limit)
+        _print_json(
+            [
+                {
+                    "subscription": row["name"],
+                    "eventId": row["id"],
+                    "eventType": row["type"],
+                    "subject": row["subject"],
+                    "attempts": row["attempts"],
+                    "lastError": row["last_error"],
+                    "deadLetteredAt": format_rfc3339(row["updated_at"]),
+                }
+                for row in rows
+            ]
+        )
+    elif args.events_command == "replay":
+        async with db.write() as conn:
+            count = await services.events.replay(conn, args.subscription)
+        print(f"Replayed {count} dead-lettered deliveries; the dispatcher sends them within a second.")
 
 
 def _keys(settings: Settings, args: argparse.Namespace) -> int:

@@ -71,6 +71,21 @@ class Settings(BaseSettings):
     # change notification from a worker or the CLI was missed.
     call_reconcile_interval_seconds: float = Field(default=5.0, gt=0)
 
+    # Events (webhooks). The retry schedule is Event Grid's: 10 s, 30 s, 1 min, 5 min,
+    # 10 min, 30 min, 1 h, 3 h, 6 h, then every 12 h, within 30 attempts and 24 hours.
+    event_retry_delays_seconds: list[float] = Field(
+        default=[10, 30, 60, 300, 600, 1800, 3600, 10800, 21600, 43200], min_length=1
+    )
+    event_max_attempts: int = Field(default=30, ge=1)
+    event_ttl_seconds: float = Field(default=24 * 3600, gt=0)
+    # Event Grid waits 30 s for a webhook to answer.
+    event_delivery_timeout_seconds: float = Field(default=30.0, gt=0)
+    event_poll_interval_seconds: float = Field(default=0.05, gt=0)
+    # Deliveries in flight at once, across subscriptions and order keys.
+    event_concurrency: int = Field(default=64, ge=1)
+    # The "topic" (Event Grid schema) / "source" (CloudEvents) of every event.
+    event_topic: str | None = None
+
     @field_validator("data_dir", mode="after")
     @classmethod
     def _expand(cls, value: Path) -> Path:

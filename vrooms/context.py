@@ -8,6 +8,7 @@ from vrooms.auth.keys import KeyRing
 from vrooms.auth.tokens import TokenIssuer
 from vrooms.calls.notify import CallNotifier
 from vrooms.config import Settings
+from vrooms.events.service import EventsService
 from vrooms.identity.service import IdentityService
 from vrooms.oplog.repository import OperationLogWriter
 from vrooms.rooms.service import RoomsService
@@ -25,3 +26,4 @@ class Services:
     oplog: OperationLogWriter
     # Tells the call host about roster, room and identity changes (fire-and-forget).
     calls: CallNotifier
+    events: EventsService

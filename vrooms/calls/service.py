@@ -23,6 +23,9 @@ from vrooms.auth.tokens import InvalidToken, TokenClaims
 from vrooms.calls import repository
 from vrooms.calls.models import EndReason, LeaveReason, MediaSource, ParticipantState, Refusal
 from vrooms.calls.rules import CallRefused, check_admission
+from vrooms.events import payloads
+from vrooms.events import repository as outbox
+from vrooms.events.models import Event
 from vrooms.identity.service import IdentityService
 from vrooms.media.janus import JanusError
 from vrooms.media.plane import AudioLeg, CallMedia, MediaPlane, VideoFeed, VideoSubscription
@@ -94,6 +97,8 @@ class Call:
     valid_until: int
     media: CallMedia
     started_at: int
+    started_by: str
+    started_by_role: str
     participants: dict[str, Participant] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     ended: bool = False
@@ -230,6 +235,7 @@ class CallService:
                     user_agent=peer.user_agent[:256],
                     joined_at=participant.joined_at,
                 )
+                await outbox.append(conn, self._participant_event(call, participant, added=True))
         self._broadcast(call, {"type": "participantJoined", "participant": participant.to_wire()}, skip=participant)
         self._sync_video(participant)
         return {
@@ -239,6 +245,22 @@ class CallService:
             "capabilities": capabilities_of(role),
             "sdp": answer,
         }
+
+    @staticmethod
+    def _participant_event(call: Call, participant: Participant, *, added: bool, reason: str | None = None) -> Event:
+        return payloads.participant_event(
+            added,
+            room_id=call.room_id,
+            call_id=call.id,
+            started_by=call.started_by,
+            started_by_role=call.started_by_role,
+            user=participant.user_id,
+            role=str(participant.role),
+            display_name=participant.display_name,
+            participant_id=participant.id,
+            user_agent=participant.peer.user_agent,
+            reason=reason,
+        )
 
     def _plane(self) -> MediaPlane:
         if self.plane is None:
@@ -253,12 +275,19 @@ class CallService:
                 return call
             media = await plane.create_call(f"room {room_id}", _MAX_PUBLISHERS)
             call = Call(
-                id=str(uuid.uuid4()), room_id=room_id, valid_until=valid_until, media=media, started_at=self.clock()
+                id=str(uuid.uuid4()),
+                room_id=room_id,
+                valid_until=valid_until,
+                media=media,
+                started_at=self.clock(),
+                started_by=user_id,
+                started_by_role=str(role),
             )
             async with self.database.write() as conn:
                 await repository.insert_call(
                     conn, call_id=call.id, room_id=room_id, started_at=call.started_at, by=user_id, role=str(role)
                 )
+                await outbox.append(conn, payloads.call_started(room_id, call.id, user_id, str(role)))
             self.calls[room_id] = call
             self._schedule_expiry(call)
             log.info("call %s started in room %s by %s", call.id, room_id, user_id)
@@ -322,6 +351,7 @@ class CallService:
             await repository.end_participation(
                 conn, participant.id, left_at=self.clock(), reason=str(reason), removed_by=by
             )
+            await outbox.append(conn, self._participant_event(call, participant, added=False, reason=str(reason)))
         message: dict[str, Any] = {"type": "left", "callId": call.id, "reason": str(reason), "by": by}
         if end_reason is not None:
             message["callEndReason"] = str(end_reason)
@@ -346,8 +376,21 @@ class CallService:
             if self.plane is not None:
                 with contextlib.suppress(JanusError):
                     await self.plane.destroy_call(call.media)
+            ended_at = self.clock()
             async with self.database.write() as conn:
-                await repository.end_call(conn, call.id, ended_at=self.clock(), reason=str(reason), ended_by=by)
+                await repository.end_call(conn, call.id, ended_at=ended_at, reason=str(reason), ended_by=by)
+                await outbox.append(
+                    conn,
+                    payloads.call_ended(
+                        call.room_id,
+                        call.id,
+                        started_by=call.started_by,
+                        started_by_role=call.started_by_role,
+                        reason=str(reason),
+                        ended_by=by,
+                        duration_seconds=(ended_at - call.started_at) / 1e6,
+                    ),
+                )
         log.info("call %s in room %s ended: %s", call.id, call.room_id, reason)
 
     # -- media events ---------------------------------------------------------------

@@ -14,6 +14,9 @@ from dataclasses import replace
 from vrooms.api.times import now_micros
 from vrooms.auth.roles import Role
 from vrooms.errors import ApiError, bad_argument, not_found
+from vrooms.events import payloads
+from vrooms.events import repository as outbox
+from vrooms.events.models import EventType
 from vrooms.rooms import repository
 from vrooms.rooms.models import NewRoom, Participant, RoleCounts, Room, RoomChanges, RosterChange
 from vrooms.store.database import Connection
@@ -85,7 +88,7 @@ class RoomsService:
         room_id = new_room_id()
         while await repository.room_id_exists(conn, room_id):
             room_id = new_room_id()
-        return await repository.insert_room(
+        room = await repository.insert_room(
             conn,
             room_id=room_id,
             created_at=now,
@@ -94,6 +97,8 @@ class RoomsService:
             pstn_dial_out_enabled=new.pstn_dial_out_enabled,
             roster=new.participants,
         )
+        await outbox.append(conn, payloads.room_event(EventType.ROOM_CREATED, room))
+        return room
 
     async def get(self, conn: Connection, room_id: str, *, for_update: bool = False) -> Room:
         room = await repository.get_room(conn, room_id, for_update=for_update)
@@ -126,11 +131,13 @@ class RoomsService:
             valid_until=updated.valid_until,
             pstn_dial_out_enabled=updated.pstn_dial_out_enabled,
         )
+        await outbox.append(conn, payloads.room_event(EventType.ROOM_UPDATED, updated))
         return updated
 
     async def delete(self, conn: Connection, room_id: str) -> None:
         if not await repository.delete_room(conn, room_id):
             raise _missing(room_id)
+        await outbox.append(conn, payloads.room_deleted(room_id))
 
     async def list(self, conn: Connection, *, after_seq: int, limit: int) -> tuple[list[Room], bool]:
         """A page of rooms in creation order, and whether more follow."""
@@ -174,7 +181,11 @@ class RoomsService:
         await repository.remove_participants(conn, room_id, removed)
         if counts != room.counts:
             await repository.store_counts(conn, room_id, counts)
-        return RosterChange(len(new), len(changed), len(removed), replace(room, counts=counts))
+        result = replace(room, counts=counts)
+        if new or changed or removed:
+            upserted = {raw_id: str(role) for raw_id, role in (new | changed).items()}
+            await outbox.append(conn, payloads.roster_changed(result, upserted=upserted, removed=removed))
+        return RosterChange(len(new), len(changed), len(removed), result)
 
     async def remove_from_every_roster(self, conn: Connection, raw_id: str) -> int:
         """Used when an identity is deleted; returns how many rosters it was on."""

@@ -134,3 +134,70 @@ call_participants = Table(
     Column("removed_by", String(256)),
 )
 Index("ix_call_participants_call", call_participants.c.call_id)
+
+# Events: an outbox written in the same transaction as the state change it reports,
+# subscriptions, and one delivery row per (subscription, event) after fan-out.
+events = Table(
+    "events",
+    metadata,
+    Column("seq", Integer().with_variant(BigInteger(), "postgresql"), primary_key=True, autoincrement=True),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("type", String(128), nullable=False),
+    Column("subject", String(512), nullable=False),
+    # Deliveries with the same key reach each subscriber in order (a call, a room).
+    Column("order_key", String(64), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("time", BigInteger, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+event_subscriptions = Table(
+    "event_subscriptions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("endpoint", Text, nullable=False),
+    Column("schema", String(32), nullable=False),
+    Column("event_types", Text),  # JSON list, or NULL for every type
+    Column("subject_begins_with", String(512)),
+    Column("subject_ends_with", String(512)),
+    Column("secret", String(256)),
+    Column("max_events_per_batch", Integer, nullable=False),
+    # Only events after this one are delivered (no backlog from before the subscription).
+    Column("start_seq", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+event_deliveries = Table(
+    "event_deliveries",
+    metadata,
+    Column(
+        "subscription_id",
+        String(36),
+        ForeignKey("event_subscriptions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("event_seq", BigInteger, primary_key=True),
+    Column("order_key", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # pending, delivered, deadlettered
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("last_error", Text),
+    Column("updated_at", BigInteger, nullable=False),
+)
+Index("ix_event_deliveries_due", event_deliveries.c.status, event_deliveries.c.next_attempt_at)
+Index(
+    "ix_event_deliveries_order",
+    event_deliveries.c.subscription_id,
+    event_deliveries.c.order_key,
+    event_deliveries.c.status,
+    event_deliveries.c.event_seq,
+)
+
+# One row: the last event the dispatcher has fanned out to subscriptions.
+event_fanout = Table(
+    "event_fanout",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("last_seq", BigInteger, nullable=False),
+)

@@ -1,7 +1,8 @@
-"""Start the call host beside the REST workers, and restart it if it dies.
+"""Start the processes that run beside the REST workers, and restart them if they die.
 
-``vrooms serve`` runs this before handing the main thread to uvicorn. The host is a
-child process tied to ours (PR_SET_PDEATHSIG), so it never outlives the server.
+``vrooms serve`` starts the call host (room calls, Janus) and the event dispatcher
+before handing the main thread to uvicorn. Each is a child tied to ours
+(PR_SET_PDEATHSIG), so none outlives the server.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-
-from vrooms.config import Settings
+from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
 _READY_TIMEOUT_SECONDS = 20.0
@@ -23,27 +23,31 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-class CallHostProcess:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+class ChildProcess:
+    """``python -m <module>``, restarted when it exits; ready once ``ready_path`` exists (if given)."""
+
+    def __init__(self, module: str, name: str, ready_path: Path | None = None) -> None:
+        self.module = module
+        self.name = name
+        self.ready_path = ready_path
         self.process: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
-        self._watcher = threading.Thread(target=self._watch, name="call-host-watcher", daemon=True)
+        self._watcher = threading.Thread(target=self._watch, name=f"{name}-watcher", daemon=True)
 
     def start(self) -> None:
         self._spawn()
         self._watcher.start()
 
     def _spawn(self) -> None:
-        socket_path = self.settings.signaling_socket
-        socket_path.unlink(missing_ok=True)
+        if self.ready_path is not None:
+            self.ready_path.unlink(missing_ok=True)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "vrooms.calls.host"], stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+            [sys.executable, "-m", self.module], stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
         )
         deadline = time.monotonic() + _READY_TIMEOUT_SECONDS
-        while not socket_path.exists():
+        while self.ready_path is not None and not self.ready_path.exists():
             if self.process.poll() is not None or time.monotonic() > deadline:
-                print("vrooms: the call host did not start; room calls are unavailable.", file=sys.stderr)
+                print(f"vrooms: the {self.name} did not start.", file=sys.stderr)
                 return
             time.sleep(0.02)
 
@@ -51,7 +55,7 @@ class CallHostProcess:
         while not self._stopping.is_set():
             process = self.process
             if process is not None and process.poll() is not None and not self._stopping.is_set():
-                print(f"vrooms: the call host exited ({process.returncode}); restarting it.", file=sys.stderr)
+                print(f"vrooms: the {self.name} exited ({process.returncode}); restarting it.", file=sys.stderr)
                 time.sleep(0.5)
                 self._spawn()
             self._stopping.wait(0.2)

@@ -1,0 +1,91 @@
+"""Event rules: subscriptions, matching and the retry policy (no HTTP, no SQL beyond the repository).
+
+Retries follow Event Grid: exponential delays (10 s, 30 s, 1 min, ...), at most 30
+attempts and 24 hours, then the dead-letter store. A 400 or 413 from the endpoint is
+not retried (Event Grid dead-letters those at once: resending cannot help).
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from vrooms.api.times import now_micros
+from vrooms.errors import ApiError, bad_argument, not_found
+from vrooms.events import repository
+from vrooms.events.repository import DEAD, PENDING, Subscription
+from vrooms.store.database import Connection
+
+_NOT_RETRIED = frozenset({400, 413})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    delays_seconds: tuple[float, ...]
+    max_attempts: int
+    ttl_seconds: float
+
+    def after_failure(self, attempts: int, status: int | None, first_time: int, now: int) -> tuple[str, int]:
+        """(new status, next attempt time) after ``attempts`` failed deliveries."""
+        if status in _NOT_RETRIED or attempts >= self.max_attempts:
+            return DEAD, now
+        delay = self.delays_seconds[min(attempts, len(self.delays_seconds)) - 1]
+        # +-10% so that the retries of a burst do not all land at once (Event Grid randomizes too).
+        next_at = now + int(delay * random.uniform(0.9, 1.1) * 1_000_000)
+        if next_at - first_time > self.ttl_seconds * 1_000_000:
+            return DEAD, now
+        return PENDING, next_at
+
+
+@dataclass(frozen=True)
+class NewSubscription:
+    name: str
+    endpoint: str
+    schema: str
+    event_types: tuple[str, ...] | None
+    subject_begins_with: str | None
+    subject_ends_with: str | None
+    secret: str | None
+    max_events_per_batch: int
+
+
+# Proves the endpoint wants our events before anything is stored (Event Grid's handshakes).
+Handshake = Callable[[NewSubscription], Awaitable[None]]
+
+
+def _missing(name: str) -> ApiError:
+    return not_found(f"Event subscription '{name}' was not found.", "name")
+
+
+class EventsService:
+    def __init__(self, handshake: Handshake) -> None:
+        self._handshake = handshake
+
+    async def create(self, conn: Connection, new: NewSubscription) -> Subscription:
+        if await repository.subscription_named(conn, new.name) is not None:
+            raise bad_argument(f"An event subscription named '{new.name}' exists; delete it first.", "name")
+        await self._handshake(new)
+        subscription = Subscription(
+            id=str(uuid.uuid4()),
+            start_seq=await repository.last_event_seq(conn),
+            created_at=now_micros(),
+            **new.__dict__,
+        )
+        await repository.insert_subscription(conn, subscription)
+        return subscription
+
+    async def get(self, conn: Connection, name: str) -> Subscription:
+        subscription = await repository.subscription_named(conn, name)
+        if subscription is None:
+            raise _missing(name)
+        return subscription
+
+    async def delete(self, conn: Connection, name: str) -> None:
+        if not await repository.delete_subscription(conn, name):
+            raise _missing(name)
+
+    async def replay(self, conn: Connection, name: str | None) -> int:
+        subscription_id = (await self.get(conn, name)).id if name else None
+        return await repository.replay_dead_letters(conn, subscription_id, now_micros())
