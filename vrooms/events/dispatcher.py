@@ -1,21 +1,25 @@
 """The event dispatcher: a process of its own that fans events out and delivers them.
 
-Loop: fan new outbox events out to matching subscriptions (one transaction moves the
-cursor and creates the delivery rows, so a crash repeats nothing and loses nothing),
-then start a sender for every (subscription, order key) that has due deliveries and
-none in flight. A sender posts its events in order, batching up to the subscription's
-``maxEventsPerBatch``, and stops at the first failure: later events of that call or
-room wait for the retry, so order holds per key while other keys go on. Outcomes are
-written in one transaction per loop. A slow endpoint holds only its own senders.
+Each loop fans new outbox events out to matching subscriptions (one transaction moves
+the cursor and creates the delivery rows, so a crash repeats nothing and loses
+nothing) and hands the new deliveries to *lanes*, one per (subscription, order key),
+i.e. per subscriber and call or room. A lane's sender posts in event order, batching
+up to the subscription's ``maxEventsPerBatch``; on a failure it keeps the event at its
+head until the retry time, so later events of that call wait while other lanes go on.
+Outcomes are written in one statement per loop. The database stays the record: at
+start-up every pending delivery is loaded back, and deliveries put back by others
+(dead-letter replays) are picked up within a second. A slow endpoint holds only its
+own lanes (and at most ``VROOMS_EVENT_CONCURRENCY`` requests in flight overall).
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
-from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -23,24 +27,30 @@ from vrooms.api.times import now_micros
 from vrooms.config import Settings
 from vrooms.events import repository, webhooks
 from vrooms.events.formats import default_topic
-from vrooms.events.repository import DEAD, DELIVERED, Due, Subscription
+from vrooms.events.repository import DEAD, DELIVERED, Pending, Subscription
 from vrooms.events.service import RetryPolicy
 from vrooms.store.database import Database
 
 log = logging.getLogger("vrooms.events")
 
 _FAN_OUT_BATCH = 5000
-_FETCH_LIMIT = 4000
+_RESYNC_SECONDS = 1.0
+
+LaneKey = tuple[str, str]  # (subscription id, order key)
 
 
-@dataclass(frozen=True)
-class Outcome:
-    subscription_id: str
-    event_seq: int
-    status: str
-    attempts: int
-    next_attempt_at: int
-    error: str | None
+@dataclass
+class Lane:
+    """One subscriber's deliveries for one call or room, in event order."""
+
+    queue: list[Pending] = field(default_factory=list)
+    running: bool = False
+
+    def add(self, pending: Pending) -> None:
+        bisect.insort(self.queue, pending, key=lambda p: p.event.seq)
+
+    def ready(self, now: int) -> bool:
+        return bool(self.queue) and not self.running and self.queue[0].next_attempt_at <= now
 
 
 class Dispatcher:
@@ -51,13 +61,37 @@ class Dispatcher:
         self.policy = RetryPolicy(
             tuple(settings.event_retry_delays_seconds), settings.event_max_attempts, settings.event_ttl_seconds
         )
-        self._in_flight: set[tuple[str, str]] = set()
-        self._finished: list[tuple[tuple[str, str], list[Outcome]]] = []
+        self.lanes: dict[LaneKey, Lane] = {}
+        self.subscriptions: dict[str, Subscription] = {}
+        self._in_hand: set[tuple[str, int]] = set()
+        self._outcomes: list[dict[str, Any]] = []
         self._slots = asyncio.Semaphore(settings.event_concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._synced_at = 0
+
+    def _take(self, pending: Pending) -> None:
+        marker = (pending.subscription_id, pending.event.seq)
+        if marker in self._in_hand or pending.subscription_id not in self.subscriptions:
+            return
+        self._in_hand.add(marker)
+        self.lanes.setdefault((pending.subscription_id, pending.event.order_key), Lane()).add(pending)
+
+    async def _resync(self) -> None:
+        """Reload subscriptions; pick up pending deliveries changed by others since the last sync."""
+        started = now_micros()
+        async with self.database.read() as conn:
+            self.subscriptions = {s.id: s for s in await repository.list_subscriptions(conn)}
+            since = self._synced_at - int(_RESYNC_SECONDS * 1_000_000)
+            pending = await repository.pending_deliveries(conn, changed_since=max(0, since))
+        self._synced_at = started
+        for key in [key for key in self.lanes if key[0] not in self.subscriptions]:
+            for item in self.lanes.pop(key).queue:
+                self._in_hand.discard((item.subscription_id, item.event.seq))
+        for item in pending:
+            self._take(item)
 
     async def run(self) -> None:
-        limits = httpx.Limits(max_connections=self.settings.event_concurrency, max_keepalive_connections=32)
+        limits = httpx.Limits(max_connections=self.settings.event_concurrency, max_keepalive_connections=64)
         async with httpx.AsyncClient(timeout=self.settings.event_delivery_timeout_seconds, limits=limits) as client:
             while True:
                 try:
@@ -69,76 +103,77 @@ class Dispatcher:
                     await asyncio.sleep(self.settings.event_poll_interval_seconds)
 
     async def step(self, client: httpx.AsyncClient) -> bool:
-        """One loop: record finished senders, fan out, start senders. True if there was work."""
-        await self._record_outcomes()
+        """One loop: write outcomes, resync if due, fan out, start ready lanes. True if events came in."""
+        await self._write_outcomes()
         now = now_micros()
+        if now - self._synced_at >= _RESYNC_SECONDS * 1_000_000:
+            await self._resync()
         async with self.database.write() as conn:
-            fanned = await repository.fan_out(conn, now, _FAN_OUT_BATCH)
-        async with self.database.read() as conn:
-            due = await repository.due_deliveries(conn, now, _FETCH_LIMIT)
-            subscriptions = {s.id: s for s in await repository.list_subscriptions(conn)} if due else {}
-        groups: dict[tuple[str, str], list[Due]] = defaultdict(list)
-        for item in due:
-            key = (item.subscription_id, item.event.order_key)
-            if key not in self._in_flight:
-                groups[key].append(item)
-        for key, items in groups.items():
-            subscription = subscriptions.get(key[0])
-            if subscription is not None:
-                self._in_flight.add(key)
-                task = asyncio.create_task(self._send(client, key, subscription, items))
+            taken, created = await repository.fan_out(conn, now, _FAN_OUT_BATCH)
+        if created and any(p.subscription_id not in self.subscriptions for p in created):
+            await self._resync()  # a subscription newer than our list
+        for pending in created:
+            self._take(pending)
+        for key, lane in list(self.lanes.items()):
+            if not lane.queue and not lane.running:
+                del self.lanes[key]
+            elif lane.ready(now):
+                lane.running = True
+                task = asyncio.create_task(self._send(client, key, lane))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
-        return fanned > 0 or bool(groups)
+        return taken > 0
 
-    async def _send(
-        self, client: httpx.AsyncClient, key: tuple[str, str], subscription: Subscription, items: list[Due]
-    ) -> None:
-        outcomes: list[Outcome] = []
+    def _outcome(self, item: Pending, status: str, error: str | None, now: int) -> None:
+        self._outcomes.append(
+            {
+                "sid": item.subscription_id,
+                "seq": item.event.seq,
+                "new_status": status,
+                "new_attempts": item.attempts,
+                "next_at": item.next_attempt_at,
+                "error": error,
+                "now": now,
+            }
+        )
+
+    async def _send(self, client: httpx.AsyncClient, key: LaneKey, lane: Lane) -> None:
         try:
             async with self._slots:
-                size = subscription.max_events_per_batch
-                for start in range(0, len(items), size):
-                    batch = items[start : start + size]
+                while lane.queue and lane.queue[0].next_attempt_at <= now_micros():
+                    subscription = self.subscriptions.get(key[0])
+                    if subscription is None:
+                        return
+                    batch = lane.queue[: subscription.max_events_per_batch]
                     attempt = max(item.attempts for item in batch) + 1
                     status = await webhooks.deliver(client, subscription, [i.event for i in batch], self.topic, attempt)
                     now = now_micros()
                     if status is not None and 200 <= status < 300:
-                        outcomes += [
-                            Outcome(i.subscription_id, i.event.seq, DELIVERED, attempt, now, None) for i in batch
-                        ]
+                        del lane.queue[: len(batch)]
+                        for item in batch:
+                            item.attempts = attempt
+                            self._outcome(item, DELIVERED, None, now)
                         continue
                     error = f"HTTP {status}" if status is not None else "no response (refused, reset or timed out)"
-                    retry = False
                     for item in batch:
-                        state, next_at = self.policy.after_failure(attempt, status, item.event.time, now)
-                        outcomes.append(Outcome(item.subscription_id, item.event.seq, state, attempt, next_at, error))
-                        retry = retry or state != DEAD
-                    if retry:
-                        break  # later events of this key wait: order per call or room
+                        state, item.next_attempt_at = self.policy.after_failure(attempt, status, item.event.time, now)
+                        item.attempts = attempt
+                        self._outcome(item, state, error, now)
+                        if state == DEAD:
+                            lane.queue.remove(item)
         finally:
-            self._finished.append((key, outcomes))
+            lane.running = False
 
-    async def _record_outcomes(self) -> None:
-        finished, self._finished = self._finished, []
-        if not finished:
+    async def _write_outcomes(self) -> None:
+        outcomes, self._outcomes = self._outcomes, []
+        if not outcomes:
             return
-        now = now_micros()
         async with self.database.write() as conn:
-            for _, outcomes in finished:
-                for o in outcomes:
-                    await repository.record_outcome(
-                        conn,
-                        o.subscription_id,
-                        o.event_seq,
-                        status=o.status,
-                        attempts=o.attempts,
-                        next_attempt_at=o.next_attempt_at,
-                        error=o.error,
-                        now=now,
-                    )
-        for key, _ in finished:
-            self._in_flight.discard(key)
+            await repository.record_outcomes(conn, outcomes)
+        # Only now may a resync see these rows as settled; before, it would take them again.
+        for outcome in outcomes:
+            if outcome["new_status"] != repository.PENDING:
+                self._in_hand.discard((outcome["sid"], outcome["seq"]))
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -147,7 +182,7 @@ class Dispatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         with contextlib.suppress(Exception):
-            await self._record_outcomes()
+            await self._write_outcomes()
 
 
 async def run(settings: Settings) -> None:

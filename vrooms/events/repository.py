@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, delete, exists, func, insert, select, update
-from sqlalchemy.orm import aliased
+from sqlalchemy import bindparam, delete, func, insert, select, update
 
 from vrooms.events.models import Event
 from vrooms.store.database import Connection
@@ -110,78 +109,88 @@ async def delete_subscription(conn: Connection, name: str) -> bool:
     return bool(result.rowcount)
 
 
-async def fan_out(conn: Connection, now: int, limit: int) -> int:
-    """Create delivery rows for events not yet fanned out; returns how many events it took."""
+@dataclass
+class Pending:
+    """One delivery the dispatcher has in hand."""
+
+    subscription_id: str
+    event: StoredEvent
+    attempts: int
+    next_attempt_at: int
+
+
+async def fan_out(conn: Connection, now: int, limit: int) -> tuple[int, list[Pending]]:
+    """Create delivery rows for events not yet fanned out: (events taken, deliveries created).
+
+    The cursor moves in the same transaction, so each event is fanned out exactly once.
+    """
     last = int((await conn.execute(select(event_fanout.c.last_seq).where(event_fanout.c.id == 1))).scalar_one())
     rows = (await conn.execute(select(events).where(events.c.seq > last).order_by(events.c.seq).limit(limit))).all()
     if not rows:
-        return 0
+        return 0, []
     subscriptions = await list_subscriptions(conn)
-    deliveries = [
-        {
-            "subscription_id": subscription.id,
-            "event_seq": event.seq,
-            "order_key": event.order_key,
-            "status": PENDING,
-            "attempts": 0,
-            "next_attempt_at": now,
-            "updated_at": now,
-        }
+    created = [
+        Pending(subscription.id, event, 0, now)
         for event in map(_stored, rows)
         for subscription in subscriptions
         if subscription.matches(event)
     ]
-    if deliveries:
-        await conn.execute(insert(event_deliveries), deliveries)
-    await conn.execute(update(event_fanout).where(event_fanout.c.id == 1).values(last_seq=rows[-1].seq))
-    return len(rows)
-
-
-@dataclass(frozen=True)
-class Due:
-    subscription_id: str
-    event: StoredEvent
-    attempts: int
-
-
-async def due_deliveries(conn: Connection, now: int, limit: int) -> list[Due]:
-    """Pending deliveries whose time has come and that no earlier pending one of their key holds back."""
-    earlier = aliased(event_deliveries)
-    held_back = exists().where(
-        and_(
-            earlier.c.subscription_id == event_deliveries.c.subscription_id,
-            earlier.c.order_key == event_deliveries.c.order_key,
-            earlier.c.status == PENDING,
-            earlier.c.event_seq < event_deliveries.c.event_seq,
-            earlier.c.next_attempt_at > now,
+    if created:
+        await conn.execute(
+            insert(event_deliveries),
+            [
+                {
+                    "subscription_id": p.subscription_id,
+                    "event_seq": p.event.seq,
+                    "order_key": p.event.order_key,
+                    "status": PENDING,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "updated_at": now,
+                }
+                for p in created
+            ],
         )
-    )
+    await conn.execute(update(event_fanout).where(event_fanout.c.id == 1).values(last_seq=rows[-1].seq))
+    return len(rows), created
+
+
+async def pending_deliveries(conn: Connection, *, changed_since: int = 0) -> list[Pending]:
+    """Pending deliveries in event order: all of them at start-up, later those changed by others (replays)."""
     query = (
-        select(event_deliveries.c.subscription_id, event_deliveries.c.attempts, events)
+        select(
+            event_deliveries.c.subscription_id, event_deliveries.c.attempts, event_deliveries.c.next_attempt_at, events
+        )
         .join(events, events.c.seq == event_deliveries.c.event_seq)
-        .where(event_deliveries.c.status == PENDING, event_deliveries.c.next_attempt_at <= now, ~held_back)
+        .where(event_deliveries.c.status == PENDING, event_deliveries.c.updated_at >= changed_since)
         .order_by(event_deliveries.c.event_seq)
-        .limit(limit)
     )
-    return [Due(row.subscription_id, _stored(row), row.attempts) for row in (await conn.execute(query)).all()]
+    return [
+        Pending(row.subscription_id, _stored(row), row.attempts, row.next_attempt_at)
+        for row in (await conn.execute(query)).all()
+    ]
 
 
-async def record_outcome(
-    conn: Connection,
-    subscription_id: str,
-    event_seq: int,
-    *,
-    status: str,
-    attempts: int,
-    next_attempt_at: int,
-    error: str | None,
-    now: int,
-) -> None:
-    await conn.execute(
-        update(event_deliveries)
-        .where(event_deliveries.c.subscription_id == subscription_id, event_deliveries.c.event_seq == event_seq)
-        .values(status=status, attempts=attempts, next_attempt_at=next_attempt_at, last_error=error, updated_at=now)
+_OUTCOME = (
+    update(event_deliveries)
+    .where(
+        event_deliveries.c.subscription_id == bindparam("sid"),
+        event_deliveries.c.event_seq == bindparam("seq"),
     )
+    .values(
+        status=bindparam("new_status"),
+        attempts=bindparam("new_attempts"),
+        next_attempt_at=bindparam("next_at"),
+        last_error=bindparam("error"),
+        updated_at=bindparam("now"),
+    )
+)
+
+
+async def record_outcomes(conn: Connection, outcomes: list[dict[str, Any]]) -> None:
+    """Many delivery outcomes in one statement (keys: sid, seq, new_status, new_attempts, next_at, error, now)."""
+    if outcomes:
+        await conn.execute(_OUTCOME, outcomes)
 
 
 async def dead_letters(conn: Connection, subscription_id: str | None, limit: int) -> list[dict[str, Any]]:

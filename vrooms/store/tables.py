@@ -185,14 +185,7 @@ event_deliveries = Table(
     Column("last_error", Text),
     Column("updated_at", BigInteger, nullable=False),
 )
-Index("ix_event_deliveries_due", event_deliveries.c.status, event_deliveries.c.next_attempt_at)
-Index(
-    "ix_event_deliveries_order",
-    event_deliveries.c.subscription_id,
-    event_deliveries.c.order_key,
-    event_deliveries.c.status,
-    event_deliveries.c.event_seq,
-)
+Index("ix_event_deliveries_changed", event_deliveries.c.status, event_deliveries.c.updated_at)
 
 # One row: the last event the dispatcher has fanned out to subscriptions.
 event_fanout = Table(

@@ -58,10 +58,7 @@ def upgrade() -> None:
         sa.Column("last_error", sa.Text),
         sa.Column("updated_at", sa.BigInteger, nullable=False),
     )
-    op.create_index("ix_event_deliveries_due", "event_deliveries", ["status", "next_attempt_at"])
-    op.create_index(
-        "ix_event_deliveries_order", "event_deliveries", ["subscription_id", "order_key", "status", "event_seq"]
-    )
+    op.create_index("ix_event_deliveries_changed", "event_deliveries", ["status", "updated_at"])
     op.create_table(
         "event_fanout",
         sa.Column("id", sa.Integer, primary_key=True),
