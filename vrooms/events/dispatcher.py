@@ -21,7 +21,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import aiohttp
 
 from vrooms.api.times import now_micros
 from vrooms.config import Settings
@@ -91,8 +91,9 @@ class Dispatcher:
             self._take(item)
 
     async def run(self) -> None:
-        limits = httpx.Limits(max_connections=self.settings.event_concurrency, max_keepalive_connections=64)
-        async with httpx.AsyncClient(timeout=self.settings.event_delivery_timeout_seconds, limits=limits) as client:
+        connector = aiohttp.TCPConnector(limit=self.settings.event_concurrency)
+        timeout = aiohttp.ClientTimeout(total=self.settings.event_delivery_timeout_seconds)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
             while True:
                 try:
                     busy = await self.step(client)
@@ -102,7 +103,7 @@ class Dispatcher:
                 if not busy:
                     await asyncio.sleep(self.settings.event_poll_interval_seconds)
 
-    async def step(self, client: httpx.AsyncClient) -> bool:
+    async def step(self, client: aiohttp.ClientSession) -> bool:
         """One loop: write outcomes, resync if due, fan out, start ready lanes. True if events came in."""
         await self._write_outcomes()
         now = now_micros()
@@ -137,7 +138,7 @@ class Dispatcher:
             }
         )
 
-    async def _send(self, client: httpx.AsyncClient, key: LaneKey, lane: Lane) -> None:
+    async def _send(self, client: aiohttp.ClientSession, key: LaneKey, lane: Lane) -> None:
         try:
             async with self._slots:
                 while lane.queue and lane.queue[0].next_attempt_at <= now_micros():
