@@ -6,7 +6,8 @@ subscription, Event Grid schema, answers the validation handshake). The load is 
 PATCHes (one ``Vrooms.Rooms.RosterChanged`` event each) from 20 concurrent clients over
 100 rooms. Latency = arrival at the receiver minus the event's ``eventTime`` (stamped in
 the transaction of the state change). Baseline in the same run: the same PATCH load with
-no subscription, so the API's own rate with and without deliveries can be compared.
+no subscription, so the API's own rate with and without deliveries can be compared; a
+last run subscribes an endpoint that takes 10 s per answer, to show it does not slow the API.
 """
 
 from __future__ import annotations
@@ -51,6 +52,14 @@ def receiver_app() -> Any:
             latencies.append(now - datetime.fromisoformat(event["eventTime"]).timestamp())
         return Response()
 
+    async def slow(request: Request) -> Response:
+        """A slow endpoint: validates at once, then takes 10 s to answer each delivery."""
+        events = orjson.loads(await request.body())
+        if request.headers.get("aeg-event-type") == "SubscriptionValidation":
+            return JSONResponse({"validationResponse": events[0]["data"]["validationCode"]})
+        await asyncio.sleep(10)
+        return Response()
+
     async def stats(_request: Request) -> Response:
         return JSONResponse({n: values for n, values in arrivals.items()})
 
@@ -61,6 +70,7 @@ def receiver_app() -> Any:
     return Starlette(
         routes=[
             Route("/hook/{n}", hook, methods=["POST"]),
+            Route("/slow", slow, methods=["POST"]),
             Route("/stats", stats, methods=["GET"]),
             Route("/reset", reset, methods=["POST"]),
         ]
@@ -166,6 +176,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             result["api_ratio_vs_baseline"] = round(result["api_patch_per_second_meanwhile"] / baseline, 2)
             print(f"  {json.dumps(result)}")
             results["runs"].append(result)
+        # A slow endpoint (10 s per answer) must not slow the API down.
+        assert (
+            signed(
+                server, "PUT", f"/eventSubscriptions/slow?{EVENTS_V}", {"endpointUrl": f"{receiver}/slow"}
+            ).status_code
+            == 201
+        )
+        slow_rate = await patch_load(server, rooms, args.events, 20, 5_000_000)
+        results["slow_endpoint"] = {
+            "api_patch_per_second": round(slow_rate),
+            "api_ratio_vs_baseline": round(slow_rate / baseline, 2),
+        }
+        print(f"  slow endpoint subscribed: {json.dumps(results['slow_endpoint'])}")
         return results
     finally:
         server.stop()
