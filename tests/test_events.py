@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from azure.eventgrid import SystemEventNames
 
 from tests.calls import CallWorld
 from tests.servers import Server, signed
@@ -259,6 +260,13 @@ async def test_a_real_call_produces_the_acs_call_events(events_server: Server, r
         events = await receiver.wait_for(8, "Microsoft.Communication.Call")
     finally:
         await world.close()
+    # The names azure-eventgrid knows these system events by.
+    assert {e.type for e in events} == {
+        SystemEventNames.AcsCallStartedEventName,
+        SystemEventNames.AcsCallEndedEventName,
+        SystemEventNames.AcsCallParticipantAddedEventName,
+        SystemEventNames.AcsCallParticipantRemovedEventName,
+    }
     types = [e.type.removeprefix("Microsoft.Communication.") for e in events]
     assert types[0] == "CallStarted" and types[-1] == "CallEnded"
     assert sorted(types[1:4]) == ["CallParticipantAdded"] * 3

@@ -343,6 +343,8 @@ async def _events(services: Any, args: argparse.Namespace) -> None:
             "maxEventsPerBatch": args.max_events_per_batch,
         }
         new = schemas.parse_subscription(args.name, body)
+        async with db.read() as conn:
+            await services.events.check_new(conn, new)
         async with db.write() as conn:
             _print_json(schemas.subscription_to_wire(await services.events.create(conn, new)))
     elif args.events_command == "unsubscribe":

@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     event_poll_interval_seconds: float = Field(default=0.05, gt=0)
     # Deliveries in flight at once, across subscriptions and order keys.
     event_concurrency: int = Field(default=64, ge=1)
+    # Delivered events are kept this long (for inspection), then purged; dead letters stay.
+    event_retention_seconds: float = Field(default=7 * 86400, gt=0)
     # The "topic" (Event Grid schema) / "source" (CloudEvents) of every event.
     event_topic: str | None = None
 

@@ -35,6 +35,7 @@ log = logging.getLogger("vrooms.events")
 
 _FAN_OUT_BATCH = 5000
 _RESYNC_SECONDS = 1.0
+_PURGE_SECONDS = 60.0
 
 LaneKey = tuple[str, str]  # (subscription id, order key)
 
@@ -68,6 +69,7 @@ class Dispatcher:
         self._slots = asyncio.Semaphore(settings.event_concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
         self._synced_at = 0
+        self._purged_at = 0
 
     def _take(self, pending: Pending) -> None:
         marker = (pending.subscription_id, pending.event.seq)
@@ -109,6 +111,10 @@ class Dispatcher:
         now = now_micros()
         if now - self._synced_at >= _RESYNC_SECONDS * 1_000_000:
             await self._resync()
+        if now - self._purged_at >= _PURGE_SECONDS * 1_000_000:
+            self._purged_at = now
+            async with self.database.write() as conn:
+                await repository.purge(conn, now - int(self.settings.event_retention_seconds * 1_000_000))
         async with self.database.write() as conn:
             taken, created = await repository.fan_out(conn, now, _FAN_OUT_BATCH)
         if created and any(p.subscription_id not in self.subscriptions for p in created):

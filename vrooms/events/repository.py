@@ -221,3 +221,19 @@ async def replay_dead_letters(conn: Connection, subscription_id: str | None, now
 async def delivery_counts(conn: Connection) -> dict[str, int]:
     rows = await conn.execute(select(event_deliveries.c.status, func.count()).group_by(event_deliveries.c.status))
     return {status: int(count) for status, count in rows.all()}
+
+
+async def purge(conn: Connection, before: int) -> None:
+    """Drop what is settled and older than ``before``: delivered rows, and events nobody still needs.
+
+    Dead letters stay until replayed or their subscription is deleted; an event stays
+    while any delivery of it is pending or dead-lettered, or before fan-out took it.
+    """
+    await conn.execute(
+        delete(event_deliveries).where(event_deliveries.c.status == DELIVERED, event_deliveries.c.updated_at < before)
+    )
+    fanned_out = select(event_fanout.c.last_seq).where(event_fanout.c.id == 1).scalar_subquery()
+    unsettled = select(event_deliveries.c.event_seq).where(event_deliveries.c.status != DELIVERED)
+    await conn.execute(
+        delete(events).where(events.c.time < before, events.c.seq <= fanned_out, events.c.seq.not_in(unsettled))
+    )

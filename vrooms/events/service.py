@@ -55,6 +55,10 @@ class NewSubscription:
 Handshake = Callable[[NewSubscription], Awaitable[None]]
 
 
+def _taken(name: str) -> ApiError:
+    return bad_argument(f"An event subscription named '{name}' exists; delete it first.", "name")
+
+
 def _missing(name: str) -> ApiError:
     return not_found(f"Event subscription '{name}' was not found.", "name")
 
@@ -63,10 +67,16 @@ class EventsService:
     def __init__(self, handshake: Handshake) -> None:
         self._handshake = handshake
 
-    async def create(self, conn: Connection, new: NewSubscription) -> Subscription:
+    async def check_new(self, conn: Connection, new: NewSubscription) -> None:
+        """Refuse a taken name, then run the endpoint's handshake (outside any write transaction)."""
         if await repository.subscription_named(conn, new.name) is not None:
-            raise bad_argument(f"An event subscription named '{new.name}' exists; delete it first.", "name")
+            raise _taken(new.name)
         await self._handshake(new)
+
+    async def create(self, conn: Connection, new: NewSubscription) -> Subscription:
+        """Store a subscription whose endpoint passed ``check_new``; it gets events from now on."""
+        if await repository.subscription_named(conn, new.name) is not None:
+            raise _taken(new.name)
         subscription = Subscription(
             id=str(uuid.uuid4()),
             start_seq=await repository.last_event_seq(conn),
