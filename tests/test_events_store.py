@@ -7,13 +7,31 @@ from pathlib import Path
 import pytest
 
 from vrooms.events import repository
-from vrooms.events.models import Event, EventType
-from vrooms.events.repository import DEAD, DELIVERED, PENDING, Subscription
+from vrooms.events.models import Event, EventType, StoredEvent, Subscription
+from vrooms.events.repository import DEAD, DELIVERED, PENDING
 from vrooms.events.service import RetryPolicy
 from vrooms.store.database import Database
 from vrooms.store.migrate import upgrade_to_head
 
 S = 1_000_000  # microseconds
+
+
+def subscription(
+    name: str, *, begins: str | None = None, ends: str | None = None, types: tuple[str, ...] | None = None
+) -> Subscription:
+    return Subscription(
+        id=name,
+        name=name,
+        endpoint="http://x/",
+        schema="EventGridSchema",
+        event_types=types,
+        subject_begins_with=begins,
+        subject_ends_with=ends,
+        secret=None,
+        max_events_per_batch=1,
+        start_seq=0,
+        created_at=0,
+    )
 
 
 def test_retry_policy_follows_the_schedule_then_dead_letters() -> None:
@@ -41,7 +59,7 @@ async def test_fan_out_outcomes_and_purge(tmp_path: Path) -> None:
             for name, begins in (("all", None), ("room-1", "room/1")):
                 await repository.insert_subscription(
                     conn,
-                    Subscription(name, name, "http://x/", "EventGridSchema", None, begins, None, None, 1, 0, 0),
+                    subscription(name, begins=begins),
                 )
         async with database.write() as conn:
             taken, created = await repository.fan_out(conn, now=200 * S, limit=100)
@@ -99,6 +117,5 @@ async def test_fan_out_outcomes_and_purge(tmp_path: Path) -> None:
 def test_subscription_filters(
     subject: str, begins: str | None, ends: str | None, types: tuple[str, ...] | None, expected: bool
 ) -> None:
-    sub = Subscription("s", "s", "http://x/", "EventGridSchema", types, begins, ends, None, 1, 0, 0)
-    event = repository.StoredEvent(1, "e", "Vrooms.Rooms.RoomUpdated", subject, "k", {}, 0)
-    assert sub.matches(event) is expected
+    event = StoredEvent(1, "e", "Vrooms.Rooms.RoomUpdated", subject, "k", {}, 0)
+    assert subscription("s", begins=begins, ends=ends, types=types).matches(event) is expected

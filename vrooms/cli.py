@@ -325,7 +325,6 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _events(services: Any, args: argparse.Namespace) -> None:
-    from vrooms.api.times import format_rfc3339
     from vrooms.events import repository, schemas
 
     db = services.database
@@ -355,20 +354,7 @@ async def _events(services: Any, args: argparse.Namespace) -> None:
         async with db.read() as conn:
             subscription_id = (await services.events.get(conn, args.subscription)).id if args.subscription else None
             rows = await repository.dead_letters(conn, subscription_id, args.limit)
-        _print_json(
-            [
-                {
-                    "subscription": row["name"],
-                    "eventId": row["id"],
-                    "eventType": row["type"],
-                    "subject": row["subject"],
-                    "attempts": row["attempts"],
-                    "lastError": row["last_error"],
-                    "deadLetteredAt": format_rfc3339(row["updated_at"]),
-                }
-                for row in rows
-            ]
-        )
+        _print_json([schemas.dead_letter_to_wire(row) for row in rows])
     elif args.events_command == "replay":
         async with db.write() as conn:
             count = await services.events.replay(conn, args.subscription)

@@ -27,7 +27,8 @@ from vrooms.api.times import now_micros
 from vrooms.config import Settings
 from vrooms.events import repository, webhooks
 from vrooms.events.formats import default_topic
-from vrooms.events.repository import DEAD, DELIVERED, Pending, Subscription
+from vrooms.events.models import Subscription
+from vrooms.events.repository import DEAD, DELIVERED, Pending
 from vrooms.events.service import RetryPolicy
 from vrooms.store.database import Database
 

@@ -19,8 +19,7 @@ import orjson
 from vrooms.api.times import format_rfc3339, now_micros
 from vrooms.auth.tokens import load_or_create_resource_id
 from vrooms.config import Settings
-from vrooms.events.models import EventSchema
-from vrooms.events.repository import StoredEvent
+from vrooms.events.models import EventSchema, StoredEvent
 
 VALIDATION_EVENT_TYPE = "Microsoft.EventGrid.SubscriptionValidationEvent"
 # Handlers written for Azure compare the origin with Event Grid's own.

@@ -39,3 +39,47 @@ class Event:
     data: dict[str, Any]
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     time: int = field(default_factory=now_micros)
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event as the outbox holds it: ``seq`` is its place in the total order."""
+
+    seq: int
+    id: str
+    type: str
+    subject: str
+    order_key: str
+    data: dict[str, Any]
+    time: int
+
+
+@dataclass(frozen=True)
+class NewSubscription:
+    """What a subscriber asks for."""
+
+    name: str
+    endpoint: str
+    schema: str
+    event_types: tuple[str, ...] | None
+    subject_begins_with: str | None
+    subject_ends_with: str | None
+    secret: str | None
+    max_events_per_batch: int
+
+
+@dataclass(frozen=True)
+class Subscription(NewSubscription):
+    """A stored subscription: it receives the events after ``start_seq`` that match its filters."""
+
+    id: str
+    start_seq: int
+    created_at: int
+
+    def matches(self, event: StoredEvent) -> bool:
+        return (
+            event.seq > self.start_seq
+            and (self.event_types is None or event.type in self.event_types)
+            and (not self.subject_begins_with or event.subject.startswith(self.subject_begins_with))
+            and (not self.subject_ends_with or event.subject.endswith(self.subject_ends_with))
+        )

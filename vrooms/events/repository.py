@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import orjson
 from sqlalchemy import bindparam, delete, func, insert, select, update
 
-from vrooms.events.models import Event
+from vrooms.events.models import Event, StoredEvent, Subscription
 from vrooms.store.database import Connection
 from vrooms.store.tables import event_deliveries, event_fanout, event_subscriptions, events
 
@@ -29,58 +29,24 @@ async def append(conn: Connection, event: Event) -> None:
     )
 
 
-@dataclass(frozen=True)
-class StoredEvent:
-    seq: int
-    id: str
-    type: str
-    subject: str
-    order_key: str
-    data: dict[str, Any]
-    time: int
-
-
 def _stored(row: Any) -> StoredEvent:
     return StoredEvent(row.seq, row.id, row.type, row.subject, row.order_key, orjson.loads(row.data), row.time)
-
-
-@dataclass(frozen=True)
-class Subscription:
-    id: str
-    name: str
-    endpoint: str
-    schema: str
-    event_types: tuple[str, ...] | None
-    subject_begins_with: str | None
-    subject_ends_with: str | None
-    secret: str | None
-    max_events_per_batch: int
-    start_seq: int
-    created_at: int
-
-    def matches(self, event: StoredEvent) -> bool:
-        return (
-            event.seq > self.start_seq
-            and (self.event_types is None or event.type in self.event_types)
-            and (not self.subject_begins_with or event.subject.startswith(self.subject_begins_with))
-            and (not self.subject_ends_with or event.subject.endswith(self.subject_ends_with))
-        )
 
 
 def _subscription(row: Any) -> Subscription:
     types = tuple(orjson.loads(row.event_types)) if row.event_types else None
     return Subscription(
-        row.id,
-        row.name,
-        row.endpoint,
-        row.schema,
-        types,
-        row.subject_begins_with,
-        row.subject_ends_with,
-        row.secret,
-        row.max_events_per_batch,
-        row.start_seq,
-        row.created_at,
+        id=row.id,
+        name=row.name,
+        endpoint=row.endpoint,
+        schema=row.schema,
+        event_types=types,
+        subject_begins_with=row.subject_begins_with,
+        subject_ends_with=row.subject_ends_with,
+        secret=row.secret,
+        max_events_per_batch=row.max_events_per_batch,
+        start_seq=row.start_seq,
+        created_at=row.created_at,
     )
 
 
@@ -89,7 +55,7 @@ async def last_event_seq(conn: Connection) -> int:
 
 
 async def insert_subscription(conn: Connection, subscription: Subscription) -> None:
-    values = {k: v for k, v in subscription.__dict__.items() if k != "event_types"}
+    values = {k: v for k, v in asdict(subscription).items() if k != "event_types"}
     types = orjson.dumps(list(subscription.event_types)).decode() if subscription.event_types else None
     await conn.execute(insert(event_subscriptions).values(**values, event_types=types))
 

@@ -18,7 +18,6 @@ from starlette.routing import Route
 
 from vrooms.api.endpoint import ApiCall, Handler, endpoint
 from vrooms.api.responses import JSONResponse
-from vrooms.api.times import format_rfc3339
 from vrooms.events import repository, schemas
 
 
@@ -54,21 +53,7 @@ async def list_dead_letters(call: ApiCall) -> Response:
     async with call.services.database.read() as conn:
         subscription = await call.services.events.get(conn, schemas.check_name(call.path_param("name")))
         dead = await repository.dead_letters(conn, subscription.id, limit=1000)
-    return JSONResponse(
-        {
-            "value": [
-                {
-                    "eventId": row["id"],
-                    "eventType": row["type"],
-                    "subject": row["subject"],
-                    "attempts": row["attempts"],
-                    "lastError": row["last_error"],
-                    "deadLetteredAt": format_rfc3339(row["updated_at"]),
-                }
-                for row in dead
-            ]
-        }
-    )
+    return JSONResponse({"value": [schemas.dead_letter_to_wire(row) for row in dead]})
 
 
 async def replay_dead_letters(call: ApiCall) -> Response:

@@ -8,9 +8,7 @@ from urllib.parse import urlsplit
 
 from vrooms.api.times import format_rfc3339
 from vrooms.errors import bad_argument
-from vrooms.events.models import EventSchema
-from vrooms.events.repository import Subscription
-from vrooms.events.service import NewSubscription
+from vrooms.events.models import EventSchema, NewSubscription, Subscription
 
 VERSIONS = ("2026-11-25",)
 _NAME = re.compile(r"^[A-Za-z0-9-]{3,64}$")  # Event Grid's rule for subscription names
@@ -85,4 +83,17 @@ def subscription_to_wire(subscription: Subscription) -> dict[str, Any]:
         "hasSecret": subscription.secret is not None,
         "maxEventsPerBatch": subscription.max_events_per_batch,
         "createdAt": format_rfc3339(subscription.created_at),
+    }
+
+
+def dead_letter_to_wire(row: dict[str, Any]) -> dict[str, Any]:
+    """A row of ``repository.dead_letters``."""
+    return {
+        "subscription": row["name"],
+        "eventId": row["id"],
+        "eventType": row["type"],
+        "subject": row["subject"],
+        "attempts": row["attempts"],
+        "lastError": row["last_error"],
+        "deadLetteredAt": format_rfc3339(row["updated_at"]),
     }

@@ -10,12 +10,13 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from vrooms.api.times import now_micros
 from vrooms.errors import ApiError, bad_argument, not_found
 from vrooms.events import repository
-from vrooms.events.repository import DEAD, PENDING, Subscription
+from vrooms.events.models import NewSubscription, Subscription
+from vrooms.events.repository import DEAD, PENDING
 from vrooms.store.database import Connection
 
 _NOT_RETRIED = frozenset({400, 413})
@@ -37,18 +38,6 @@ class RetryPolicy:
         if next_at - first_time > self.ttl_seconds * 1_000_000:
             return DEAD, now
         return PENDING, next_at
-
-
-@dataclass(frozen=True)
-class NewSubscription:
-    name: str
-    endpoint: str
-    schema: str
-    event_types: tuple[str, ...] | None
-    subject_begins_with: str | None
-    subject_ends_with: str | None
-    secret: str | None
-    max_events_per_batch: int
 
 
 # Proves the endpoint wants our events before anything is stored (Event Grid's handshakes).
@@ -81,7 +70,7 @@ class EventsService:
             id=str(uuid.uuid4()),
             start_seq=await repository.last_event_seq(conn),
             created_at=now_micros(),
-            **new.__dict__,
+            **asdict(new),
         )
         await repository.insert_subscription(conn, subscription)
         return subscription

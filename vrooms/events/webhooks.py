@@ -13,9 +13,7 @@ import aiohttp
 
 from vrooms.errors import ApiError, bad_argument
 from vrooms.events import formats
-from vrooms.events.models import EventSchema
-from vrooms.events.repository import StoredEvent, Subscription
-from vrooms.events.service import NewSubscription
+from vrooms.events.models import EventSchema, NewSubscription, StoredEvent, Subscription
 
 _HANDSHAKE_TIMEOUT_SECONDS = 10.0
 
