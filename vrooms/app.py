@@ -7,12 +7,14 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from functools import partial
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 
 from vrooms.api import repeatability
 from vrooms.api.endpoint import ApiCall, endpoint
@@ -39,6 +41,12 @@ from vrooms.store.database import Database
 
 log = logging.getLogger("vrooms")
 _PURGE_INTERVAL_SECONDS = 60.0
+
+
+def _web_client(settings: Settings) -> list[Mount]:
+    """The browser client (``web/``) at ``/web/``, when this is a source checkout or it is configured."""
+    folder = settings.web_dir or Path(__file__).resolve().parent.parent / "web"
+    return [Mount("/web", StaticFiles(directory=folder, html=True))] if folder.is_dir() else []
 
 
 def build_services(settings: Settings) -> Services:
@@ -110,6 +118,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/ping", endpoint(rooms_schemas.VERSIONS, ping), methods=["GET"]),
             Route("/health", health, methods=["GET"]),
             WebSocketRoute("/calling/v1", signaling_proxy),
+            *_web_client(settings),
         ],
         exception_handlers={
             ApiError: handle_api_error,

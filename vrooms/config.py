@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     oplog_flush_interval_seconds: float = Field(default=0.2, gt=0)
     log_level: str = "info"
 
+    # The browser client's files, served at /web/ (default: web/ of the source checkout).
+    web_dir: Path | None = None
+
     # Room calls. The call host runs beside the REST workers and drives Janus.
     calls_enabled: bool = True
     # An external Janus (``ws://host:port``) instead of the one vrooms starts itself.

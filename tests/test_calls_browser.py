@@ -1,0 +1,79 @@
+"""The browser client (web/) in headless Chromium with fake devices, in a call with an aiortc peer."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from urllib.parse import urlencode
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright
+
+from tests.calls import CallWorld, Member
+from vrooms.client import PatternSource
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--use-fake-device-for-media-stream",  # a test picture and a beeping microphone
+                "--use-fake-ui-for-media-stream",  # grant camera and microphone
+                "--ignore-certificate-errors",  # the server's generated CA is not Chromium's
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+            ],
+        )
+        yield launched
+        await launched.close()
+
+
+async def open_call(browser: Browser, world: CallWorld, member: Member, room: str, name: str) -> Page:
+    page = await browser.new_page()
+    query = urlencode({"token": member.token, "room": room, "name": name, "autojoin": 1, "camera": 1})
+    await page.goto(f"{world.server.endpoint}/web/index.html?{query}")
+    await page.wait_for_function("window.vroomsCall && window.vroomsCall.state === 'Connected'", timeout=20_000)
+    return page
+
+
+async def test_a_browser_and_an_aiortc_peer_see_and_hear_each_other(world: CallWorld, browser: Browser) -> None:
+    presenter, attendee, consumer = world.user(), world.user(), world.user()
+    room = world.room({presenter: "Presenter", attendee: "Attendee", consumer: "Consumer"})
+    python = await world.join(presenter, room, 500)
+    await python.start_video(PatternSource())
+    page = await open_call(browser, world, attendee, room, "Chromium")
+    browser_id = await page.evaluate("window.vroomsCall.participantId")
+    assert await page.evaluate("window.vroomsCall.role") == "Attendee"
+
+    # Python receives the browser's fake camera and its beeping microphone (through the mix).
+    await python.wait_until(lambda: python.video_frames(browser_id) > 15, 20)
+    await python.wait_until(lambda: python.remote_audio is not None and python.remote_audio.level() > 0.005, 20)
+    # The browser receives Python's tone (mixed audio) and decodes its camera.
+    await page.wait_for_function(
+        "window.vroomsCall.inboundStats().then(s => s.audioPackets > 100 && s.videoFramesDecoded > 15)",
+        timeout=20_000,
+        polling=250,
+    )
+    selector = f'video[data-participant="{python.participant_id}"][data-source="camera"]'
+    await page.wait_for_function(f"document.querySelector('{selector}')?.videoWidth === 320", timeout=10_000)
+
+    # A Consumer's browser cannot publish, even by calling the client library directly.
+    viewer = await open_call(browser, world, consumer, room, "Viewer")
+    assert await viewer.evaluate("document.getElementById('camera').disabled")
+    refusal = await viewer.evaluate(
+        """async () => {
+            const camera = await navigator.mediaDevices.getUserMedia({ video: true });
+            try { await window.vroomsCall.startVideo(camera); return "published"; }
+            catch (error) { return error.code; }
+        }"""
+    )
+    assert refusal == "NotAllowed"
+    await python.end_for_all()
+    await page.wait_for_function("window.vroomsCall.state === 'Disconnected'", timeout=10_000)
+    assert await page.evaluate("window.vroomsCall.endReason") == "EndedForAll"

@@ -1,0 +1,300 @@
+// vrooms calling client for browsers: signaling protocol v1 (docs/calling-protocol.md) over
+// WebSocket, media over WebRTC straight to the media server. No dependencies.
+//
+//   const client = await VroomsClient.connect("https://host:8443", token);
+//   const call = await client.join(roomId, { audio: micStream, displayName: "Dr. Who" });
+//   await call.startVideo(cameraStream);
+//   call.addEventListener("participantJoined", (e) => console.log(e.detail.participant));
+
+function websocketUrl(endpoint, token) {
+  const url = new URL("/calling/v1", endpoint);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  url.searchParams.set("access_token", token); // browsers cannot set headers on a WebSocket
+  return url.toString();
+}
+
+function gathered(pc) {
+  // The server takes complete offers and answers (no trickle): wait for ICE gathering.
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const check = () => {
+      if (pc.iceGatheringState === "complete") {
+        pc.removeEventListener("icegatheringstatechange", check);
+        resolve();
+      }
+    };
+    pc.addEventListener("icegatheringstatechange", check);
+  });
+}
+
+export class CallError extends Error {
+  constructor(code, message) {
+    super(`${code}: ${message}`);
+    this.code = code;
+  }
+}
+
+export class VroomsClient extends EventTarget {
+  static async connect(endpoint, token) {
+    const client = new VroomsClient();
+    await client.#open(websocketUrl(endpoint, token));
+    return client;
+  }
+
+  #ws = null;
+  #nextId = 1;
+  #pending = new Map();
+  call = null;
+  userId = "";
+
+  #open(url) {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url);
+      this.#ws = ws;
+      ws.onmessage = (event) => {
+        const message = JSON.parse(event.data);
+        if (message.type === "hello") {
+          this.userId = message.userId;
+          resolve();
+        } else if (message.type === "error" && message.id === null && !this.userId) {
+          reject(new CallError(message.code, message.message));
+        } else if ((message.type === "result" || message.type === "error") && this.#pending.has(message.id)) {
+          const { ok, fail } = this.#pending.get(message.id);
+          this.#pending.delete(message.id);
+          message.type === "result" ? ok(message) : fail(new CallError(message.code, message.message));
+        } else {
+          if (message.type === "invite") this.dispatchEvent(new CustomEvent("invite", { detail: message }));
+          if (this.call) this.call.handle(message);
+        }
+      };
+      ws.onclose = () => {
+        for (const { fail } of this.#pending.values()) fail(new CallError("NotConnected", "connection closed"));
+        this.#pending.clear();
+        if (this.call) this.call.handle({ type: "connectionClosed" });
+        reject(new CallError("NotConnected", "connection closed"));
+      };
+    });
+  }
+
+  request(message) {
+    const id = this.#nextId++;
+    return new Promise((ok, fail) => {
+      this.#pending.set(id, { ok, fail });
+      this.#ws.send(JSON.stringify({ ...message, id }));
+    });
+  }
+
+  async join(roomId, { audio = null, displayName = "" } = {}) {
+    const call = new Call(this, roomId);
+    this.call = call;
+    await call.start(audio, displayName);
+    return call;
+  }
+
+  close() {
+    this.#ws.close();
+  }
+}
+
+export class Call extends EventTarget {
+  state = "Connecting";
+  participants = new Map();
+  remoteAudio = new MediaStream();
+  // participantId -> { camera: MediaStream, screen: MediaStream }
+  remoteVideo = new Map();
+  #audioPc = new RTCPeerConnection();
+  #publishers = new Map();
+  #subscriber = null;
+  #mids = new Map();
+  #renegotiation = Promise.resolve();
+
+  constructor(client, roomId) {
+    super();
+    this.client = client;
+    this.roomId = roomId;
+  }
+
+  #emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  #setState(state) {
+    if (state !== this.state) {
+      this.state = state;
+      this.#emit("stateChanged", { state });
+    }
+  }
+
+  async start(audioStream, displayName) {
+    const pc = this.#audioPc;
+    pc.ontrack = (event) => this.remoteAudio.addTrack(event.track);
+    pc.onconnectionstatechange = () => {
+      if (pc.connectionState === "connected") this.#setState("Connected");
+      if (pc.connectionState === "failed") this.#setState("Disconnected");
+    };
+    const track = audioStream ? audioStream.getAudioTracks()[0] : null;
+    if (track) pc.addTransceiver(track, { direction: "sendrecv" });
+    else pc.addTransceiver("audio", { direction: "recvonly" });
+    await pc.setLocalDescription(await pc.createOffer());
+    await gathered(pc);
+    const reply = await this.client.request({
+      type: "join",
+      roomId: this.roomId,
+      displayName,
+      sdp: pc.localDescription.sdp,
+    });
+    Object.assign(this, {
+      id: reply.callId,
+      participantId: reply.participantId,
+      role: reply.role,
+      capabilities: reply.capabilities,
+      activeSpeaker: reply.activeSpeaker,
+      captions: reply.captions,
+    });
+    for (const p of reply.participants) {
+      if (p.participantId === this.participantId) this.muted = p.muted;
+      else this.participants.set(p.participantId, p);
+    }
+    await pc.setRemoteDescription({ type: "answer", sdp: reply.sdp });
+  }
+
+  handle(message) {
+    switch (message.type) {
+      case "participantJoined":
+      case "participantUpdated":
+        if (message.participant.participantId === this.participantId) this.muted = message.participant.muted;
+        else this.participants.set(message.participant.participantId, message.participant);
+        break;
+      case "participantLeft":
+        this.participants.delete(message.participantId);
+        this.remoteVideo.delete(message.participantId);
+        break;
+      case "activeSpeaker":
+        this.activeSpeaker = message.participantId;
+        break;
+      case "permissions":
+        this.role = message.role;
+        this.capabilities = message.capabilities;
+        break;
+      case "mutedByOthers":
+        this.muted = true;
+        break;
+      case "videoOffer":
+        this.#renegotiation = this.#renegotiation.then(() => this.#answerVideo(message));
+        break;
+      case "left":
+        this.leftReason = message.reason;
+        this.endReason = message.callEndReason || null;
+        this.#setState("Disconnected");
+        this.#closeMedia();
+        break;
+      case "connectionClosed":
+        if (this.state !== "Disconnected") {
+          this.leftReason = "ConnectionLost";
+          this.#setState("Disconnected");
+          this.#closeMedia();
+        }
+        break;
+    }
+    this.#emit(message.type, message);
+  }
+
+  async #answerVideo(offer) {
+    if (!this.#subscriber) {
+      this.#subscriber = new RTCPeerConnection();
+      this.#subscriber.ontrack = (event) => {
+        const owner = this.#mids.get(event.transceiver.mid);
+        if (!owner) return;
+        const entry = this.remoteVideo.get(owner.participantId) || {};
+        entry[owner.source] = new MediaStream([event.track]);
+        this.remoteVideo.set(owner.participantId, entry);
+        this.#emit("remoteVideo", owner);
+      };
+    }
+    for (const stream of offer.streams) this.#mids.set(stream.mid, stream);
+    const pc = this.#subscriber;
+    await pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
+    await pc.setLocalDescription(await pc.createAnswer());
+    await gathered(pc);
+    await this.client.request({ type: "videoAnswer", sdp: pc.localDescription.sdp });
+  }
+
+  request(message) {
+    return this.client.request(message);
+  }
+
+  // What this call has received so far, from the peer connections' RTP statistics.
+  async inboundStats() {
+    const totals = { audioPackets: 0, videoFramesDecoded: 0 };
+    for (const pc of [this.#audioPc, this.#subscriber].filter(Boolean)) {
+      for (const report of (await pc.getStats()).values()) {
+        if (report.type !== "inbound-rtp") continue;
+        if (report.kind === "audio") totals.audioPackets += report.packetsReceived || 0;
+        if (report.kind === "video") totals.videoFramesDecoded += report.framesDecoded || 0;
+      }
+    }
+    return totals;
+  }
+
+  async mute() {
+    await this.request({ type: "setMuted", muted: true });
+    this.muted = true;
+  }
+
+  async unmute() {
+    await this.request({ type: "setMuted", muted: false });
+    this.muted = false;
+  }
+
+  async startVideo(stream, source = "camera") {
+    await this.stopVideo(source);
+    const pc = new RTCPeerConnection();
+    pc.addTransceiver(stream.getVideoTracks()[0], { direction: "sendonly" });
+    await pc.setLocalDescription(await pc.createOffer());
+    await gathered(pc);
+    try {
+      const reply = await this.request({ type: "publish", source, sdp: pc.localDescription.sdp });
+      await pc.setRemoteDescription({ type: "answer", sdp: reply.sdp });
+      this.#publishers.set(source, pc);
+    } catch (error) {
+      pc.close();
+      throw error;
+    }
+  }
+
+  async stopVideo(source = "camera") {
+    const pc = this.#publishers.get(source);
+    if (!pc) return;
+    this.#publishers.delete(source);
+    await this.request({ type: "unpublish", source }).catch(() => {});
+    pc.close();
+  }
+
+  startScreenShare(stream) {
+    return this.startVideo(stream, "screen");
+  }
+
+  muteParticipant(participantId) {
+    return this.request({ type: "muteParticipant", participantId });
+  }
+
+  removeParticipant(participantId) {
+    return this.request({ type: "removeParticipant", participantId });
+  }
+
+  endForAll() {
+    return this.request({ type: "endForAll" });
+  }
+
+  async leave() {
+    if (this.state !== "Disconnected") await this.request({ type: "leave" }).catch(() => {});
+    this.#closeMedia();
+  }
+
+  #closeMedia() {
+    this.#audioPc.close();
+    for (const pc of this.#publishers.values()) pc.close();
+    this.#publishers.clear();
+    if (this.#subscriber) this.#subscriber.close();
+  }
+}
