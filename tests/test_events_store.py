@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
+from tests.servers import create_postgres_database, drop_postgres_database
 from vrooms.events import repository
 from vrooms.events.models import Event, EventType, StoredEvent, Subscription
 from vrooms.events.repository import DEAD, DELIVERED, PENDING
@@ -119,3 +121,29 @@ def test_subscription_filters(
 ) -> None:
     event = StoredEvent(1, "e", "Vrooms.Rooms.RoomUpdated", subject, "k", {}, 0)
     assert subscription("s", begins=begins, ends=ends, types=types).matches(event) is expected
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_one_dispatcher_per_database(tmp_path: Path, backend: str) -> None:
+    """``Database.exclusive``: a second holder waits until the first lets go."""
+    url = await create_postgres_database() if backend == "postgresql" else f"sqlite:///{tmp_path / 'x.db'}"
+    first, second = Database(url), Database(url)
+    try:
+        order: list[str] = []
+
+        async def standby() -> None:
+            async with second.exclusive("event-dispatcher"):
+                order.append("second")
+
+        async with first.exclusive("event-dispatcher"):
+            waiting = asyncio.create_task(standby())
+            await asyncio.sleep(0.5)
+            assert not waiting.done()  # still standing by
+            order.append("first done")
+        await asyncio.wait_for(waiting, 10)
+        assert order == ["first done", "second"]
+    finally:
+        await first.dispose()
+        await second.dispose()
+        if backend == "postgresql":
+            await drop_postgres_database(url)

@@ -197,7 +197,9 @@ async def run(settings: Settings) -> None:
     database = Database(settings.effective_database_url)
     dispatcher = Dispatcher(database, settings, default_topic(settings))
     try:
-        await dispatcher.run()
+        # One dispatcher per database: on a second node this one waits as a standby.
+        async with database.exclusive("event-dispatcher"):
+            await dispatcher.run()
     finally:
         await dispatcher.close()
         await database.dispose()

@@ -31,7 +31,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.engine import Result, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -184,6 +184,33 @@ class Database:
             return
         with self._reader.begin() as connection:
             yield InlineConnection(connection)
+
+    @asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[None]:
+        """Hold a lock named ``name`` across every process using this database (waits for it).
+
+        For work that must have one runner per database, such as event delivery: a second
+        runner waits as a standby and takes over when the first one's process ends.
+        PostgreSQL: a session-level advisory lock on a connection held meanwhile. SQLite:
+        ``flock`` on a file beside the database (the processes share the machine).
+        """
+        if self._async is not None:
+            async with self._async.connect() as connection:
+                await connection.execute(text("SELECT pg_advisory_lock(hashtext(:name))"), {"name": name})
+                await connection.commit()  # the lock is the session's; no transaction stays open
+                try:
+                    yield
+                finally:
+                    await connection.execute(text("SELECT pg_advisory_unlock(hashtext(:name))"), {"name": name})
+                    await connection.commit()
+            return
+        database = make_url(self.url).database
+        fd = os.open(f"{database}.{name}-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     async def dispose(self) -> None:
         if self._async is not None:
