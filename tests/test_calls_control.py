@@ -323,3 +323,28 @@ async def test_an_external_janus_is_used_instead_of_a_managed_one(tmp_path: Path
         server.stop()
         janus.terminate()
         janus.wait(10)
+
+
+async def test_a_killed_call_host_comes_back_and_closes_the_calls_it_left_open(world: CallWorld) -> None:
+    presenter, attendee = world.user(), world.user()
+    room = world.room({presenter: "Presenter", attendee: "Attendee"})
+    p = await world.join(presenter, room, 500)
+    a = await world.join(attendee, room)
+    assert world.server.process is not None
+    host = subprocess.run(
+        ["pgrep", "-P", str(world.server.process.pid), "-f", "vrooms.calls.host"], capture_output=True, text=True
+    )
+    os.kill(int(host.stdout.split()[0]), signal.SIGKILL)
+    for call in (p, a):
+        await call.wait_until(lambda call=call: call.state == "Disconnected", timeout=5)
+        assert call.left_reason == "ConnectionLost"
+    for _ in range(150):  # the launcher restarts the host, which closes what it finds open
+        rows = world.records("SELECT end_reason FROM calls WHERE id = ?", p.id)
+        if rows[0][0] is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert rows == [("ServerFailure",)]
+    left = world.records("SELECT leave_reason FROM call_participants WHERE call_id = ?", p.id)
+    assert left == [("ConnectionLost",), ("ConnectionLost",)]
+    again = await world.join(presenter, room)  # a new call in the same room
+    assert again.id != p.id

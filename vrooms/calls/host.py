@@ -99,6 +99,8 @@ async def _reconcile(settings: Settings, calls: CallService) -> None:
 async def run(settings: Settings) -> None:
     services = build_services(settings)
     calls = CallService(services.database, services.identity)
+    if abandoned := await calls.close_abandoned_calls():
+        log.warning("ended %d call(s) left open by a call host that stopped without ending them", abandoned)
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     socket_path = settings.signaling_socket
     socket_path.unlink(missing_ok=True)

@@ -52,6 +52,8 @@ class EndReason(StrEnum):
     ROOM_EXPIRED = "RoomExpired"
     MEDIA_FAILURE = "MediaServerFailure"
     SERVER_SHUTDOWN = "ServerShutdown"
+    # The call host stopped without ending its calls (killed, crashed); found at its next start.
+    SERVER_FAILURE = "ServerFailure"
 
 
 class LeaveReason(StrEnum):

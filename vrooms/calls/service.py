@@ -669,6 +669,51 @@ class CallService:
             for peer in peers:
                 peer.send(message)
 
+    async def close_abandoned_calls(self) -> int:
+        """At start-up: end the calls a killed call host left open, with records and events.
+
+        Their participants lost their signaling connection when it died; this makes the
+        records and the event stream (CallParticipantRemoved, CallEnded) whole again.
+        """
+        now = self.clock()
+        async with self.database.write() as conn:
+            abandoned = await repository.open_calls(conn)
+            for call in abandoned:
+                for p in call["participants"]:
+                    reason = str(LeaveReason.CONNECTION_LOST)
+                    await repository.end_participation(conn, p["id"], left_at=now, reason=reason, removed_by=None)
+                    await outbox.append(
+                        conn,
+                        payloads.participant_event(
+                            False,
+                            room_id=call["room_id"],
+                            call_id=call["id"],
+                            started_by=call["started_by"],
+                            started_by_role=call["started_by_role"],
+                            user=p["raw_id"],
+                            role=p["role_at_join"],
+                            display_name=p["display_name"],
+                            participant_id=p["id"],
+                            user_agent=p["user_agent"],
+                            reason=reason,
+                        ),
+                    )
+                reason = str(EndReason.SERVER_FAILURE)
+                await repository.end_call(conn, call["id"], ended_at=now, reason=reason, ended_by=None)
+                await outbox.append(
+                    conn,
+                    payloads.call_ended(
+                        call["room_id"],
+                        call["id"],
+                        started_by=call["started_by"],
+                        started_by_role=call["started_by_role"],
+                        reason=reason,
+                        ended_by=None,
+                        duration_seconds=(now - call["started_at"]) / 1e6,
+                    ),
+                )
+        return len(abandoned)
+
     async def shutdown(self) -> None:
         for call in list(self.calls.values()):
             await self.end_call(call, EndReason.SERVER_SHUTDOWN)

@@ -50,6 +50,7 @@ _END_CODES = {
     "RoomExpired": (410, 5002),
     "MediaServerFailure": (500, 5003),
     "ServerShutdown": (503, 5004),
+    "ServerFailure": (500, 5005),
 }
 
 
