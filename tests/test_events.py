@@ -292,3 +292,16 @@ async def test_a_real_call_produces_the_acs_call_events(events_server: Server, r
     assert ended["reason"]["phrase"] == "EndedForAll" and ended["callDurationInSeconds"] > 0
     assert ended["endedBy"]["communicationIdentifier"]["rawId"] == presenter.raw_id
     unsubscribe(events_server, "calls")
+
+
+async def test_events_on_both_backends(server: Server, receivers: list[Receiver]) -> None:
+    """The outbox, fan-out and batched outcome writes on SQLite and PostgreSQL alike."""
+    receiver = Receiver().start()
+    receivers.append(receiver)
+    name = f"backend-{receiver.port}"
+    assert subscribe(server, name, receiver, maxEventsPerBatch=10).status_code == 201
+    rooms = [room_lifecycle(server) for _ in range(3)]
+    events = await receiver.wait_for(12)
+    for room in rooms:
+        assert [e.type for e in events if e.subject == f"room/{room}"] == LIFECYCLE
+    unsubscribe(server, name)
