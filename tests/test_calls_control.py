@@ -192,6 +192,8 @@ async def test_invite_rings_a_connected_roster_member_who_joins(world: CallWorld
     with pytest.raises(CallError) as error:
         await p.invite(stranger.raw_id)
     assert error.value.code == "NotOnRoster"
+    idle = [x for x in await p.list_participants() if x["state"] == "Idle"]
+    assert idle == [{"userId": invitee.raw_id, "role": "Attendee", "state": "Idle"}]
     invitee_client = await world.client(invitee).connect()
     assert await p.invite(invitee.raw_id) == 1
     ringing = await asyncio.wait_for(invitee_client.invitations.get(), 5)
@@ -208,6 +210,7 @@ async def test_invite_rings_a_connected_roster_member_who_joins(world: CallWorld
     joined = await ringing.accept()
     assert joined.role == "Attendee"
     await p.wait_until(lambda: any(x["userId"] == invitee.raw_id for x in p.participants.values()))
+    assert {x["state"] for x in await p.list_participants()} <= {"Connecting", "Connected"}
 
 
 async def test_captions_permissions(world: CallWorld) -> None:

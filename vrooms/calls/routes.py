@@ -128,10 +128,7 @@ async def _captions(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) 
 
 
 async def _list_participants(calls: CallService, peer: SignalingPeer, _m: dict[str, Any]) -> dict[str, Any]:
-    call = calls.call_of(calls.in_call(peer))
-    if call is None:
-        raise CallRefused("NotInCall", "Join a call first.")
-    return call.summary()
+    return await calls.listing(calls.in_call(peer))
 
 
 HANDLERS: dict[str, Handler] = {

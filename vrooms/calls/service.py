@@ -592,6 +592,21 @@ class CallService:
         for other in self.peers.get(peer.user_id, set()):
             other.send({"type": "inviteCancelled", "callId": call.id})
 
+    async def listing(self, participant: Participant) -> dict[str, Any]:
+        """The call, plus the roster members who are not in it (state Idle): whom a Presenter can invite."""
+        call = self.call_of(participant)
+        if call is None:
+            raise CallRefused("NotInCall", "Join a call first.")
+        async with self.database.read() as conn:
+            roster = await rooms_repository.list_participants(conn, call.room_id, after_raw_id="", limit=100_000)
+        present = {p.user_id for p in call.participants.values()}
+        idle = [
+            {"userId": member.raw_id, "role": str(member.role), "state": str(ParticipantState.IDLE)}
+            for member in roster
+            if member.raw_id not in present
+        ]
+        return {**call.summary(), "idle": idle}
+
     async def captions(self, actor: Participant, action: str, language: str | None) -> dict[str, Any]:
         """Caption state only: who may start, stop and re-language them (no transcription engine yet)."""
         call = self._require(actor, Capability.START_CAPTIONS)

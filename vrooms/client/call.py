@@ -302,7 +302,9 @@ class Call:
         return await self.request({"type": "captions", "action": "setLanguage", "language": language})
 
     async def list_participants(self) -> list[dict[str, Any]]:
-        return list((await self.request({"type": "listParticipants"}))["participants"])
+        """Everyone in the call, then the roster members who are not (state ``Idle``)."""
+        listing = await self.request({"type": "listParticipants"})
+        return [*listing["participants"], *listing["idle"]]
 
     async def leave(self) -> None:
         if self.state != "Disconnected":
