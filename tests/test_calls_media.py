@@ -106,6 +106,18 @@ async def test_presenter_mutes_the_attendee_who_cannot_moderate(world: CallWorld
     await hears(c, ATTENDEE_TONE)
     assert p.state == a.state == c.state == "Connected"
 
+    # Hold takes the attendee out of the mix and shows it; resume brings both back.
+    await a.hold()
+    assert a.state == "OnHold"
+    await p.wait_until(lambda: p.participants[a.participant_id]["state"] == "OnHold")
+    await stops_hearing(c, ATTENDEE_TONE)
+    await a.unmute()  # still on hold: stays out of the mix
+    await asyncio.sleep(0.6)
+    assert c.remote_audio is not None and c.remote_audio.tone_level(ATTENDEE_TONE) < SILENT
+    await a.resume()
+    await p.wait_until(lambda: p.participants[a.participant_id]["state"] == "Connected")
+    await hears(c, ATTENDEE_TONE)
+
 
 async def test_active_speaker_follows_who_talks(world: CallWorld) -> None:
     talker, quiet = world.user(), world.user()

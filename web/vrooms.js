@@ -246,6 +246,19 @@ export class Call extends EventTarget {
     this.muted = false;
   }
 
+  // Out of the mix and shown OnHold to the others; playback of the mix stops meanwhile.
+  async hold() {
+    await this.request({ type: "hold" });
+    for (const track of this.remoteAudio.getAudioTracks()) track.enabled = false;
+    this.#setState("OnHold");
+  }
+
+  async resume() {
+    await this.request({ type: "resume" });
+    for (const track of this.remoteAudio.getAudioTracks()) track.enabled = true;
+    this.#setState("Connected");
+  }
+
   async startVideo(stream, source = "camera") {
     await this.stopVideo(source);
     const pc = new RTCPeerConnection();

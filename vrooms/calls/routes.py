@@ -85,6 +85,14 @@ async def _set_muted(calls: CallService, peer: SignalingPeer, m: dict[str, Any])
     await calls.set_muted(calls.in_call(peer), protocol.flag(m, "muted"))
 
 
+async def _hold(calls: CallService, peer: SignalingPeer, _m: dict[str, Any]) -> None:
+    await calls.set_on_hold(calls.in_call(peer), True)
+
+
+async def _resume(calls: CallService, peer: SignalingPeer, _m: dict[str, Any]) -> None:
+    await calls.set_on_hold(calls.in_call(peer), False)
+
+
 async def _audio_offer(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) -> dict[str, Any]:
     return {"sdp": await calls.renegotiate_audio(calls.in_call(peer), protocol.sdp(m))}
 
@@ -135,6 +143,8 @@ HANDLERS: dict[str, Handler] = {
     "join": _join,
     "leave": _leave,
     "setMuted": _set_muted,
+    "hold": _hold,
+    "resume": _resume,
     "audioOffer": _audio_offer,
     "publish": _publish,
     "unpublish": _unpublish,

@@ -439,8 +439,23 @@ class CallService:
         call = self._require(participant, Capability.SEND_AUDIO) if not muted else self.call_of(participant)
         if call is None or participant.audio is None:
             raise CallRefused("NotInCall", "You are not in a call.")
-        await participant.audio.set_muted(muted)
+        if participant.state != ParticipantState.ON_HOLD:  # on hold the leg stays out of the mix
+            await participant.audio.set_muted(muted)
         participant.muted = muted
+        self._broadcast(call, {"type": "participantUpdated", "participant": participant.to_wire()})
+
+    async def set_on_hold(self, participant: Participant, on_hold: bool) -> None:
+        """Hold takes the participant out of the mix and shows them OnHold; resume puts them back.
+
+        Janus 1.1's AudioBridge cannot pause the mix it sends, so the client stops playing it.
+        """
+        call = self.call_of(participant)
+        if call is None or participant.audio is None:
+            raise CallRefused("NotInCall", "You are not in a call.")
+        if on_hold == (participant.state == ParticipantState.ON_HOLD):
+            return
+        await participant.audio.set_muted(True if on_hold else participant.muted)
+        participant.state = ParticipantState.ON_HOLD if on_hold else ParticipantState.CONNECTED
         self._broadcast(call, {"type": "participantUpdated", "participant": participant.to_wire()})
 
     async def renegotiate_audio(self, participant: Participant, sdp: str) -> str:
@@ -649,8 +664,9 @@ class CallService:
     async def _change_role(self, call: Call, participant: Participant, role: Role) -> None:
         participant.role = role
         if not participant.can(Capability.SEND_AUDIO) and not participant.muted and participant.audio is not None:
-            with contextlib.suppress(JanusError):
-                await participant.audio.set_muted(True)
+            if participant.state != ParticipantState.ON_HOLD:
+                with contextlib.suppress(JanusError):
+                    await participant.audio.set_muted(True)
             participant.muted = True
         for source, capability in _SOURCE_CAPABILITY.items():
             if not participant.can(capability):

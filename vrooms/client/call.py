@@ -256,6 +256,15 @@ class Call:
         await self.request({"type": "setMuted", "muted": False})
         self.muted = False
 
+    async def hold(self) -> None:
+        """Out of the mix, shown OnHold to the others; the received mix is to be ignored meanwhile."""
+        await self.request({"type": "hold"})
+        self._set_state("OnHold")
+
+    async def resume(self) -> None:
+        await self.request({"type": "resume"})
+        self._set_state("Connected")
+
     async def start_video(self, track: MediaStreamTrack, source: str = "camera") -> None:
         """Publish a camera (or, with ``source="screen"``, a screen share)."""
         await self.stop_video(source)
