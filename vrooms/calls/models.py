@@ -1,21 +1,13 @@
 """Call and participant states and the reason codes clients see (no HTTP, no SQL).
 
 State names are those of the ACS Calling SDK (``CallState``, ``ParticipantState``)
-so that apps written for ACS map them one to one.
+so that apps written for ACS map them one to one. (The call's own state is the client's
+view of its connection; the SDKs keep it.)
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-
-
-class CallState(StrEnum):
-    CONNECTING = "Connecting"
-    RINGING = "Ringing"
-    CONNECTED = "Connected"
-    ON_HOLD = "OnHold"
-    DISCONNECTING = "Disconnecting"
-    DISCONNECTED = "Disconnected"
 
 
 class ParticipantState(StrEnum):

@@ -48,17 +48,3 @@ async def open_calls(conn: Connection) -> list[dict[str, Any]]:
         )
         call["participants"] = [dict(row._mapping) for row in participations.all()]
     return result
-
-
-async def calls_of_room(conn: Connection, room_id: str) -> list[dict[str, Any]]:
-    """Every call of a room, oldest first, each with its participations."""
-    rows = (await conn.execute(select(calls).where(calls.c.room_id == room_id).order_by(calls.c.started_at))).all()
-    result = [dict(row._mapping) for row in rows]
-    for call in result:
-        participations = await conn.execute(
-            select(call_participants)
-            .where(call_participants.c.call_id == call["id"])
-            .order_by(call_participants.c.joined_at)
-        )
-        call["participants"] = [dict(row._mapping) for row in participations.all()]
-    return result

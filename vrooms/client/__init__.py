@@ -1,7 +1,17 @@
 """The vrooms calling SDK for Python (aiortc): join room calls from code, tests and bots."""
 
-from vrooms.client.call import Call, CallClient, IncomingCall
+from vrooms.client.call import Call, CallClient, CallState, IncomingCall
 from vrooms.client.media import AudioSink, PatternSource, ToneSource, VideoSink
 from vrooms.client.signaling import CallError
 
-__all__ = ["AudioSink", "Call", "CallClient", "CallError", "IncomingCall", "PatternSource", "ToneSource", "VideoSink"]
+__all__ = [
+    "AudioSink",
+    "Call",
+    "CallClient",
+    "CallError",
+    "CallState",
+    "IncomingCall",
+    "PatternSource",
+    "ToneSource",
+    "VideoSink",
+]

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Any
 
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
@@ -20,6 +21,17 @@ from vrooms.client.media import AudioSink, ToneSource, VideoSink
 from vrooms.client.signaling import CallError, Signaling
 
 _MEDIA_WAIT_SECONDS = 30.0
+
+
+class CallState(StrEnum):
+    """A call as this client sees it (the ACS Calling SDK's names; an invitation rings: ``IncomingCall``)."""
+
+    CONNECTING = "Connecting"
+    CONNECTED = "Connected"
+    ON_HOLD = "OnHold"
+    DISCONNECTED = "Disconnected"
+
+
 Handler = Callable[[dict[str, Any]], None]
 
 
@@ -126,7 +138,7 @@ class Call:
         self.participant_id = ""
         self.role = ""
         self.capabilities: list[str] = []
-        self.state = "Connecting"
+        self.state = CallState.CONNECTING
         self.participants: dict[str, dict[str, Any]] = {}
         self.active_speaker: str | None = None
         self.captions: dict[str, Any] = {}
@@ -188,11 +200,11 @@ class Call:
         elif kind == "left":
             self.left_reason = message.get("reason")
             self.end_reason = message.get("callEndReason")
-            self._set_state("Disconnected")
+            self._set_state(CallState.DISCONNECTED)
             self._spawn(self.close_media())
-        elif kind == "connectionClosed" and self.state != "Disconnected":
+        elif kind == "connectionClosed" and self.state != CallState.DISCONNECTED:
             self.left_reason = "ConnectionLost"
-            self._set_state("Disconnected")
+            self._set_state(CallState.DISCONNECTED)
             self._spawn(self.close_media())
         for handler in self._handlers.get(kind, []):
             handler(message)
@@ -223,10 +235,10 @@ class Call:
 
         @pc.on("connectionstatechange")
         def _on_state() -> None:
-            if pc.connectionState == "connected" and self.state == "Connecting":
-                self._set_state("Connected")
-            elif pc.connectionState == "failed" and self.state != "Disconnected":
-                self._set_state("Disconnected")
+            if pc.connectionState == "connected" and self.state == CallState.CONNECTING:
+                self._set_state(CallState.CONNECTED)
+            elif pc.connectionState == "failed" and self.state != CallState.DISCONNECTED:
+                self._set_state(CallState.DISCONNECTED)
 
         pc.addTransceiver(audio or ToneSource(0), direction="sendrecv")
         await pc.setLocalDescription(await pc.createOffer())
@@ -259,11 +271,11 @@ class Call:
     async def hold(self) -> None:
         """Out of the mix, shown OnHold to the others; the received mix is to be ignored meanwhile."""
         await self.request({"type": "hold"})
-        self._set_state("OnHold")
+        self._set_state(CallState.ON_HOLD)
 
     async def resume(self) -> None:
         await self.request({"type": "resume"})
-        self._set_state("Connected")
+        self._set_state(CallState.CONNECTED)
 
     async def start_video(self, track: MediaStreamTrack, source: str = "camera") -> None:
         """Publish a camera (or, with ``source="screen"``, a screen share)."""
@@ -316,10 +328,10 @@ class Call:
         return [*listing["participants"], *listing["idle"]]
 
     async def leave(self) -> None:
-        if self.state != "Disconnected":
+        if self.state != CallState.DISCONNECTED:
             with contextlib.suppress(CallError):
                 await self.request({"type": "leave"})
-            await self.wait_until(lambda: self.state == "Disconnected")
+            await self.wait_until(lambda: self.state == CallState.DISCONNECTED)
         await self.close_media()
 
     # -- media ------------------------------------------------------------------------
