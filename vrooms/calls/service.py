@@ -62,6 +62,7 @@ class Participant:
     display_name: str
     role: Role
     peer: Peer
+    call: Call = field(repr=False)
     joined_at: int
     muted: bool
     state: ParticipantState = ParticipantState.CONNECTING
@@ -206,6 +207,7 @@ class CallService:
                 display_name=display_name or claims.identity_id,
                 role=role,
                 peer=peer,
+                call=call,
                 joined_at=self.clock(),
                 muted=not role_can(role, Capability.SEND_AUDIO),
             )
@@ -313,11 +315,16 @@ class CallService:
         if last:
             await self.end_call(call, EndReason.ALL_LEFT)
 
-    def call_of(self, participant: Participant) -> Call | None:
-        for call in self.calls.values():
-            if participant.id in call.participants:
-                return call
-        return None
+    @staticmethod
+    def call_of(participant: Participant) -> Call | None:
+        """The call the participant is still in, if any."""
+        return participant.call if participant.id in participant.call.participants else None
+
+    def _current_call(self, participant: Participant) -> Call:
+        call = self.call_of(participant)
+        if call is None:
+            raise CallRefused("NotInCall", "You are not in a call.")
+        return call
 
     async def _drop(
         self,
@@ -405,13 +412,14 @@ class CallService:
             self._spawn(self.leave(participant, LeaveReason.CONNECTION_LOST))
         elif kind == "event":
             data = event.get("plugindata", {}).get("data", {})
-            if data.get("audiobridge") in ("talking", "stopped-talking"):
-                self._on_talking(call, int(data.get("id", 0)), data["audiobridge"] == "talking")
+            # Every leg in the room hears of every talker; the talker's own leg hears too,
+            # so each change is handled once, there, without looking the talker up.
+            own = participant.audio is not None and data.get("id") == participant.audio.janus_id
+            if own and data.get("audiobridge") in ("talking", "stopped-talking"):
+                self._on_talking(call, participant, data["audiobridge"] == "talking")
 
-    def _on_talking(self, call: Call, janus_id: int, talking: bool) -> None:
-        # Every leg in the room hears of every talker; act on the first report only.
-        speaker = next((p for p in call.participants.values() if p.audio and p.audio.janus_id == janus_id), None)
-        if speaker is None or speaker.speaking == talking:
+    def _on_talking(self, call: Call, speaker: Participant, talking: bool) -> None:
+        if speaker.id not in call.participants or speaker.speaking == talking:
             return
         speaker.speaking = talking
         self._broadcast(call, {"type": "speaking", "participantId": speaker.id, "speaking": talking})
@@ -424,10 +432,7 @@ class CallService:
     def _require(self, participant: Participant, capability: Capability) -> Call:
         if not participant.can(capability):
             raise _not_allowed(capability, participant.role)
-        call = self.call_of(participant)
-        if call is None:
-            raise CallRefused("NotInCall", "You are not in a call.")
-        return call
+        return self._current_call(participant)
 
     def in_call(self, peer: Peer) -> Participant:
         participant = self.participant_of.get(peer)
@@ -436,9 +441,8 @@ class CallService:
         return participant
 
     async def set_muted(self, participant: Participant, muted: bool) -> None:
-        call = self._require(participant, Capability.SEND_AUDIO) if not muted else self.call_of(participant)
-        if call is None or participant.audio is None:
-            raise CallRefused("NotInCall", "You are not in a call.")
+        call = self._require(participant, Capability.SEND_AUDIO) if not muted else self._current_call(participant)
+        assert participant.audio is not None  # set at join, before the participant is in the call
         if participant.state != ParticipantState.ON_HOLD:  # on hold the leg stays out of the mix
             await participant.audio.set_muted(muted)
         participant.muted = muted
@@ -449,9 +453,8 @@ class CallService:
 
         Janus 1.1's AudioBridge cannot pause the mix it sends, so the client stops playing it.
         """
-        call = self.call_of(participant)
-        if call is None or participant.audio is None:
-            raise CallRefused("NotInCall", "You are not in a call.")
+        call = self._current_call(participant)
+        assert participant.audio is not None
         if on_hold == (participant.state == ParticipantState.ON_HOLD):
             return
         await participant.audio.set_muted(True if on_hold else participant.muted)
@@ -459,8 +462,8 @@ class CallService:
         self._broadcast(call, {"type": "participantUpdated", "participant": participant.to_wire()})
 
     async def renegotiate_audio(self, participant: Participant, sdp: str) -> str:
-        if participant.audio is None:
-            raise CallRefused("NotInCall", "You are not in a call.")
+        self._current_call(participant)
+        assert participant.audio is not None
         return await participant.audio.renegotiate(sdp, may_send=participant.can(Capability.SEND_AUDIO))
 
     async def publish(self, participant: Participant, source: MediaSource, sdp: str) -> str:
@@ -609,9 +612,7 @@ class CallService:
 
     async def listing(self, participant: Participant) -> dict[str, Any]:
         """The call, plus the roster members who are not in it (state Idle): whom a Presenter can invite."""
-        call = self.call_of(participant)
-        if call is None:
-            raise CallRefused("NotInCall", "Join a call first.")
+        call = self._current_call(participant)
         async with self.database.read() as conn:
             roster = await rooms_repository.list_participants(conn, call.room_id, after_raw_id="", limit=100_000)
         present = {p.user_id for p in call.participants.values()}
