@@ -351,3 +351,17 @@ async def test_a_killed_call_host_comes_back_and_closes_the_calls_it_left_open(w
     assert left == [("ConnectionLost",), ("ConnectionLost",)]
     again = await world.join(presenter, room)  # a new call in the same room
     assert again.id != p.id
+
+
+async def test_without_a_call_host_joins_fail_with_calls_unavailable(tmp_path: Path) -> None:
+    server = Server(tmp_path, extra_env={"VROOMS_CALLS_ENABLED": "false"}).start()
+    world = CallWorld(server)
+    try:
+        member = world.user()
+        room = world.room({member: "Presenter"})
+        with pytest.raises(CallError) as error:
+            await world.client(member).join(room, wait_for_media=0.5)  # retried, then given up
+        assert error.value.code == "CallsUnavailable"
+    finally:
+        await world.close()
+        server.stop()

@@ -108,11 +108,18 @@ class CallClient:
     ) -> Call:
         """Join the room's call, sending ``audio`` (default: silence) if the role allows it.
 
-        If the media server is restarting, waits up to ``wait_for_media`` seconds for it.
+        If the call host or the media server is restarting, waits up to ``wait_for_media``
+        seconds for it.
         """
-        await self.connect()
         deadline = time.monotonic() + wait_for_media
         while True:
+            try:
+                await self.connect()
+            except CallError as error:
+                if error.code != "CallsUnavailable" or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+                continue
             call = Call(self, room_id)
             self.call = call
             try:
