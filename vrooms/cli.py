@@ -270,7 +270,7 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
         elif args.command == "rooms" and args.rooms_command == "delete":
             async with db.write() as conn:
                 await rooms.delete(conn, schemas.check_room_id(args.room_id))
-            services.calls.room_deleted(args.room_id)
+            services.calls.room_changed(args.room_id)
             print(f"Deleted room {args.room_id}.")
         elif args.command == "rooms" and args.rooms_command == "participants":
             room_id = schemas.check_room_id(args.room_id)

@@ -13,14 +13,16 @@ import subprocess
 import sys
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
 _READY_TIMEOUT_SECONDS = 20.0
 
 
-def _die_with_parent() -> None:
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def die_with_parent(sig: signal.Signals) -> None:
+    """In a child, before exec: the kernel sends ``sig`` when the parent dies (prctl(2))."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, sig)
 
 
 class ChildProcess:
@@ -42,7 +44,9 @@ class ChildProcess:
         if self.ready_path is not None:
             self.ready_path.unlink(missing_ok=True)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", self.module], stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+            [sys.executable, "-m", self.module],
+            stdin=subprocess.DEVNULL,
+            preexec_fn=partial(die_with_parent, signal.SIGTERM),
         )
         deadline = time.monotonic() + _READY_TIMEOUT_SECONDS
         while self.ready_path is not None and not self.ready_path.exists():

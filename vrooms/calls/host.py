@@ -79,7 +79,7 @@ async def keep_media(settings: Settings, calls: CallService) -> None:
 def _on_notice(calls: CallService, spawn: Any) -> Any:
     def handle(notice: dict[str, Any]) -> None:
         event = notice.get("event")
-        if event in ("roomChanged", "roomDeleted") and isinstance(notice.get("roomId"), str):
+        if event == "roomChanged" and isinstance(notice.get("roomId"), str):
             spawn(calls.room_changed(notice["roomId"]))
         elif event == "userDeleted" and isinstance(notice.get("userId"), str):
             spawn(calls.user_deleted(notice["userId"]))

@@ -34,10 +34,8 @@ class CallNotifier:
             self._sock.sendto(orjson.dumps(notice), self.path)
 
     def room_changed(self, room_id: str) -> None:
+        """The room's window, roster or existence changed; the call host re-reads it."""
         self._send({"event": "roomChanged", "roomId": room_id})
-
-    def room_deleted(self, room_id: str) -> None:
-        self._send({"event": "roomDeleted", "roomId": room_id})
 
     def user_deleted(self, user_id: str) -> None:
         self._send({"event": "userDeleted", "userId": user_id})

@@ -536,7 +536,7 @@ class CallService:
         if participant.subscription is None:
             if not wanted:
                 return
-            participant.subscription, offer = await plane.subscribe(call.media, wanted, lambda _event: None)
+            participant.subscription, offer = await plane.subscribe(call.media, wanted)
         else:
             maybe_offer = await plane.update_subscription(participant.subscription, wanted)
             if maybe_offer is None:

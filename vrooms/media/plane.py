@@ -194,11 +194,9 @@ class MediaPlane:
             await handle.detach()
             raise
 
-    async def subscribe(
-        self, media: CallMedia, feeds: set[int], on_event: EventHandler
-    ) -> tuple[VideoSubscription, str]:
+    async def subscribe(self, media: CallMedia, feeds: set[int]) -> tuple[VideoSubscription, str]:
         """A subscriber handle receiving ``feeds``; returns Janus's offer for the client to answer."""
-        handle = await self.connection.attach(VIDEOROOM, on_event)
+        handle = await self.connection.attach(VIDEOROOM, _ignore)
         try:
             reply = await handle.request(
                 {

@@ -9,25 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import signal
 import socket
 import time
+from functools import partial
 from pathlib import Path
 
 from vrooms.config import Settings
+from vrooms.launcher import die_with_parent
 from vrooms.media.config import JanusEndpoint, janus_lib_dir, write_config
 from vrooms.media.interfaces import ice_interfaces
 
 log = logging.getLogger("vrooms.media")
 
-_PR_SET_PDEATHSIG = 1
 _READY_TIMEOUT_SECONDS = 15.0
-
-
-def _die_with_parent() -> None:
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _free_port() -> int:
@@ -76,7 +72,7 @@ class JanusProcess:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log_file,
             stderr=asyncio.subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
+            preexec_fn=partial(die_with_parent, signal.SIGKILL),
         )
         log_file.close()
         await self._wait_listening(port)

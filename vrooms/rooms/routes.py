@@ -127,7 +127,7 @@ async def delete_room(call: ApiCall, record: OperationRecord) -> Response:
     room_id = _room_id(call, record)
     async with call.services.database.write() as conn:
         await call.services.rooms.delete(conn, room_id)
-    call.services.calls.room_deleted(room_id)
+    call.services.calls.room_changed(room_id)
     return Response(status_code=204)
 
 
