@@ -116,8 +116,12 @@ class Dispatcher:
             self._purged_at = now
             async with self.database.write() as conn:
                 await repository.purge(conn, now - int(self.settings.event_retention_seconds * 1_000_000))
-        async with self.database.write() as conn:
-            taken, created = await repository.fan_out(conn, now, _FAN_OUT_BATCH)
+        async with self.database.read() as conn:
+            new_events = await repository.has_new_events(conn)
+        taken, created = 0, []
+        if new_events:  # only this dispatcher moves the cursor, so the answer still holds
+            async with self.database.write() as conn:
+                taken, created = await repository.fan_out(conn, now, _FAN_OUT_BATCH)
         if created and any(p.subscription_id not in self.subscriptions for p in created):
             await self._resync()  # a subscription newer than our list
         for pending in created:

@@ -85,6 +85,12 @@ class Pending:
     next_attempt_at: int
 
 
+async def has_new_events(conn: Connection) -> bool:
+    """Whether fan-out has work: a read, so an idle dispatcher never takes the write lock."""
+    cursor = select(event_fanout.c.last_seq).where(event_fanout.c.id == 1).scalar_subquery()
+    return (await conn.execute(select(events.c.seq).where(events.c.seq > cursor).limit(1))).first() is not None
+
+
 async def fan_out(conn: Connection, now: int, limit: int) -> tuple[int, list[Pending]]:
     """Create delivery rows for events not yet fanned out: (events taken, deliveries created).
 
