@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 
+from bench.stats import percentile
 from tests.calls import CallWorld, Member
 from tests.servers import Server
 from vrooms.client import Call, CallClient, PatternSource, ToneSource
@@ -87,11 +88,6 @@ class CpuMeter:
             name: round(100 * (sum(map(cpu_seconds, pids)) - self._c0[name]) / wall, 1)
             for name, pids in self._groups.items()
         }
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def rates(counters: Callable[[], list[int]], seconds: float) -> list[float]:

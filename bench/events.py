@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import orjson
 
+from bench.stats import percentile
 from tests.servers import Server, free_port, signed, signed_headers
 
 RESULTS = Path(__file__).parent / "results"
@@ -75,11 +76,6 @@ def receiver_app() -> Any:
             Route("/reset", reset, methods=["POST"]),
         ]
     )
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def patch_load(server: Server, rooms: list[str], events: int, clients: int, offset: int) -> float:

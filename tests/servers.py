@@ -6,7 +6,6 @@ import base64
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -22,14 +21,9 @@ import asyncpg
 import httpx
 
 from vrooms.auth.hmac import authorization_header, content_hash
+from vrooms.media.supervisor import free_port
 
 POSTGRES_ADMIN_URL = os.environ.get("VROOMS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def create_postgres_database() -> str:

@@ -26,7 +26,8 @@ log = logging.getLogger("vrooms.media")
 _READY_TIMEOUT_SECONDS = 15.0
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -53,7 +54,7 @@ class JanusProcess:
 
     async def start(self) -> JanusEndpoint:
         lib_dir = janus_lib_dir(self.settings.janus_binary)
-        port = _free_port()
+        port = free_port()
         endpoint = write_config(
             folder=self.folder,
             lib_dir=lib_dir,
