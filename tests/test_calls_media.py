@@ -109,6 +109,7 @@ async def test_presenter_mutes_the_attendee_who_cannot_moderate(world: CallWorld
     # Hold takes the attendee out of the mix and shows it; resume brings both back.
     await a.hold()
     assert a.state == "OnHold"
+    assert a.remote_audio is not None and a.remote_audio.level() == 0.0  # the held client plays nothing
     await p.wait_until(lambda: p.participants[a.participant_id]["state"] == "OnHold")
     await stops_hearing(c, ATTENDEE_TONE)
     await a.unmute()  # still on hold: stays out of the mix

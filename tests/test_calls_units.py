@@ -9,6 +9,7 @@ import pytest
 
 from vrooms.auth.roles import Role
 from vrooms.calls.rules import CallRefused, check_admission
+from vrooms.media import sdp
 from vrooms.media.config import write_config
 from vrooms.media.interfaces import ice_interfaces
 from vrooms.media.sdp import only_receive
@@ -35,17 +36,66 @@ def test_admission_checks_scope_room_roster_and_window_in_that_order() -> None:
     assert refusal(now=ROOM.valid_until) == "RoomExpired"  # validUntil is exclusive
 
 
+SESSION = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+AUDIO_M = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n"
+VIDEO_M = "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\n"
+
+
+def directions(offer: str) -> list[str]:
+    description = sdp.parse(offer)
+    return [description.direction(section) for section in description.media]
+
+
 def test_only_receive_turns_every_sending_direction_off() -> None:
-    offer = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendrecv\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendonly\r\n"
+    offer = SESSION + AUDIO_M + "a=sendrecv\r\n" + VIDEO_M + "a=sendonly\r\n"
     result = only_receive(offer)
-    assert result.splitlines() == [
-        "v=0",
-        "m=audio 9 UDP/TLS/RTP/SAVPF 111",
-        "a=recvonly",
-        "m=video 9 UDP/TLS/RTP/SAVPF 96",
-        "a=inactive",
-    ]
-    assert result.endswith("\r\n")
+    assert directions(result) == ["recvonly", "inactive"]
+    assert result.endswith("\r\n") and result.count("a=recvonly") == 1
+
+
+@pytest.mark.parametrize(
+    ("session_line", "media_line", "expected"),
+    [
+        ("", "", "recvonly"),  # no direction at all means sendrecv (RFC 3264 section 5.1)
+        ("", "a=SENDRECV\r\n", "recvonly"),
+        ("", "a=sendrecv \r\n", "recvonly"),
+        ("", "a=sendonly\t\r\n", "inactive"),
+        ("a=sendrecv\r\n", "", "recvonly"),  # session level applies to sections without their own
+        ("a=sendonly\r\n", "", "inactive"),
+        ("a=inactive\r\n", "a=sendrecv\r\n", "recvonly"),  # the section's own wins
+        ("", "a=recvonly\r\na=sendrecv\r\n", "recvonly"),  # contradictory: read as sending
+    ],
+)
+def test_receive_only_for_every_spelling_of_a_direction(
+    session_line: str, media_line: str, expected: str
+) -> None:
+    offer = SESSION.replace("t=0 0\r\n", "t=0 0\r\n" + session_line) + AUDIO_M + media_line
+    result = sdp.audio_offer(offer, may_send=False)
+    assert directions(result) == [expected]
+    assert not any(line.strip().lower() in ("a=sendrecv", "a=sendonly") for line in result.splitlines())
+
+
+def test_a_publish_is_exactly_one_video_section_sent_only() -> None:
+    published = sdp.video_publish(SESSION + VIDEO_M + "a=sendrecv\r\n")
+    assert published.mid == "1" and directions(published.sdp) == ["sendonly"]
+    for offer in (
+        SESSION + VIDEO_M + AUDIO_M,  # a muted participant's voice through its camera
+        SESSION + VIDEO_M + VIDEO_M.replace("mid:1", "mid:2"),  # one feed shown as two
+        SESSION + AUDIO_M,
+        SESSION + VIDEO_M.replace("a=mid:1\r\n", ""),
+        SESSION + VIDEO_M + "a=recvonly\r\n",
+        "hello",
+        SESSION + "m=video x\r\n",
+        SESSION + "m=video ²³ UDP/TLS/RTP/SAVPF 96\r\n",
+    ):
+        with pytest.raises(sdp.SdpError):
+            sdp.video_publish(offer)
+
+
+def test_an_audio_offer_carries_audio_only() -> None:
+    assert directions(sdp.audio_offer(SESSION + AUDIO_M, may_send=True)) == ["sendrecv"]
+    with pytest.raises(sdp.SdpError):
+        sdp.audio_offer(SESSION + AUDIO_M + VIDEO_M, may_send=True)
 
 
 def test_generated_janus_config_loads_only_what_vrooms_uses(tmp_path: Path) -> None:

@@ -27,6 +27,12 @@ function gathered(pc) {
   });
 }
 
+// As long as the Python SDK waits; a server that does not answer by then is treated as gone.
+const REQUEST_TIMEOUT_MS = 20000;
+
+// Which capability each published source needs (the server's role table decides; this follows it).
+const SOURCE_CAPABILITY = { camera: "sendVideo", screen: "shareScreen" };
+
 export class CallError extends Error {
   constructor(code, message) {
     super(`${code}: ${message}`);
@@ -79,7 +85,19 @@ export class VroomsClient extends EventTarget {
   request(message) {
     const id = this.#nextId++;
     return new Promise((ok, fail) => {
-      this.#pending.set(id, { ok, fail });
+      if (this.#ws.readyState !== WebSocket.OPEN) {
+        fail(new CallError("NotConnected", "connection closed"));
+        return;
+      }
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        fail(new CallError("Timeout", `no reply to ${message.type} within ${REQUEST_TIMEOUT_MS / 1000} s`));
+      }, REQUEST_TIMEOUT_MS);
+      const settle = (callback) => (value) => {
+        clearTimeout(timer);
+        callback(value);
+      };
+      this.#pending.set(id, { ok: settle(ok), fail: settle(fail) });
       this.#ws.send(JSON.stringify({ ...message, id }));
     });
   }
@@ -175,12 +193,16 @@ export class Call extends EventTarget {
       case "permissions":
         this.role = message.role;
         this.capabilities = message.capabilities;
+        this.#dropForbiddenMedia();
         break;
       case "mutedByOthers":
         this.muted = true;
         break;
       case "videoOffer":
-        this.#renegotiation = this.#renegotiation.then(() => this.#answerVideo(message));
+        // One at a time, in order; a failed one is reported and does not stop the ones after it.
+        this.#renegotiation = this.#renegotiation
+          .then(() => this.#answerVideo(message))
+          .catch((error) => this.#emit("mediaError", { during: "videoOffer", error }));
         break;
       case "left":
         this.leftReason = message.reason;
@@ -197,6 +219,20 @@ export class Call extends EventTarget {
         break;
     }
     this.#emit(message.type, message);
+  }
+
+  // The server has already unpublished what the new role forbids; stop sending it here too.
+  #dropForbiddenMedia() {
+    for (const [source, pc] of this.#publishers) {
+      if (this.capabilities.includes(SOURCE_CAPABILITY[source])) continue;
+      this.#publishers.delete(source);
+      pc.close();
+      this.#emit("localVideoStopped", { source, reason: "permissions" });
+    }
+  }
+
+  get publishing() {
+    return [...this.#publishers.keys()];
   }
 
   async #answerVideo(offer) {
@@ -285,6 +321,10 @@ export class Call extends EventTarget {
 
   startScreenShare(stream) {
     return this.startVideo(stream, "screen");
+  }
+
+  stopScreenShare() {
+    return this.stopVideo("screen");
   }
 
   muteParticipant(participantId) {

@@ -22,58 +22,9 @@ from vrooms.calls import notify
 from vrooms.calls.routes import signaling
 from vrooms.calls.service import CallService
 from vrooms.config import Settings
-from vrooms.media.config import JanusEndpoint
-from vrooms.media.janus import JanusConnection, JanusError
-from vrooms.media.plane import MediaPlane
-from vrooms.media.supervisor import JanusProcess
+from vrooms.media.keeper import keep_media
 
 log = logging.getLogger("vrooms.calls")
-
-_MAX_BACKOFF_SECONDS = 10.0
-
-
-async def keep_media(settings: Settings, calls: CallService) -> None:
-    """Start Janus (or reach the external one), hand it to the calls, and start over when it goes."""
-    process = None if settings.janus_url else JanusProcess(settings)
-    backoff = 0.25
-    while True:
-        connection: JanusConnection | None = None
-        try:
-            if process is not None:
-                endpoint = await process.start()
-            else:
-                assert settings.janus_url is not None
-                endpoint = JanusEndpoint(
-                    url=settings.janus_url,
-                    api_secret=settings.janus_api_secret.get_secret_value() if settings.janus_api_secret else None,
-                    admin_key=settings.janus_admin_key.get_secret_value() if settings.janus_admin_key else None,
-                )
-            connection = JanusConnection(endpoint)
-            await connection.open()
-        except (OSError, RuntimeError, JanusError) as exc:
-            log.error("media server unavailable: %s (retrying in %.1f s)", exc, backoff)
-            if connection is not None:
-                await connection.close()
-            if process is not None:
-                await process.stop()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
-            continue
-        backoff = 0.25
-        calls.media_ready(MediaPlane(connection, endpoint.admin_key, settings.video_bitrate))
-        waits = [asyncio.ensure_future(connection.closed.wait())]
-        if process is not None:
-            waits.append(asyncio.ensure_future(process.wait()))
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiting in waits:
-                waiting.cancel()
-        log.error("the media server stopped; ending its calls and restarting it")
-        await calls.media_lost()
-        await connection.close()
-        if process is not None:
-            await process.stop()
 
 
 def _on_notice(calls: CallService, spawn: Any) -> Any:
@@ -81,8 +32,8 @@ def _on_notice(calls: CallService, spawn: Any) -> Any:
         event = notice.get("event")
         if event == "roomChanged" and isinstance(notice.get("roomId"), str):
             spawn(calls.room_changed(notice["roomId"]))
-        elif event == "userDeleted" and isinstance(notice.get("userId"), str):
-            spawn(calls.user_deleted(notice["userId"]))
+        elif event == "userChanged" and isinstance(notice.get("userId"), str):
+            spawn(calls.user_changed(notice["userId"]))
 
     return handle
 
@@ -118,7 +69,7 @@ async def run(settings: Settings) -> None:
         task.add_done_callback(tasks.discard)
 
     transport = await notify.listen(settings.run_dir, _on_notice(calls, spawn))
-    spawn(keep_media(settings, calls))
+    spawn(keep_media(settings, calls.media_ready, calls.media_lost))
     spawn(_reconcile(settings, calls))
     try:
         await server.serve()

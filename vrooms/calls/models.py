@@ -20,7 +20,7 @@ class ParticipantState(StrEnum):
 
 
 class Refusal(StrEnum):
-    """Why a connection or a join was refused; clients show these."""
+    """Why a connection, a join or a request was refused: the one registry of signaling error codes."""
 
     TOKEN_INVALID = "TokenInvalid"
     TOKEN_EXPIRED = "TokenExpired"
@@ -33,6 +33,15 @@ class Refusal(StrEnum):
     ROOM_EXPIRED = "RoomExpired"
     ALREADY_IN_CALL = "AlreadyInCall"
     MEDIA_UNAVAILABLE = "MediaUnavailable"
+    # Refusals of requests inside a connection or a call.
+    NOT_ALLOWED = "NotAllowed"
+    NOT_IN_CALL = "NotInCall"
+    PARTICIPANT_NOT_FOUND = "ParticipantNotFound"
+    INVITEE_NOT_CONNECTED = "InviteeNotConnected"
+    INVITATION_NOT_FOUND = "InvitationNotFound"
+    BAD_MESSAGE = "BadMessage"
+    MEDIA_ERROR = "MediaError"
+    INTERNAL_ERROR = "InternalError"
 
 
 class EndReason(StrEnum):
@@ -42,6 +51,8 @@ class EndReason(StrEnum):
     ENDED_FOR_ALL = "EndedForAll"
     ROOM_DELETED = "RoomDeleted"
     ROOM_EXPIRED = "RoomExpired"
+    # The room's validFrom moved into the future while the call ran.
+    ROOM_NOT_YET_OPEN = "RoomNotYetOpen"
     MEDIA_FAILURE = "MediaServerFailure"
     SERVER_SHUTDOWN = "ServerShutdown"
     # The call host stopped without ending its calls (killed, crashed); found at its next start.
@@ -56,6 +67,9 @@ class LeaveReason(StrEnum):
     REMOVED_FROM_ROSTER = "RemovedFromRoster"
     CONNECTION_LOST = "ConnectionLost"
     CALL_ENDED = "CallEnded"
+    # The user's tokens were revoked, or the identity deleted, during the call.
+    TOKEN_REVOKED = "TokenRevoked"
+    IDENTITY_DELETED = "IdentityDeleted"
 
 
 class MediaSource(StrEnum):

@@ -37,8 +37,9 @@ class CallNotifier:
         """The room's window, roster or existence changed; the call host re-reads it."""
         self._send({"event": "roomChanged", "roomId": room_id})
 
-    def user_deleted(self, user_id: str) -> None:
-        self._send({"event": "userDeleted", "userId": user_id})
+    def user_changed(self, user_id: str) -> None:
+        """The user's tokens were revoked or the identity deleted; the call host re-checks them."""
+        self._send({"event": "userChanged", "userId": user_id})
 
 
 class _Receiver(asyncio.DatagramProtocol):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vrooms.calls.models import MediaSource
+from vrooms.calls.models import MediaSource, Refusal
 from vrooms.calls.rules import CallRefused
 
 PROTOCOL_VERSION = 1
@@ -18,7 +18,7 @@ _MAX_TEXT = 256
 
 
 def bad(message: str) -> CallRefused:
-    return CallRefused("BadMessage", message)
+    return CallRefused(Refusal.BAD_MESSAGE, message)
 
 
 def text(message: dict[str, Any], name: str, *, optional: bool = False, limit: int = _MAX_TEXT) -> str | None:

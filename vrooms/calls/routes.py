@@ -18,10 +18,10 @@ import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from vrooms.calls import protocol
-from vrooms.calls.models import LeaveReason
+from vrooms.calls.models import LeaveReason, Refusal
 from vrooms.calls.rules import CallRefused
 from vrooms.calls.service import CallService
-from vrooms.media.janus import JanusError
+from vrooms.media.types import MediaError, OfferRefused
 
 log = logging.getLogger("vrooms.calls")
 
@@ -106,7 +106,7 @@ async def _unpublish(calls: CallService, peer: SignalingPeer, m: dict[str, Any])
 
 
 async def _video_answer(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) -> None:
-    calls.video_answer(calls.in_call(peer), protocol.sdp(m))
+    calls.video.answer(calls.in_call(peer), protocol.sdp(m))
 
 
 async def _mute_participant(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) -> None:
@@ -159,8 +159,13 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
+def error(request_id: Any, code: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "id": request_id, "code": str(code), "message": message}
+
+
 async def _dispatch(calls: CallService, peer: SignalingPeer, raw: str) -> None:
     request_id: Any = None
+    kind: Any = None
     try:
         message = orjson.loads(raw)
         if not isinstance(message, dict):
@@ -173,23 +178,18 @@ async def _dispatch(calls: CallService, peer: SignalingPeer, raw: str) -> None:
         result = await handler(calls, peer, message)
         peer.send({"type": "result", "id": request_id, **(result or {})})
     except orjson.JSONDecodeError:
-        peer.send({"type": "error", "id": None, "code": "BadMessage", "message": "Messages must be JSON."})
+        peer.send(error(None, Refusal.BAD_MESSAGE, "Messages must be JSON."))
     except CallRefused as refusal:
-        peer.send({"type": "error", "id": request_id, "code": refusal.code, "message": refusal.message})
-    except JanusError as exc:
+        peer.send(error(request_id, refusal.code, refusal.message))
+    except OfferRefused as exc:
+        peer.send(error(request_id, Refusal.BAD_MESSAGE, exc.reason))
+    except MediaError as exc:
         log.warning("media server error: %s", exc)
-        peer.send(
-            {
-                "type": "error",
-                "id": request_id,
-                "code": "MediaError",
-                "message": f"The media server refused: {exc.reason}",
-            }
-        )
+        peer.send(error(request_id, Refusal.MEDIA_ERROR, f"The media server refused: {exc.reason}"))
     except Exception:
         # A bug must cost one request, not the user's call.
-        log.exception("signaling request failed: %.200s", raw)
-        peer.send({"type": "error", "id": request_id, "code": "InternalError", "message": "The request failed."})
+        log.exception("signaling request of type %.40r failed", kind)
+        peer.send(error(request_id, Refusal.INTERNAL_ERROR, "The request failed."))
 
 
 async def signaling(websocket: WebSocket) -> None:
@@ -199,9 +199,7 @@ async def signaling(websocket: WebSocket) -> None:
     try:
         claims = await calls.authenticate(token)
     except CallRefused as refusal:
-        await websocket.send_text(
-            orjson.dumps({"type": "error", "id": None, "code": refusal.code, "message": refusal.message}).decode()
-        )
+        await websocket.send_text(orjson.dumps(error(None, refusal.code, refusal.message)).decode())
         await websocket.close(CLOSE_UNAUTHORIZED, refusal.code)
         return
     peer = SignalingPeer(websocket, claims.identity_id, token)
@@ -212,7 +210,7 @@ async def signaling(websocket: WebSocket) -> None:
         while True:
             raw = await websocket.receive_text()
             if len(raw) > protocol.MAX_MESSAGE_BYTES:
-                peer.send({"type": "error", "id": None, "code": "BadMessage", "message": "Message too large."})
+                peer.send(error(None, Refusal.BAD_MESSAGE, "Message too large."))
                 continue
             await _dispatch(calls, peer, raw)
     except (WebSocketDisconnect, RuntimeError):

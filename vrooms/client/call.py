@@ -276,12 +276,16 @@ class Call:
         self.muted = False
 
     async def hold(self) -> None:
-        """Out of the mix, shown OnHold to the others; the received mix is to be ignored meanwhile."""
+        """Out of the mix, shown OnHold to the others; the received mix stops playing meanwhile."""
         await self.request({"type": "hold"})
+        if self.remote_audio is not None:
+            self.remote_audio.playing = False
         self._set_state(CallState.ON_HOLD)
 
     async def resume(self) -> None:
         await self.request({"type": "resume"})
+        if self.remote_audio is not None:
+            self.remote_audio.playing = True
         self._set_state(CallState.CONNECTED)
 
     async def start_video(self, track: MediaStreamTrack, source: str = "camera") -> None:

@@ -92,7 +92,19 @@ class AudioSink:
         self.frames = 0
         self.first_frame_at: float | None = None
         self._recent: deque[np.ndarray] = deque(maxlen=25)
+        # Off while the call is on hold: the mix still arrives (AudioBridge 1.1 cannot pause it) but is not played.
+        self._playing = True
         self.task = asyncio.create_task(self._run())
+
+    @property
+    def playing(self) -> bool:
+        return self._playing
+
+    @playing.setter
+    def playing(self, playing: bool) -> None:
+        self._playing = playing
+        if not playing:
+            self._recent.clear()
 
     async def _run(self) -> None:
         try:
@@ -101,6 +113,8 @@ class AudioSink:
                 if self.first_frame_at is None:
                     self.first_frame_at = time.monotonic()
                 self.frames += 1
+                if not self._playing:
+                    continue
                 samples = frame.to_ndarray().astype(np.float32).reshape(-1, len(frame.layout.channels))
                 self._recent.append(samples.mean(axis=1) / 32768.0)
         except MediaStreamError:

@@ -43,6 +43,7 @@ async def revoke_tokens(call: ApiCall) -> Response:
     identity_id = _identity_id(call)
     async with call.services.database.write() as conn:
         await call.services.identity.revoke_tokens(conn, identity_id)
+    call.services.calls.user_changed(identity_id)  # participations under way end (TokenRevoked)
     return Response(status_code=204)
 
 
@@ -50,7 +51,7 @@ async def delete_identity(call: ApiCall) -> Response:
     identity_id = _identity_id(call)
     async with call.services.database.write() as conn:
         await call.services.identity.delete(conn, identity_id)
-    call.services.calls.user_deleted(identity_id)
+    call.services.calls.user_changed(identity_id)
     return Response(status_code=204)
 
 

@@ -1,20 +1,40 @@
-"""What the call host asks of the media plane, in call terms, over Janus plugins.
+"""The media plane over Janus plugins: ``media.types`` implemented with AudioBridge and VideoRoom.
 
 Audio: one AudioBridge room per call (Janus mixes; each participant hears everyone
 but themself). Video and screen share: one VideoRoom room per call; each camera or
-screen is a publisher feed, each participant has one multistream subscriber handle.
-Plugin APIs: the comment blocks at the top of janus_audiobridge.c and
-janus_videoroom.c (janus-gateway 1.1).
+screen is a publisher feed of one video stream, each participant has one multistream
+subscriber handle that takes exactly that stream of each feed (by ``mid``), never
+anything else a publisher might carry. Plugin APIs: the comment blocks at the top of
+janus_audiobridge.c and janus_videoroom.c (janus-gateway 1.1).
+
+Janus vocabulary stops here: replies, events and errors leave this module as the
+typed values of ``media.types``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from vrooms.media.janus import EventHandler, JanusConnection, JanusError, JanusHandle
-from vrooms.media.sdp import only_receive
+from vrooms.media import sdp
+from vrooms.media.janus import EventHandler as RawEventHandler
+from vrooms.media.janus import JanusConnection, JanusError, JanusHandle, JanusUnavailable
+from vrooms.media.types import (
+    CallMedia,
+    Connected,
+    EventHandler,
+    HungUp,
+    MediaError,
+    MediaEvent,
+    MediaUnavailable,
+    OfferRefused,
+    ReceivedStream,
+    Talking,
+    VideoSubscription,
+)
 
 AUDIOBRIDGE = "janus.plugin.audiobridge"
 VIDEOROOM = "janus.plugin.videoroom"
@@ -35,12 +55,50 @@ def _offer(sdp: str) -> dict[str, str]:
 
 def _answer_sdp(jsep: dict[str, Any] | None) -> str:
     if not jsep or "sdp" not in jsep:
-        raise JanusError(0, "Janus replied without an SDP")
+        raise MediaError("the media server replied without an SDP")
     return str(jsep["sdp"])
 
 
+@contextlib.contextmanager
+def _mapped_errors() -> Iterator[None]:
+    """Janus errors as the media errors of ``media.types`` (the one translation table)."""
+    try:
+        yield
+    except JanusUnavailable as exc:
+        raise MediaUnavailable(exc.reason) from exc
+    except JanusError as exc:
+        raise MediaError(exc.reason) from exc
+    except sdp.SdpError as exc:
+        raise OfferRefused(str(exc)) from exc
+
+
+def _typed(on_event: EventHandler, own_id: int | None = None) -> RawEventHandler:
+    """A Janus event handler that hands ``on_event`` the typed event, if the raw one means one."""
+
+    def handle(raw: dict[str, Any]) -> None:
+        event = _event_of(raw, own_id)
+        if event is not None:
+            on_event(event)
+
+    return handle
+
+
+def _event_of(raw: dict[str, Any], own_id: int | None) -> MediaEvent | None:
+    kind = raw.get("janus")
+    if kind == "webrtcup":
+        return Connected()
+    if kind == "hangup":
+        return HungUp()
+    data = raw.get("plugindata", {}).get("data", {})
+    # Every leg in an AudioBridge room hears of every talker; only the talker's own leg reports it.
+    talk = data.get("audiobridge")
+    if kind == "event" and own_id is not None and data.get("id") == own_id and talk in ("talking", "stopped-talking"):
+        return Talking(talk == "talking")
+    return None
+
+
 @dataclass
-class CallMedia:
+class JanusCallMedia(CallMedia):
     """The Janus rooms of one call. The secret guards moderation requests (mute, kick)."""
 
     audio_room: int
@@ -49,7 +107,7 @@ class CallMedia:
 
 
 @dataclass
-class AudioLeg:
+class JanusAudioLeg:
     """A participant in the call's AudioBridge room (their mic into the mix, the mix to them)."""
 
     handle: JanusHandle
@@ -57,47 +115,60 @@ class AudioLeg:
 
     async def set_muted(self, muted: bool) -> None:
         # Only the call host talks to Janus, so a muted participant cannot unmute in the mix.
-        await self.handle.request({"request": "configure", "muted": muted})
+        with _mapped_errors():
+            await self.handle.request({"request": "configure", "muted": muted})
 
     async def renegotiate(self, offer_sdp: str, *, may_send: bool) -> str:
-        sdp = offer_sdp if may_send else only_receive(offer_sdp)
-        reply = await self.handle.request({"request": "configure"}, _offer(sdp))
-        return _answer_sdp(reply.jsep)
+        with _mapped_errors():
+            offer = sdp.audio_offer(offer_sdp, may_send=may_send)
+            reply = await self.handle.request({"request": "configure"}, _offer(offer))
+            return _answer_sdp(reply.jsep)
 
     async def close(self) -> None:
         await self.handle.detach()
 
 
 @dataclass
-class VideoFeed:
-    """One published camera or screen in the call's VideoRoom room."""
+class JanusVideoFeed:
+    """One published camera or screen in the call's VideoRoom room: one video stream, ``mid``."""
 
     handle: JanusHandle
     feed_id: int
-    # Janus refuses subscriptions to a feed whose WebRTC session is not up yet.
-    ready: bool = False
+    mid: str
+    # The plane's feed -> mid table, which subscriptions read; a closed feed leaves it.
+    mids: dict[int, str] = field(repr=False, default_factory=dict)
 
     async def close(self) -> None:
+        self.mids.pop(self.feed_id, None)
         await self.handle.detach()
+
+
+def _received(streams: list[dict[str, Any]]) -> list[ReceivedStream]:
+    return [
+        ReceivedStream(mid=str(stream["mid"]), feed_id=int(stream["feed_id"]))
+        for stream in streams
+        if stream.get("type") == "video" and stream.get("active", True) and "feed_id" in stream
+    ]
 
 
 @dataclass
-class VideoSubscription:
-    """A participant's multistream subscriber handle: every feed they receive."""
+class JanusVideoSubscription:
+    """A participant's multistream subscriber handle: the video stream of every feed they receive."""
 
     handle: JanusHandle
     feeds: set[int] = field(default_factory=set)
-    streams: list[dict[str, Any]] = field(default_factory=list)
+    streams: list[ReceivedStream] = field(default_factory=list)
 
     async def start(self, answer_sdp: str) -> None:
-        await self.handle.request({"request": "start"}, {"type": "answer", "sdp": answer_sdp})
+        with _mapped_errors():
+            await self.handle.request({"request": "start"}, {"type": "answer", "sdp": answer_sdp})
 
     async def close(self) -> None:
         await self.handle.detach()
 
 
-class MediaPlane:
-    """Rooms and legs on one connected Janus."""
+class JanusMediaPlane:
+    """Rooms and legs on one connected Janus (implements ``media.types.MediaPlane``)."""
 
     def __init__(self, connection: JanusConnection, admin_key: str | None, video_bitrate: int) -> None:
         self.connection = connection
@@ -105,6 +176,8 @@ class MediaPlane:
         self.video_bitrate = video_bitrate
         self._audio_control: JanusHandle | None = None
         self._video_control: JanusHandle | None = None
+        # feed id -> the mid of its one video stream, which subscriptions take by name
+        self._feed_mids: dict[int, str] = {}
 
     async def _controls(self) -> tuple[JanusHandle, JanusHandle]:
         if self._audio_control is None or self._video_control is None:
@@ -115,115 +188,135 @@ class MediaPlane:
     def _admin(self) -> dict[str, str]:
         return {"admin_key": self.admin_key} if self.admin_key else {}
 
-    async def create_call(self, description: str, max_publishers: int) -> CallMedia:
-        audio, video = await self._controls()
-        media = CallMedia(audio_room=_new_id(), video_room=_new_id())
-        await audio.request(
-            {
-                "request": "create",
-                "room": media.audio_room,
-                "description": description,
-                "secret": media.secret,
-                "sampling_rate": 48000,
-                # "talking" / "stopped-talking" events drive the active speaker.
-                "audiolevel_event": True,
-                "audio_active_packets": 50,
-                "audio_level_average": 40,
-                # Plain-RTP legs (telephone calls over SIP, G.711) mix in beside WebRTC ones.
-                "allow_rtp_participants": True,
-                **self._admin(),
-            }
-        )
-        await video.request(
-            {
-                "request": "create",
-                "room": media.video_room,
-                "description": description,
-                "secret": media.secret,
-                "publishers": max_publishers,
-                "videocodec": "vp8",
-                # The cap Janus announces to every publisher (REMB).
-                "bitrate": self.video_bitrate,
-                "notify_joining": False,
-                **self._admin(),
-            }
-        )
-        return media
+    async def create_call(self, description: str, max_publishers: int) -> JanusCallMedia:
+        with _mapped_errors():
+            audio, video = await self._controls()
+            media = JanusCallMedia(audio_room=_new_id(), video_room=_new_id())
+            await audio.request(
+                {
+                    "request": "create",
+                    "room": media.audio_room,
+                    "description": description,
+                    "secret": media.secret,
+                    "sampling_rate": 48000,
+                    # "talking" / "stopped-talking" events drive the active speaker.
+                    "audiolevel_event": True,
+                    "audio_active_packets": 50,
+                    "audio_level_average": 40,
+                    # Plain-RTP legs (telephone calls over SIP, G.711) mix in beside WebRTC ones.
+                    "allow_rtp_participants": True,
+                    **self._admin(),
+                }
+            )
+            await video.request(
+                {
+                    "request": "create",
+                    "room": media.video_room,
+                    "description": description,
+                    "secret": media.secret,
+                    "publishers": max_publishers,
+                    "videocodec": "vp8",
+                    # The cap Janus announces to every publisher (REMB).
+                    "bitrate": self.video_bitrate,
+                    "notify_joining": False,
+                    **self._admin(),
+                }
+            )
+            return media
 
     async def destroy_call(self, media: CallMedia) -> None:
-        audio, video = await self._controls()
-        await audio.request({"request": "destroy", "room": media.audio_room, "secret": media.secret})
-        await video.request({"request": "destroy", "room": media.video_room, "secret": media.secret})
+        assert isinstance(media, JanusCallMedia)
+        with _mapped_errors():
+            audio, video = await self._controls()
+            await audio.request({"request": "destroy", "room": media.audio_room, "secret": media.secret})
+            await video.request({"request": "destroy", "room": media.video_room, "secret": media.secret})
 
     async def join_audio(
         self, media: CallMedia, *, display: str, may_send: bool, offer_sdp: str, on_event: EventHandler
-    ) -> tuple[AudioLeg, str]:
-        """Join the mix. Without send rights the offer is made receive-only and the leg is muted in Janus."""
-        handle = await self.connection.attach(AUDIOBRIDGE, on_event)
+    ) -> tuple[JanusAudioLeg, str]:
+        assert isinstance(media, JanusCallMedia)
         janus_id = _new_id()
-        sdp = offer_sdp if may_send else only_receive(offer_sdp)
-        try:
-            reply = await handle.request(
-                {
-                    "request": "join",
-                    "room": media.audio_room,
-                    "id": janus_id,
-                    "display": display,
-                    "muted": not may_send,
-                    "codec": "opus",
-                },
-                _offer(sdp),
-            )
-            return AudioLeg(handle, janus_id), _answer_sdp(reply.jsep)
-        except BaseException:
-            await handle.detach()
-            raise
+        with _mapped_errors():
+            offer = sdp.audio_offer(offer_sdp, may_send=may_send)
+            handle = await self.connection.attach(AUDIOBRIDGE, _typed(on_event, janus_id))
+            try:
+                reply = await handle.request(
+                    {
+                        "request": "join",
+                        "room": media.audio_room,
+                        "id": janus_id,
+                        "display": display,
+                        "muted": not may_send,
+                        "codec": "opus",
+                    },
+                    _offer(offer),
+                )
+                return JanusAudioLeg(handle, janus_id), _answer_sdp(reply.jsep)
+            except BaseException:
+                await handle.detach()
+                raise
 
     async def publish(
         self, media: CallMedia, *, display: str, offer_sdp: str, on_event: EventHandler
-    ) -> tuple[VideoFeed, str]:
-        handle = await self.connection.attach(VIDEOROOM, on_event)
+    ) -> tuple[JanusVideoFeed, str]:
+        assert isinstance(media, JanusCallMedia)
         feed_id = _new_id()
-        try:
-            await handle.request(
-                {"request": "join", "ptype": "publisher", "room": media.video_room, "id": feed_id, "display": display}
-            )
-            reply = await handle.request({"request": "publish"}, _offer(offer_sdp))
-            return VideoFeed(handle, feed_id), _answer_sdp(reply.jsep)
-        except BaseException:
-            await handle.detach()
-            raise
+        with _mapped_errors():
+            offer = sdp.video_publish(offer_sdp)
+            handle = await self.connection.attach(VIDEOROOM, _typed(on_event))
+            try:
+                await handle.request(
+                    {
+                        "request": "join",
+                        "ptype": "publisher",
+                        "room": media.video_room,
+                        "id": feed_id,
+                        "display": display,
+                    }
+                )
+                reply = await handle.request({"request": "publish"}, _offer(offer.sdp))
+                self._feed_mids[feed_id] = offer.mid
+                return JanusVideoFeed(handle, feed_id, offer.mid, self._feed_mids), _answer_sdp(reply.jsep)
+            except BaseException:
+                await handle.detach()
+                raise
 
-    async def subscribe(self, media: CallMedia, feeds: set[int]) -> tuple[VideoSubscription, str]:
-        """A subscriber handle receiving ``feeds``; returns Janus's offer for the client to answer."""
-        handle = await self.connection.attach(VIDEOROOM, _ignore)
-        try:
-            reply = await handle.request(
-                {
-                    "request": "join",
-                    "ptype": "subscriber",
-                    "room": media.video_room,
-                    "use_msid": True,
-                    "streams": [{"feed": feed} for feed in sorted(feeds)],
-                }
-            )
-        except BaseException:
-            await handle.detach()
-            raise
-        subscription = VideoSubscription(handle, set(feeds), reply.data.get("streams", []))
-        return subscription, _answer_sdp(reply.jsep)
+    def _streams(self, feeds: set[int]) -> list[dict[str, Any]]:
+        return [{"feed": feed, "mid": self._feed_mids[feed]} for feed in sorted(feeds) if feed in self._feed_mids]
+
+    async def subscribe(self, media: CallMedia, feeds: set[int]) -> tuple[JanusVideoSubscription, str]:
+        assert isinstance(media, JanusCallMedia)
+        with _mapped_errors():
+            handle = await self.connection.attach(VIDEOROOM, _ignore)
+            try:
+                reply = await handle.request(
+                    {
+                        "request": "join",
+                        "ptype": "subscriber",
+                        "room": media.video_room,
+                        "use_msid": True,
+                        "streams": self._streams(feeds),
+                    }
+                )
+            except BaseException:
+                await handle.detach()
+                raise
+            subscription = JanusVideoSubscription(handle, set(feeds), _received(reply.data.get("streams", [])))
+            return subscription, _answer_sdp(reply.jsep)
 
     async def update_subscription(self, subscription: VideoSubscription, feeds: set[int]) -> str | None:
-        """Change what a subscriber receives; Janus's new offer, or None if nothing changed."""
+        assert isinstance(subscription, JanusVideoSubscription)
         add, remove = feeds - subscription.feeds, subscription.feeds - feeds
         if not add and not remove:
             return None
         body: dict[str, Any] = {"request": "update"}
         if add:
-            body["subscribe"] = [{"feed": feed} for feed in sorted(add)]
+            body["subscribe"] = self._streams(add)
         if remove:
             body["unsubscribe"] = [{"feed": feed} for feed in sorted(remove)]
-        reply = await subscription.handle.request(body)
+        with _mapped_errors():
+            reply = await subscription.handle.request(body)
         subscription.feeds = set(feeds)
-        subscription.streams = reply.data.get("streams", subscription.streams)
+        if "streams" in reply.data:
+            subscription.streams = _received(reply.data["streams"])
         return str(reply.jsep["sdp"]) if reply.jsep else None

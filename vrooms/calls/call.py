@@ -1,0 +1,134 @@
+"""A live call and its participants: the state the call rules read and write (no I/O).
+
+A participant's *wanted* media state is a function of its role and its own choices
+(``mix_muted``, ``may_publish``); the service brings the media plane to it after
+every change and again after every await, so no decision taken before an await can
+outlive a role change that landed during it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from vrooms.auth.roles import ROLE_CAPABILITIES, Capability, Role, role_can
+from vrooms.calls.models import MediaSource, ParticipantState
+from vrooms.media.types import AudioLeg, CallMedia, VideoFeed, VideoSubscription
+
+SOURCE_CAPABILITY = {MediaSource.CAMERA: Capability.SEND_VIDEO, MediaSource.SCREEN: Capability.SHARE_SCREEN}
+
+
+class Peer(Protocol):
+    """A signaling connection: one signed-in user, possibly in one call."""
+
+    user_id: str
+    user_agent: str
+    token: str
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Queue a message for the client; never blocks."""
+
+
+def capabilities_of(role: Role) -> list[str]:
+    return sorted(ROLE_CAPABILITIES[role])
+
+
+@dataclass(eq=False)
+class Participant:
+    id: str
+    user_id: str
+    display_name: str
+    role: Role
+    peer: Peer
+    call: Call = field(repr=False)
+    joined_at: int
+    # The participant's own (or a Presenter's) mute; the role can silence it further.
+    muted: bool
+    state: ParticipantState = ParticipantState.CONNECTING
+    speaking: bool = False
+    audio: AudioLeg | None = None
+    # What the mixer was last told (None: unknown, e.g. after a failed request).
+    mix_muted_applied: bool | None = None
+    feeds: dict[MediaSource, VideoFeed] = field(default_factory=dict)
+    # Feeds whose WebRTC session is up: Janus refuses subscriptions to the others.
+    ready: set[MediaSource] = field(default_factory=set)
+    subscription: VideoSubscription | None = None
+    pending_answer: asyncio.Future[str] | None = None
+    sync_task: asyncio.Task[None] | None = None
+    sync_again: bool = False
+    # One mixer change at a time, and one publish or unpublish at a time, per participant.
+    audio_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    video_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def can(self, capability: Capability) -> bool:
+        return role_can(self.role, capability)
+
+    @property
+    def in_call(self) -> bool:
+        return self.call.participants.get(self.id) is self
+
+    @property
+    def mix_muted(self) -> bool:
+        """Whether the mixer must keep this participant out: the one rule for every audio path."""
+        return self.muted or self.state == ParticipantState.ON_HOLD or not self.can(Capability.SEND_AUDIO)
+
+    def may_publish(self, source: MediaSource) -> bool:
+        return self.in_call and self.can(SOURCE_CAPABILITY[source])
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "participantId": self.id,
+            "userId": self.user_id,
+            "displayName": self.display_name,
+            "role": str(self.role),
+            "state": str(self.state),
+            "muted": self.muted,
+            "speaking": self.speaking,
+            "camera": MediaSource.CAMERA in self.feeds,
+            "screenShare": MediaSource.SCREEN in self.feeds,
+        }
+
+
+@dataclass(eq=False)
+class Call:
+    id: str
+    room_id: str
+    valid_until: int
+    media: CallMedia
+    started_at: int
+    started_by: str
+    started_by_role: str
+    participants: dict[str, Participant] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    ended: bool = False
+    active_speaker: str | None = None
+    captions: dict[str, Any] = field(default_factory=lambda: {"active": False, "language": "en-us"})
+    # Invited user id -> who invited them, until they join or decline.
+    invitations: dict[str, Participant] = field(default_factory=dict)
+    expiry: asyncio.TimerHandle | None = None
+
+    def feed_owners(self) -> dict[int, tuple[Participant, MediaSource]]:
+        return {
+            feed.feed_id: (p, source)
+            for p in self.participants.values()
+            for source, feed in p.feeds.items()
+            if source in p.ready
+        }
+
+    def broadcast(self, message: dict[str, Any], *, skip: Participant | None = None) -> None:
+        for participant in self.participants.values():
+            if participant is not skip:
+                participant.peer.send(message)
+
+    def updated(self, participant: Participant) -> None:
+        self.broadcast({"type": "participantUpdated", "participant": participant.to_wire()})
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "callId": self.id,
+            "roomId": self.room_id,
+            "participants": [p.to_wire() for p in self.participants.values()],
+            "activeSpeaker": self.active_speaker,
+            "captions": self.captions,
+        }

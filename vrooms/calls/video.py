@@ -1,0 +1,87 @@
+"""Receiving video: one subscription per participant, kept in step with the call's feeds.
+
+Each participant receives the video stream of every ready feed but their own. A
+change (a camera on or off, someone leaving) renegotiates: the media plane offers,
+the client answers (``videoOffer`` / ``videoAnswer``), one renegotiation at a time
+per participant; changes that arrive meanwhile are folded into the next round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from vrooms.calls.call import Call, Participant
+from vrooms.calls.models import Refusal
+from vrooms.calls.rules import CallRefused
+from vrooms.media.types import MediaError, MediaPlane
+
+log = logging.getLogger("vrooms.calls")
+
+_ANSWER_TIMEOUT_SECONDS = 10.0
+
+
+class VideoSync:
+    def __init__(self, plane: Callable[[], MediaPlane | None]) -> None:
+        self._plane = plane
+
+    def sync_all(self, call: Call) -> None:
+        for participant in call.participants.values():
+            self.sync(participant)
+
+    def sync(self, participant: Participant) -> None:
+        """Bring the participant's subscription to every ready feed but their own."""
+        if participant.sync_task is not None and not participant.sync_task.done():
+            participant.sync_again = True
+            return
+        participant.sync_task = asyncio.get_running_loop().create_task(self._loop(participant))
+
+    def stop(self, participant: Participant) -> bool:
+        """The participant left: no more renegotiation. Whether they had published video."""
+        if participant.sync_task is not None:
+            participant.sync_task.cancel()
+        if participant.pending_answer is not None and not participant.pending_answer.done():
+            participant.pending_answer.cancel()
+        return bool(participant.feeds)
+
+    @staticmethod
+    def answer(participant: Participant, sdp: str) -> None:
+        if participant.pending_answer is None or participant.pending_answer.done():
+            raise CallRefused(Refusal.BAD_MESSAGE, "No video offer is waiting for an answer.")
+        participant.pending_answer.set_result(sdp)
+
+    async def _loop(self, participant: Participant) -> None:
+        participant.sync_again = True
+        while participant.sync_again:
+            participant.sync_again = False
+            plane = self._plane()
+            if not participant.in_call or plane is None:
+                return
+            try:
+                await self._once(participant.call, participant, plane)
+            except (MediaError, TimeoutError) as exc:
+                log.warning("video renegotiation for %s failed: %s", participant.id, exc)
+
+    @staticmethod
+    async def _once(call: Call, participant: Participant, plane: MediaPlane) -> None:
+        owners = call.feed_owners()
+        wanted = {feed for feed, (owner, _) in owners.items() if owner is not participant}
+        if participant.subscription is None:
+            if not wanted:
+                return
+            participant.subscription, offer = await plane.subscribe(call.media, wanted)
+        else:
+            maybe_offer = await plane.update_subscription(participant.subscription, wanted)
+            if maybe_offer is None:
+                return
+            offer = maybe_offer
+        streams = [
+            {"mid": stream.mid, "participantId": owners[stream.feed_id][0].id, "source": str(owners[stream.feed_id][1])}
+            for stream in participant.subscription.streams
+            if stream.feed_id in owners
+        ]
+        participant.pending_answer = asyncio.get_running_loop().create_future()
+        participant.peer.send({"type": "videoOffer", "sdp": offer, "streams": streams})
+        answer = await asyncio.wait_for(participant.pending_answer, _ANSWER_TIMEOUT_SECONDS)
+        await participant.subscription.start(answer)

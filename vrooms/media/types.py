@@ -1,0 +1,116 @@
+"""What a call needs from a media plane, in call terms: the seam between ``calls/`` and Janus.
+
+``calls/`` sees only these types: legs it can mute, renegotiate and close, typed events
+and one error family. The Janus adapter (``media/plane.py``) maps plugin replies,
+events and errors to them; tests of the call rules use an in-memory plane that
+implements the same protocols.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class MediaError(Exception):
+    """The media plane refused or failed a request; ``reason`` is safe to show to the client."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class MediaUnavailable(MediaError):
+    """The media server is gone (died, restarting or never reached)."""
+
+
+class OfferRefused(MediaError):
+    """The client's SDP offer is malformed or has a shape its request does not allow."""
+
+
+@dataclass(frozen=True)
+class Connected:
+    """The leg's WebRTC session is up (ICE and DTLS done)."""
+
+
+@dataclass(frozen=True)
+class HungUp:
+    """The leg's WebRTC session ended without a leave (ICE or DTLS failed, or the client closed it)."""
+
+
+@dataclass(frozen=True)
+class Talking:
+    """The leg's audio level crossed the talking threshold (``talking``) or fell below it."""
+
+    talking: bool
+
+
+MediaEvent = Connected | HungUp | Talking
+EventHandler = Callable[[MediaEvent], None]
+
+
+@dataclass(frozen=True)
+class ReceivedStream:
+    """One stream of a subscription: the client's ``mid`` and the feed it carries."""
+
+    mid: str
+    feed_id: int
+
+
+class CallMedia(Protocol):
+    """The media plane's rooms for one call (opaque to the call)."""
+
+
+class AudioLeg(Protocol):
+    """A participant in the call's mix: their microphone into it, the mix back to them."""
+
+    async def set_muted(self, muted: bool) -> None: ...
+
+    async def renegotiate(self, offer_sdp: str, *, may_send: bool) -> str: ...
+
+    async def close(self) -> None: ...
+
+
+class VideoFeed(Protocol):
+    """One published camera or screen: exactly one video stream."""
+
+    feed_id: int
+
+    async def close(self) -> None: ...
+
+
+class VideoSubscription(Protocol):
+    """Everything one participant receives as video, renegotiated as feeds come and go."""
+
+    streams: list[ReceivedStream]
+
+    async def start(self, answer_sdp: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class MediaPlane(Protocol):
+    async def create_call(self, description: str, max_publishers: int) -> CallMedia: ...
+
+    async def destroy_call(self, media: CallMedia) -> None: ...
+
+    async def join_audio(
+        self, media: CallMedia, *, display: str, may_send: bool, offer_sdp: str, on_event: EventHandler
+    ) -> tuple[AudioLeg, str]:
+        """Join the mix; without ``may_send`` the offer is made receive-only and the leg muted."""
+        ...
+
+    async def publish(
+        self, media: CallMedia, *, display: str, offer_sdp: str, on_event: EventHandler
+    ) -> tuple[VideoFeed, str]:
+        """Publish one video stream; refuses (``OfferRefused``) any offer with audio or several streams."""
+        ...
+
+    async def subscribe(self, media: CallMedia, feeds: set[int]) -> tuple[VideoSubscription, str]:
+        """A subscription to the video stream of each feed; returns the offer for the client."""
+        ...
+
+    async def update_subscription(self, subscription: VideoSubscription, feeds: set[int]) -> str | None:
+        """Change what a subscription receives; the new offer, or None if nothing changed."""
+        ...
