@@ -95,7 +95,9 @@ async def test_revoked_tokens_and_a_later_valid_from_end_participations_under_wa
     await p.wait_until(lambda: a.participant_id not in p.participants, timeout=1.0)
 
     later = datetime.now(UTC) + timedelta(hours=1)
-    await asyncio.to_thread(world.rooms.update_room, room_id=room, valid_from=later, valid_until=later + timedelta(hours=1))
+    await asyncio.to_thread(
+        world.rooms.update_room, room_id=room, valid_from=later, valid_until=later + timedelta(hours=1)
+    )
     await p.wait_until(lambda: p.state == "Disconnected", timeout=1.0)
     assert p.end_reason == "RoomNotYetOpen"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import AsyncIterator
 from urllib.parse import urlencode
@@ -9,7 +10,7 @@ from urllib.parse import urlencode
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from tests.calls import CallWorld, Member
+from tests.calls import CallWorld, Member, hears, stops_hearing
 from vrooms.client import PatternSource
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -77,3 +78,46 @@ async def test_a_browser_and_an_aiortc_peer_see_and_hear_each_other(world: CallW
     await python.end_for_all()
     await page.wait_for_function("window.vroomsCall.state === 'Disconnected'", timeout=10_000)
     assert await page.evaluate("window.vroomsCall.endReason") == "EndedForAll"
+
+
+async def test_the_browser_client_moderates_shares_holds_and_follows_its_permissions(
+    world: CallWorld, browser: Browser
+) -> None:
+    presenter, attendee, listener = world.user(), world.user(), world.user()
+    room = world.room({presenter: "Presenter", attendee: "Attendee", listener: "Consumer"})
+    a = await world.join(attendee, room, 700)
+    c = await world.join(listener, room)
+    page = await open_call(browser, world, presenter, room, "Chromium")
+    browser_id = await page.evaluate("window.vroomsCall.participantId")
+    await hears(c, 700)
+
+    await page.evaluate(f"window.vroomsCall.muteParticipant('{a.participant_id}')")
+    await a.wait_until(lambda: a.muted)
+    await stops_hearing(c, 700)
+
+    await page.evaluate(
+        """async () => {
+            const screen = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 360 } });
+            await window.vroomsCall.startScreenShare(screen);
+        }"""
+    )
+    await c.wait_until(lambda: c.video_frames(browser_id, "screen") > 5, 20)
+    await c.wait_until(lambda: c.video_frames(browser_id, "camera") > 5, 20)
+
+    await page.evaluate("window.vroomsCall.hold()")
+    await c.wait_until(lambda: c.participants[browser_id]["state"] == "OnHold")
+    assert await page.evaluate("window.vroomsCall.remoteAudio.getAudioTracks().every((t) => !t.enabled)")
+    await page.evaluate("window.vroomsCall.resume()")
+    await c.wait_until(lambda: c.participants[browser_id]["state"] == "Connected")
+
+    await asyncio.to_thread(world.set_role, room, presenter, "Consumer")
+    await page.wait_for_function(
+        "!window.vroomsCall.capabilities.includes('sendVideo') && window.vroomsCall.publishing.length === 0",
+        timeout=1_000,
+    )
+    await c.wait_until(lambda: not c.participants[browser_id]["camera"], timeout=1.0)
+    await c.wait_until(lambda: not c.participants[browser_id]["screenShare"], timeout=1.0)
+    refusal = await page.evaluate(
+        f"window.vroomsCall.muteParticipant('{a.participant_id}').then(() => 'muted', (error) => error.code)"
+    )
+    assert refusal == "NotAllowed"

@@ -66,9 +66,7 @@ def test_only_receive_turns_every_sending_direction_off() -> None:
         ("", "a=recvonly\r\na=sendrecv\r\n", "recvonly"),  # contradictory: read as sending
     ],
 )
-def test_receive_only_for_every_spelling_of_a_direction(
-    session_line: str, media_line: str, expected: str
-) -> None:
+def test_receive_only_for_every_spelling_of_a_direction(session_line: str, media_line: str, expected: str) -> None:
     offer = SESSION.replace("t=0 0\r\n", "t=0 0\r\n" + session_line) + AUDIO_M + media_line
     result = sdp.audio_offer(offer, may_send=False)
     assert directions(result) == [expected]
