@@ -9,7 +9,7 @@ measured media are in ``test_calls_attacks.py``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,21 +160,33 @@ async def test_demotion_during_resume_keeps_the_participant_out_of_the_mix(world
     assert audio_leg(a).muted and a.muted
 
 
-async def test_demotion_during_publish_unpublishes_and_refuses(world: World) -> None:
-    attendee, viewer = await world.user(), await world.user()
-    room = await world.room({attendee: Role.ATTENDEE, viewer: Role.CONSUMER})
-    a = await world.join(attendee, room)
-    await world.join(viewer, room)
+async def refusal_of_a_publish_during(
+    world: World, role: Role, change: Callable[[FakePeer, str], Awaitable[Any]], landed: Callable[[Participant], bool]
+) -> tuple[FakePeer, str]:
+    """Hold a publish at the media plane, land ``change`` there, then let the publish finish."""
+    publisher, other = await world.user(), await world.user()
+    room = await world.room({publisher: role, other: Role.ATTENDEE})
+    participant = await world.join(publisher, room)
+    await world.join(other, room)
     pause = world.plane.pause("publish")
-    publish = asyncio.ensure_future(world.calls.publish(a, MediaSource.CAMERA, VIDEO))
+    publish = asyncio.ensure_future(world.calls.publish(participant, MediaSource.CAMERA, VIDEO))
     await pause.reached.wait()
-    demote = asyncio.ensure_future(world.set_role(room, attendee, Role.CONSUMER))
-    await until(lambda: a.role == Role.CONSUMER)  # demoted while the media plane is answering
+    changing = asyncio.ensure_future(change(publisher, room))
+    await until(lambda: landed(participant))
     pause.release()
-    assert await refusal(publish) == "NotAllowed"
-    await demote
-    assert not a.feeds
+    code = await refusal(publish)
+    await changing
+    assert not participant.feeds
     assert all(leg.closed for leg in world.plane.legs if leg.kind == "video")
+    return publisher, code
+
+
+async def test_demotion_during_publish_unpublishes_and_refuses(world: World) -> None:
+    async def demote(peer: FakePeer, room: str) -> None:
+        await world.set_role(room, peer, Role.CONSUMER)
+
+    _, code = await refusal_of_a_publish_during(world, Role.ATTENDEE, demote, lambda p: p.role == Role.CONSUMER)
+    assert code == "NotAllowed"
 
 
 async def test_roster_removal_during_join_takes_the_joiner_out(world: World) -> None:
@@ -193,22 +205,14 @@ async def test_roster_removal_during_join_takes_the_joiner_out(world: World) -> 
 
 
 async def test_revocation_during_publish_ends_the_participation(world: World) -> None:
-    presenter, other = await world.user(), await world.user()
-    room = await world.room({presenter: Role.PRESENTER, other: Role.ATTENDEE})
-    p = await world.join(presenter, room)
-    await world.join(other, room)
-    pause = world.plane.pause("publish")
-    publish = asyncio.ensure_future(world.calls.publish(p, MediaSource.SCREEN, VIDEO))
-    await pause.reached.wait()
-    async with world.database.write() as conn:
-        await world.identity.revoke_tokens(conn, presenter.user_id)
-    revoked = asyncio.ensure_future(world.calls.user_changed(presenter.user_id))
-    await until(lambda: not p.in_call)  # out of the call while the media plane is answering
-    pause.release()
-    assert await refusal(publish) == "NotInCall"
-    await revoked
+    async def revoke(peer: FakePeer, room: str) -> None:
+        async with world.database.write() as conn:
+            await world.identity.revoke_tokens(conn, peer.user_id)
+        await world.calls.user_changed(peer.user_id)
+
+    presenter, code = await refusal_of_a_publish_during(world, Role.PRESENTER, revoke, lambda p: not p.in_call)
+    assert code == "NotInCall"
     assert presenter.of_type("left")[-1]["reason"] == "TokenRevoked"
-    assert all(leg.closed for leg in world.plane.legs if leg.kind == "video")
 
 
 async def test_end_for_all_during_invite_rings_nobody(world: World) -> None:
