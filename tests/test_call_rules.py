@@ -20,6 +20,7 @@ from tests.media_fake import FakeLeg, FakePlane
 from vrooms.api.times import now_micros
 from vrooms.auth.roles import Role
 from vrooms.auth.tokens import TokenIssuer, load_or_create_resource_id, load_or_create_signing_key
+from vrooms.calls import moderation
 from vrooms.calls.call import Participant
 from vrooms.calls.models import LeaveReason, MediaSource
 from vrooms.calls.rules import CallRefused
@@ -220,8 +221,8 @@ async def test_end_for_all_during_invite_rings_nobody(world: World) -> None:
     room = await world.room({presenter: Role.PRESENTER, invitee: Role.ATTENDEE})
     p = await world.join(presenter, room)
     world.calls.connected(invitee)
-    invite = asyncio.ensure_future(world.calls.invite(p, invitee.user_id))
-    end = asyncio.ensure_future(world.calls.end_for_all(p))
+    invite = asyncio.ensure_future(moderation.invite(world.calls, p, invitee.user_id))
+    end = asyncio.ensure_future(moderation.end_for_all(world.calls, p))
     results = await asyncio.gather(invite, end, return_exceptions=True)
     rang = [m for m in invitee.messages if m["type"] in ("invite", "inviteCancelled")]
     # Either refused because the call ended first, or rung and then told the call is gone.

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from vrooms.calls import protocol
+from vrooms.calls import moderation, protocol
 from vrooms.calls.models import LeaveReason, Refusal
 from vrooms.calls.rules import CallRefused
 from vrooms.calls.service import CallService
@@ -110,33 +110,33 @@ async def _video_answer(calls: CallService, peer: SignalingPeer, m: dict[str, An
 
 
 async def _mute_participant(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) -> None:
-    await calls.mute_participant(calls.in_call(peer), protocol.required(m, "participantId"))
+    await moderation.mute_participant(calls, calls.in_call(peer), protocol.required(m, "participantId"))
 
 
 async def _remove_participant(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) -> None:
-    await calls.remove_participant(calls.in_call(peer), protocol.required(m, "participantId"))
+    await moderation.remove_participant(calls, calls.in_call(peer), protocol.required(m, "participantId"))
 
 
 async def _end_for_all(calls: CallService, peer: SignalingPeer, _m: dict[str, Any]) -> None:
-    await calls.end_for_all(calls.in_call(peer))
+    await moderation.end_for_all(calls, calls.in_call(peer))
 
 
 async def _invite(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) -> dict[str, Any]:
-    return {"ringing": await calls.invite(calls.in_call(peer), protocol.required(m, "userId"))}
+    return {"ringing": await moderation.invite(calls, calls.in_call(peer), protocol.required(m, "userId"))}
 
 
 async def _decline(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) -> None:
-    calls.decline(peer, protocol.required(m, "callId", limit=36))
+    moderation.decline(calls, peer, protocol.required(m, "callId", limit=36))
 
 
 async def _captions(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) -> dict[str, Any]:
     action = protocol.required(m, "action", limit=16)
     language = protocol.text(m, "language", optional=True, limit=16)
-    return await calls.captions(calls.in_call(peer), action, language)
+    return await moderation.captions(calls, calls.in_call(peer), action, language)
 
 
 async def _list_participants(calls: CallService, peer: SignalingPeer, _m: dict[str, Any]) -> dict[str, Any]:
-    return await calls.listing(calls.in_call(peer))
+    return await moderation.listing(calls, calls.in_call(peer))
 
 
 HANDLERS: dict[str, Handler] = {

@@ -4,9 +4,10 @@ Every request is checked against the role table (``vrooms.auth.roles``) and chec
 again after each await at which a role, a removal or the call's end could have
 landed (``_ensure`` / the ``check`` of ``leave`` and ``end_call``). Media state is
 never written from a decision taken before an await: the service changes the
-participant's state, then brings the media plane to it (``_settle_audio``), which
+participant's state, then brings the media plane to it (``settle_audio``), which
 re-reads the state until the plane matches. Media lives behind ``media.types``;
-records and their events are written by ``records.CallRecords``.
+records and their events are written by ``records.CallRecords``; operations on others
+(moderation, invitations, captions) are in ``moderation``.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ _ENDS_PARTICIPATION = {
 Check = Callable[[], object]
 
 
-def _not_allowed(capability: Capability, role: Role) -> CallRefused:
+def not_allowed(capability: Capability, role: Role) -> CallRefused:
     article = "An" if str(role)[0] in "AEIOU" else "A"
     return CallRefused(Refusal.NOT_ALLOWED, f"{article} {role} may not {capability} in this call.")
 
@@ -57,7 +58,7 @@ def ensure(participant: Participant, capability: Capability | None = None) -> Ca
     if not participant.in_call:
         raise CallRefused(Refusal.NOT_IN_CALL, "You are not in a call.")
     if capability is not None and not participant.can(capability):
-        raise _not_allowed(capability, participant.role)
+        raise not_allowed(capability, participant.role)
     return participant.call
 
 
@@ -322,7 +323,7 @@ class CallService:
 
     # -- own media ------------------------------------------------------------------
 
-    async def _settle_audio(self, participant: Participant) -> None:
+    async def settle_audio(self, participant: Participant) -> None:
         """Bring the mixer to ``participant.mix_muted``, re-reading it after every await until they agree.
 
         Whatever changed while a request was on its way (a demotion during an unmute,
@@ -340,7 +341,7 @@ class CallService:
     async def set_muted(self, participant: Participant, muted: bool) -> None:
         call = ensure(participant, None if muted else Capability.SEND_AUDIO)
         participant.muted = muted
-        await self._settle_audio(participant)
+        await self.settle_audio(participant)
         call.updated(participant)
         if not muted:
             ensure(participant, Capability.SEND_AUDIO)  # demoted meanwhile: the mixer already has it muted
@@ -354,14 +355,14 @@ class CallService:
         if on_hold == (participant.state == ParticipantState.ON_HOLD):
             return
         participant.state = ParticipantState.ON_HOLD if on_hold else ParticipantState.CONNECTED
-        await self._settle_audio(participant)
+        await self.settle_audio(participant)
         call.updated(participant)
 
     async def renegotiate_audio(self, participant: Participant, sdp: str) -> str:
         ensure(participant)
         assert participant.audio is not None
         answer = await participant.audio.renegotiate(sdp, may_send=participant.can(Capability.SEND_AUDIO))
-        await self._settle_audio(participant)
+        await self.settle_audio(participant)
         ensure(participant)
         return answer
 
@@ -405,97 +406,6 @@ class CallService:
             participant.call.updated(participant)
             self.video.sync_all(participant.call)
 
-    # -- moderation -----------------------------------------------------------------
-
-    @staticmethod
-    def _target(call: Call, participant_id: str) -> Participant:
-        target = call.participants.get(participant_id)
-        if target is None:
-            raise CallRefused(Refusal.PARTICIPANT_NOT_FOUND, f"No participant {participant_id} in this call.")
-        return target
-
-    async def mute_participant(self, actor: Participant, participant_id: str) -> None:
-        call = ensure(actor, Capability.MUTE_OTHERS)
-        target = self._target(call, participant_id)
-        target.muted = True
-        await self._settle_audio(target)
-        target.peer.send({"type": "mutedByOthers", "by": actor.id})
-        call.updated(target)
-
-    async def remove_participant(self, actor: Participant, participant_id: str) -> None:
-        target = self._target(ensure(actor, Capability.REMOVE_PARTICIPANT), participant_id)
-        await self.leave(
-            target, LeaveReason.REMOVED, by=actor.user_id, check=partial(ensure, actor, Capability.REMOVE_PARTICIPANT)
-        )
-
-    async def end_for_all(self, actor: Participant) -> None:
-        call = ensure(actor, Capability.END_CALL_FOR_ALL)
-        await self.end_call(
-            call, EndReason.ENDED_FOR_ALL, by=actor.user_id, check=partial(ensure, actor, Capability.END_CALL_FOR_ALL)
-        )
-
-    async def invite(self, actor: Participant, user_id: str) -> int:
-        """Ring a roster member who is connected but not in the call; returns how many devices rang."""
-        call = ensure(actor, Capability.INVITE)
-        async with self.database.read() as conn:
-            roles = await rooms_repository.roles_of(conn, call.room_id, [user_id])
-        ensure(actor, Capability.INVITE)  # the call may have ended, or the actor lost the right, meanwhile
-        if user_id not in roles:
-            raise CallRefused(Refusal.NOT_ON_ROSTER, f"{user_id} is not on this room's participant list.")
-        if any(p.user_id == user_id for p in call.participants.values()):
-            raise CallRefused(Refusal.ALREADY_IN_CALL, f"{user_id} is already in the call.")
-        idle = [peer for peer in self.peers.get(user_id, set()) if peer not in self.participant_of]
-        if not idle:
-            raise CallRefused(Refusal.INVITEE_NOT_CONNECTED, f"{user_id} is not connected; ask them to open the app.")
-        invitation = {
-            "type": "invite",
-            "roomId": call.room_id,
-            "callId": call.id,
-            "from": {"participantId": actor.id, "userId": actor.user_id, "displayName": actor.display_name},
-        }
-        for peer in idle:
-            peer.send(invitation)
-        call.invitations[user_id] = actor
-        return len(idle)
-
-    def decline(self, peer: Peer, call_id: str) -> None:
-        """The invitee says no: the inviter hears of it and the user's other devices stop ringing."""
-        call = next((c for c in self.calls.values() if c.id == call_id), None)
-        inviter = call.invitations.pop(peer.user_id, None) if call else None
-        if call is None or inviter is None:
-            raise CallRefused(Refusal.INVITATION_NOT_FOUND, "No pending invitation to this call.")
-        inviter.peer.send({"type": "inviteDeclined", "callId": call.id, "userId": peer.user_id})
-        for other in self.peers.get(peer.user_id, set()):
-            other.send({"type": "inviteCancelled", "callId": call.id})
-
-    async def listing(self, participant: Participant) -> dict[str, Any]:
-        """The call, plus the roster members who are not in it (state Idle): whom a Presenter can invite."""
-        call = ensure(participant)
-        async with self.database.read() as conn:
-            roster = await rooms_repository.list_participants(conn, call.room_id, after_raw_id="", limit=100_000)
-        present = {p.user_id for p in call.participants.values()}
-        idle = [
-            {"userId": member.raw_id, "role": str(member.role), "state": str(ParticipantState.IDLE)}
-            for member in roster
-            if member.raw_id not in present
-        ]
-        return {**call.summary(), "idle": idle}
-
-    async def captions(self, actor: Participant, action: str, language: str | None) -> dict[str, Any]:
-        """Caption state only: who may start, stop and re-language them (no transcription engine yet)."""
-        call = ensure(actor, Capability.START_CAPTIONS)
-        changes_language = language is not None and language.lower() != call.captions["language"]
-        if (action == "setLanguage" or changes_language) and not actor.can(Capability.CHANGE_CAPTION_LANGUAGE):
-            raise _not_allowed(Capability.CHANGE_CAPTION_LANGUAGE, actor.role)
-        if action not in ("start", "stop", "setLanguage"):
-            raise CallRefused(Refusal.BAD_MESSAGE, "captions action must be start, stop or setLanguage.")
-        if action != "setLanguage":
-            call.captions["active"] = action == "start"
-        if language is not None:
-            call.captions["language"] = language.lower()
-        call.broadcast({"type": "captions", **call.captions, "by": actor.id})
-        return dict(call.captions)
-
     # -- changes from outside: roster, room, tokens, identity, media server -----------
 
     async def room_changed(self, room_id: str) -> None:
@@ -538,7 +448,7 @@ class CallService:
             participant.peer.send({"type": "permissions", "role": str(role), "capabilities": capabilities_of(role)})
             participant.call.updated(participant)
         with contextlib.suppress(MediaError):
-            await self._settle_audio(participant)  # also heals a mixer request that failed earlier
+            await self.settle_audio(participant)  # also heals a mixer request that failed earlier
         for source in SOURCE_CAPABILITY:
             if not participant.may_publish(source) and source in participant.feeds:
                 await self.unpublish(participant, source)

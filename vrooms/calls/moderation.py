@@ -1,0 +1,113 @@
+"""In-call operations on others and on the call: moderation, invitations, the listing, captions.
+
+Each checks the actor's role (``ensure``) before it starts and again after any await
+at which the role or the call could have changed.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from vrooms.auth.roles import Capability
+from vrooms.calls.call import Call, Participant, Peer
+from vrooms.calls.models import EndReason, LeaveReason, ParticipantState, Refusal
+from vrooms.calls.rules import CallRefused
+from vrooms.calls.service import CallService, ensure, not_allowed
+from vrooms.rooms import repository as rooms_repository
+
+
+def _target(call: Call, participant_id: str) -> Participant:
+    target = call.participants.get(participant_id)
+    if target is None:
+        raise CallRefused(Refusal.PARTICIPANT_NOT_FOUND, f"No participant {participant_id} in this call.")
+    return target
+
+
+async def mute_participant(calls: CallService, actor: Participant, participant_id: str) -> None:
+    call = ensure(actor, Capability.MUTE_OTHERS)
+    target = _target(call, participant_id)
+    target.muted = True
+    await calls.settle_audio(target)
+    target.peer.send({"type": "mutedByOthers", "by": actor.id})
+    call.updated(target)
+
+
+async def remove_participant(calls: CallService, actor: Participant, participant_id: str) -> None:
+    target = _target(ensure(actor, Capability.REMOVE_PARTICIPANT), participant_id)
+    await calls.leave(
+        target, LeaveReason.REMOVED, by=actor.user_id, check=partial(ensure, actor, Capability.REMOVE_PARTICIPANT)
+    )
+
+
+async def end_for_all(calls: CallService, actor: Participant) -> None:
+    call = ensure(actor, Capability.END_CALL_FOR_ALL)
+    await calls.end_call(
+        call, EndReason.ENDED_FOR_ALL, by=actor.user_id, check=partial(ensure, actor, Capability.END_CALL_FOR_ALL)
+    )
+
+
+async def invite(calls: CallService, actor: Participant, user_id: str) -> int:
+    """Ring a roster member who is connected but not in the call; returns how many devices rang."""
+    call = ensure(actor, Capability.INVITE)
+    async with calls.database.read() as conn:
+        roles = await rooms_repository.roles_of(conn, call.room_id, [user_id])
+    ensure(actor, Capability.INVITE)  # the call may have ended, or the actor lost the right, meanwhile
+    if user_id not in roles:
+        raise CallRefused(Refusal.NOT_ON_ROSTER, f"{user_id} is not on this room's participant list.")
+    if any(p.user_id == user_id for p in call.participants.values()):
+        raise CallRefused(Refusal.ALREADY_IN_CALL, f"{user_id} is already in the call.")
+    idle = [peer for peer in calls.peers.get(user_id, set()) if peer not in calls.participant_of]
+    if not idle:
+        raise CallRefused(Refusal.INVITEE_NOT_CONNECTED, f"{user_id} is not connected; ask them to open the app.")
+    invitation = {
+        "type": "invite",
+        "roomId": call.room_id,
+        "callId": call.id,
+        "from": {"participantId": actor.id, "userId": actor.user_id, "displayName": actor.display_name},
+    }
+    for peer in idle:
+        peer.send(invitation)
+    call.invitations[user_id] = actor
+    return len(idle)
+
+
+def decline(calls: CallService, peer: Peer, call_id: str) -> None:
+    """The invitee says no: the inviter hears of it and the user's other devices stop ringing."""
+    call = next((c for c in calls.calls.values() if c.id == call_id), None)
+    inviter = call.invitations.pop(peer.user_id, None) if call else None
+    if call is None or inviter is None:
+        raise CallRefused(Refusal.INVITATION_NOT_FOUND, "No pending invitation to this call.")
+    inviter.peer.send({"type": "inviteDeclined", "callId": call.id, "userId": peer.user_id})
+    for other in calls.peers.get(peer.user_id, set()):
+        other.send({"type": "inviteCancelled", "callId": call.id})
+
+
+async def listing(calls: CallService, participant: Participant) -> dict[str, Any]:
+    """The call, plus the roster members who are not in it (state Idle): whom a Presenter can invite."""
+    call = ensure(participant)
+    async with calls.database.read() as conn:
+        roster = await rooms_repository.list_participants(conn, call.room_id, after_raw_id="", limit=100_000)
+    present = {p.user_id for p in call.participants.values()}
+    idle = [
+        {"userId": member.raw_id, "role": str(member.role), "state": str(ParticipantState.IDLE)}
+        for member in roster
+        if member.raw_id not in present
+    ]
+    return {**call.summary(), "idle": idle}
+
+
+async def captions(calls: CallService, actor: Participant, action: str, language: str | None) -> dict[str, Any]:
+    """Caption state only: who may start, stop and re-language them (no transcription engine yet)."""
+    call = ensure(actor, Capability.START_CAPTIONS)
+    changes_language = language is not None and language.lower() != call.captions["language"]
+    if (action == "setLanguage" or changes_language) and not actor.can(Capability.CHANGE_CAPTION_LANGUAGE):
+        raise not_allowed(Capability.CHANGE_CAPTION_LANGUAGE, actor.role)
+    if action not in ("start", "stop", "setLanguage"):
+        raise CallRefused(Refusal.BAD_MESSAGE, "captions action must be start, stop or setLanguage.")
+    if action != "setLanguage":
+        call.captions["active"] = action == "start"
+    if language is not None:
+        call.captions["language"] = language.lower()
+    call.broadcast({"type": "captions", **call.captions, "by": actor.id})
+    return dict(call.captions)
