@@ -53,6 +53,8 @@ class Server:
     port: int = field(default_factory=free_port)
     extra_env: dict[str, str] = field(default_factory=dict)
     workers: int = 1
+    log_level: str = "warning"
+    access_log: bool = False
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -86,14 +88,16 @@ class Server:
         return self.data_dir / "server.log"
 
     def start(self) -> Server:
-        args = ["serve", "--port", str(self.port), "--workers", str(self.workers), "--log-level", "warning"]
+        args = ["serve", "--port", str(self.port), "--workers", str(self.workers), "--log-level", self.log_level]
         if not self.tls:
             args.append("--no-tls")
+        if self.access_log:
+            args.append("--access-log")
         env = {**os.environ, **self.extra_env}
         self.data_dir.mkdir(parents=True, exist_ok=True)
         # A file, not a pipe: the server and its call host log for as long as the tests run.
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(self.command(*args), env=env, stdout=subprocess.DEVNULL, stderr=log)
+            self.process = subprocess.Popen(self.command(*args), env=env, stdout=log, stderr=log)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -109,3 +109,23 @@ def test_unknown_route_and_method(server: Server) -> None:
     assert _error(signed(server, "GET", f"/nowhere?{V}"))["code"] == "NotFound"
     response = signed(server, "PUT", f"/rooms?{V}", {})
     assert response.status_code == 405 and _error(response)["code"] == "MethodNotAllowed"
+
+
+def test_non_ascii_auth_headers_are_refused_not_crashed_on(server: Server) -> None:
+    """Reachable without a key: compare_digest raised TypeError on non-ASCII str (500)."""
+    for header, value in (("x-ms-content-sha256", "²²²"), ("Authorization", "HMAC-SHA256 Signature=²")):
+        headers = {header: value.encode()}  # raw UTF-8 bytes on the wire
+        response = signed(server, "GET", f"/rooms?{V}", headers=headers)
+        assert response.status_code == 401, header
+        _error(response)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [f"/rooms?{V}&maxpagesize=%C2%B2", f"/rooms?{V}&$skipToken=cjrCsg", "/rooms/1%0A?" + V],
+    ids=["unicode-digit-page-size", "unicode-digit-skip-token", "trailing-newline-id"],
+)
+def test_unicode_digits_and_trailing_newlines_are_bad_requests(server: Server, path: str) -> None:
+    response = signed(server, "GET", path)
+    assert response.status_code == 400, response.text
+    _error(response)

@@ -10,7 +10,10 @@ import argparse
 import asyncio
 import json
 import os
+import socket
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -140,7 +143,6 @@ def _serve(settings: Settings, access_log: bool) -> int:
     from vrooms.auth.tokens import load_or_create_resource_id, load_or_create_signing_key
     from vrooms.tls import ensure_certificates
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     # Create every shared secret before the workers start, so they never race for it.
     keys = load_or_create(settings)
     load_or_create_signing_key(settings.data_dir)
@@ -155,7 +157,7 @@ def _serve(settings: Settings, access_log: bool) -> int:
         ssl = {"ssl_certfile": str(files.server_cert), "ssl_keyfile": str(files.server_key)}
         print(f"TLS CA certificate: {files.ca_cert}", file=sys.stderr)
         print(f"  Python SDK clients trust it with: export REQUESTS_CA_BUNDLE={files.ca_cert}", file=sys.stderr)
-    print(f"Connection string: endpoint={endpoint};accesskey={keys.primary}", file=sys.stderr)
+    settings.endpoint_file.write_text(endpoint)  # for `vrooms keys show`, whatever its flags
     # Workers are new processes: hand them the settings through the environment. Secrets
     # came from the environment already (they have no flags) and stay as they are there.
     for name, value in settings.model_dump().items():
@@ -169,6 +171,7 @@ def _serve(settings: Settings, access_log: bool) -> int:
         print(f"Room calls: signaling at {endpoint.replace('http', 'ws', 1)}calling/v1", file=sys.stderr)
     for child in children:
         child.start()
+    threading.Thread(target=_announce_when_ready, args=(settings, endpoint, keys.primary), daemon=True).start()
     try:
         _run_workers(settings, access_log, ssl)
     finally:
@@ -177,8 +180,30 @@ def _serve(settings: Settings, access_log: bool) -> int:
     return 0
 
 
+def _announce_when_ready(settings: Settings, endpoint: str, key: str) -> None:
+    """Say the service is ready once its port accepts connections, not before.
+
+    The connection string carries the access key: it goes to a terminal, never to a
+    redirected stderr (a log file or the journal), where `vrooms keys show` is the way.
+    """
+    probe = "127.0.0.1" if settings.host in ("0.0.0.0", "") else "::1" if settings.host == "::" else settings.host
+    while True:
+        try:
+            socket.create_connection((probe, settings.port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    print(f"Ready at {endpoint}", file=sys.stderr)
+    if sys.stderr.isatty():
+        print(f"Connection string: endpoint={endpoint};accesskey={key}", file=sys.stderr)
+    else:
+        print("Connection string: run `vrooms keys show` (the key is not written to logs)", file=sys.stderr)
+
+
 def _run_workers(settings: Settings, access_log: bool, ssl: dict[str, str]) -> None:
     import uvicorn
+
+    from vrooms.logs import uvicorn_log_config
 
     uvicorn.run(
         "vrooms.app:create_app",
@@ -187,6 +212,7 @@ def _run_workers(settings: Settings, access_log: bool, ssl: dict[str, str]) -> N
         port=settings.port,
         workers=settings.workers,
         log_level=settings.log_level,
+        log_config=uvicorn_log_config(settings.log_level),
         access_log=access_log,
         # Idle keep-alive clients must not hold a restart hostage.
         timeout_graceful_shutdown=5,
@@ -342,10 +368,7 @@ async def _events(services: Any, args: argparse.Namespace) -> None:
             "maxEventsPerBatch": args.max_events_per_batch,
         }
         new = schemas.parse_subscription(args.name, body)
-        async with db.read() as conn:
-            await services.events.check_new(conn, new)
-        async with db.write() as conn:
-            _print_json(schemas.subscription_to_wire(await services.events.create(conn, new)))
+        _print_json(schemas.subscription_to_wire(await services.events.subscribe(db, new)))
     elif args.events_command == "unsubscribe":
         async with db.write() as conn:
             await services.events.delete(conn, args.name)
@@ -361,6 +384,14 @@ async def _events(services: Any, args: argparse.Namespace) -> None:
         print(f"Replayed {count} dead-lettered deliveries; the dispatcher sends them within a second.")
 
 
+def _running_endpoint(settings: Settings) -> str:
+    """The endpoint the last server on this data dir announced, else the one its flags name."""
+    try:
+        return settings.endpoint_file.read_text().strip() or _endpoint(settings)
+    except FileNotFoundError:
+        return _endpoint(settings)
+
+
 def _keys(settings: Settings, args: argparse.Namespace) -> int:
     from vrooms.auth.keys import load_or_create, rotate
 
@@ -372,7 +403,7 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
             return 2
         print(f"Rotated the {args.which} key. Running servers accept the new key within a second.")
     keys = load_or_create(settings)
-    endpoint = getattr(args, "endpoint", None) or _endpoint(settings)
+    endpoint = getattr(args, "endpoint", None) or _running_endpoint(settings)
     if args.keys_command == "show":
         _print_json(
             {
@@ -389,6 +420,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = _settings(args)
     from vrooms.errors import ApiError
+    from vrooms.store.files import seal_data_dir
+
+    seal_data_dir(settings.data_dir)
 
     try:
         if args.command == "serve":

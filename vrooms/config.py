@@ -116,6 +116,11 @@ class Settings(BaseSettings):
         return self.data_dir / "run"
 
     @property
+    def endpoint_file(self) -> Path:
+        """Where ``serve`` writes the endpoint it serves, for the CLI's connection strings."""
+        return self.data_dir / "endpoint"
+
+    @property
     def signaling_socket(self) -> Path:
         """Where the call host serves the signaling WebSocket; the REST workers relay to it."""
         return self.run_dir / "calls.sock"

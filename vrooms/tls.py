@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,18 +19,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from vrooms.store.files import write_private
+
 
 @dataclass(frozen=True)
 class TlsFiles:
     ca_cert: Path
     server_cert: Path
     server_key: Path
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -80,7 +75,7 @@ def ensure_certificates(tls_dir: Path, host: str) -> TlsFiles:
             .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
             .sign(ca_key, hashes.SHA256())
         )
-        _write_private(ca_key_path, _key_pem(ca_key))
+        write_private(ca_key_path, _key_pem(ca_key))
         files.ca_cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
         files.server_cert.unlink(missing_ok=True)
     wanted = _names_for(host)
@@ -103,6 +98,6 @@ def ensure_certificates(tls_dir: Path, host: str) -> TlsFiles:
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    _write_private(files.server_key, _key_pem(key))
+    write_private(files.server_key, _key_pem(key))
     files.server_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return files

@@ -14,7 +14,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The raw body, refusing anything over ``limit`` bytes before reading it all."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()):
             raise bad_request("Content-Length must be a non-negative integer.", "Content-Length")
         if int(declared) > limit:
             raise payload_too_large(limit)

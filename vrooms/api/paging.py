@@ -41,7 +41,7 @@ def page_size(request: Request, default: int) -> int:
     raw = request.query_params.get(PAGE_SIZE)
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE_SIZE:
         raise bad_argument(f"'{PAGE_SIZE}' must be an integer from 1 to {MAX_PAGE_SIZE}.", PAGE_SIZE)
     return int(raw)
 

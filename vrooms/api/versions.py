@@ -13,7 +13,7 @@ from starlette.requests import Request
 
 from vrooms.errors import ApiError
 
-_ENUM_SPELLING = re.compile(r"^ApiVersion\.V(\d{4})_(\d{2})_(\d{2})$")
+_ENUM_SPELLING = re.compile(r"^ApiVersion\.V([0-9]{4})_([0-9]{2})_([0-9]{2})\Z")
 
 
 def negotiate(request: Request, supported: tuple[str, ...]) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from vrooms.config import Settings
+from vrooms.store.files import write_private
 
 KeyName = Literal["primary", "secondary"]
 _RELOAD_INTERVAL_SECONDS = 1.0
@@ -37,14 +37,7 @@ class AccessKeys:
 
 
 def _write_atomically(path: Path, keys: AccessKeys) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump({"primary": keys.primary, "secondary": keys.secondary}, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    write_private(path, json.dumps({"primary": keys.primary, "secondary": keys.secondary}).encode())
 
 
 def load_or_create(settings: Settings) -> AccessKeys:

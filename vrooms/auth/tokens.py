@@ -8,7 +8,6 @@ once without a deny-list.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from dataclasses import dataclass
@@ -17,6 +16,8 @@ from pathlib import Path
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from vrooms.store.files import write_private
 
 _ALGORITHM = "EdDSA"
 _KEY_FILE = "token-signing-key.pem"
@@ -41,18 +42,12 @@ class TokenClaims:
 def load_or_create_signing_key(data_dir: Path) -> Ed25519PrivateKey:
     path = data_dir / _KEY_FILE
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
         pem = Ed25519PrivateKey.generate().private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        write_private(path, pem)
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise RuntimeError(f"{path} is not an Ed25519 private key; delete it to get a new one.")
@@ -107,8 +102,5 @@ def load_or_create_resource_id(data_dir: Path) -> str:
     """This deployment's resource id: part of every identity id and token, like ACS's."""
     path = data_dir / "resource-id"
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(str(uuid.uuid4()))
-        os.replace(tmp, path)
+        write_private(path, str(uuid.uuid4()).encode())
     return path.read_text().strip()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from vrooms.auth.roles import ROLE_CAPABILITIES, Capability, Role, role_can
+from vrooms.calls import protocol
 from vrooms.calls.models import MediaSource, ParticipantState
 from vrooms.media.types import AudioLeg, CallMedia, VideoFeed, VideoSubscription
 
@@ -122,7 +123,7 @@ class Call:
                 participant.peer.send(message)
 
     def updated(self, participant: Participant) -> None:
-        self.broadcast({"type": "participantUpdated", "participant": participant.to_wire()})
+        self.broadcast(protocol.participant_updated(participant.to_wire()))
 
     def summary(self) -> dict[str, Any]:
         return {

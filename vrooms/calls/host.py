@@ -11,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 
+from vrooms import logs
 from vrooms.app import build_services
 from vrooms.calls import notify
 from vrooms.calls.routes import signaling
@@ -47,19 +50,32 @@ async def _reconcile(settings: Settings, calls: CallService) -> None:
             log.exception("reconciling live calls failed; will retry")
 
 
+def _private_socket(path: Path) -> socket.socket:
+    """The signaling socket, for this user only (uvicorn makes a socket it binds 0666)."""
+    path.unlink(missing_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(path))
+    path.chmod(0o600)
+    return sock
+
+
 async def run(settings: Settings) -> None:
     services = build_services(settings)
     calls = CallService(services.database, services.identity)
     if abandoned := await calls.close_abandoned_calls():
         log.warning("ended %d call(s) left open by a call host that stopped without ending them", abandoned)
     settings.run_dir.mkdir(parents=True, exist_ok=True)
-    socket_path = settings.signaling_socket
-    socket_path.unlink(missing_ok=True)
-
+    signaling_socket = _private_socket(settings.signaling_socket)
     app = Starlette(routes=[WebSocketRoute("/calling/v1", signaling)])
     app.state.calls = calls
     server = uvicorn.Server(
-        uvicorn.Config(app, uds=str(socket_path), log_level=settings.log_level, ws_max_size=1024 * 1024, lifespan="off")
+        uvicorn.Config(
+            app,
+            log_level=settings.log_level,
+            log_config=logs.uvicorn_log_config(settings.log_level),
+            ws_max_size=1024 * 1024,
+            lifespan="off",
+        )
     )
     tasks: set[asyncio.Task[Any]] = set()
 
@@ -72,7 +88,7 @@ async def run(settings: Settings) -> None:
     spawn(keep_media(settings, calls.media_ready, calls.media_lost))
     spawn(_reconcile(settings, calls))
     try:
-        await server.serve()
+        await server.serve(sockets=[signaling_socket])
     finally:
         await calls.shutdown()
         for task in list(tasks):
@@ -86,7 +102,7 @@ async def run(settings: Settings) -> None:
 
 def main() -> None:
     settings = Settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logs.setup(settings.log_level)
     asyncio.run(run(settings))
 
 

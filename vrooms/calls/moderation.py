@@ -10,6 +10,7 @@ from functools import partial
 from typing import Any
 
 from vrooms.auth.roles import Capability
+from vrooms.calls import protocol
 from vrooms.calls.call import Call, Participant, Peer
 from vrooms.calls.models import EndReason, LeaveReason, ParticipantState, Refusal
 from vrooms.calls.rules import CallRefused
@@ -29,7 +30,7 @@ async def mute_participant(calls: CallService, actor: Participant, participant_i
     target = _target(call, participant_id)
     target.muted = True
     await calls.settle_audio(target)
-    target.peer.send({"type": "mutedByOthers", "by": actor.id})
+    target.peer.send(protocol.muted_by_others(actor.id))
     call.updated(target)
 
 
@@ -60,12 +61,8 @@ async def invite(calls: CallService, actor: Participant, user_id: str) -> int:
     idle = [peer for peer in calls.peers.get(user_id, set()) if peer not in calls.participant_of]
     if not idle:
         raise CallRefused(Refusal.INVITEE_NOT_CONNECTED, f"{user_id} is not connected; ask them to open the app.")
-    invitation = {
-        "type": "invite",
-        "roomId": call.room_id,
-        "callId": call.id,
-        "from": {"participantId": actor.id, "userId": actor.user_id, "displayName": actor.display_name},
-    }
+    inviter = {"participantId": actor.id, "userId": actor.user_id, "displayName": actor.display_name}
+    invitation = protocol.invite(call.room_id, call.id, inviter)
     for peer in idle:
         peer.send(invitation)
     call.invitations[user_id] = actor
@@ -78,9 +75,9 @@ def decline(calls: CallService, peer: Peer, call_id: str) -> None:
     inviter = call.invitations.pop(peer.user_id, None) if call else None
     if call is None or inviter is None:
         raise CallRefused(Refusal.INVITATION_NOT_FOUND, "No pending invitation to this call.")
-    inviter.peer.send({"type": "inviteDeclined", "callId": call.id, "userId": peer.user_id})
+    inviter.peer.send(protocol.invite_declined(call.id, peer.user_id))
     for other in calls.peers.get(peer.user_id, set()):
-        other.send({"type": "inviteCancelled", "callId": call.id})
+        other.send(protocol.invite_cancelled(call.id))
 
 
 async def listing(calls: CallService, participant: Participant) -> dict[str, Any]:
@@ -109,5 +106,5 @@ async def captions(calls: CallService, actor: Participant, action: str, language
         call.captions["active"] = action == "start"
     if language is not None:
         call.captions["language"] = language.lower()
-    call.broadcast({"type": "captions", **call.captions, "by": actor.id})
+    call.broadcast(protocol.captions(call.captions, actor.id))
     return dict(call.captions)

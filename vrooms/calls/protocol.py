@@ -56,3 +56,80 @@ def source(message: dict[str, Any]) -> MediaSource:
         return MediaSource(value)
     except ValueError:
         raise bad(f"'source' must be one of {[str(s) for s in MediaSource]}.") from None
+
+
+# -- server events: one constructor per type, so every shape is written once ------------
+# (The fields are documented in docs/calling-protocol.md, "Events".)
+
+Message = dict[str, Any]
+
+
+def hello(user_id: str) -> Message:
+    return {"type": "hello", "protocol": PROTOCOL_VERSION, "userId": user_id}
+
+
+def media_available(available: bool) -> Message:
+    return {"type": "mediaAvailable", "available": available}
+
+
+def participant_joined(participant: Message) -> Message:
+    return {"type": "participantJoined", "participant": participant}
+
+
+def participant_updated(participant: Message) -> Message:
+    return {"type": "participantUpdated", "participant": participant}
+
+
+def participant_left(participant_id: str, reason: str) -> Message:
+    return {"type": "participantLeft", "participantId": participant_id, "reason": reason}
+
+
+def left(call_id: str, reason: str, by: str | None, call_end_reason: str | None) -> Message:
+    message: Message = {"type": "left", "callId": call_id, "reason": reason, "by": by}
+    if call_end_reason is not None:
+        message["callEndReason"] = call_end_reason
+    return message
+
+
+def speaking(participant_id: str, talking: bool) -> Message:
+    return {"type": "speaking", "participantId": participant_id, "speaking": talking}
+
+
+def active_speaker(participant_id: str) -> Message:
+    return {"type": "activeSpeaker", "participantId": participant_id}
+
+
+def permissions(role: str, capabilities: list[str]) -> Message:
+    return {"type": "permissions", "role": role, "capabilities": capabilities}
+
+
+def muted_by_others(by: str) -> Message:
+    return {"type": "mutedByOthers", "by": by}
+
+
+def video_offer(sdp: str, streams: list[Message]) -> Message:
+    return {"type": "videoOffer", "sdp": sdp, "streams": streams}
+
+
+def invite(room_id: str, call_id: str, inviter: Message) -> Message:
+    return {"type": "invite", "roomId": room_id, "callId": call_id, "from": inviter}
+
+
+def invite_declined(call_id: str, user_id: str) -> Message:
+    return {"type": "inviteDeclined", "callId": call_id, "userId": user_id}
+
+
+def invite_cancelled(call_id: str) -> Message:
+    return {"type": "inviteCancelled", "callId": call_id}
+
+
+def captions(state: Message, by: str) -> Message:
+    return {"type": "captions", **state, "by": by}
+
+
+def error(request_id: Any, code: str, message: str) -> Message:
+    return {"type": "error", "id": request_id, "code": str(code), "message": message}
+
+
+def result(request_id: Any, fields: Message | None) -> Message:
+    return {"type": "result", "id": request_id, **(fields or {})}

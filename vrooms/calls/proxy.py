@@ -13,6 +13,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection, unix_connect
 from websockets.exceptions import ConnectionClosed
 
+from vrooms.calls import protocol
+from vrooms.calls.models import Refusal
+
 _FORWARDED_HEADERS = ("authorization", "user-agent")
 _CLOSE_TRY_AGAIN_LATER = 1013
 
@@ -45,9 +48,7 @@ async def signaling_proxy(websocket: WebSocket) -> None:
         )
     except (OSError, TimeoutError):
         await websocket.accept()
-        await websocket.send_json(
-            {"type": "error", "id": None, "code": "CallsUnavailable", "message": "The call host is not running."}
-        )
+        await websocket.send_json(protocol.error(None, Refusal.CALLS_UNAVAILABLE, "The call host is not running."))
         await websocket.close(_CLOSE_TRY_AGAIN_LATER)
         return
     await websocket.accept()

@@ -53,12 +53,15 @@ class SignalingPeer:
         self._outbox.put_nowait(message)
 
     async def write(self) -> None:
-        while True:
-            message = await self._outbox.get()
-            if message is None:
-                await self.websocket.close(CLOSE_TOO_SLOW, "client too slow to read its messages")
-                return
-            await self.websocket.send_text(orjson.dumps(message).decode())
+        # A client that has gone (starlette raises RuntimeError once the socket is closed)
+        # ends the writer quietly: a disconnect is not an error.
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            while True:
+                message = await self._outbox.get()
+                if message is None:
+                    await self.websocket.close(CLOSE_TOO_SLOW, "client too slow to read its messages")
+                    return
+                await self.websocket.send_text(orjson.dumps(message).decode())
 
 
 def bearer_token(websocket: WebSocket) -> str:
@@ -159,10 +162,6 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-def error(request_id: Any, code: str, message: str) -> dict[str, Any]:
-    return {"type": "error", "id": request_id, "code": str(code), "message": message}
-
-
 async def _dispatch(calls: CallService, peer: SignalingPeer, raw: str) -> None:
     request_id: Any = None
     kind: Any = None
@@ -176,20 +175,20 @@ async def _dispatch(calls: CallService, peer: SignalingPeer, raw: str) -> None:
         if handler is None:
             raise protocol.bad(f"Unknown message type {message.get('type')!r}; known: {sorted(HANDLERS)}.")
         result = await handler(calls, peer, message)
-        peer.send({"type": "result", "id": request_id, **(result or {})})
+        peer.send(protocol.result(request_id, result))
     except orjson.JSONDecodeError:
-        peer.send(error(None, Refusal.BAD_MESSAGE, "Messages must be JSON."))
+        peer.send(protocol.error(None, Refusal.BAD_MESSAGE, "Messages must be JSON."))
     except CallRefused as refusal:
-        peer.send(error(request_id, refusal.code, refusal.message))
+        peer.send(protocol.error(request_id, refusal.code, refusal.message))
     except OfferRefused as exc:
-        peer.send(error(request_id, Refusal.BAD_MESSAGE, exc.reason))
+        peer.send(protocol.error(request_id, Refusal.BAD_MESSAGE, exc.reason))
     except MediaError as exc:
         log.warning("media server error: %s", exc)
-        peer.send(error(request_id, Refusal.MEDIA_ERROR, f"The media server refused: {exc.reason}"))
+        peer.send(protocol.error(request_id, Refusal.MEDIA_ERROR, f"The media server refused: {exc.reason}"))
     except Exception:
         # A bug must cost one request, not the user's call.
         log.exception("signaling request of type %.40r failed", kind)
-        peer.send(error(request_id, Refusal.INTERNAL_ERROR, "The request failed."))
+        peer.send(protocol.error(request_id, Refusal.INTERNAL_ERROR, "The request failed."))
 
 
 async def signaling(websocket: WebSocket) -> None:
@@ -199,18 +198,18 @@ async def signaling(websocket: WebSocket) -> None:
     try:
         claims = await calls.authenticate(token)
     except CallRefused as refusal:
-        await websocket.send_text(orjson.dumps(error(None, refusal.code, refusal.message)).decode())
+        await websocket.send_text(orjson.dumps(protocol.error(None, refusal.code, refusal.message)).decode())
         await websocket.close(CLOSE_UNAUTHORIZED, refusal.code)
         return
     peer = SignalingPeer(websocket, claims.identity_id, token)
     writer = asyncio.create_task(peer.write())
-    peer.send({"type": "hello", "protocol": protocol.PROTOCOL_VERSION, "userId": claims.identity_id})
+    peer.send(protocol.hello(claims.identity_id))
     calls.connected(peer)
     try:
         while True:
             raw = await websocket.receive_text()
             if len(raw) > protocol.MAX_MESSAGE_BYTES:
-                peer.send(error(None, Refusal.BAD_MESSAGE, "Message too large."))
+                peer.send(protocol.error(None, Refusal.BAD_MESSAGE, "Message too large."))
                 continue
             await _dispatch(calls, peer, raw)
     except (WebSocketDisconnect, RuntimeError):

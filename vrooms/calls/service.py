@@ -23,6 +23,7 @@ from typing import Any
 from vrooms.api.times import now_micros
 from vrooms.auth.roles import Capability, Role, role_can
 from vrooms.auth.tokens import InvalidToken, TokenClaims
+from vrooms.calls import protocol
 from vrooms.calls.call import SOURCE_CAPABILITY, Call, Participant, Peer, capabilities_of
 from vrooms.calls.models import CALL_SCOPES, EndReason, LeaveReason, MediaSource, ParticipantState, Refusal
 from vrooms.calls.records import CallRecords
@@ -110,7 +111,7 @@ class CallService:
 
     def connected(self, peer: Peer) -> None:
         self.peers.setdefault(peer.user_id, set()).add(peer)
-        peer.send({"type": "mediaAvailable", "available": self.plane is not None})
+        peer.send(protocol.media_available(self.plane is not None))
 
     async def disconnected(self, peer: Peer) -> None:
         peers = self.peers.get(peer.user_id)
@@ -177,7 +178,7 @@ class CallService:
             self.participant_of[peer] = participant
             call.invitations.pop(participant.user_id, None)
             await self.records.joined(call, participant)
-        call.broadcast({"type": "participantJoined", "participant": participant.to_wire()}, skip=participant)
+        call.broadcast(protocol.participant_joined(participant.to_wire()), skip=participant)
         self.video.sync(participant)
         if self._notices != notices:  # a roster, room or token change landed while this join was admitted
             self._spawn(self._recheck(participant))
@@ -261,13 +262,10 @@ class CallService:
                 with contextlib.suppress(MediaError):
                     await leg.close()
         await self.records.left(call, participant, reason, by)
-        message: dict[str, Any] = {"type": "left", "callId": call.id, "reason": str(reason), "by": by}
-        if end_reason is not None:
-            message["callEndReason"] = str(end_reason)
-        participant.peer.send(message)
+        participant.peer.send(protocol.left(call.id, str(reason), by, str(end_reason) if end_reason else None))
         if call.active_speaker == participant.id:
             call.active_speaker = None
-        call.broadcast({"type": "participantLeft", "participantId": participant.id, "reason": str(reason)})
+        call.broadcast(protocol.participant_left(participant.id, str(reason)))
         if had_video:
             self.video.sync_all(call)
 
@@ -286,7 +284,7 @@ class CallService:
                 await self._drop(call, participant, LeaveReason.CALL_ENDED, by=by, end_reason=reason)
             for user_id in call.invitations:  # stop ringing for a call that is gone
                 for peer in self.peers.get(user_id, set()):
-                    peer.send({"type": "inviteCancelled", "callId": call.id})
+                    peer.send(protocol.invite_cancelled(call.id))
             call.invitations.clear()
             if self.calls.get(call.room_id) is call:
                 del self.calls[call.room_id]
@@ -316,10 +314,10 @@ class CallService:
         if speaker.speaking == talking:
             return
         speaker.speaking = talking
-        call.broadcast({"type": "speaking", "participantId": speaker.id, "speaking": talking})
+        call.broadcast(protocol.speaking(speaker.id, talking))
         if talking and call.active_speaker != speaker.id:
             call.active_speaker = speaker.id
-            call.broadcast({"type": "activeSpeaker", "participantId": speaker.id})
+            call.broadcast(protocol.active_speaker(speaker.id))
 
     # -- own media ------------------------------------------------------------------
 
@@ -445,7 +443,7 @@ class CallService:
             participant.role = role
             if not participant.can(Capability.SEND_AUDIO):
                 participant.muted = True
-            participant.peer.send({"type": "permissions", "role": str(role), "capabilities": capabilities_of(role)})
+            participant.peer.send(protocol.permissions(str(role), capabilities_of(role)))
             participant.call.updated(participant)
         with contextlib.suppress(MediaError):
             await self.settle_audio(participant)  # also heals a mixer request that failed earlier
@@ -486,11 +484,11 @@ class CallService:
         self.plane = None
         for call in list(self.calls.values()):
             await self.end_call(call, EndReason.MEDIA_FAILURE)
-        self._tell_everyone({"type": "mediaAvailable", "available": False})
+        self._tell_everyone(protocol.media_available(False))
 
     def media_ready(self, plane: MediaPlane) -> None:
         self.plane = plane
-        self._tell_everyone({"type": "mediaAvailable", "available": True})
+        self._tell_everyone(protocol.media_available(True))
 
     def _tell_everyone(self, message: dict[str, Any]) -> None:
         for peers in self.peers.values():

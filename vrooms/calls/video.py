@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from vrooms.calls import protocol
 from vrooms.calls.call import Call, Participant
 from vrooms.calls.models import Refusal
 from vrooms.calls.rules import CallRefused
@@ -82,6 +83,6 @@ class VideoSync:
             if stream.feed_id in owners
         ]
         participant.pending_answer = asyncio.get_running_loop().create_future()
-        participant.peer.send({"type": "videoOffer", "sdp": offer, "streams": streams})
+        participant.peer.send(protocol.video_offer(offer, streams))
         answer = await asyncio.wait_for(participant.pending_answer, _ANSWER_TIMEOUT_SECONDS)
         await participant.subscription.start(answer)

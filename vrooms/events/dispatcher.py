@@ -23,6 +23,7 @@ from typing import Any
 
 import aiohttp
 
+from vrooms import logs
 from vrooms.api.times import now_micros
 from vrooms.config import Settings
 from vrooms.events import repository, webhooks
@@ -211,7 +212,7 @@ async def run(settings: Settings) -> None:
 
 def main() -> None:
     settings = Settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logs.setup(settings.log_level)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(settings))
 

@@ -23,11 +23,7 @@ from vrooms.events import repository, schemas
 
 async def create_subscription(call: ApiCall) -> Response:
     new = schemas.parse_subscription(call.path_param("name"), call.json())
-    # The handshake may take seconds: never inside a write transaction.
-    async with call.services.database.read() as conn:
-        await call.services.events.check_new(conn, new)
-    async with call.services.database.write() as conn:
-        subscription = await call.services.events.create(conn, new)
+    subscription = await call.services.events.subscribe(call.services.database, new)
     return JSONResponse(schemas.subscription_to_wire(subscription), status_code=201)
 
 

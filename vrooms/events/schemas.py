@@ -11,7 +11,7 @@ from vrooms.errors import bad_argument
 from vrooms.events.models import EventSchema, NewSubscription, Subscription
 
 VERSIONS = ("2026-11-25",)
-_NAME = re.compile(r"^[A-Za-z0-9-]{3,64}$")  # Event Grid's rule for subscription names
+_NAME = re.compile(r"^[A-Za-z0-9-]{3,64}\Z")  # Event Grid's rule for subscription names
 _FIELDS = {
     "endpointUrl",
     "eventDeliverySchema",

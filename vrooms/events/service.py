@@ -17,7 +17,7 @@ from vrooms.errors import ApiError, bad_argument, not_found
 from vrooms.events import repository
 from vrooms.events.models import NewSubscription, Subscription
 from vrooms.events.repository import DEAD, PENDING
-from vrooms.store.database import Connection
+from vrooms.store.database import Connection, Database
 
 _NOT_RETRIED = frozenset({400, 413})
 
@@ -56,24 +56,30 @@ class EventsService:
     def __init__(self, handshake: Handshake) -> None:
         self._handshake = handshake
 
-    async def check_new(self, conn: Connection, new: NewSubscription) -> None:
-        """Refuse a taken name, then run the endpoint's handshake (outside any write transaction)."""
-        if await repository.subscription_named(conn, new.name) is not None:
-            raise _taken(new.name)
-        await self._handshake(new)
+    async def subscribe(self, database: Database, new: NewSubscription) -> Subscription:
+        """Store a subscription whose endpoint proved it wants our events; it gets events from now on.
 
-    async def create(self, conn: Connection, new: NewSubscription) -> Subscription:
-        """Store a subscription whose endpoint passed ``check_new``; it gets events from now on."""
-        if await repository.subscription_named(conn, new.name) is not None:
-            raise _taken(new.name)
-        subscription = Subscription(
-            id=str(uuid.uuid4()),
-            start_seq=await repository.last_event_seq(conn),
-            created_at=now_micros(),
-            **asdict(new),
-        )
-        await repository.insert_subscription(conn, subscription)
+        The handshake may take seconds, so it runs inside no transaction (a read holds a
+        pooled connection, a write the write lock); the name is checked again when storing.
+        """
+        async with database.read() as conn:
+            await self._check_name_free(conn, new.name)
+        await self._handshake(new)
+        async with database.write() as conn:
+            await self._check_name_free(conn, new.name)
+            subscription = Subscription(
+                id=str(uuid.uuid4()),
+                start_seq=await repository.last_event_seq(conn),
+                created_at=now_micros(),
+                **asdict(new),
+            )
+            await repository.insert_subscription(conn, subscription)
         return subscription
+
+    @staticmethod
+    async def _check_name_free(conn: Connection, name: str) -> None:
+        if await repository.subscription_named(conn, name) is not None:
+            raise _taken(name)
 
     async def get(self, conn: Connection, name: str) -> Subscription:
         subscription = await repository.subscription_named(conn, name)

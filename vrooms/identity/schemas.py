@@ -16,7 +16,7 @@ VERSIONS = ("2021-03-07", "2022-06-01", "2022-10-01", "2023-10-01")
 SCOPES = ("chat", "voip", "chat.join", "chat.join.limited", "voip.join")
 MIN_TOKEN_MINUTES = 60
 MAX_TOKEN_MINUTES = 1440
-_IDENTITY_ID = re.compile(r"^8:acs:[A-Za-z0-9][A-Za-z0-9._-]{0,249}$")
+_IDENTITY_ID = re.compile(r"^8:acs:[A-Za-z0-9][A-Za-z0-9._-]{0,249}\Z")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from vrooms.store.files import write_private
+
 # Debian's janus package layout (also what ``./configure --prefix=/usr`` gives).
 _LIB_DIR_CANDIDATES = (Path("/usr/lib/x86_64-linux-gnu/janus"), Path("/usr/lib/aarch64-linux-gnu/janus"))
 _PLUGINS = ("libjanus_audiobridge.so", "libjanus_videoroom.so")
@@ -121,7 +123,5 @@ admin: {{
         "janus.plugin.videoroom.jcfg": f'general: {{\n\tadmin_key = "{admin_key}"\n\tevents = false\n}}\n',
     }
     for name, text in files.items():
-        path = folder / name
-        path.write_text(text)
-        path.chmod(0o600)
+        write_private(folder / name, text.encode())
     return JanusEndpoint(url=f"ws://127.0.0.1:{ws_port}", api_secret=api_secret, admin_key=admin_key)

@@ -28,6 +28,7 @@ class OperationLogWriter:
         self._interval = interval_seconds
         self._pending: list[OperationRecord] = []
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     def append(self, record: OperationRecord) -> None:
         self._pending.append(record)
@@ -39,24 +40,28 @@ class OperationLogWriter:
         try:
             async with self._database.write() as conn:
                 await conn.execute(insert(operation_log), [r.as_row() for r in batch])
-        except Exception:
+        except BaseException as error:
             # Keep the records for the next attempt rather than drop them.
-            log.exception("could not write %d operation-log records; will retry", len(batch))
             self._pending[:0] = batch
+            if not isinstance(error, Exception):
+                raise
+            log.exception("could not write %d operation-log records; will retry", len(batch))
 
     async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
+        # Stopping is a signal, not a cancellation: a flush is never interrupted mid-write.
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._interval)
             await self.flush()
 
     def start(self) -> None:
+        self._stopping.clear()
         self._task = asyncio.create_task(self._run(), name="oplog-writer")
 
     async def stop(self) -> None:
+        self._stopping.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task
         await self.flush()
 
 
@@ -69,7 +74,8 @@ async def query(
     until: int | None = None,
     limit: int = 100,
 ) -> list[OperationRecord]:
-    statement = select(*(operation_log.c[name] for name in _COLUMNS)).order_by(operation_log.c.seq)
+    """The newest ``limit`` records that match, oldest first (as a log reads)."""
+    statement = select(*(operation_log.c[name] for name in _COLUMNS)).order_by(operation_log.c.seq.desc())
     if room_id is not None:
         statement = statement.where(operation_log.c.room_id == room_id)
     if operation is not None:
@@ -79,4 +85,4 @@ async def query(
     if until is not None:
         statement = statement.where(operation_log.c.time_generated < until)
     rows = await conn.execute(statement.limit(limit))
-    return [OperationRecord(**row._asdict()) for row in rows]
+    return [OperationRecord(**row._asdict()) for row in reversed(rows.all())]

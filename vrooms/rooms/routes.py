@@ -133,7 +133,7 @@ async def delete_room(call: ApiCall, record: OperationRecord) -> Response:
 
 async def list_rooms(call: ApiCall, _record: OperationRecord) -> Response:
     position = paging.decode_token(call.request, "r")
-    if position is not None and not (position.isdigit() and len(position) <= 18):
+    if position is not None and not (position.isascii() and position.isdigit() and len(position) <= 18):
         raise paging.invalid_token()
     size = paging.page_size(call.request, call.services.settings.default_page_size)
     async with call.services.database.read() as conn:

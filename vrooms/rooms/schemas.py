@@ -21,9 +21,9 @@ V2024_04_15 = "2024-04-15"
 V2025_03_13 = "2025-03-13"
 VERSIONS = (V2023_06_14, V2024_04_15, V2025_03_13)
 
-_ROOM_ID = re.compile(r"^[0-9]{1,32}$")
+_ROOM_ID = re.compile(r"^[0-9]{1,32}\Z")
 # Communication user ids: "8:acs:" then the resource and user parts.
-_COMMUNICATION_USER = re.compile(r"^8:acs:[A-Za-z0-9][A-Za-z0-9._-]{0,249}$")
+_COMMUNICATION_USER = re.compile(r"^8:acs:[A-Za-z0-9][A-Za-z0-9._-]{0,249}\Z")
 
 
 def has_pstn(version: str) -> bool:

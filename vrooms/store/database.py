@@ -95,10 +95,29 @@ def _sqlite_engine(url: str, *, begin: str, pool_size: int) -> Engine:
     return engine
 
 
+class WriteAborted(Exception):
+    """A write's transaction was rolled back because another block in its batch broke it."""
+
+
 @dataclass
 class _Batch:
     committed: asyncio.Future[None]
     block_done: asyncio.Future[None]
+
+
+def _end_block(batch: _Batch, end: Callable[[], None]) -> None:
+    """End a writer's savepoint and let the committer go on, whatever happens.
+
+    A savepoint that cannot be ended leaves the shared transaction in an unknown state:
+    the committer then fails the whole batch (nobody's write is acknowledged) rather than
+    commit it or wait forever.
+    """
+    try:
+        end()
+    except BaseException as error:
+        batch.block_done.set_exception(error)
+        raise
+    batch.block_done.set_result(None)
 
 
 class Database:
@@ -110,6 +129,7 @@ class Database:
         if self.url.startswith("sqlite"):
             self._writer = _sqlite_engine(self.url, begin="BEGIN IMMEDIATE", pool_size=1)
             self._reader = _sqlite_engine(self.url, begin="BEGIN", pool_size=pool_size)
+            self._read_slots = asyncio.Semaphore(pool_size)
             self._turns: deque[asyncio.Future[tuple[SyncConnection, _Batch]]] = deque()
             self._committer: asyncio.Task[None] | None = None
             database = make_url(self.url).database
@@ -128,17 +148,36 @@ class Database:
         self._turns.append(turn)
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_batches(), name="sqlite-group-commit")
-        connection, batch = await turn
-        savepoint = connection.begin_nested()
+        connection, batch = await self._take_turn(turn)
+        try:
+            savepoint = connection.begin_nested()
+        except BaseException as error:
+            batch.block_done.set_exception(error)
+            raise
         try:
             yield InlineConnection(connection)
         except BaseException:
-            savepoint.rollback()
-            batch.block_done.set_result(None)
+            _end_block(batch, savepoint.rollback)
             raise
-        savepoint.commit()
-        batch.block_done.set_result(None)
+        _end_block(batch, savepoint.commit)
         await asyncio.shield(batch.committed)
+
+    @staticmethod
+    async def _take_turn(
+        turn: asyncio.Future[tuple[SyncConnection, _Batch]],
+    ) -> tuple[SyncConnection, _Batch]:
+        """Wait for the committer to grant this writer the connection.
+
+        A writer cancelled just after its turn was granted, before it resumed, would leave
+        the committer waiting for its block forever (holding ``BEGIN IMMEDIATE`` and the
+        cross-process lock): hand the turn back as an empty block.
+        """
+        try:
+            return await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                turn.result()[1].block_done.set_result(None)
+            raise
 
     async def _commit_batches(self) -> None:
         """Grant queued writers their turn in shared transactions; one commit per batch."""
@@ -159,8 +198,11 @@ class Database:
                         granted += 1
                 committed.set_result(None)
             except BaseException as error:
-                committed.set_exception(error)
-                if not isinstance(error, Exception):
+                # Writers waiting for this commit learn it failed; a writer's own
+                # cancellation is not theirs, and only the committer's ends the loop.
+                failure = error if isinstance(error, Exception) else WriteAborted("the write batch was aborted")
+                committed.set_exception(failure)
+                if asyncio.current_task().cancelling():  # type: ignore[union-attr]
                     raise
             finally:
                 if self._lock_fd is not None:
@@ -182,8 +224,11 @@ class Database:
             async with self._async.connect() as connection, connection.begin():
                 yield connection
             return
-        with self._reader.begin() as connection:
-            yield InlineConnection(connection)
+        # A reader may hold its connection across awaits: the ones beyond the pool wait
+        # here, on the loop, rather than in the pool's checkout, which would block it.
+        async with self._read_slots:
+            with self._reader.begin() as connection:
+                yield InlineConnection(connection)
 
     @asynccontextmanager
     async def exclusive(self, name: str) -> AsyncIterator[None]:
