@@ -118,3 +118,11 @@ def test_expired_token_is_refused(server: Server, identity: CommunicationIdentit
     assert token_info(server, expired).json()["error"]["code"] == "TokenExpired"
     claims["exp"] = int(time.time()) + 600
     assert token_info(server, jwt.encode(claims, key, algorithm="EdDSA")).status_code == 200
+
+
+def test_teams_token_exchange_says_there_is_no_teams_federation(identity: CommunicationIdentityClient) -> None:
+    with pytest.raises(HttpResponseError) as refused:
+        identity.get_token_for_teams_user("entra-token", "app-id", "user-object-id")
+    assert refused.value.status_code == 403
+    assert refused.value.error is not None and refused.value.error.code == "TeamsFederationNotConfigured"
+    assert "POST /identities" in str(refused.value.message)

@@ -114,8 +114,23 @@ def test_roster_size_limit(tmp_path: Any) -> None:
         assert (
             signed(limited, "PATCH", f"/rooms/{room['id']}/participants?{V}", {"participants": swap}).status_code == 200
         )
+        # Removals never make a roster bigger: more of them than two full rosters is fine.
+        removals: dict[str, None] = {f"8:acs:limit_{i}": None for i in range(10)}
+        emptied = signed(limited, "PATCH", f"/rooms/{room['id']}/participants?{V}", {"participants": removals})
+        assert emptied.status_code == 200, emptied.text
+        assert signed(limited, "GET", f"/rooms/{room['id']}/participants?{V}").json()["value"] == []
     finally:
         limited.stop()
+
+
+def test_a_patch_naming_more_ids_than_one_sql_statement_takes(server: Server) -> None:
+    """40,000 ids (SQLite and asyncpg take at most 32,766 / 32,767 parameters per statement)."""
+    room = signed(server, "POST", f"/rooms?{V}", {"participants": {"8:acs:many_keep": {}}}).json()
+    removals: dict[str, None] = {f"8:acs:many_{i}": None for i in range(40_000)}
+    response = signed(server, "PATCH", f"/rooms/{room['id']}/participants?{V}", {"participants": removals})
+    assert response.status_code == 200, response.text[:300]
+    roster = signed(server, "GET", f"/rooms/{room['id']}/participants?{V}").json()["value"]
+    assert [p["rawId"] for p in roster] == ["8:acs:many_keep"]
 
 
 def test_collaborator_only_from_2025_03_13(server: Server) -> None:

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     # Largest roster a room may have; ACS documents a per-room participant limit too.
     max_room_participants: int = Field(default=1000, ge=1)
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # A request's head, then its body, must arrive within these (slow clients hold no slot).
+    http_head_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_body_timeout_seconds: float = Field(default=30.0, gt=0)
     # ACS tracks repeatable requests for 5 minutes (REST docs, "Repeatable requests").
     repeatability_window_seconds: int = Field(default=5 * 60, ge=1)
     default_page_size: int = Field(default=100, ge=1, le=1000)

@@ -11,12 +11,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+# Messages and targets quote what the client sent: bounded, so that a 1 MB value does not
+# come back as a 1 MB error (nor fill a log that records the error).
+MAX_MESSAGE_CHARS = 512
+MAX_TARGET_CHARS = 128
+
+
+def _bounded(text: str | None, limit: int) -> str | None:
+    return text if text is None or len(text) <= limit else text[: limit - 1] + "…"
+
 
 @dataclass(frozen=True)
 class ErrorDetail:
     code: str
     message: str
     target: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "message", _bounded(self.message, MAX_MESSAGE_CHARS) or "")
+        object.__setattr__(self, "target", _bounded(self.target, MAX_TARGET_CHARS))
 
     def to_wire(self) -> dict[str, Any]:
         body: dict[str, Any] = {"code": self.code, "message": self.message}
@@ -35,6 +48,10 @@ class ApiError(Exception):
     target: str | None = None
     details: list[ErrorDetail] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.message = _bounded(self.message, MAX_MESSAGE_CHARS) or ""
+        self.target = _bounded(self.target, MAX_TARGET_CHARS)
 
     def __str__(self) -> str:
         return f"{self.status} {self.code}: {self.message}"

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
-from vrooms.errors import bad_argument, bad_request, payload_too_large
+from vrooms.errors import ApiError, bad_argument, bad_request, payload_too_large
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refusing anything over ``limit`` bytes before reading it all."""
+async def read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The raw body, refusing anything over ``limit`` bytes before reading it all, and a
+    body that takes longer than ``timeout`` (a client sending a byte at a time)."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not (declared.isascii() and declared.isdigit()):
@@ -20,12 +22,37 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise payload_too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise payload_too_large(limit)
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise payload_too_large(limit)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ApiError(408, "RequestTimeout", f"The request body did not arrive within {timeout:g} s.") from None
+    except ClientDisconnect:
+        # Nobody reads the answer; an ApiError keeps it out of the error log (no traceback
+        # per dropped connection, which anyone could turn into a flood).
+        raise bad_request("The client disconnected before sending the whole body.") from None
     return b"".join(chunks)
+
+
+def check_json_content_type(header: str | None) -> None:
+    """A body is JSON only when it says so: ``application/json`` or a ``+json`` type (the
+    SDKs send ``application/merge-patch+json`` for PATCH), in UTF-8."""
+    media_type, _, parameters = (header or "").partition(";")
+    media_type = media_type.strip().lower()
+    charset = parameters.strip().lower().removeprefix("charset=").strip('"') if parameters.strip() else "utf-8"
+    if (media_type == "application/json" or media_type.endswith("+json")) and charset in ("utf-8", "utf8"):
+        return
+    shown = f"'{header[:80]}'" if header else "missing"
+    raise ApiError(
+        415,
+        "UnsupportedMediaType",
+        f"The body must be JSON (Content-Type: application/json, UTF-8); the Content-Type is {shown}.",
+        "Content-Type",
+    )
 
 
 def parse_json_object(body: bytes, *, empty_ok: bool) -> dict[str, Any]:

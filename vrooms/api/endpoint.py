@@ -15,7 +15,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from vrooms.api.bodies import parse_json_object, read_body
+from vrooms.api.bodies import check_json_content_type, parse_json_object, read_body
 from vrooms.api.versions import negotiate
 from vrooms.auth import hmac
 from vrooms.context import Services
@@ -30,6 +30,8 @@ class ApiCall:
     correlation_id: str
 
     def json(self, *, empty_ok: bool = False) -> dict[str, Any]:
+        if self.body.strip():
+            check_json_content_type(self.request.headers.get("content-type"))
         return parse_json_object(self.body, empty_ok=empty_ok)
 
     def path_param(self, name: str) -> str:
@@ -37,6 +39,19 @@ class ApiCall:
 
 
 Handler = Callable[[ApiCall], Awaitable[Response]]
+
+
+def correlation_id(request: Request) -> str:
+    """The request's id: the client's ``x-ms-client-request-id`` (bounded), else one made for it.
+
+    Made once per request, so that the operation log and the ``x-ms-request-id`` response
+    header name the same request.
+    """
+    known: str | None = getattr(request.state, "correlation_id", None)
+    if known is None:
+        known = (request.headers.get("x-ms-client-request-id") or str(uuid.uuid4()))[:64]
+        request.state.correlation_id = known
+    return known
 
 
 def raw_target(request: Request) -> str:
@@ -48,7 +63,8 @@ def raw_target(request: Request) -> str:
 
 
 async def authenticate(request: Request, services: Services) -> bytes:
-    body = await read_body(request, services.settings.max_request_bytes)
+    settings = services.settings
+    body = await read_body(request, settings.max_request_bytes, settings.http_body_timeout_seconds)
     hmac.verify(
         method=request.method,
         raw_target=raw_target(request),
@@ -69,7 +85,7 @@ def endpoint(versions: tuple[str, ...], handler: Handler) -> Callable[[Request],
             services=services,
             body=body,
             version=negotiate(request, versions),
-            correlation_id=request.headers.get("x-ms-client-request-id") or str(uuid.uuid4()),
+            correlation_id=correlation_id(request),
         )
         response = await handler(call)
         response.headers["x-ms-request-id"] = call.correlation_id

@@ -55,6 +55,22 @@ async def delete_identity(call: ApiCall) -> Response:
     return Response(status_code=204)
 
 
+async def teams_not_federated(call: ApiCall) -> Response:
+    """Teams user operations: this deployment has no Microsoft Entra ID federation.
+
+    ACS answers them only for a resource linked to a Teams tenant; vrooms says so in the
+    ACS error shape (after authentication and body checks), rather than "no such path".
+    """
+    if call.request.method in ("POST", "PUT"):
+        call.json()
+    raise ApiError(
+        403,
+        "TeamsFederationNotConfigured",
+        "This vrooms deployment is not federated with Microsoft Entra ID / Teams, so Teams user tokens "
+        "cannot be exchanged; create identities with POST /identities and issue their tokens instead.",
+    )
+
+
 async def token_info(request: Request) -> Response:
     """vrooms extension: ``GET /access/tokenInfo`` with ``Authorization: Bearer <user token>``.
 
@@ -85,4 +101,15 @@ routes = [
     Route("/identities/{id}/:issueAccessToken", endpoint(schemas.VERSIONS, issue_token), methods=["POST"]),
     Route("/identities/{id}/:revokeAccessTokens", endpoint(schemas.VERSIONS, revoke_tokens), methods=["POST"]),
     Route("/access/tokenInfo", token_info, methods=["GET"]),
+    Route("/teamsUser/:exchangeAccessToken", endpoint(schemas.VERSIONS, teams_not_federated), methods=["POST"]),
+    Route(
+        "/access/teamsExtension/:exchangeAccessToken",
+        endpoint(schemas.VERSIONS, teams_not_federated),
+        methods=["POST"],
+    ),
+    Route(
+        "/access/teamsExtension/tenants/{tenantId}/assignments/{objectId}",
+        endpoint(schemas.VERSIONS, teams_not_federated),
+        methods=["GET", "PUT", "DELETE"],
+    ),
 ]

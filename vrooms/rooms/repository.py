@@ -10,6 +10,8 @@ from vrooms.rooms.models import Participant, RoleCounts, Room
 from vrooms.store.database import Connection
 from vrooms.store.tables import participants, rooms
 
+_IN_CHUNK = 1000
+
 _ROOM_COLUMNS = (
     rooms.c.id,
     rooms.c.seq,
@@ -116,11 +118,20 @@ async def list_participants(conn: Connection, room_id: str, *, after_raw_id: str
     return [Participant(row.raw_id, Role(row.role)) for row in await conn.execute(query)]
 
 
+def _chunks(raw_ids: list[str]) -> list[list[str]]:
+    """Lists of ids small enough for one ``IN (...)``: SQLite and asyncpg allow 32,766 and
+    32,767 parameters, and a 1 MB PATCH can name more ids than that."""
+    return [raw_ids[i : i + _IN_CHUNK] for i in range(0, len(raw_ids), _IN_CHUNK)]
+
+
 async def roles_of(conn: Connection, room_id: str, raw_ids: list[str]) -> dict[str, Role]:
-    query = select(participants.c.raw_id, participants.c.role).where(
-        participants.c.room_id == room_id, participants.c.raw_id.in_(raw_ids)
-    )
-    return {row.raw_id: Role(row.role) for row in await conn.execute(query)}
+    roles: dict[str, Role] = {}
+    for chunk in _chunks(raw_ids):
+        query = select(participants.c.raw_id, participants.c.role).where(
+            participants.c.room_id == room_id, participants.c.raw_id.in_(chunk)
+        )
+        roles.update({row.raw_id: Role(row.role) for row in await conn.execute(query)})
+    return roles
 
 
 async def upsert_participants(conn: Connection, room_id: str, new: dict[str, Role], changed: dict[str, Role]) -> None:
@@ -138,9 +149,9 @@ async def upsert_participants(conn: Connection, room_id: str, new: dict[str, Rol
 
 
 async def remove_participants(conn: Connection, room_id: str, raw_ids: list[str]) -> None:
-    if raw_ids:
+    for chunk in _chunks(raw_ids):
         await conn.execute(
-            delete(participants).where(participants.c.room_id == room_id, participants.c.raw_id.in_(raw_ids))
+            delete(participants).where(participants.c.room_id == room_id, participants.c.raw_id.in_(chunk))
         )
 
 

@@ -7,7 +7,6 @@ format for the negotiated api-version, and fills in its operation-log record.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 
 import orjson
@@ -17,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from vrooms.api import paging, repeatability
-from vrooms.api.endpoint import ApiCall, endpoint
+from vrooms.api.endpoint import ApiCall, correlation_id, endpoint
 from vrooms.api.responses import JSONResponse, dumps
 from vrooms.api.times import now_micros
 from vrooms.context import Services
@@ -38,7 +37,7 @@ def logged(operation: Operation, handler: RoomsHandler) -> Callable[[Request], A
             time_generated=now_micros(),
             operation_name=operation.value,
             operation_version=request.query_params.get("api-version", "")[:16],
-            correlation_id=(request.headers.get("x-ms-client-request-id") or str(uuid.uuid4()))[:64],
+            correlation_id=correlation_id(request),
         )
 
         async def inner(call: ApiCall) -> Response:

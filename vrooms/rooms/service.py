@@ -154,9 +154,9 @@ class RoomsService:
 
     async def change_roster(self, conn: Connection, room_id: str, changes: dict[str, Role | None]) -> RosterChange:
         """Merge-patch the roster: a role upserts, ``None`` removes (absent ids are ignored)."""
-        if len(changes) > 2 * self.max_participants:
-            # No useful PATCH names more ids than a full roster plus as many newcomers.
-            self._check_roster_size(len(changes))
+        # Every upserted id ends up on the roster: more than a full roster can never fit.
+        # Removals are bounded by the body size alone (absent ids are ignored).
+        self._check_roster_size(sum(role is not None for role in changes.values()))
         room = await self.get(conn, room_id, for_update=True)
         current = await repository.roles_of(conn, room_id, list(changes)) if changes else {}
         new: dict[str, Role] = {}
