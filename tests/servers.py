@@ -11,17 +11,20 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import httpx
 
 from vrooms.auth.hmac import authorization_header, content_hash
 from vrooms.media.supervisor import free_port
+
+T = TypeVar("T")
 
 POSTGRES_ADMIN_URL = os.environ.get("VROOMS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -167,3 +170,13 @@ def signed(
     headers = {**signed_headers(key, method, url, content, **cheats), **extra}
     with server.client() as client:
         return client.request(method, url, content=content, headers=headers)
+
+
+def eventually(check: Callable[[], T], timeout: float = 10.0) -> T:
+    """Poll ``check`` until it returns something truthy: for state another process settles
+    on its own schedule (a batch flush, a key re-read). Fails with the last value."""
+    deadline = time.monotonic() + timeout
+    while not (value := check()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert value, f"still {value!r} after {timeout} s"
+    return value

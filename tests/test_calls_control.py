@@ -228,6 +228,18 @@ async def test_captions_permissions(world: CallWorld) -> None:
     await c.wait_until(lambda: c.captions.get("language") == "de-de")
 
 
+async def test_pstn_dial_out_is_a_capability_only_where_the_room_enables_it(world: CallWorld) -> None:
+    presenter = world.user()
+    room = world.room({presenter: "Presenter"})  # pstnDialOutEnabled defaults to false
+    call = await world.join(presenter, room)
+    assert "pstnDialOut" not in call.capabilities and "sendAudio" in call.capabilities
+    world.rooms.update_room(room_id=room, pstn_dial_out_enabled=True)
+    await call.wait_until(lambda: "pstnDialOut" in call.capabilities)
+    world.rooms.update_room(room_id=room, pstn_dial_out_enabled=False)
+    await call.wait_until(lambda: "pstnDialOut" not in call.capabilities)
+    assert call.role == "Presenter"
+
+
 def _janus_pid(server: Server) -> int:
     pattern = f"--configs-folder={server.data_dir / 'janus'}"
     return int(

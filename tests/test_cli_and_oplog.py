@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import time
+import subprocess
 
-from tests.servers import Server, signed
+from tests.servers import Server, eventually, signed
 
 V = "api-version=2025-03-13"
 
@@ -39,9 +39,9 @@ def test_operation_log_records_each_call(fresh_server: Server) -> None:
     signed(fresh_server, "GET", f"/rooms/{room_id}?api-version=2024-04-15", key="c2VjcmV0")  # 401: not logged
     signed(fresh_server, "PATCH", f"/rooms/{room_id}?{V}", {"validUntil": "2001-01-01T00:00:00Z"})
     signed(fresh_server, "DELETE", f"/rooms/{room_id}?{V}")
-    time.sleep(0.6)  # records are flushed in batches every 0.2 s
-
-    records = _log(fresh_server, "--room", room_id)
+    records = eventually(
+        lambda: len(_log(fresh_server, "--room", room_id)) == 9 and _log(fresh_server, "--room", room_id)
+    )
     names = [r["operation_name"] for r in records]
     assert names == [
         "CreateRoom",
@@ -80,12 +80,11 @@ def test_admin_commands(fresh_server: Server) -> None:
     room = json.loads(fresh_server.cli("rooms", "create", "--participant", f"{user_id}=Presenter").stdout)
     shown = json.loads(fresh_server.cli("rooms", "show", room["id"]).stdout)
     assert shown["participants"] == [{"rawId": user_id, "role": "Presenter"}]
+    other = json.loads(fresh_server.cli("users", "create").stdout)["identity"]["id"]
     roster = json.loads(
-        fresh_server.cli(
-            "rooms", "participants", room["id"], "--set", "8:acs:cli_2=Consumer", "--remove", user_id
-        ).stdout
+        fresh_server.cli("rooms", "participants", room["id"], "--set", f"{other}=Consumer", "--remove", user_id).stdout
     )
-    assert roster == [{"rawId": "8:acs:cli_2", "role": "Consumer"}]
+    assert roster == [{"rawId": other, "role": "Consumer"}]
     listed = json.loads(fresh_server.cli("rooms", "list").stdout)
     assert [r["id"] for r in listed] == [room["id"]]
     # What the CLI wrote, the API serves.
@@ -96,6 +95,16 @@ def test_admin_commands(fresh_server: Server) -> None:
     assert info["scopes"] == ["voip", "chat"]
     fresh_server.cli("rooms", "delete", room["id"])
     assert signed(fresh_server, "GET", f"/rooms/{room['id']}?{V}").status_code == 404
+    # The CLI's changes are in the operation log too, newest last; --limit keeps the newest.
+    every = _log(fresh_server, "--room", room["id"])
+    logged = [r["operation_name"] for r in every if r["correlation_id"].startswith("cli-")]
+    assert logged == ["CreateRoom", "AddParticipants", "DeleteRoom"]
+    assert len(every) > 2 and _log(fresh_server, "--room", room["id"], "--limit", "2") == every[-2:]
+    # Storage flags work after the command as well as before it.
+    after = fresh_server.command("rooms", "list")
+    flags = after[3:5] + (after[5:7] if fresh_server.database_url else [])
+    moved = [*after[:3], *after[len(flags) + 3 :], *flags]
+    assert json.loads(subprocess.run(moved, capture_output=True, text=True, check=True).stdout) == []
 
 
 def test_cli_errors_say_what_to_do(fresh_server: Server) -> None:
@@ -105,10 +114,15 @@ def test_cli_errors_say_what_to_do(fresh_server: Server) -> None:
     assert bad_role.returncode == 1 and "allowed: Presenter" in bad_role.stderr
     bad_pair = fresh_server.cli("rooms", "create", "--participant", "8:acs:x_1", check=False)
     assert bad_pair.returncode != 0 and "RAWID=ROLE" in bad_pair.stderr
+    unknown = fresh_server.cli("rooms", "create", "--participant", "8:acs:nobody_1=Presenter", check=False)
+    assert unknown.returncode == 1 and "no such user: 8:acs:nobody_1" in unknown.stderr
     bad_token = fresh_server.cli("token", "8:acs:nobody_1", "--minutes", "5", check=False)
     assert bad_token.returncode == 1 and "expiresInMinutes" in bad_token.stderr
 
 
 def test_keys_show(fresh_server: Server) -> None:
     keys = json.loads(fresh_server.cli("keys", "show", "--endpoint", fresh_server.endpoint + "/").stdout)
+    assert keys["primaryConnectionString"] == fresh_server.connection_string
+    # Without --endpoint: the port the server runs on, not the default 8443.
+    keys = json.loads(fresh_server.cli("keys", "show").stdout)
     assert keys["primaryConnectionString"] == fresh_server.connection_string

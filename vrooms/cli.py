@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import socket
@@ -35,14 +36,27 @@ _SETTINGS_FLAGS = (
 )
 
 
+def _storage_flags(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument(
+        "--data-dir", default=default, help="where keys, certificates and the SQLite database live (VROOMS_DATA_DIR)"
+    )
+    parser.add_argument(
+        "--database-url", default=default, help="e.g. postgresql://user@host/db; default: SQLite in the data dir"
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vrooms", description="Self-hosted virtual rooms, ACS-compatible.")
     parser.add_argument("--version", action="version", version=f"vrooms {__version__}")
-    parser.add_argument("--data-dir", help="where keys, certificates and the SQLite database live (VROOMS_DATA_DIR)")
-    parser.add_argument("--database-url", help="e.g. postgresql://user@host/db; default: SQLite in the data dir")
+    _storage_flags(parser, None)
+    # Also after the command (`vrooms serve --data-dir D`, `scripts/serve --data-dir D`);
+    # SUPPRESS keeps a value given before the command.
+    storage = argparse.ArgumentParser(add_help=False)
+    _storage_flags(storage, argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_command = functools.partial(commands.add_parser, parents=[storage])
 
-    serve = commands.add_parser("serve", help="run the REST service")
+    serve = add_command("serve", help="run the REST service")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8443)")
     serve.add_argument("--no-tls", dest="tls", action="store_false", default=None, help="serve plain HTTP")
@@ -58,44 +72,48 @@ def _parser() -> argparse.ArgumentParser:
         "--no-calls", dest="calls_enabled", action="store_false", default=None, help="REST only: no call host, no Janus"
     )
 
-    commands.add_parser("migrate", help="bring the database schema up to date")
+    add_command("migrate", help="bring the database schema up to date")
 
-    keys = commands.add_parser("keys", help="show or rotate the access keys")
+    keys = add_command("keys", help="show or rotate the access keys")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
-    show = keys_commands.add_parser("show", help="print both keys and connection strings")
+    show = keys_commands.add_parser("show", parents=[storage], help="print both keys and connection strings")
     show.add_argument("--endpoint", help="endpoint for the connection strings (default from host/port)")
-    rotate = keys_commands.add_parser("rotate", help="replace one key; running servers pick it up within a second")
+    rotate = keys_commands.add_parser(
+        "rotate", parents=[storage], help="replace one key; running servers pick it up within a second"
+    )
     rotate.add_argument("which", choices=["primary", "secondary"])
 
-    rooms = commands.add_parser("rooms", help="administer rooms")
+    rooms = add_command("rooms", help="administer rooms")
     rooms_commands = rooms.add_subparsers(dest="rooms_command", required=True, metavar="ACTION")
-    rooms_commands.add_parser("list", help="list rooms")
-    create = rooms_commands.add_parser("create", help="create a room")
+    rooms_commands.add_parser("list", parents=[storage], help="list rooms")
+    create = rooms_commands.add_parser("create", parents=[storage], help="create a room")
     create.add_argument("--valid-from", help="RFC 3339, default now")
     create.add_argument("--valid-until", help="RFC 3339, default valid-from + 180 days")
     create.add_argument("--pstn-dial-out", action="store_true", help="allow PSTN dial-out")
     create.add_argument("--participant", action="append", default=[], metavar="RAWID=ROLE")
-    rooms_commands.add_parser("show", help="show a room").add_argument("room_id")
-    rooms_commands.add_parser("delete", help="delete a room").add_argument("room_id")
-    participants = rooms_commands.add_parser("participants", help="list or change a room's roster")
+    rooms_commands.add_parser("show", parents=[storage], help="show a room").add_argument("room_id")
+    rooms_commands.add_parser("delete", parents=[storage], help="delete a room").add_argument("room_id")
+    participants = rooms_commands.add_parser("participants", parents=[storage], help="list or change a room's roster")
     participants.add_argument("room_id")
     participants.add_argument("--set", action="append", default=[], metavar="RAWID=ROLE", help="add or change")
     participants.add_argument("--remove", action="append", default=[], metavar="RAWID")
 
-    users = commands.add_parser("users", help="administer users (identities)")
+    users = add_command("users", help="administer users (identities)")
     users_commands = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
-    users_create = users_commands.add_parser("create", help="create a user")
+    users_create = users_commands.add_parser("create", parents=[storage], help="create a user")
     users_create.add_argument("--scopes", help="also issue a token with these comma-separated scopes")
 
-    token = commands.add_parser("token", help="issue an access token for a user")
+    token = add_command("token", help="issue an access token for a user")
     token.add_argument("user_id")
     token.add_argument("--scopes", default="voip", help="comma-separated (default voip)")
     token.add_argument("--minutes", type=int, default=1440, help="60 to 1440 (default 1440)")
 
-    events = commands.add_parser("events", help="event subscriptions and dead letters")
+    events = add_command("events", help="event subscriptions and dead letters")
     events_commands = events.add_subparsers(dest="events_command", required=True, metavar="ACTION")
-    events_commands.add_parser("subscriptions", help="list event subscriptions")
-    subscribe = events_commands.add_parser("subscribe", help="create a subscription (runs the endpoint's handshake)")
+    events_commands.add_parser("subscriptions", parents=[storage], help="list event subscriptions")
+    subscribe = events_commands.add_parser(
+        "subscribe", parents=[storage], help="create a subscription (runs the endpoint's handshake)"
+    )
     subscribe.add_argument("name")
     subscribe.add_argument("endpoint_url")
     subscribe.add_argument("--schema", default="EventGridSchema", help="EventGridSchema or CloudEventSchemaV1_0")
@@ -104,14 +122,14 @@ def _parser() -> argparse.ArgumentParser:
     subscribe.add_argument("--subject-ends-with")
     subscribe.add_argument("--secret", help="sign deliveries with HMAC-SHA256 (vrooms-signature header)")
     subscribe.add_argument("--max-events-per-batch", type=int, default=1)
-    events_commands.add_parser("unsubscribe", help="delete a subscription").add_argument("name")
-    dead = events_commands.add_parser("deadletters", help="list dead-lettered deliveries")
+    events_commands.add_parser("unsubscribe", parents=[storage], help="delete a subscription").add_argument("name")
+    dead = events_commands.add_parser("deadletters", parents=[storage], help="list dead-lettered deliveries")
     dead.add_argument("--subscription", help="only this subscription (name)")
     dead.add_argument("--limit", type=int, default=1000)
-    replay = events_commands.add_parser("replay", help="deliver dead-lettered events again")
+    replay = events_commands.add_parser("replay", parents=[storage], help="deliver dead-lettered events again")
     replay.add_argument("--subscription", help="only this subscription (name); default: all")
 
-    oplog = commands.add_parser("oplog", help="query the Rooms operation log")
+    oplog = add_command("oplog", help="query the Rooms operation log")
     oplog.add_argument("--room", help="only this room id")
     oplog.add_argument("--operation", help="e.g. CreateRoom, GetRoom, AddParticipants")
     oplog.add_argument("--since", help="RFC 3339 start (inclusive)")
@@ -255,63 +273,14 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
     from vrooms.app import build_services
     from vrooms.identity import schemas as identity_schemas
     from vrooms.oplog import repository as oplog_repository
-    from vrooms.rooms import schemas
     from vrooms.store.migrate import upgrade_to_head
 
     services = build_services(settings)
-    version = schemas.V2025_03_13
-    rooms = services.rooms
     try:
         await upgrade_to_head(services.database)
         db = services.database
-        if args.command == "rooms" and args.rooms_command == "list":
-            async with db.read() as conn:
-                after, listed = 0, []
-                while True:
-                    page, more = await rooms.list(conn, after_seq=after, limit=500)
-                    listed += [schemas.room_to_wire(room) for room in page]
-                    if not more:
-                        break
-                    after = page[-1].seq
-            _print_json(listed)
-        elif args.command == "rooms" and args.rooms_command == "create":
-            body: dict[str, Any] = {
-                "validFrom": args.valid_from,
-                "validUntil": args.valid_until,
-                "pstnDialOutEnabled": args.pstn_dial_out,
-                "participants": _parse_role_pairs(args.participant),
-            }
-            new = schemas.parse_new_room(body, version)
-            async with db.write() as conn:
-                room = await rooms.create(conn, new)
-            _print_json(schemas.room_to_wire(room))
-        elif args.command == "rooms" and args.rooms_command == "show":
-            async with db.read() as conn:
-                room, roster, _ = await rooms.list_participants(
-                    conn, schemas.check_room_id(args.room_id), after_raw_id="", limit=100_000
-                )
-            _print_json(
-                {
-                    **schemas.room_to_wire(room),
-                    "participants": [schemas.participant_to_wire(p) for p in roster],
-                }
-            )
-        elif args.command == "rooms" and args.rooms_command == "delete":
-            async with db.write() as conn:
-                await rooms.delete(conn, schemas.check_room_id(args.room_id))
-            services.calls.room_changed(args.room_id)
-            print(f"Deleted room {args.room_id}.")
-        elif args.command == "rooms" and args.rooms_command == "participants":
-            room_id = schemas.check_room_id(args.room_id)
-            changes = _parse_role_pairs(args.set) | dict.fromkeys(args.remove)
-            if changes:
-                parsed = schemas.parse_roster_changes({"participants": changes}, version)
-                async with db.write() as conn:
-                    await rooms.change_roster(conn, room_id, parsed)
-                services.calls.room_changed(room_id)
-            async with db.read() as conn:
-                _, roster, _ = await rooms.list_participants(conn, room_id, after_raw_id="", limit=100_000)
-            _print_json([schemas.participant_to_wire(p) for p in roster])
+        if args.command == "rooms":
+            await _rooms(services, args)
         elif args.command == "users":
             request = identity_schemas.parse_create(
                 {"createTokenWithScopes": args.scopes.split(",")} if args.scopes else {}
@@ -351,6 +320,99 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     finally:
         await services.database.dispose()
+
+
+async def _rooms(services: Any, args: argparse.Namespace) -> None:
+    """Rooms commands; the ones that change something are in the operation log, as over REST."""
+    from vrooms.oplog.records import Operation
+    from vrooms.rooms import schemas
+
+    version, db, rooms = schemas.V2025_03_13, services.database, services.rooms
+    if args.rooms_command == "list":
+        async with db.read() as conn:
+            after, listed = 0, []
+            while True:
+                page, more = await rooms.list(conn, after_seq=after, limit=500)
+                listed += [schemas.room_to_wire(room) for room in page]
+                if not more:
+                    break
+                after = page[-1].seq
+        _print_json(listed)
+    elif args.rooms_command == "create":
+        participants = _parse_role_pairs(args.participant)
+        body = {
+            "validFrom": args.valid_from,
+            "validUntil": args.valid_until,
+            "pstnDialOutEnabled": args.pstn_dial_out,
+            "participants": participants,
+        }
+        new = schemas.parse_new_room(body, version)
+        async with db.write() as conn:
+            await _refuse_unknown_users(services, conn, list(participants))
+            room = await rooms.create(conn, new)
+        record = _cli_record(Operation.CREATE_ROOM)
+        record.describe_room(room)
+        record.added_participants_count = len(new.participants)
+        await _log(services, record)
+        _print_json(schemas.room_to_wire(room))
+    elif args.rooms_command == "show":
+        async with db.read() as conn:
+            room, roster, _ = await rooms.list_participants(
+                conn, schemas.check_room_id(args.room_id), after_raw_id="", limit=100_000
+            )
+        _print_json({**schemas.room_to_wire(room), "participants": [schemas.participant_to_wire(p) for p in roster]})
+    elif args.rooms_command == "delete":
+        room_id = schemas.check_room_id(args.room_id)
+        async with db.write() as conn:
+            await rooms.delete(conn, room_id)
+        services.calls.room_changed(room_id)
+        record = _cli_record(Operation.DELETE_ROOM)
+        record.room_id = room_id
+        await _log(services, record)
+        print(f"Deleted room {room_id}.")
+    elif args.rooms_command == "participants":
+        await _participants(services, args)
+
+
+async def _participants(services: Any, args: argparse.Namespace) -> None:
+    from vrooms.oplog.records import Operation
+    from vrooms.rooms import schemas
+
+    db, room_id = services.database, schemas.check_room_id(args.room_id)
+    added = _parse_role_pairs(args.set)
+    if changes := added | dict.fromkeys(args.remove):
+        parsed = schemas.parse_roster_changes({"participants": changes}, schemas.V2025_03_13)
+        async with db.write() as conn:
+            await _refuse_unknown_users(services, conn, list(added))
+            change = await services.rooms.change_roster(conn, room_id, parsed)
+        services.calls.room_changed(room_id)
+        record = _cli_record(Operation.ADD_PARTICIPANTS)
+        record.describe_roster_change(change)
+        await _log(services, record)
+    async with db.read() as conn:
+        _, roster, _ = await services.rooms.list_participants(conn, room_id, after_raw_id="", limit=100_000)
+    _print_json([schemas.participant_to_wire(p) for p in roster])
+
+
+async def _refuse_unknown_users(services: Any, conn: Any, raw_ids: list[str]) -> None:
+    """REST takes any well-formed raw id, as ACS does; an operator typing one means a user."""
+    if unknown := await services.identity.unknown(conn, raw_ids):
+        raise SystemExit(f"vrooms: no such user: {', '.join(unknown)} (create one with `vrooms users create`)")
+
+
+def _cli_record(operation: Any) -> Any:
+    import uuid
+
+    from vrooms.api.times import now_micros
+    from vrooms.oplog.records import OperationRecord
+    from vrooms.rooms.schemas import V2025_03_13
+
+    return OperationRecord(now_micros(), operation.value, V2025_03_13, correlation_id=f"cli-{uuid.uuid4()}")
+
+
+async def _log(services: Any, record: Any) -> None:
+    services.oplog.append(record)
+    await services.oplog.flush()
 
 
 async def _events(services: Any, args: argparse.Namespace) -> None:

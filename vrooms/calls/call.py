@@ -31,10 +31,6 @@ class Peer(Protocol):
         """Queue a message for the client; never blocks."""
 
 
-def capabilities_of(role: Role) -> list[str]:
-    return sorted(ROLE_CAPABILITIES[role])
-
-
 @dataclass(eq=False)
 class Participant:
     id: str
@@ -63,7 +59,13 @@ class Participant:
     video_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def can(self, capability: Capability) -> bool:
+        """The role table says who may; a room setting can still say no one here."""
+        if capability == Capability.PSTN_DIAL_OUT and not self.call.pstn_dial_out_enabled:
+            return False
         return role_can(self.role, capability)
+
+    def capabilities(self) -> list[str]:
+        return sorted(c for c in ROLE_CAPABILITIES[self.role] if self.can(c))
 
     @property
     def in_call(self) -> bool:
@@ -96,6 +98,7 @@ class Call:
     id: str
     room_id: str
     valid_until: int
+    pstn_dial_out_enabled: bool
     media: CallMedia
     started_at: int
     started_by: str

@@ -24,7 +24,7 @@ from vrooms.api.times import now_micros
 from vrooms.auth.roles import Capability, Role, role_can
 from vrooms.auth.tokens import InvalidToken, TokenClaims
 from vrooms.calls import protocol
-from vrooms.calls.call import SOURCE_CAPABILITY, Call, Participant, Peer, capabilities_of
+from vrooms.calls.call import SOURCE_CAPABILITY, Call, Participant, Peer
 from vrooms.calls.models import CALL_SCOPES, EndReason, LeaveReason, MediaSource, ParticipantState, Refusal
 from vrooms.calls.records import CallRecords
 from vrooms.calls.rules import CallRefused, check_admission
@@ -147,7 +147,7 @@ class CallService:
         notices = self._notices
         claims, room, role = await self._admit(peer, room_id)
         plane = self._plane()
-        call = await self._call_of(room_id, room.valid_until, claims.identity_id, role, plane)
+        call = await self._call_of(room, claims.identity_id, role, plane)
         async with call.lock:
             if call.ended:
                 raise CallRefused(Refusal.MEDIA_UNAVAILABLE, "The call is ending; join again in a moment.")
@@ -186,7 +186,7 @@ class CallService:
             **call.summary(),
             "participantId": participant.id,
             "role": str(participant.role),
-            "capabilities": capabilities_of(participant.role),
+            "capabilities": participant.capabilities(),
             "sdp": answer,
         }
 
@@ -195,8 +195,9 @@ class CallService:
             raise CallRefused(Refusal.MEDIA_UNAVAILABLE, "The media server is starting; try again in a moment.")
         return self.plane
 
-    async def _call_of(self, room_id: str, valid_until: int, user_id: str, role: Role, plane: MediaPlane) -> Call:
+    async def _call_of(self, room: Room, user_id: str, role: Role, plane: MediaPlane) -> Call:
         """The room's live call; the first admitted joiner starts it."""
+        room_id = room.id
         async with self._creating:
             call = self.calls.get(room_id)
             if call is not None and not call.ended:
@@ -205,7 +206,8 @@ class CallService:
             call = Call(
                 id=str(uuid.uuid4()),
                 room_id=room_id,
-                valid_until=valid_until,
+                valid_until=room.valid_until,
+                pstn_dial_out_enabled=room.pstn_dial_out_enabled,
                 media=media,
                 started_at=self.clock(),
                 started_by=user_id,
@@ -430,20 +432,26 @@ class CallService:
         if room.valid_until != call.valid_until:
             call.valid_until = room.valid_until
             self._schedule_expiry(call)
+        room_gates_changed = room.pstn_dial_out_enabled != call.pstn_dial_out_enabled
+        call.pstn_dial_out_enabled = room.pstn_dial_out_enabled
         for participant in list(call.participants.values()):
             role = roles.get(participant.user_id)
             if role is None:
                 await self.leave(participant, LeaveReason.REMOVED_FROM_ROSTER)
             else:
-                await self._change_role(participant, role)
+                await self._change_role(participant, role, announce=room_gates_changed)
 
-    async def _change_role(self, participant: Participant, role: Role) -> None:
-        """The participant reconciles itself with its (new) role: permissions first, then media."""
-        if role != participant.role:
+    async def _change_role(self, participant: Participant, role: Role, *, announce: bool = False) -> None:
+        """The participant reconciles itself with its (new) role and its room's settings:
+        permissions first, then media."""
+        role_changed = role != participant.role
+        if role_changed:
             participant.role = role
             if not participant.can(Capability.SEND_AUDIO):
                 participant.muted = True
-            participant.peer.send(protocol.permissions(str(role), capabilities_of(role)))
+        if role_changed or announce:
+            participant.peer.send(protocol.permissions(str(role), participant.capabilities()))
+        if role_changed:
             participant.call.updated(participant)
         with contextlib.suppress(MediaError):
             await self.settle_audio(participant)  # also heals a mixer request that failed earlier

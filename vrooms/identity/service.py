@@ -45,6 +45,10 @@ class IdentityService:
         generation = await self._generation(conn, identity_id)
         return self._tokens.issue(identity_id, request.scopes, generation, request.minutes)
 
+    async def unknown(self, conn: Connection, identity_ids: list[str]) -> list[str]:
+        """Those of ``identity_ids`` that name no identity (for the CLI, which checks rosters)."""
+        return [i for i in identity_ids if await repository.token_generation(conn, i) is None]
+
     async def revoke_tokens(self, conn: Connection, identity_id: str) -> None:
         if not await repository.bump_generation(conn, identity_id):
             raise _missing(identity_id)

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
-from vrooms.rooms.models import Room
+from vrooms.rooms.models import Room, RosterChange
 
 
 class Operation(StrEnum):
@@ -54,6 +54,17 @@ class OperationRecord:
         self.attendee_count = room.counts.attendees
         self.consumer_count = room.counts.consumers
         self.collaborator_count = room.counts.collaborators
+
+    def describe_roster_change(self, change: RosterChange) -> None:
+        """ACS logs a roster PATCH under the name of what it did, with its counts."""
+        if change.removed and not (change.added or change.updated):
+            self.operation_name = Operation.REMOVE_PARTICIPANTS.value
+        elif change.updated and not (change.added or change.removed):
+            self.operation_name = Operation.UPDATE_PARTICIPANTS.value
+        self.describe_room(change.room)
+        self.added_participants_count = change.added
+        self.removed_participants_count = change.removed
+        self.upserted_participants_count = change.added + change.updated
 
     def as_row(self) -> dict[str, Any]:
         return asdict(self)

@@ -166,15 +166,7 @@ async def update_participants(call: ApiCall, record: OperationRecord) -> Respons
     async with call.services.database.write() as conn:
         change = await call.services.rooms.change_roster(conn, room_id, changes)
     call.services.calls.room_changed(room_id)
-    # ACS logs a roster PATCH under the name of what it did.
-    if change.removed and not (change.added or change.updated):
-        record.operation_name = Operation.REMOVE_PARTICIPANTS.value
-    elif change.updated and not (change.added or change.removed):
-        record.operation_name = Operation.UPDATE_PARTICIPANTS.value
-    record.describe_room(change.room)
-    record.added_participants_count = change.added
-    record.removed_participants_count = change.removed
-    record.upserted_participants_count = change.added + change.updated
+    record.describe_roster_change(change)
     return JSONResponse({})
 
 
