@@ -3,6 +3,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# apt-get install with a message that says what to do when it fails (often: another apt
+# holds the lock). Set -e does not stop at a failing command inside `a && b`.
+apt_install() {
+  echo "Installing $* from Debian ..." >&2
+  if ! apt-get update -qq || ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null; then
+    echo "Could not install $* with apt-get (see above). If another apt or unattended-upgrades holds" >&2
+    echo "the lock, wait for it to finish; then run 'apt-get install -y $*' or this script again." >&2
+    exit 1
+  fi
+}
+
 need_apt=()
 command -v python3 >/dev/null || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
@@ -13,8 +24,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     echo "Missing ${need_apt[*]}: run 'sudo apt-get install -y ${need_apt[*]}' and try again." >&2
     exit 1
   fi
-  echo "Installing ${need_apt[*]} from Debian ..." >&2
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  apt_install "${need_apt[@]}"
 fi
 python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
   echo "vrooms needs Python 3.11 or newer; found $(python3 --version)." >&2

@@ -126,8 +126,13 @@ def test_non_ascii_auth_headers_are_refused_not_crashed_on(server: Server) -> No
 
 @pytest.mark.parametrize(
     "path",
-    [f"/rooms?{V}&maxpagesize=%C2%B2", f"/rooms?{V}&$skipToken=cjrCsg", "/rooms/1%0A?" + V],
-    ids=["unicode-digit-page-size", "unicode-digit-skip-token", "trailing-newline-id"],
+    [
+        f"/rooms?{V}&maxpagesize=%C2%B2",
+        f"/rooms?{V}&$skipToken=cjrCsg",
+        f"/rooms?{V}&$skipToken=%C2%80",
+        "/rooms/1%0A?" + V,
+    ],
+    ids=["unicode-digit-page-size", "unicode-digit-skip-token", "non-ascii-skip-token", "trailing-newline-id"],
 )
 def test_unicode_digits_and_trailing_newlines_are_bad_requests(server: Server, path: str) -> None:
     response = signed(server, "GET", path)

@@ -332,7 +332,7 @@ async def _rooms(services: Any, args: argparse.Namespace) -> None:
         async with db.read() as conn:
             after, listed = 0, []
             while True:
-                page, more = await rooms.list(conn, after_seq=after, limit=500)
+                page, more = await rooms.list_rooms(conn, after_seq=after, limit=500)
                 listed += [schemas.room_to_wire(room) for room in page]
                 if not more:
                     break

@@ -29,6 +29,13 @@ class TlsFiles:
     server_key: Path
 
 
+def _load_ec_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise RuntimeError(f"{path} is not the EC key vrooms writes; delete the tls folder to get new certificates.")
+    return key
+
+
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -81,8 +88,7 @@ def ensure_certificates(tls_dir: Path, host: str) -> TlsFiles:
     wanted = _names_for(host)
     if files.server_cert.exists() and files.server_key.exists() and _covers(files.server_cert, wanted):
         return files
-    ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
-    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    ca_key = _load_ec_key(ca_key_path)
     ca_cert = x509.load_pem_x509_certificate(files.ca_cert.read_bytes())
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (

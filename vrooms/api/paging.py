@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 
 from starlette.requests import Request
 
@@ -25,7 +24,7 @@ def decode_token(request: Request, kind: str) -> str | None:
         return None
     try:
         text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # not base64 (binascii.Error), not ASCII, or not UTF-8 inside
         text = ""
     prefix, _, position = text.partition(":")
     if prefix != kind or not position:

@@ -21,7 +21,7 @@ from sqlalchemy import delete, insert, select, update
 
 from vrooms.api.times import to_micros
 from vrooms.errors import ApiError, precondition_failed
-from vrooms.store.database import Connection
+from vrooms.store.database import Connection, rows_affected
 from vrooms.store.tables import repeatable_requests
 
 REQUEST_ID = "repeatability-request-id"
@@ -144,4 +144,4 @@ async def complete(conn: Connection, key: RepeatKey, status: int, body: bytes) -
 
 async def purge(conn: Connection, older_than: int) -> int:
     result = await conn.execute(delete(repeatable_requests).where(repeatable_requests.c.created_at < older_than))
-    return result.rowcount
+    return rows_affected(result)

@@ -13,7 +13,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 
@@ -55,14 +55,36 @@ class IncomingCall:
         self.state = "Declined"
 
 
+class HasToken(Protocol):
+    """What the Identity SDK returns (``azure.core.credentials.AccessToken``)."""
+
+    token: str
+
+
+def _token_text(token: str | HasToken) -> str:
+    """The access token's text, from a string or the Identity SDK's ``AccessToken``."""
+    text = token if isinstance(token, str) else getattr(token, "token", None)
+    if not isinstance(text, str):
+        raise TypeError(
+            "CallClient needs the user's access token: the JWT string or the AccessToken the Identity SDK "
+            f"returns (create_user_and_token / get_token), not {type(token).__name__}."
+        )
+    return text
+
+
 class CallClient:
     """A signed-in user: receives invitations and joins room calls."""
 
     def __init__(
-        self, endpoint: str, token: str, *, ca_file: str | None = None, user_agent: str = "vrooms-python/1"
+        self,
+        endpoint: str,
+        token: str | HasToken,
+        *,
+        ca_file: str | None = None,
+        user_agent: str = "vrooms-python/1",
     ) -> None:
         self.endpoint = endpoint
-        self.token = token
+        self.token = _token_text(token)
         self.ca_file = ca_file
         self.user_agent = user_agent
         self.signaling = Signaling(self._on_event)
@@ -217,7 +239,7 @@ class Call:
             handler(message)
         self._spawn(self._notify())
 
-    def _set_state(self, state: str) -> None:
+    def _set_state(self, state: CallState) -> None:
         if state != self.state:
             self.state = state
             self.handle({"type": "stateChanged", "state": state})

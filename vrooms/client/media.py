@@ -110,6 +110,7 @@ class AudioSink:
         try:
             while True:
                 frame = await self.track.recv()
+                assert isinstance(frame, AudioFrame)
                 if self.first_frame_at is None:
                     self.first_frame_at = time.monotonic()
                 self.frames += 1
@@ -150,6 +151,7 @@ class VideoSink:
         try:
             while True:
                 frame = await self.track.recv()
+                assert isinstance(frame, VideoFrame)
                 self.frames += 1
                 self.width, self.height = frame.width, frame.height
         except MediaStreamError:

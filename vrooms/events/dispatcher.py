@@ -119,7 +119,7 @@ class Dispatcher:
                 await repository.purge(conn, now - int(self.settings.event_retention_seconds * 1_000_000))
         async with self.database.read() as conn:
             new_events = await repository.has_new_events(conn)
-        taken, created = 0, []
+        taken, created = 0, list[repository.Pending]()
         if new_events:  # only this dispatcher moves the cursor, so the answer still holds
             async with self.database.write() as conn:
                 taken, created = await repository.fan_out(conn, now, _FAN_OUT_BATCH)

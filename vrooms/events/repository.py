@@ -9,7 +9,7 @@ import orjson
 from sqlalchemy import bindparam, delete, func, insert, select, update
 
 from vrooms.events.models import Event, StoredEvent, Subscription
-from vrooms.store.database import Connection
+from vrooms.store.database import Connection, rows_affected
 from vrooms.store.tables import event_deliveries, event_fanout, event_subscriptions, events
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "deadlettered"
@@ -72,7 +72,7 @@ async def list_subscriptions(conn: Connection) -> list[Subscription]:
 
 async def delete_subscription(conn: Connection, name: str) -> bool:
     result = await conn.execute(delete(event_subscriptions).where(event_subscriptions.c.name == name))
-    return bool(result.rowcount)
+    return bool(rows_affected(result))
 
 
 @dataclass
@@ -187,12 +187,12 @@ async def replay_dead_letters(conn: Connection, subscription_id: str | None, now
     result = await conn.execute(
         query.values(status=PENDING, attempts=0, next_attempt_at=now, last_error=None, updated_at=now)
     )
-    return int(result.rowcount)
+    return rows_affected(result)
 
 
 async def delivery_counts(conn: Connection) -> dict[str, int]:
     rows = await conn.execute(select(event_deliveries.c.status, func.count()).group_by(event_deliveries.c.status))
-    return {status: int(count) for status, count in rows.all()}
+    return {str(status): int(count) for status, count in map(tuple, rows)}
 
 
 async def purge(conn: Connection, before: int) -> None:

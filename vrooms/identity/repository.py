@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import delete, insert, select, update
 
-from vrooms.store.database import Connection
+from vrooms.store.database import Connection, rows_affected
 from vrooms.store.tables import identities
 
 
@@ -24,9 +24,9 @@ async def bump_generation(conn: Connection, identity_id: str) -> bool:
         .where(identities.c.id == identity_id)
         .values(token_generation=identities.c.token_generation + 1)
     )
-    return result.rowcount > 0
+    return rows_affected(result) > 0
 
 
 async def delete_identity(conn: Connection, identity_id: str) -> bool:
     result = await conn.execute(delete(identities).where(identities.c.id == identity_id))
-    return result.rowcount > 0
+    return rows_affected(result) > 0

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from vrooms.media.config import JanusEndpoint
 
@@ -90,7 +91,11 @@ class JanusConnection:
 
     async def open(self) -> None:
         self._ws = await connect(
-            self.endpoint.url, subprotocols=["janus-protocol"], max_size=None, ping_interval=None, open_timeout=5
+            self.endpoint.url,
+            subprotocols=[Subprotocol("janus-protocol")],
+            max_size=None,
+            ping_interval=None,
+            open_timeout=5,
         )
         self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._keepalive())]
         reply = await self.call({"janus": "create"}, session=False)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.engine import Row
 
 from vrooms.auth.roles import Role
 from vrooms.rooms.models import Participant, RoleCounts, Room
-from vrooms.store.database import Connection
+from vrooms.store.database import Connection, rows_affected
 from vrooms.store.tables import participants, rooms
 
 _IN_CHUNK = 1000
@@ -26,7 +28,7 @@ _ROOM_COLUMNS = (
 )
 
 
-def _room(row: Row) -> Room:
+def _room(row: Sequence[Any]) -> Room:
     # Positional unpacking: named access on a Row costs more than building the Room.
     room_id, seq, created_at, valid_from, valid_until, pstn, presenters, attendees, consumers, collaborators = row
     counts = RoleCounts(presenters, attendees, consumers, collaborators)
@@ -100,7 +102,7 @@ async def update_room(
 async def delete_room(conn: Connection, room_id: str) -> bool:
     await conn.execute(delete(participants).where(participants.c.room_id == room_id))
     result = await conn.execute(delete(rooms).where(rooms.c.id == room_id))
-    return result.rowcount > 0
+    return rows_affected(result) > 0
 
 
 async def list_rooms(conn: Connection, *, after_seq: int, limit: int) -> list[Room]:

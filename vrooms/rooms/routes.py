@@ -136,7 +136,7 @@ async def list_rooms(call: ApiCall, _record: OperationRecord) -> Response:
         raise paging.invalid_token()
     size = paging.page_size(call.request, call.services.settings.default_page_size)
     async with call.services.database.read() as conn:
-        rooms, more = await call.services.rooms.list(conn, after_seq=int(position or 0), limit=size)
+        rooms, more = await call.services.rooms.list_rooms(conn, after_seq=int(position or 0), limit=size)
     page: dict[str, object] = {"value": [schemas.room_to_wire(room) for room in rooms]}
     if more:
         token = paging.encode_token("r", str(rooms[-1].seq))

@@ -139,7 +139,7 @@ class RoomsService:
             raise _missing(room_id)
         await outbox.append(conn, payloads.room_deleted(room_id))
 
-    async def list(self, conn: Connection, *, after_seq: int, limit: int) -> tuple[list[Room], bool]:
+    async def list_rooms(self, conn: Connection, *, after_seq: int, limit: int) -> tuple[list[Room], bool]:
         """A page of rooms in creation order, and whether more follow."""
         page = await repository.list_rooms(conn, after_seq=after_seq, limit=limit + 1)
         return page[:limit], len(page) > limit

@@ -29,11 +29,11 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection as SyncConnection
-from sqlalchemy.engine import Result, make_url
+from sqlalchemy.engine import CursorResult, Result, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql import Executable
@@ -62,6 +62,11 @@ class InlineConnection:
 
     async def run_sync(self, fn: Callable[[SyncConnection], T]) -> T:
         return fn(self._connection)
+
+
+def rows_affected(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE changed (its result is a cursor result on every backend)."""
+    return int(cast(CursorResult[Any], result).rowcount)
 
 
 def normalize_url(url: str) -> str:
@@ -141,8 +146,8 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Connection]:
         if self._async is not None:
-            async with self._async.begin() as connection:
-                yield connection
+            async with self._async.begin() as postgres:
+                yield postgres
             return
         turn: asyncio.Future[tuple[SyncConnection, _Batch]] = asyncio.get_running_loop().create_future()
         self._turns.append(turn)
@@ -221,8 +226,8 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Connection]:
         if self._async is not None:
-            async with self._async.connect() as connection, connection.begin():
-                yield connection
+            async with self._async.connect() as postgres, postgres.begin():
+                yield postgres
             return
         # A reader may hold its connection across awaits: the ones beyond the pool wait
         # here, on the loop, rather than in the pool's checkout, which would block it.
