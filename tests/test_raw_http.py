@@ -192,3 +192,16 @@ def test_clients_that_drop_mid_body_are_not_logged_as_errors(server: Server) -> 
     assert signed(server, "GET", f"/rooms?{V}").status_code == 200  # the server has read every drop by now
     logged = server.log_path.read_bytes()[before:]
     assert b"Traceback" not in logged and b"unhandled error" not in logged, logged[-2000:]
+
+
+def test_nul_characters_and_long_values_do_not_poison_the_operation_log(fresh_server: Server) -> None:
+    """PostgreSQL refuses NUL in text: one such room id in a path once failed every later
+    batch of operation-log records."""
+    assert signed(fresh_server, "GET", f"/rooms/1%00{'9' * 100}?{V}").status_code == 400
+    assert signed(fresh_server, "GET", "/rooms?api-version=2025-03-13%00").status_code == 400
+    created = signed(fresh_server, "POST", f"/rooms?{V}", {})
+    fresh_server.stop()  # flushes the operation log
+    records = [json.loads(line) for line in fresh_server.cli("oplog").stdout.splitlines()]
+    assert [r["operation_name"] for r in records] == ["GetRoom", "ListRooms", "CreateRoom"]
+    assert records[0]["room_id"] == "1\ufffd" + "9" * 30
+    assert records[2]["room_id"] == created.json()["id"]

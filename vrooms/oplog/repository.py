@@ -20,6 +20,9 @@ from vrooms.store.tables import operation_log
 
 log = logging.getLogger("vrooms.oplog")
 _COLUMNS = [f.name for f in fields(OperationRecord)]
+# Records kept in memory while writes fail; beyond it the oldest go (the log must not
+# take the worker's memory with it).
+MAX_PENDING = 100_000
 
 
 class OperationLogWriter:
@@ -29,9 +32,15 @@ class OperationLogWriter:
         self._pending: list[OperationRecord] = []
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self.dropped = 0
 
     def append(self, record: OperationRecord) -> None:
         self._pending.append(record)
+        if len(self._pending) > MAX_PENDING:  # the database has been failing for a long time
+            del self._pending[: len(self._pending) - MAX_PENDING]
+            self.dropped += 1
+            if self.dropped in (1, 1000) or self.dropped % 100_000 == 0:
+                log.error("operation log: %d records dropped while the database refused writes", self.dropped)
 
     async def flush(self) -> None:
         batch, self._pending = self._pending, []

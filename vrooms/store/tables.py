@@ -6,6 +6,8 @@ between SQLite and PostgreSQL, and cheap to compare and sort.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -18,9 +20,39 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
 )
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeEngine
 
 metadata = MetaData()
+
+
+class ClientText(TypeDecorator[str]):
+    """Free text that came from outside (display names, user agents, error messages quoting
+    a request, webhook answers): stored on every backend, whatever it holds.
+
+    PostgreSQL refuses NUL characters and over-long values for ``VARCHAR(n)``, where
+    SQLite takes both: one such value would fail its whole write (or a whole batch of
+    operation-log records, for ever). NUL becomes U+FFFD and the value is cut to ``length``.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def __init__(self, length: int | None = None) -> None:
+        super().__init__()
+        self.length = length
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        return dialect.type_descriptor(String(self.length) if self.length else Text())
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        value = value.replace("\x00", "\ufffd")
+        return value[: self.length] if self.length else value
+
 
 # ``seq`` is the stable list order: keyset pagination on it stays correct while rooms are
 # created and deleted during a listing (no duplicates, no skipped rooms).
@@ -80,13 +112,13 @@ operation_log = Table(
     Column("seq", Integer().with_variant(BigInteger(), "postgresql"), primary_key=True, autoincrement=True),
     Column("time_generated", BigInteger, nullable=False),
     Column("operation_name", String(32), nullable=False),
-    Column("operation_version", String(16), nullable=False),
-    Column("correlation_id", String(64), nullable=False),
+    Column("operation_version", ClientText(16), nullable=False),
+    Column("correlation_id", ClientText(64), nullable=False),
     Column("level", String(16), nullable=False),
     Column("result_type", String(16), nullable=False),
     Column("result_signature", Integer, nullable=False),
     Column("duration_ms", Integer, nullable=False),
-    Column("room_id", String(32)),
+    Column("room_id", ClientText(32)),
     Column("room_lifespan", BigInteger),
     Column("pstn_dial_out_enabled", Boolean),
     Column("participants_count", Integer),
@@ -97,7 +129,7 @@ operation_log = Table(
     Column("added_participants_count", Integer),
     Column("removed_participants_count", Integer),
     Column("upserted_participants_count", Integer),
-    Column("error_message", Text),
+    Column("error_message", ClientText()),
 )
 Index("ix_operation_log_room", operation_log.c.room_id, operation_log.c.time_generated)
 Index("ix_operation_log_time", operation_log.c.time_generated)
@@ -125,9 +157,9 @@ call_participants = Table(
     Column("id", String(36), primary_key=True),
     Column("call_id", String(36), ForeignKey("calls.id", ondelete="CASCADE"), nullable=False),
     Column("raw_id", String(256), nullable=False),
-    Column("display_name", String(256), nullable=False),
+    Column("display_name", ClientText(256), nullable=False),
     Column("role_at_join", String(16), nullable=False),
-    Column("user_agent", String(256), nullable=False),
+    Column("user_agent", ClientText(256), nullable=False),
     Column("joined_at", BigInteger, nullable=False),
     Column("left_at", BigInteger),
     Column("leave_reason", String(32)),
@@ -182,7 +214,7 @@ event_deliveries = Table(
     Column("status", String(16), nullable=False),  # pending, delivered, deadlettered
     Column("attempts", Integer, nullable=False),
     Column("next_attempt_at", BigInteger, nullable=False),
-    Column("last_error", Text),
+    Column("last_error", ClientText()),
     Column("updated_at", BigInteger, nullable=False),
 )
 Index("ix_event_deliveries_changed", event_deliveries.c.status, event_deliveries.c.updated_at)
