@@ -221,7 +221,6 @@ def _announce_when_ready(settings: Settings, endpoint: str, key: str) -> None:
 def _run_workers(settings: Settings, access_log: bool, ssl: dict[str, str]) -> None:
     import uvicorn
 
-    from vrooms.api.connection import MAX_HEAD_BYTES
     from vrooms.logs import uvicorn_log_config
 
     uvicorn.run(
@@ -233,8 +232,7 @@ def _run_workers(settings: Settings, access_log: bool, ssl: dict[str, str]) -> N
         log_level=settings.log_level,
         log_config=uvicorn_log_config(settings.log_level),
         access_log=access_log,
-        http="vrooms.api.connection:BoundedH11Protocol",
-        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        http="vrooms.api.connection:BoundedHttpProtocol",
         # Idle keep-alive clients must not hold a restart hostage.
         timeout_graceful_shutdown=5,
         **ssl,  # type: ignore[arg-type]
