@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from vrooms.auth.roles import Role
+from vrooms.auth.roles import Capability, Role
 from vrooms.calls.rules import CallRefused, check_admission
+from vrooms.calls.service import not_allowed
 from vrooms.media import sdp
 from vrooms.media.config import write_config
 from vrooms.media.interfaces import ice_interfaces
@@ -138,3 +139,8 @@ def test_ice_interfaces_are_up_addressed_and_not_loopback() -> None:
     found = ice_interfaces()
     assert found, "the media tests need one interface other than loopback with an IPv4 address"
     assert all(name != "lo" and not address.startswith("127.") for name, address in found)
+
+
+def test_refusals_name_the_role_with_the_right_article() -> None:
+    assert not_allowed(Capability.SEND_VIDEO, Role.ATTENDEE).message == "An Attendee may not sendVideo in this call."
+    assert not_allowed(Capability.SEND_AUDIO, Role.CONSUMER).message.startswith("A Consumer may not")
