@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
+import websockets
 from aiortc import RTCPeerConnection
 from azure.communication.identity import CommunicationUserIdentifier
 
@@ -135,3 +137,22 @@ async def test_a_presenter_demoted_while_toggling_mute_and_hold_is_not_heard(wor
         await stops_hearing(c, CHEAT_TONE)
         await asyncio.to_thread(world.set_role, room, presenter, "Presenter")
         await p.wait_until(lambda: p.role == "Presenter", timeout=2.0)
+
+
+async def test_oversized_signaling_frames_are_bounded_on_the_public_port(world: CallWorld) -> None:
+    """uvicorn's default takes 16 MiB WebSocket frames: a frame over 1 MiB closes the
+    connection (1009); a message over 256 KiB is refused and the connection stays."""
+    member = world.user()
+    url = f"{world.server.endpoint.replace('https', 'wss')}/calling/v1"
+    tls = ssl.create_default_context(cafile=world.server.ca_path)
+    headers = {"Authorization": f"Bearer {member.token}"}
+    async with websockets.connect(url, ssl=tls, additional_headers=headers, max_size=None) as ws:
+        assert orjson.loads(await ws.recv())["type"] == "hello"
+        await ws.send(orjson.dumps({"type": "join", "id": 1, "roomId": "1", "sdp": "v=0" + "x" * 300_000}).decode())
+        replies = [orjson.loads(await ws.recv()) for _ in range(2)]
+        assert any(r.get("type") == "error" and r.get("code") == "BadMessage" for r in replies), replies
+        await ws.send("x" * (2 * 1024 * 1024))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            while True:
+                await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009

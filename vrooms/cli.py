@@ -221,6 +221,7 @@ def _announce_when_ready(settings: Settings, endpoint: str, key: str) -> None:
 def _run_workers(settings: Settings, access_log: bool, ssl: dict[str, str]) -> None:
     import uvicorn
 
+    from vrooms.calls.protocol import MAX_FRAME_BYTES
     from vrooms.logs import uvicorn_log_config
 
     uvicorn.run(
@@ -233,6 +234,7 @@ def _run_workers(settings: Settings, access_log: bool, ssl: dict[str, str]) -> N
         log_config=uvicorn_log_config(settings.log_level),
         access_log=access_log,
         http="vrooms.api.connection:BoundedHttpProtocol",
+        ws_max_size=MAX_FRAME_BYTES,
         # Idle keep-alive clients must not hold a restart hostage.
         timeout_graceful_shutdown=5,
         **ssl,  # type: ignore[arg-type]

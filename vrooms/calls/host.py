@@ -21,7 +21,7 @@ from starlette.routing import WebSocketRoute
 
 from vrooms import logs
 from vrooms.app import build_services
-from vrooms.calls import notify
+from vrooms.calls import notify, protocol
 from vrooms.calls.routes import signaling
 from vrooms.calls.service import CallService
 from vrooms.config import Settings
@@ -73,7 +73,7 @@ async def run(settings: Settings) -> None:
             app,
             log_level=settings.log_level,
             log_config=logs.uvicorn_log_config(settings.log_level),
-            ws_max_size=1024 * 1024,
+            ws_max_size=protocol.MAX_FRAME_BYTES,
             lifespan="off",
         )
     )

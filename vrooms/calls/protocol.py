@@ -14,6 +14,9 @@ from vrooms.calls.rules import CallRefused
 
 PROTOCOL_VERSION = 1
 MAX_MESSAGE_BYTES = 256 * 1024  # an SDP with many streams stays far below this
+# A WebSocket frame beyond this closes the connection (1009) on the public port and the call
+# host alike; up to it, a message over MAX_MESSAGE_BYTES is answered with an error.
+MAX_FRAME_BYTES = 1024 * 1024
 _MAX_TEXT = 256
 
 
