@@ -13,7 +13,12 @@ read transaction. Repositories only ``await conn.execute(...)``, whatever the ba
 * SQLite group commit: the write blocks of concurrent requests run one after another
   inside one transaction, each in its own savepoint (a failing block undoes only its
   own work), and the batch commits with one fsync; every caller's ``write()`` returns
-  only after that commit, so nothing is acknowledged before it is on disk.
+  only after that commit, so nothing is acknowledged before it is on disk. A writer
+  cancelled at any await hands its turn back; a block that breaks the shared transaction
+  (its savepoint cannot be ended) fails its batch, whose writers then get an error: the
+  committer never waits for ever while holding the lock (tests/test_store.py).
+* Reads beyond the pool's size wait for a connection on the event loop, never in the
+  pool's blocking checkout.
 * Writers of all processes (workers, CLI) first queue on an ``flock`` of
   ``<db>.write-lock``, waited for in a thread: SQLite's own busy handler would sleep
   on the event loop with growing back-offs (p99 of 475 ms, BENCHMARKS.md), while a
