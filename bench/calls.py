@@ -33,6 +33,7 @@ import tempfile
 import time
 from asyncio.subprocess import PIPE
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -203,6 +204,14 @@ class RtpLegs(asyncio.DatagramProtocol):
         self.received[addr] = self.received.get(addr, 0) + 1
 
 
+def _same(protocol: RtpLegs) -> RtpLegs:
+    return protocol
+
+
+def _has_remote_audio(call: Call) -> bool:
+    return call.remote_audio is not None
+
+
 async def join_rtp_legs(endpoint: JanusEndpoint, room_id: str, count: int) -> tuple[JanusConnection, list[Any]]:
     """Join ``count`` plain-RTP legs into the AudioBridge room of the vrooms call of ``room_id``."""
     connection = JanusConnection(endpoint)
@@ -212,10 +221,10 @@ async def join_rtp_legs(endpoint: JanusEndpoint, room_id: str, count: int) -> tu
     [janus_room] = [r["room"] for r in listing.data["list"] if r.get("description") == f"room {room_id}"]
     loop = asyncio.get_running_loop()
     payload = ulaw(8000 * np.sin(2 * np.pi * 1000 * np.arange(160) / 8000))
-    legs = []
+    legs: list[Any] = []  # (transport, protocol, target) per leg, then the sender task
     for index in range(count):
         protocol = RtpLegs()
-        transport, _ = await loop.create_datagram_endpoint(lambda p=protocol: p, local_addr=("127.0.0.1", 0))
+        transport, _ = await loop.create_datagram_endpoint(partial(_same, protocol), local_addr=("127.0.0.1", 0))
         port = transport.get_extra_info("sockname")[1]
         handle = await connection.attach("janus.plugin.audiobridge", lambda _e: None)
         reply = await handle.request(
@@ -256,7 +265,7 @@ async def audio_step(world: CallWorld, size: int, meter: CpuMeter, webrtc: int) 
     for index, member in enumerate(members):
         calls.append(await world.client(member).join(room, audio=ToneSource(300 + 10 * index)))
     for call in calls:
-        await call.wait_until(lambda call=call: call.remote_audio is not None, 20)
+        await call.wait_until(partial(_has_remote_audio, call), 20)
     connection, legs = await join_rtp_legs(janus_endpoint(world.server), room, size - webrtc)
     rtp = [protocol for _, protocol, _ in legs[:-1]]
 
@@ -434,4 +443,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -21,6 +21,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from tests.servers import Server, create_postgres_database, drop_postgres_database, signed, signed_headers
 
@@ -50,7 +51,7 @@ def lua_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r") + '"'
 
 
-def wrk_request(server: Server, method: str, path: str, body: dict | None = None) -> str:
+def wrk_request(server: Server, method: str, path: str, body: dict[str, Any] | None = None) -> str:
     content = b"" if body is None else json.dumps(body).encode()
     headers = signed_headers(server.key, method, f"{server.endpoint}{path}", content)
     # The table is built before wrk.init() sets its default Host header, so name it here.
@@ -60,7 +61,7 @@ def wrk_request(server: Server, method: str, path: str, body: dict | None = None
     return f"wrk.format({lua_string(method)},{lua_string(path)},{header_table},{body_arg})"
 
 
-def run_wrk(server: Server, requests: list[str], *, seconds: int, connections: int, threads: int) -> dict:
+def run_wrk(server: Server, requests: list[str], *, seconds: int, connections: int, threads: int) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(LUA_TEMPLATE % (",".join(requests), threads))
     out = subprocess.run(
@@ -79,7 +80,7 @@ def run_wrk(server: Server, requests: list[str], *, seconds: int, connections: i
         text=True,
         check=True,
     ).stdout
-    result = json.loads(out.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
     return result
 
@@ -90,7 +91,7 @@ def seed(server: Server, rooms: int) -> list[str]:
     return [r.json()["id"] for r in responses]
 
 
-def bench_backend(backend: str, args: argparse.Namespace) -> dict[str, dict]:
+def bench_backend(backend: str, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     data_dir = Path(tempfile.mkdtemp(prefix=f"vrooms-bench-{backend}-"))
     database_url = asyncio.run(create_postgres_database()) if backend == "postgresql" else None
     server = Server(data_dir, database_url=database_url, tls=False, workers=args.workers).start()
@@ -137,7 +138,7 @@ def bench_backend(backend: str, args: argparse.Namespace) -> dict[str, dict]:
             asyncio.run(drop_postgres_database(database_url))
 
 
-def report(all_results: dict[str, dict[str, dict]]) -> str:
+def report(all_results: dict[str, dict[str, dict[str, Any]]]) -> str:
     lines = [
         "| backend | operation | req/s | p50 ms | p99 ms | errors | req/s vs ping |",
         "|---|---|---:|---:|---:|---:|---:|",

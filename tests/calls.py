@@ -83,3 +83,13 @@ async def stops_hearing(call: Call, frequency: float, timeout: float = 5.0) -> N
     await call.wait_until(
         lambda: call.remote_audio is not None and call.remote_audio.tone_level(frequency) < SILENT, timeout
     )
+
+
+async def disconnected(call: Call, timeout: float = 10.0) -> None:
+    """Wait until the server has ended this participation (any reason)."""
+    await call.wait_until(lambda: call.state == "Disconnected", timeout)
+
+
+async def sees_video(call: Call, participant_id: str, timeout: float = 20.0) -> None:
+    """Wait until ``call`` has received more than 15 frames of that participant's camera."""
+    await call.wait_until(lambda: call.video_frames(participant_id) > 15, timeout)

@@ -22,7 +22,7 @@ import asyncpg
 import httpx
 
 from vrooms.auth.hmac import authorization_header, content_hash
-from vrooms.media.supervisor import free_port
+from vrooms.media.supervisor import free_port as free_port  # re-exported: tests and benches pick ports with it
 
 T = TypeVar("T")
 
@@ -70,7 +70,8 @@ class Server:
 
     @property
     def keys(self) -> dict[str, str]:
-        return json.loads((self.data_dir / "keys.json").read_text())
+        keys: dict[str, str] = json.loads((self.data_dir / "keys.json").read_text())
+        return keys
 
     @property
     def key(self) -> str:

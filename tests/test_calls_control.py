@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from azure.communication.identity import CommunicationUserIdentifier
 
-from tests.calls import CallWorld, Member, hears
+from tests.calls import CallWorld, Member, disconnected, hears
 from tests.servers import Server, free_port
 from vrooms.auth.tokens import TokenIssuer, load_or_create_resource_id, load_or_create_signing_key
 from vrooms.client import CallError, PatternSource, ToneSource
@@ -67,6 +67,7 @@ async def test_bad_messages_get_errors_and_the_connection_stays_usable(world: Ca
     assert error.value.code == "BadMessage"
     # Every message type with every field of the wrong type: refused, never a crash.
     odd_values: list[object] = [None, 7, [], {}, True, "x" * 5000]
+    kind: object
     for kind in (
         "join",
         "setMuted",
@@ -122,7 +123,7 @@ async def test_remove_then_end_for_all_with_records(world: CallWorld) -> None:
     await c.wait_until(lambda: a.participant_id not in c.participants)
     await p.end_for_all()
     for call in (p, c):
-        await call.wait_until(lambda call=call: call.state == "Disconnected")
+        await disconnected(call)
         assert call.end_reason == "EndedForAll"
 
     [(call_id, started_by, role, reason, ended_by)] = world.records(
@@ -169,7 +170,7 @@ async def test_role_downgrade_roster_removal_and_room_deletion_take_effect_in_th
 
     await asyncio.to_thread(world.rooms.delete_room, room)
     for call in (s, listening):
-        await call.wait_until(lambda call=call: call.state == "Disconnected", timeout=2.0)
+        await disconnected(call, 2.0)
         assert call.end_reason == "RoomDeleted"
 
 
@@ -256,7 +257,7 @@ async def test_janus_killed_mid_call_participants_are_told_and_rejoin(world: Cal
     old = _janus_pid(world.server)
     os.kill(old, signal.SIGKILL)
     for call in (p, a):
-        await call.wait_until(lambda call=call: call.state == "Disconnected", timeout=5)
+        await disconnected(call, 5)
         assert call.end_reason == "MediaServerFailure"
     p2 = await p.client.join(room, audio=ToneSource(500))
     a2 = await a.client.join(room, audio=ToneSource(900))
@@ -351,7 +352,7 @@ async def test_a_killed_call_host_comes_back_and_closes_the_calls_it_left_open(w
     )
     os.kill(int(host.stdout.split()[0]), signal.SIGKILL)
     for call in (p, a):
-        await call.wait_until(lambda call=call: call.state == "Disconnected", timeout=5)
+        await disconnected(call, 5)
         assert call.left_reason == "ConnectionLost"
     for _ in range(150):  # the launcher restarts the host, which closes what it finds open
         rows = world.records("SELECT end_reason FROM calls WHERE id = ?", p.id)

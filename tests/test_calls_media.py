@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tests.calls import SILENT, CallWorld, hears, stops_hearing
+from tests.calls import SILENT, CallWorld, hears, sees_video, stops_hearing
 from vrooms.client import CallError, PatternSource
 
 # Every sender has its own tone, so a receiver of the mix can tell whom it hears.
@@ -63,7 +63,7 @@ async def test_four_roles_media_flows_and_the_consumer_cannot_publish(world: Cal
     for receiver, call in calls.items():
         for sender in senders:
             if sender != receiver:
-                await call.wait_until(lambda c=call, s=sender: c.video_frames(ids[s]) > 15, 20)
+                await sees_video(call, ids[sender])
     await asyncio.sleep(1.0)  # let the consumer's tone reach the mix, were it ever to get there
     for call in calls.values():
         assert call.remote_audio is not None

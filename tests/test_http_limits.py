@@ -8,6 +8,7 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,8 +40,8 @@ def _response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
     return int(status_line.split()[1]), headers, body
 
 
-def _acs_error(headers: dict[str, str], body: bytes) -> dict:
-    error = json.loads(body)["error"]
+def _acs_error(headers: dict[str, str], body: bytes) -> dict[str, Any]:
+    error: dict[str, Any] = json.loads(body)["error"]
     assert headers["content-type"] == "application/json" and headers["x-ms-error-code"] == error["code"]
     return error
 

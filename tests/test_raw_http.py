@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+from typing import Any
 
+import httpx
 import pytest
 
 from tests.servers import Server, signed
@@ -13,12 +15,13 @@ from tests.servers import Server, signed
 V = "api-version=2025-03-13"
 
 
-def _error(response) -> dict:  # type: ignore[no-untyped-def]
-    body = response.json()
+def _error(response: httpx.Response) -> dict[str, Any]:
+    body: dict[str, Any] = response.json()
     assert set(body) == {"error"}
     assert {"code", "message", "target", "details"} <= set(body["error"])
-    assert response.headers["x-ms-error-code"] == body["error"]["code"]
-    return body["error"]
+    error: dict[str, Any] = body["error"]
+    assert response.headers["x-ms-error-code"] == error["code"]
+    return error
 
 
 @pytest.mark.parametrize("raw", [b"{", b"[1, 2]", b'"room"', b"\xff\xfe", b"null"])
@@ -43,7 +46,7 @@ def test_bad_json(server: Server, raw: bytes) -> None:
         ({"validUnitl": "2030-01-01T00:00:00Z"}, "validUnitl"),
     ],
 )
-def test_wrong_types_and_unknown_fields(server: Server, body: dict, target: str) -> None:
+def test_wrong_types_and_unknown_fields(server: Server, body: dict[str, Any], target: str) -> None:
     response = signed(server, "POST", f"/rooms?{V}", body)
     assert response.status_code == 400
     assert _error(response)["target"] == target
@@ -166,7 +169,8 @@ def test_merge_patch_json_is_json(server: Server) -> None:
 
 def test_errors_do_not_echo_huge_values(server: Server) -> None:
     huge = "9" * 500_000
-    for body in ({"validFrom": huge}, {huge: 1}, {"participants": {huge: {}}}):
+    bodies: list[dict[str, Any]] = [{"validFrom": huge}, {huge: 1}, {"participants": {huge: {}}}]
+    for body in bodies:
         response = signed(server, "POST", f"/rooms?{V}", body)
         assert response.status_code == 400
         assert len(response.content) < 4096, len(response.content)

@@ -16,16 +16,23 @@ NOW = datetime.now(UTC)
 V = "api-version=2025-03-13"
 
 
+def _response(info: pytest.ExceptionInfo[HttpResponseError]) -> Any:
+    # Typed by azure-core as a protocol without json() and headers, which it has at run time.
+    assert info.value.response is not None
+    return info.value.response
+
+
 def _error(info: pytest.ExceptionInfo[HttpResponseError]) -> tuple[int, str, str | None]:
-    body = info.value.response.json()["error"]
-    assert info.value.response.headers["x-ms-error-code"] == body["code"]
+    body = _response(info).json()["error"]
+    assert _response(info).headers["x-ms-error-code"] == body["code"]
+    assert info.value.status_code is not None
     return info.value.status_code, body["code"], body["target"]
 
 
 def _assert_bad_argument(info: pytest.ExceptionInfo[HttpResponseError], target: str) -> None:
     status, code, got_target = _error(info)
     assert (status, code, got_target) == (400, "BadRequest", target)
-    details = info.value.response.json()["error"]["details"]
+    details = _response(info).json()["error"]["details"]
     assert details[0]["code"] == "BadArgument" and details[0]["target"] == target
 
 
@@ -86,7 +93,7 @@ def test_raw_ids_are_validated(rooms: RoomsClient, raw_id: str) -> None:
         )
     status, _, target = _error(info)
     assert status == 400 and target == f"participants['{raw_id}']"
-    assert info.value.response.json()["error"]["message"] == "Invalid format for communication identifier."
+    assert _response(info).json()["error"]["message"] == "Invalid format for communication identifier."
 
 
 def test_unknown_role_names_the_field(server: Server) -> None:

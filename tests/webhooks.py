@@ -92,7 +92,7 @@ class Receiver:
             content_type = request.headers.get("content-type", "")
             if content_type.startswith("application/json"):
                 for e in (EventGridEvent.from_dict(item) for item in orjson.loads(body)):
-                    self.events.append(Received(e.id, e.event_type, e.subject, e.data, time.time(), "eg", count))
+                    self.events.append(Received(e.id, e.event_type, e.subject, dict(e.data), time.time(), "eg", count))
             else:
                 if content_type.startswith("application/cloudevents-batch+json"):
                     parsed = [JSONFormat().read(None, orjson.dumps(item)) for item in orjson.loads(body)]
