@@ -156,3 +156,23 @@ async def test_oversized_signaling_frames_are_bounded_on_the_public_port(world: 
             while True:
                 await ws.recv()
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+
+
+async def test_a_flood_of_requests_is_rate_limited_per_connection(world: CallWorld) -> None:
+    """Beyond the burst (200) a request is refused with RateLimited and its own id; the
+    connection stays and nothing of it reaches the media server."""
+    member = world.user()
+    url = f"{world.server.endpoint.replace('https', 'wss')}/calling/v1"
+    tls = ssl.create_default_context(cafile=world.server.ca_path)
+    headers = {"Authorization": f"Bearer {member.token}"}
+    async with websockets.connect(url, ssl=tls, additional_headers=headers) as ws:
+        for n in range(300):
+            await ws.send(orjson.dumps({"type": "listParticipants", "id": n}).decode())
+        replies: dict[int, str] = {}
+        while len(replies) < 300:
+            message = orjson.loads(await ws.recv())
+            if message.get("type") == "error" and isinstance(message.get("id"), int):
+                replies[message["id"]] = message["code"]
+    codes = [replies[n] for n in range(300)]
+    assert set(codes[:150]) == {"NotInCall"}  # within the burst: handled (and refused: not in a call)
+    assert codes.count("RateLimited") >= 50 and codes[-1] == "RateLimited"

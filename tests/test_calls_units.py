@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from vrooms.auth.roles import Capability, Role
+from vrooms.calls import protocol
 from vrooms.calls.rules import CallRefused, check_admission
 from vrooms.calls.service import not_allowed
 from vrooms.media import sdp
@@ -144,3 +145,13 @@ def test_ice_interfaces_are_up_addressed_and_not_loopback() -> None:
 def test_refusals_name_the_role_with_the_right_article() -> None:
     assert not_allowed(Capability.SEND_VIDEO, Role.ATTENDEE).message == "An Attendee may not sendVideo in this call."
     assert not_allowed(Capability.SEND_AUDIO, Role.CONSUMER).message.startswith("A Consumer may not")
+
+
+def test_the_request_budget_allows_a_burst_then_its_rate() -> None:
+    now = [0.0]
+    budget = protocol.RequestBudget(per_second=10, burst=5, clock=lambda: now[0])
+    assert [budget.take() for _ in range(6)] == [True] * 5 + [False]
+    now[0] += 0.25  # 2.5 tokens back
+    assert [budget.take() for _ in range(3)] == [True, True, False]
+    now[0] += 100  # never more than the burst
+    assert sum(budget.take() for _ in range(10)) == 5

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
 
     # Room calls. The call host runs beside the REST workers and drives Janus.
     calls_enabled: bool = True
+    # Signaling requests one connection may send: a burst, then a sustained rate (RateLimited beyond).
+    signaling_request_burst: int = Field(default=200, ge=1)
+    signaling_requests_per_second: float = Field(default=50.0, gt=0)
     # An external Janus (``ws://host:port``) instead of the one vrooms starts itself.
     janus_url: str | None = None
     janus_api_secret: SecretStr | None = None

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,11 @@ async def run(settings: Settings) -> None:
     signaling_socket = _private_socket(settings.signaling_socket)
     app = Starlette(routes=[WebSocketRoute("/calling/v1", signaling)])
     app.state.calls = calls
+    app.state.request_budget = partial(
+        protocol.RequestBudget,
+        per_second=settings.signaling_requests_per_second,
+        burst=settings.signaling_request_burst,
+    )
     server = uvicorn.Server(
         uvicorn.Config(
             app,

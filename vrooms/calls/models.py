@@ -42,6 +42,8 @@ class Refusal(StrEnum):
     BAD_MESSAGE = "BadMessage"
     MEDIA_ERROR = "MediaError"
     INTERNAL_ERROR = "InternalError"
+    # More requests than one connection may send (see protocol.RequestBudget); retry later.
+    RATE_LIMITED = "RateLimited"
     # The call host is not running (answered by a REST worker's relay).
     CALLS_UNAVAILABLE = "CallsUnavailable"
 

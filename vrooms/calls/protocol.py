@@ -7,6 +7,8 @@ server sends unprompted is an event with its own ``type``.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from vrooms.calls.models import MediaSource, Refusal
@@ -22,6 +24,28 @@ _MAX_TEXT = 256
 
 def bad(message: str) -> CallRefused:
     return CallRefused(Refusal.BAD_MESSAGE, message)
+
+
+class RequestBudget:
+    """A token bucket per connection: a client may burst, not flood the media server.
+
+    Clients send a handful of requests per user action; the defaults (Settings'
+    ``signaling_request_burst`` and ``signaling_requests_per_second``) leave every honest
+    client far below the limit.
+    """
+
+    def __init__(self, *, per_second: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self._rate, self._burst, self._clock = per_second, float(burst), clock
+        self._tokens, self._at = float(burst), clock()
+
+    def take(self) -> bool:
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+        self._at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
 
 
 def text(message: dict[str, Any], name: str, *, optional: bool = False, limit: int = _MAX_TEXT) -> str | None:

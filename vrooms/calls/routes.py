@@ -162,7 +162,7 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-async def _dispatch(calls: CallService, peer: SignalingPeer, raw: str) -> None:
+async def _dispatch(calls: CallService, peer: SignalingPeer, raw: str, *, within_budget: bool) -> None:
     request_id: Any = None
     kind: Any = None
     try:
@@ -170,6 +170,8 @@ async def _dispatch(calls: CallService, peer: SignalingPeer, raw: str) -> None:
         if not isinstance(message, dict):
             raise protocol.bad("A message must be a JSON object.")
         request_id = message.get("id")
+        if not within_budget:
+            raise CallRefused(Refusal.RATE_LIMITED, "Too many requests on this connection; slow down and retry.")
         kind = message.get("type")
         handler = HANDLERS.get(kind) if isinstance(kind, str) else None
         if handler is None:
@@ -205,13 +207,14 @@ async def signaling(websocket: WebSocket) -> None:
     writer = asyncio.create_task(peer.write())
     peer.send(protocol.hello(claims.identity_id))
     calls.connected(peer)
+    budget: protocol.RequestBudget = websocket.app.state.request_budget()
     try:
         while True:
             raw = await websocket.receive_text()
             if len(raw) > protocol.MAX_MESSAGE_BYTES:
                 peer.send(protocol.error(None, Refusal.BAD_MESSAGE, "Message too large."))
-                continue
-            await _dispatch(calls, peer, raw)
+            else:
+                await _dispatch(calls, peer, raw, within_budget=budget.take())
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
