@@ -36,7 +36,7 @@ def logged(operation: Operation, handler: RoomsHandler) -> Callable[[Request], A
         record = OperationRecord(
             time_generated=now_micros(),
             operation_name=operation.value,
-            operation_version=request.query_params.get("api-version", "")[:16],
+            operation_version=request.query_params.get("api-version", ""),
             correlation_id=correlation_id(request),
         )
 
@@ -66,7 +66,7 @@ def logged(operation: Operation, handler: RoomsHandler) -> Callable[[Request], A
 
 def _room_id(call: ApiCall, record: OperationRecord) -> str:
     room_id = call.path_param("roomId")
-    record.room_id = room_id[:32]
+    record.room_id = room_id  # stored cut to its column (ClientText)
     return schemas.check_room_id(room_id)
 
 
