@@ -15,7 +15,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import SecretStr
@@ -53,8 +53,13 @@ def _parser() -> argparse.ArgumentParser:
     # SUPPRESS keeps a value given before the command.
     storage = argparse.ArgumentParser(add_help=False)
     _storage_flags(storage, argparse.SUPPRESS)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    add_command = functools.partial(commands.add_parser, parents=[storage])
+
+    def subcommands(of: argparse.ArgumentParser, dest: str, metavar: str) -> Callable[..., argparse.ArgumentParser]:
+        """``add_parser`` of a new group of subcommands, each taking the storage flags."""
+        group = of.add_subparsers(dest=dest, required=True, metavar=metavar)
+        return functools.partial(group.add_parser, parents=[storage])
+
+    add_command = subcommands(parser, "command", "COMMAND")
 
     serve = add_command("serve", help="run the REST service")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
@@ -75,32 +80,30 @@ def _parser() -> argparse.ArgumentParser:
     add_command("migrate", help="bring the database schema up to date")
 
     keys = add_command("keys", help="show or rotate the access keys")
-    keys_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
-    show = keys_commands.add_parser("show", parents=[storage], help="print both keys and connection strings")
+    keys_action = subcommands(keys, "keys_command", "ACTION")
+    show = keys_action("show", help="print both keys and connection strings")
     show.add_argument("--endpoint", help="endpoint for the connection strings (default from host/port)")
-    rotate = keys_commands.add_parser(
-        "rotate", parents=[storage], help="replace one key; running servers pick it up within a second"
-    )
+    rotate = keys_action("rotate", help="replace one key; running servers pick it up within a second")
     rotate.add_argument("which", choices=["primary", "secondary"])
 
     rooms = add_command("rooms", help="administer rooms")
-    rooms_commands = rooms.add_subparsers(dest="rooms_command", required=True, metavar="ACTION")
-    rooms_commands.add_parser("list", parents=[storage], help="list rooms")
-    create = rooms_commands.add_parser("create", parents=[storage], help="create a room")
+    rooms_action = subcommands(rooms, "rooms_command", "ACTION")
+    rooms_action("list", help="list rooms")
+    create = rooms_action("create", help="create a room")
     create.add_argument("--valid-from", help="RFC 3339, default now")
     create.add_argument("--valid-until", help="RFC 3339, default valid-from + 180 days")
     create.add_argument("--pstn-dial-out", action="store_true", help="allow PSTN dial-out")
     create.add_argument("--participant", action="append", default=[], metavar="RAWID=ROLE")
-    rooms_commands.add_parser("show", parents=[storage], help="show a room").add_argument("room_id")
-    rooms_commands.add_parser("delete", parents=[storage], help="delete a room").add_argument("room_id")
-    participants = rooms_commands.add_parser("participants", parents=[storage], help="list or change a room's roster")
+    rooms_action("show", help="show a room").add_argument("room_id")
+    rooms_action("delete", help="delete a room").add_argument("room_id")
+    participants = rooms_action("participants", help="list or change a room's roster")
     participants.add_argument("room_id")
     participants.add_argument("--set", action="append", default=[], metavar="RAWID=ROLE", help="add or change")
     participants.add_argument("--remove", action="append", default=[], metavar="RAWID")
 
     users = add_command("users", help="administer users (identities)")
-    users_commands = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
-    users_create = users_commands.add_parser("create", parents=[storage], help="create a user")
+    users_action = subcommands(users, "users_command", "ACTION")
+    users_create = users_action("create", help="create a user")
     users_create.add_argument("--scopes", help="also issue a token with these comma-separated scopes")
 
     token = add_command("token", help="issue an access token for a user")
@@ -109,11 +112,9 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--minutes", type=int, default=1440, help="60 to 1440 (default 1440)")
 
     events = add_command("events", help="event subscriptions and dead letters")
-    events_commands = events.add_subparsers(dest="events_command", required=True, metavar="ACTION")
-    events_commands.add_parser("subscriptions", parents=[storage], help="list event subscriptions")
-    subscribe = events_commands.add_parser(
-        "subscribe", parents=[storage], help="create a subscription (runs the endpoint's handshake)"
-    )
+    events_action = subcommands(events, "events_command", "ACTION")
+    events_action("subscriptions", help="list event subscriptions")
+    subscribe = events_action("subscribe", help="create a subscription (runs the endpoint's handshake)")
     subscribe.add_argument("name")
     subscribe.add_argument("endpoint_url")
     subscribe.add_argument("--schema", default="EventGridSchema", help="EventGridSchema or CloudEventSchemaV1_0")
@@ -122,11 +123,11 @@ def _parser() -> argparse.ArgumentParser:
     subscribe.add_argument("--subject-ends-with")
     subscribe.add_argument("--secret", help="sign deliveries with HMAC-SHA256 (vrooms-signature header)")
     subscribe.add_argument("--max-events-per-batch", type=int, default=1)
-    events_commands.add_parser("unsubscribe", parents=[storage], help="delete a subscription").add_argument("name")
-    dead = events_commands.add_parser("deadletters", parents=[storage], help="list dead-lettered deliveries")
+    events_action("unsubscribe", help="delete a subscription").add_argument("name")
+    dead = events_action("deadletters", help="list dead-lettered deliveries")
     dead.add_argument("--subscription", help="only this subscription (name)")
     dead.add_argument("--limit", type=int, default=1000)
-    replay = events_commands.add_parser("replay", parents=[storage], help="deliver dead-lettered events again")
+    replay = events_action("replay", help="deliver dead-lettered events again")
     replay.add_argument("--subscription", help="only this subscription (name); default: all")
 
     oplog = add_command("oplog", help="query the Rooms operation log")
@@ -149,8 +150,13 @@ def _print_json(value: Any) -> None:
     print(dumps(value, indent=True).decode())
 
 
+def _local_host(settings: Settings) -> str:
+    """The address a client on this machine reaches the service at (not a wildcard)."""
+    return "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+
+
 def _endpoint(settings: Settings) -> str:
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    host = _local_host(settings)
     if ":" in host:
         host = f"[{host}]"
     return f"{'https' if settings.tls else 'http'}://{host}:{settings.port}/"
@@ -204,10 +210,9 @@ def _announce_when_ready(settings: Settings, endpoint: str, key: str) -> None:
     The connection string carries the access key: it goes to a terminal, never to a
     redirected stderr (a log file or the journal), where `vrooms keys show` is the way.
     """
-    probe = "127.0.0.1" if settings.host in ("0.0.0.0", "") else "::1" if settings.host == "::" else settings.host
     while True:
         try:
-            socket.create_connection((probe, settings.port), timeout=1).close()
+            socket.create_connection((_local_host(settings), settings.port), timeout=1).close()
             break
         except OSError:
             time.sleep(0.1)
