@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import ssl
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import websockets
 from azure.communication.identity import CommunicationIdentityClient, CommunicationTokenScope
 from azure.communication.rooms import CommunicationUserIdentifier, RoomParticipant, RoomsClient
 
@@ -93,3 +95,16 @@ async def disconnected(call: Call, timeout: float = 10.0) -> None:
 async def sees_video(call: Call, participant_id: str, timeout: float = 20.0) -> None:
     """Wait until ``call`` has received more than 15 frames of that participant's camera."""
     await call.wait_until(lambda: call.video_frames(participant_id) > 15, timeout)
+
+
+def raw_signaling(server: Server, token: str, *, in_query: bool = False, **options: Any) -> Any:
+    """A bare WebSocket to the public signaling endpoint, for messages no SDK would send.
+
+    The token goes in an ``Authorization`` header, or with ``in_query`` in the query string
+    as browsers send it. Use as ``async with raw_signaling(...) as ws``.
+    """
+    url = f"{server.endpoint.replace('https', 'wss', 1)}/calling/v1"
+    tls = ssl.create_default_context(cafile=server.ca_path)
+    if in_query:
+        return websockets.connect(f"{url}?access_token={token}", ssl=tls, **options)
+    return websockets.connect(url, ssl=tls, additional_headers={"Authorization": f"Bearer {token}"}, **options)

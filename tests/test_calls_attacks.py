@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import ssl
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -18,7 +17,7 @@ import websockets
 from aiortc import RTCPeerConnection
 from azure.communication.identity import CommunicationUserIdentifier
 
-from tests.calls import SILENT, CallWorld, hears, stops_hearing
+from tests.calls import SILENT, CallWorld, hears, raw_signaling, stops_hearing
 from vrooms.client import Call, CallError, PatternSource, ToneSource
 
 STRESS_RUNS = int(os.environ.get("VROOMS_STRESS_RUNS", "5"))
@@ -143,10 +142,7 @@ async def test_oversized_signaling_frames_are_bounded_on_the_public_port(world: 
     """uvicorn's default takes 16 MiB WebSocket frames: a frame over 1 MiB closes the
     connection (1009); a message over 256 KiB is refused and the connection stays."""
     member = world.user()
-    url = f"{world.server.endpoint.replace('https', 'wss')}/calling/v1"
-    tls = ssl.create_default_context(cafile=world.server.ca_path)
-    headers = {"Authorization": f"Bearer {member.token}"}
-    async with websockets.connect(url, ssl=tls, additional_headers=headers, max_size=None) as ws:
+    async with raw_signaling(world.server, member.token, max_size=None) as ws:
         assert orjson.loads(await ws.recv())["type"] == "hello"
         await ws.send(orjson.dumps({"type": "join", "id": 1, "roomId": "1", "sdp": "v=0" + "x" * 300_000}).decode())
         replies = [orjson.loads(await ws.recv()) for _ in range(2)]
@@ -162,10 +158,7 @@ async def test_a_flood_of_requests_is_rate_limited_per_connection(world: CallWor
     """Beyond the burst (200) a request is refused with RateLimited and its own id; the
     connection stays and nothing of it reaches the media server."""
     member = world.user()
-    url = f"{world.server.endpoint.replace('https', 'wss')}/calling/v1"
-    tls = ssl.create_default_context(cafile=world.server.ca_path)
-    headers = {"Authorization": f"Bearer {member.token}"}
-    async with websockets.connect(url, ssl=tls, additional_headers=headers) as ws:
+    async with raw_signaling(world.server, member.token) as ws:
         for n in range(300):
             await ws.send(orjson.dumps({"type": "listParticipants", "id": n}).decode())
         replies: dict[int, str] = {}

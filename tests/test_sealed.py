@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import ssl
 import stat
 import subprocess
 import tempfile
@@ -23,9 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import websockets
 
-from tests.calls import CallWorld
+from tests.calls import CallWorld, raw_signaling
 from tests.servers import Server, signed
 from vrooms.client import CallError
 
@@ -91,8 +89,7 @@ async def test_a_whole_session_leaves_no_secret_in_logs_or_readable_files(debug_
     assert signed(debug_server, "GET", f"/rooms/{room}?{V}", key="c2VjcmV0").status_code == 401
     calls = [await world.join(presenter, room, 440.0), await world.join(attendee, room, 660.0)]
     # A browser's way in: the token in the WebSocket's query string (logged by uvicorn).
-    url = f"{debug_server.endpoint.replace('https', 'wss')}/calling/v1?access_token={attendee.token}"
-    async with websockets.connect(url, ssl=ssl.create_default_context(cafile=debug_server.ca_path)) as browser:
+    async with raw_signaling(debug_server, attendee.token, in_query=True) as browser:
         assert json.loads(await browser.recv())["type"] == "hello"
     refused = world.client(f"{presenter.token}x")
     with pytest.raises(CallError):
