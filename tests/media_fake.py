@@ -117,6 +117,14 @@ class FakePlane:
         self.legs.append(leg)
         return leg, "v=0\r\n"
 
+    async def join_rtp(
+        self, media: CallMedia, *, display: str, send_to: tuple[str, int], muted: bool, on_event: EventHandler
+    ) -> tuple[FakeLeg, tuple[str, int]]:
+        await self.step("join_rtp")
+        leg = FakeLeg(self, "audio", muted=muted, on_event=on_event)
+        self.legs.append(leg)
+        return leg, ("127.0.0.1", 9)
+
     async def publish(
         self, media: CallMedia, *, display: str, offer_sdp: str, on_event: EventHandler
     ) -> tuple[FakeLeg, str]:

@@ -308,6 +308,7 @@ async def test_an_external_janus_is_used_instead_of_a_managed_one(tmp_path: Path
         ws_port=free_port(),
         interfaces=[name for name, _ in ice_interfaces()],
         rtp_port_range="41000-41999",
+        plain_rtp_port_range="45000-45999",
         stun_server=None,
         debug_level=3,
     )

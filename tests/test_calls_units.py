@@ -116,6 +116,7 @@ def test_generated_janus_config_loads_only_what_vrooms_uses(tmp_path: Path) -> N
         ws_port=12345,
         interfaces=["eth0", "eth1"],
         rtp_port_range="20000-20100",
+        plain_rtp_port_range="45000-45100",
         stun_server="stun.example.org:3478",
         debug_level=3,
     )
@@ -130,7 +131,14 @@ def test_generated_janus_config_loads_only_what_vrooms_uses(tmp_path: Path) -> N
     # Fresh secrets on every start.
     assert (
         write_config(
-            folder=conf, lib_dir=lib, ws_port=1, interfaces=["x"], rtp_port_range="1-2", stun_server=None, debug_level=3
+            folder=conf,
+            lib_dir=lib,
+            ws_port=1,
+            interfaces=["x"],
+            rtp_port_range="1-2",
+            plain_rtp_port_range="3-4",
+            stun_server=None,
+            debug_level=3,
         ).api_secret
         != endpoint.api_secret
     )

@@ -33,6 +33,14 @@ _SETTINGS_FLAGS = (
     "log_level",
     "janus_url",
     "calls_enabled",
+    "sip_trunk_uri",
+    "sip_trunk_username",
+    "sip_caller_id",
+    "sip_register",
+    "sip_listen",
+    "sip_trusted_sources",
+    "sip_allow_prefixes",
+    "rtpengine_url",
 )
 
 
@@ -76,6 +84,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--no-calls", dest="calls_enabled", action="store_false", default=None, help="REST only: no call host, no Janus"
     )
+
+    telephony = serve.add_argument_group("telephone legs (SIP trunk; the password only in VROOMS_SIP_TRUNK_PASSWORD)")
+    telephony.add_argument("--sip-trunk-uri", help="e.g. sip:127.0.0.1:5070;transport=udp (VROOMS_SIP_TRUNK_URI)")
+    telephony.add_argument("--sip-trunk-username", help="digest user name at the trunk")
+    telephony.add_argument("--sip-caller-id", help="E.164 number the callee sees")
+    telephony.add_argument("--sip-register", action="store_true", default=None, help="REGISTER at the trunk")
+    telephony.add_argument("--sip-listen", help="address:port for the trunk's INVITEs (default 127.0.0.1:5060)")
+    telephony.add_argument("--sip-trusted-sources", help="comma-separated addresses SIP is taken from")
+    telephony.add_argument("--sip-allow-prefixes", help="dial-out prefixes: +44,+1 allow, !+1900 denies")
+    telephony.add_argument("--rtpengine-url", help="an external rtpengine (udp:host:port) instead of starting one")
 
     add_command("migrate", help="bring the database schema up to date")
 
@@ -165,8 +183,16 @@ def _endpoint(settings: Settings) -> str:
 def _serve(settings: Settings, access_log: bool) -> int:
     from vrooms.auth.keys import load_or_create
     from vrooms.auth.tokens import load_or_create_resource_id, load_or_create_signing_key
+    from vrooms.pstn.config import TelephonyConfigError, telephony
     from vrooms.tls import ensure_certificates
 
+    try:  # a wrong telephone setting stops here, not in a call host that restarts forever
+        trunk = telephony(settings)
+    except TelephonyConfigError as exc:
+        print(f"vrooms: {exc}", file=sys.stderr)
+        return 2
+    if trunk is None:
+        print("No SIP trunk (VROOMS_SIP_TRUNK_URI): phone requests will be refused.", file=sys.stderr)
     # Create every shared secret before the workers start, so they never race for it.
     keys = load_or_create(settings)
     load_or_create_signing_key(settings.data_dir)

@@ -80,6 +80,35 @@ class Settings(BaseSettings):
     # change notification from a worker or the CLI was missed.
     call_reconcile_interval_seconds: float = Field(default=5.0, gt=0)
 
+    # Telephone legs (pstn/). Without a trunk URI, calls run and phone requests are refused.
+    # The trunk: sip:host[:port][;transport=udp] (sippy speaks UDP; TCP and TLS are refused).
+    sip_trunk_uri: str | None = None
+    sip_trunk_username: str | None = None
+    sip_trunk_password: SecretStr | None = None
+    # E.164 number the callee sees (the From user part); default: the trunk username.
+    sip_caller_id: str | None = None
+    sip_register: bool = False
+    # Where the trunk's INVITEs reach vrooms (address:port).
+    sip_listen: str = Field(default="127.0.0.1:5060", pattern=r"^[^\s:]+:\d{1,5}$")
+    # Addresses whose SIP requests are served (comma-separated); default: the trunk's host.
+    sip_trusted_sources: str | None = None
+    # Dial-out targets by prefix, comma-separated: "+44,+1" allows only those, "!+1900" denies.
+    sip_allow_prefixes: str = ""
+    # A dial-out nobody answers is given up (CANCEL) after this.
+    sip_no_answer_seconds: float = Field(default=45.0, gt=0, le=600)
+    sip_max_phone_legs_per_room: int = Field(default=10, ge=0, le=1000)
+    # Static dial-in (until Call Automation answers calls): JSON {"+15550001111":
+    # {"roomId": "...", "pin": "1234"}}: a caller to that number who keys the PIN joins as an Attendee.
+    sip_dialin: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # An external rtpengine (udp:host:port, ng protocol), instead of the one vrooms starts; it
+    # must report DTMF (--dtmf-log-dest) to 127.0.0.1:<rtpengine_dtmf_port> and learn endpoints.
+    rtpengine_url: str | None = Field(default=None, pattern=r"^udp:[^\s:]+:\d{1,5}$")
+    rtpengine_dtmf_port: int = Field(default=0, ge=0, le=65535)
+    rtpengine_binary: str = "rtpengine"
+    rtpengine_port_range: str = Field(default="41000-44999", pattern=r"^\d{1,5}-\d{1,5}$")
+    # Ports the AudioBridge opens for plain-RTP (telephone) legs, on loopback.
+    plain_rtp_port_range: str = Field(default="45000-49999", pattern=r"^\d{1,5}-\d{1,5}$")
+
     # Events (webhooks). The retry schedule is Event Grid's: 10 s, 30 s, 1 min, 5 min,
     # 10 min, 30 min, 1 h, 3 h, 6 h, then every 12 h, within 30 attempts and 24 hours.
     event_retry_delays_seconds: list[float] = Field(

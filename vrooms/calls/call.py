@@ -20,6 +20,14 @@ from vrooms.media.types import AudioLeg, CallMedia, VideoFeed, VideoSubscription
 SOURCE_CAPABILITY = {MediaSource.CAMERA: Capability.SEND_VIDEO, MediaSource.SCREEN: Capability.SHARE_SCREEN}
 
 
+class Telephony(Protocol):
+    """Phone legs, as the signaling requests use them (implemented by ``pstn.service``)."""
+
+    async def dial_out(self, actor: Participant, number: str) -> Participant: ...
+
+    async def send_dtmf(self, actor: Participant, participant_id: str, tones: str) -> None: ...
+
+
 class Peer(Protocol):
     """A signaling connection: one signed-in user, possibly in one call."""
 
@@ -42,6 +50,8 @@ class Participant:
     joined_at: int
     # The participant's own (or a Presenter's) mute; the role can silence it further.
     muted: bool
+    # A telephone leg (E.164): not on the roster, no token, no video; its role stays Attendee.
+    phone_number: str | None = None
     state: ParticipantState = ParticipantState.CONNECTING
     speaking: bool = False
     audio: AudioLeg | None = None
@@ -90,6 +100,7 @@ class Participant:
             "speaking": self.speaking,
             "camera": MediaSource.CAMERA in self.feeds,
             "screenShare": MediaSource.SCREEN in self.feeds,
+            **({"phoneNumber": self.phone_number} if self.phone_number else {}),
         }
 
 

@@ -27,6 +27,11 @@ from vrooms.calls.routes import signaling
 from vrooms.calls.service import CallService
 from vrooms.config import Settings
 from vrooms.media.keeper import keep_media
+from vrooms.pstn.config import telephony
+from vrooms.pstn.keeper import keep_telephony
+from vrooms.pstn.prompts import speak_prompts
+from vrooms.pstn.service import PstnService
+from vrooms.pstn.sip import SipStack
 
 log = logging.getLogger("vrooms.calls")
 
@@ -49,6 +54,20 @@ async def _reconcile(settings: Settings, calls: CallService) -> None:
             await calls.reconcile()
         except Exception:
             log.exception("reconciling live calls failed; will retry")
+
+
+async def _start_telephony(settings: Settings, calls: CallService, spawn: Any) -> PstnService | None:
+    """Phone legs, if a SIP trunk is configured: the SIP stack here, rtpengine beside Janus."""
+    config = telephony(settings)
+    if config is None:
+        return None
+    pstn = PstnService(calls, config, await speak_prompts(settings.data_dir / "prompts"))
+    pstn.sip = SipStack(config.trunk, pstn.incoming)
+    pstn.sip.start()
+    calls.telephony = pstn
+    spawn(keep_telephony(settings, pstn))
+    log.info("SIP trunk %s:%d, listening on %s", config.trunk.host, config.trunk.port, settings.sip_listen)
+    return pstn
 
 
 def _private_socket(path: Path) -> socket.socket:
@@ -92,11 +111,14 @@ async def run(settings: Settings) -> None:
 
     transport = await notify.listen(settings.run_dir, _on_notice(calls, spawn))
     spawn(keep_media(settings, calls.media_ready, calls.media_lost))
+    pstn = await _start_telephony(settings, calls, spawn)
     spawn(_reconcile(settings, calls))
     try:
         await server.serve(sockets=[signaling_socket])
     finally:
         await calls.shutdown()
+        if pstn is not None:
+            await pstn.shutdown()
         for task in list(tasks):
             task.cancel()
         for task in list(tasks):

@@ -13,6 +13,9 @@ from enum import StrEnum
 class ParticipantState(StrEnum):
     IDLE = "Idle"
     CONNECTING = "Connecting"
+    # A phone leg: the far end rings (180), or plays early media (183 with SDP).
+    RINGING = "Ringing"
+    EARLY_MEDIA = "EarlyMedia"
     CONNECTED = "Connected"
     ON_HOLD = "OnHold"
     DISCONNECTING = "Disconnecting"
@@ -44,6 +47,12 @@ class Refusal(StrEnum):
     INTERNAL_ERROR = "InternalError"
     # More requests than one connection may send (see protocol.RequestBudget); retry later.
     RATE_LIMITED = "RateLimited"
+    # Telephone legs: the room forbids them, no trunk is configured, the number is not allowed
+    # by the dial-out list, or the room has as many phone legs as it may.
+    PSTN_DIAL_OUT_DISABLED = "PstnDialOutDisabled"
+    PSTN_UNAVAILABLE = "PstnUnavailable"
+    NUMBER_NOT_ALLOWED = "PhoneNumberNotAllowed"
+    PHONE_LEG_LIMIT = "PhoneLegLimitReached"
     # The call host is not running (answered by a REST worker's relay).
     CALLS_UNAVAILABLE = "CallsUnavailable"
 
@@ -74,6 +83,17 @@ class LeaveReason(StrEnum):
     # The user's tokens were revoked, or the identity deleted, during the call.
     TOKEN_REVOKED = "TokenRevoked"
     IDENTITY_DELETED = "IdentityDeleted"
+    # Phone legs (SIP final responses and BYE; pstn.leg maps them).
+    HUNG_UP = "HungUp"
+    BUSY = "Busy"
+    NO_ANSWER = "NoAnswer"
+    DECLINED = "Declined"
+    NUMBER_NOT_FOUND = "NumberNotFound"
+    UNAVAILABLE = "Unavailable"
+    CALL_FAILED = "CallFailed"
+    # The relay between the trunk and the room (rtpengine) failed.
+    TELEPHONY_FAILURE = "TelephonyMediaFailure"
+    WRONG_PIN = "WrongPin"
 
 
 class MediaSource(StrEnum):

@@ -122,6 +122,11 @@ def speaking(participant_id: str, talking: bool) -> Message:
     return {"type": "speaking", "participantId": participant_id, "speaking": talking}
 
 
+def dtmf_received(participant_id: str, tone: str) -> Message:
+    """A digit a phone participant keyed (RFC 4733, reported by rtpengine)."""
+    return {"type": "dtmfReceived", "participantId": participant_id, "tone": tone}
+
+
 def active_speaker(participant_id: str) -> Message:
     return {"type": "activeSpeaker", "participantId": participant_id}
 

@@ -17,10 +17,12 @@ from typing import Any
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from vrooms.auth.roles import Capability
 from vrooms.calls import moderation, protocol
+from vrooms.calls.call import Telephony
 from vrooms.calls.models import LeaveReason, Refusal
 from vrooms.calls.rules import CallRefused
-from vrooms.calls.service import CallService
+from vrooms.calls.service import CallService, ensure
 from vrooms.media.types import MediaError, OfferRefused
 
 log = logging.getLogger("vrooms.calls")
@@ -142,6 +144,28 @@ async def _list_participants(calls: CallService, peer: SignalingPeer, _m: dict[s
     return await moderation.listing(calls, calls.in_call(peer))
 
 
+def _telephony(calls: CallService) -> Telephony:
+    if calls.telephony is None:
+        raise CallRefused(
+            Refusal.PSTN_UNAVAILABLE, "This server has no SIP trunk (VROOMS_SIP_TRUNK_URI), so no phone calls."
+        )
+    return calls.telephony
+
+
+async def _dial_out(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) -> dict[str, Any]:
+    actor = calls.in_call(peer)
+    ensure(actor, Capability.PSTN_DIAL_OUT)  # the permission first: it is the answer with or without a trunk
+    number = protocol.required(m, "phoneNumber", limit=32)
+    return {"participantId": (await _telephony(calls).dial_out(actor, number)).id}
+
+
+async def _send_dtmf(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) -> None:
+    actor = calls.in_call(peer)
+    ensure(actor, Capability.PSTN_DIAL_OUT)
+    target, tones = protocol.required(m, "participantId"), protocol.required(m, "tones", limit=32)
+    await _telephony(calls).send_dtmf(actor, target, tones)
+
+
 HANDLERS: dict[str, Handler] = {
     "join": _join,
     "leave": _leave,
@@ -159,6 +183,8 @@ HANDLERS: dict[str, Handler] = {
     "declineInvite": _decline,
     "captions": _captions,
     "listParticipants": _list_participants,
+    "dialOut": _dial_out,
+    "sendDtmf": _send_dtmf,
 }
 
 

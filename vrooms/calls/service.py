@@ -24,13 +24,13 @@ from vrooms.api.times import now_micros
 from vrooms.auth.roles import Capability, Role, role_can
 from vrooms.auth.tokens import InvalidToken, TokenClaims
 from vrooms.calls import protocol
-from vrooms.calls.call import SOURCE_CAPABILITY, Call, Participant, Peer
+from vrooms.calls.call import SOURCE_CAPABILITY, Call, Participant, Peer, Telephony
 from vrooms.calls.models import CALL_SCOPES, EndReason, LeaveReason, MediaSource, ParticipantState, Refusal
 from vrooms.calls.records import CallRecords
 from vrooms.calls.rules import CallRefused, check_admission
 from vrooms.calls.video import VideoSync
 from vrooms.identity.service import IdentityService
-from vrooms.media.types import Connected, HungUp, MediaError, MediaEvent, MediaPlane, Talking
+from vrooms.media.types import AudioLeg, Connected, HungUp, MediaError, MediaEvent, MediaPlane, Talking
 from vrooms.rooms import repository as rooms_repository
 from vrooms.rooms.models import Room
 from vrooms.store.database import Database
@@ -49,6 +49,19 @@ _ENDS_PARTICIPATION = {
 Check = Callable[[], object]
 
 
+class _PhonePeer:
+    """A phone leg's stand-in for a signaling connection: it has no token and reads no messages."""
+
+    token = ""
+
+    def __init__(self, user_id: str, dialed_by: str | None) -> None:
+        self.user_id = user_id
+        self.user_agent = f"SIP trunk (dialed by {dialed_by})" if dialed_by else "SIP trunk"
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Nothing reads it: the phone hears the call, it does not see it."""
+
+
 def not_allowed(capability: Capability, role: Role) -> CallRefused:
     article = "An" if str(role)[0] in "AEIOU" else "A"
     return CallRefused(Refusal.NOT_ALLOWED, f"{article} {role} may not {capability} in this call.")
@@ -59,6 +72,11 @@ def ensure(participant: Participant, capability: Capability | None = None) -> Ca
     if not participant.in_call:
         raise CallRefused(Refusal.NOT_IN_CALL, "You are not in a call.")
     if capability is not None and not participant.can(capability):
+        if role_can(participant.role, capability):  # the role may; the room says no one here
+            raise CallRefused(
+                Refusal.PSTN_DIAL_OUT_DISABLED,
+                "This room does not allow phone calls (its pstnDialOutEnabled is false).",
+            )
         raise not_allowed(capability, participant.role)
     return participant.call
 
@@ -70,6 +88,8 @@ class CallService:
         self.clock = clock
         self.records = CallRecords(database, clock)
         self.plane: MediaPlane | None = None
+        # Phone legs, when a SIP trunk is configured (the call host sets it).
+        self.telephony: Telephony | None = None
         self.video = VideoSync(lambda: self.plane)
         self.calls: dict[str, Call] = {}
         self.peers: dict[str, set[Peer]] = {}
@@ -167,7 +187,7 @@ class CallService:
                     display=participant.display_name,
                     may_send=role_can(role, Capability.SEND_AUDIO),
                     offer_sdp=sdp,
-                    on_event=partial(self._on_audio_event, participant),
+                    on_event=partial(self.on_audio_event, participant),
                 )
             except MediaError:
                 if not call.participants:  # the call this join started must not linger empty
@@ -190,10 +210,49 @@ class CallService:
             "sdp": answer,
         }
 
+    async def admit_phone(self, call: Call, number: str, *, by: str | None) -> Participant:
+        """A phone leg in the call at once (Connecting), before its SIP dialog starts: everyone sees it ring."""
+        async with call.lock:
+            if call.ended:
+                raise CallRefused(Refusal.NOT_IN_CALL, "The call has ended.")
+            participant = Participant(
+                id=str(uuid.uuid4()),
+                user_id=f"4:{number}",
+                display_name=number,
+                role=Role.ATTENDEE,
+                peer=_PhonePeer(f"4:{number}", by),
+                call=call,
+                joined_at=self.clock(),
+                muted=False,
+                phone_number=number,
+            )
+            call.participants[participant.id] = participant
+            await self.records.joined(call, participant)
+        call.broadcast(protocol.participant_joined(participant.to_wire()))
+        return participant
+
+    async def attach_phone_audio(self, participant: Participant, leg: AudioLeg) -> None:
+        """The phone leg's mix leg is up: keep it if the participant is still in, and settle its mute."""
+        if not participant.in_call:
+            with contextlib.suppress(MediaError):
+                await leg.close()
+            return
+        participant.audio = leg
+        await self.settle_audio(participant)
+
+    def set_state(self, participant: Participant, state: ParticipantState) -> None:
+        if participant.in_call and participant.state != state:
+            participant.state = state
+            participant.call.updated(participant)
+
     def _plane(self) -> MediaPlane:
         if self.plane is None:
             raise CallRefused(Refusal.MEDIA_UNAVAILABLE, "The media server is starting; try again in a moment.")
         return self.plane
+
+    async def call_of(self, room: Room, user_id: str, role: Role) -> Call:
+        """The room's live call, started by ``user_id`` if there is none (a dial-in caller, say)."""
+        return await self._call_of(room, user_id, role, self._plane())
 
     async def _call_of(self, room: Room, user_id: str, role: Role, plane: MediaPlane) -> Call:
         """The room's live call; the first admitted joiner starts it."""
@@ -298,7 +357,7 @@ class CallService:
 
     # -- media events ---------------------------------------------------------------
 
-    def _on_audio_event(self, participant: Participant, event: MediaEvent) -> None:
+    def on_audio_event(self, participant: Participant, event: MediaEvent) -> None:
         if not participant.in_call:
             return
         if isinstance(event, Connected) and participant.state == ParticipantState.CONNECTING:
@@ -419,7 +478,7 @@ class CallService:
             self._room_locks.pop(room_id, None)
 
     async def _apply_room(self, call: Call) -> None:
-        users = sorted({p.user_id for p in call.participants.values()})
+        users = sorted({p.user_id for p in call.participants.values() if p.phone_number is None})
         async with self.database.read() as conn:
             room = await rooms_repository.get_room(conn, call.room_id)
             roles = await rooms_repository.roles_of(conn, call.room_id, users) if room else {}
@@ -434,7 +493,7 @@ class CallService:
             self._schedule_expiry(call)
         room_gates_changed = room.pstn_dial_out_enabled != call.pstn_dial_out_enabled
         call.pstn_dial_out_enabled = room.pstn_dial_out_enabled
-        for participant in list(call.participants.values()):
+        for participant in [p for p in call.participants.values() if p.phone_number is None]:
             role = roles.get(participant.user_id)
             if role is None:
                 await self.leave(participant, LeaveReason.REMOVED_FROM_ROSTER)
@@ -468,7 +527,7 @@ class CallService:
             await self.room_changed(room_id)
 
     async def _check_tokens(self, participants: list[Participant]) -> None:
-        for participant in participants:
+        for participant in [p for p in participants if p.phone_number is None]:
             try:
                 async with self.database.read() as conn:
                     await self.identity.verify_token(conn, participant.peer.token)

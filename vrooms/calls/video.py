@@ -32,7 +32,9 @@ class VideoSync:
             self.sync(participant)
 
     def sync(self, participant: Participant) -> None:
-        """Bring the participant's subscription to every ready feed but their own."""
+        """Bring the participant's subscription to every ready feed but their own (phones get none)."""
+        if participant.phone_number is not None:
+            return
         if participant.sync_task is not None and not participant.sync_task.done():
             participant.sync_again = True
             return

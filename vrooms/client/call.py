@@ -349,6 +349,18 @@ class Call:
     async def invite(self, user_id: str) -> int:
         return int((await self.request({"type": "invite", "userId": user_id}))["ringing"])
 
+    async def dial_out(self, phone_number: str) -> str:
+        """Bring a phone (E.164) into the call; its participant id. Needs ``pstnDialOut`` and a room that allows it.
+
+        The phone appears as a participant (``4:+1555...``) that goes Connecting, Ringing or
+        EarlyMedia, Connected; ``participantLeft`` tells why it left (Busy, NoAnswer, HungUp, ...).
+        """
+        return str((await self.request({"type": "dialOut", "phoneNumber": phone_number}))["participantId"])
+
+    async def send_dtmf(self, participant_id: str, tones: str) -> None:
+        """Send RFC 4733 digits (0-9 * # A-D) to a phone participant; digits it keys arrive as ``dtmfReceived``."""
+        await self.request({"type": "sendDtmf", "participantId": participant_id, "tones": tones})
+
     async def start_captions(self, language: str | None = None) -> dict[str, Any]:
         return await self.request({"type": "captions", "action": "start", "language": language})
 

@@ -16,7 +16,9 @@ from vrooms.rooms.models import Room
 
 
 def identifier(raw_id: str) -> dict[str, Any]:
-    """A CommunicationIdentifierModel for an ACS user (Common 2023-11-15)."""
+    """A CommunicationIdentifierModel (Common 2023-11-15): an ACS user, or a phone (raw id ``4:+1555...``)."""
+    if raw_id.startswith("4:"):
+        return {"kind": "phoneNumber", "rawId": raw_id, "phoneNumber": {"value": raw_id[2:]}}
     return {"kind": "communicationUser", "rawId": raw_id, "communicationUser": {"id": raw_id}}
 
 

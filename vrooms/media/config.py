@@ -59,6 +59,7 @@ def write_config(
     ws_port: int,
     interfaces: list[str],
     rtp_port_range: str,
+    plain_rtp_port_range: str,
     stun_server: str | None,
     debug_level: int,
 ) -> JanusEndpoint:
@@ -119,7 +120,11 @@ admin: {{
 }}
 """,
         # admin_key: only requests that carry it may create rooms.
-        "janus.plugin.audiobridge.jcfg": f'general: {{\n\tadmin_key = "{admin_key}"\n\tevents = false\n}}\n',
+        # Plain-RTP (telephone) legs listen on loopback, where rtpengine relays them.
+        "janus.plugin.audiobridge.jcfg": (
+            f'general: {{\n\tadmin_key = "{admin_key}"\n\tevents = false\n\tlocal_ip = "127.0.0.1"\n'
+            f'\trtp_port_range = "{plain_rtp_port_range}"\n}}\n'
+        ),
         "janus.plugin.videoroom.jcfg": f'general: {{\n\tadmin_key = "{admin_key}"\n\tevents = false\n}}\n',
     }
     for name, text in files.items():

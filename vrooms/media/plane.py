@@ -256,6 +256,34 @@ class JanusMediaPlane:
                 await handle.detach()
                 raise
 
+    async def join_rtp(
+        self, media: CallMedia, *, display: str, send_to: tuple[str, int], muted: bool, on_event: EventHandler
+    ) -> tuple[JanusAudioLeg, tuple[str, int]]:
+        """A plain-RTP participant ("rtp" object of ``join``); G.711 needs no payload type (janus_audiobridge.c)."""
+        assert isinstance(media, JanusCallMedia)
+        janus_id = _new_id()
+        with _mapped_errors():
+            handle = await self.connection.attach(AUDIOBRIDGE, _typed(on_event, janus_id))
+            try:
+                reply = await handle.request(
+                    {
+                        "request": "join",
+                        "room": media.audio_room,
+                        "id": janus_id,
+                        "display": display,
+                        "codec": "pcmu",
+                        "muted": muted,
+                        "rtp": {"ip": send_to[0], "port": send_to[1]},
+                    }
+                )
+                rtp = reply.data.get("rtp") or {}
+                if "port" not in rtp:
+                    raise MediaError("the media server did not open an RTP port for the phone leg")
+                return JanusAudioLeg(handle, janus_id), (str(rtp.get("ip", "127.0.0.1")), int(rtp["port"]))
+            except BaseException:
+                await handle.detach()
+                raise
+
     async def publish(
         self, media: CallMedia, *, display: str, offer_sdp: str, on_event: EventHandler
     ) -> tuple[JanusVideoFeed, str]:

@@ -61,6 +61,7 @@ class JanusProcess:
             ws_port=port,
             interfaces=self.interfaces(),
             rtp_port_range=self.settings.rtp_port_range,
+            plain_rtp_port_range=self.settings.plain_rtp_port_range,
             stun_server=self.settings.stun_server,
             debug_level=self.settings.janus_debug_level,
         )

@@ -101,6 +101,15 @@ class MediaPlane(Protocol):
         """Join the mix; without ``may_send`` the offer is made receive-only and the leg muted."""
         ...
 
+    async def join_rtp(
+        self, media: CallMedia, *, display: str, send_to: tuple[str, int], muted: bool, on_event: EventHandler
+    ) -> tuple[AudioLeg, tuple[str, int]]:
+        """Join the mix as a plain-RTP G.711 (PCMU) leg sending to ``send_to``; returns where it listens.
+
+        Telephone legs come in this way, relayed by rtpengine.
+        """
+        ...
+
     async def publish(
         self, media: CallMedia, *, display: str, offer_sdp: str, on_event: EventHandler
     ) -> tuple[VideoFeed, str]:

@@ -1,0 +1,200 @@
+"""The telephone network for tests: sipp as the carrier, with scenarios built per test.
+
+Every scenario is a real SIP peer on UDP (Debian's sip-tester): it challenges with
+digest auth when asked (401), answers, rings, is busy, plays a tone as RTP from a
+pcap, echoes RTP back, sends RFC 4733 digits, or hangs up. Nothing of SIP or RTP is
+faked.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+import struct
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+USER, PASSWORD = "vrooms-trunk", "s3cret-trunk-pw"
+TONE_HZ = 1000.0
+
+_SDP = """v=0
+o=carrier 1 1 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0 101
+a=rtpmap:0 PCMU/8000
+a=rtpmap:101 telephone-event/8000
+a=fmtp:101 0-15
+"""
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _mulaw(sample: float) -> int:
+    """ITU-T G.711 mu-law of one sample in [-1, 1]."""
+    value = max(-32635, min(32635, int(sample * 32767)))
+    sign = 0x80 if value < 0 else 0
+    value = abs(value) + 0x84
+    exponent = max(0, min(7, value.bit_length() - 8))
+    mantissa = (value >> (exponent + 3)) & 0x0F
+    return ~(sign | (exponent << 4) | mantissa) & 0xFF
+
+
+def write_tone_pcap(path: Path, seconds: float, frequency: float = TONE_HZ, amplitude: float = 0.5) -> Path:
+    """A pcap of PCMU RTP (20 ms packets) carrying a sine tone, for sipp's ``play_pcap_audio``."""
+    packets = []
+    for n in range(int(seconds * 50)):
+        payload = bytes(
+            _mulaw(amplitude * math.sin(2 * math.pi * frequency * (n * 160 + i) / 8000)) for i in range(160)
+        )
+        rtp = struct.pack("!BBHII", 0x80, 0, n, n * 160, 0x1234) + payload
+        udp = struct.pack("!HHHH", 40000, 40002, 8 + len(rtp), 0) + rtp
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, b"\x7f\0\0\1", b"\x7f\0\0\1") + udp
+        frame = b"\0" * 12 + b"\x08\x00" + ip
+        sec, usec = divmod(n * 20_000, 1_000_000)
+        packets.append(struct.pack("<IIII", sec, usec, len(frame), len(frame)) + frame)
+    path.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1) + b"".join(packets))
+    return path
+
+
+@dataclass
+class Scenario:
+    """What the carrier does with the next INVITE."""
+
+    auth: bool = True
+    final: int = 200  # 200 answers; 486, 404, 503... refuse; 0 never answers (rings until CANCEL)
+    early_media: bool = False
+    play: list[str] = field(default_factory=list)  # pcaps played once answered, in order
+    hang_up_after_ms: int | None = None  # the phone hangs up (BYE) this long after answering
+
+    def xml(self) -> str:
+        steps = [_recv("INVITE")]
+        if self.auth:
+            steps += [
+                _send(
+                    "SIP/2.0 401 Unauthorized\n[last_Via:]\n[last_From:]\n[last_To:];tag=[pid]carrier[call_number]\n"
+                    '[last_Call-ID:]\n[last_CSeq:]\nWWW-Authenticate: Digest realm="carrier.test", '
+                    'nonce="abc123[call_number]", algorithm=MD5\nContent-Length: 0\n'
+                ),
+                # sippy may send the authenticated INVITE before the ACK of the 401 (legal).
+                '<recv request="ACK" optional="true"/>',
+                '<recv request="INVITE" check_it="true"><action>'
+                '<verifyauth assign_to="authvalid" username="' + USER + '" password="' + PASSWORD + '"/>'
+                "</action></recv>",
+                '<nop test="authvalid" next="authok"/>',
+                _reply("403 Forbidden"),
+                '<recv request="ACK"/>',
+                '<nop next="done"/>',
+                '<label id="authok"/>',
+            ]
+        steps.append(_reply("100 Trying"))
+        if self.final == 0:
+            steps += [
+                _reply("180 Ringing"),
+                _recv("CANCEL"),
+                _reply("200 OK"),
+                _reply("487 Request Terminated"),
+                _recv("ACK"),
+            ]
+            return _scenario(steps)
+        steps.append(_reply("183 Session Progress", sdp=True) if self.early_media else _reply("180 Ringing"))
+        if self.final != 200:
+            steps += [_reply(f"{self.final} Refused"), _recv("ACK")]
+            return _scenario(steps)
+        steps += [_reply("200 OK", sdp=True), '<recv request="ACK" optional="false"/>']
+        steps += [f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>' for pcap in self.play]
+        if self.hang_up_after_ms is not None:
+            steps += [f'<pause milliseconds="{self.hang_up_after_ms}"/>', _bye(), '<recv response="200"/>']
+        else:
+            steps += [_recv("BYE"), _reply("200 OK")]
+        return _scenario(steps)
+
+
+def _recv(method: str) -> str:
+    return f'<recv request="{method}"/>'
+
+
+def _reply(status: str, *, sdp: bool = False) -> str:
+    body = _SDP if sdp else ""
+    headers = "[last_Via:]\n[last_From:]\n[last_To:];tag=[pid]carrier[call_number]\n[last_Call-ID:]\n[last_CSeq:]\n"
+    contact = "Contact: <sip:carrier@[local_ip]:[local_port];transport=[transport]>\n"
+    content = "Content-Type: application/sdp\n" if sdp else ""
+    return _send(f"SIP/2.0 {status}\n{headers}{contact}{content}Content-Length: [len]\n\n{body}", raw=True)
+
+
+def _bye() -> str:
+    return _send(
+        "BYE [next_url] SIP/2.0\nVia: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n"
+        "From: [last_To:]\nTo: [last_From:]\n[last_Call-ID:]\nCSeq: 2 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n",
+        raw=True,
+    )
+
+
+def _send(message: str, *, raw: bool = False) -> str:
+    text = message if raw else message + "\n"
+    return f"<send><![CDATA[\n{text}\n]]></send>"
+
+
+def _scenario(steps: list[str]) -> str:
+    body = "\n".join(steps)
+    head = '<?xml version="1.0" encoding="ISO-8859-1" ?>\n<scenario name="carrier">'
+    return f'{head}\n{body}\n<label id="done"/>\n</scenario>\n'
+
+
+class Carrier:
+    """One sipp UAS on a port, serving one call with a scenario; ``finish()`` returns its exit status."""
+
+    def __init__(self, folder: Path, port: int, scenario: Scenario, *, echo: bool = False) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        path = folder / "carrier.xml"
+        path.write_text(scenario.xml())
+        media_port = free_udp_port()
+        args = [
+            "sipp",
+            "-sf",
+            str(path),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            str(media_port),
+            "-m",
+            "1",
+            "-timeout",
+            "60s",
+            "-default_behaviors",
+            "all,-abortunexp",
+            "-trace_err",
+            "-error_file",
+            str(folder / "errors.log"),
+            "-trace_msg",
+            "-message_file",
+            str(folder / "messages.log"),
+        ]
+        if echo:
+            args.append("-rtp_echo")
+        self.process = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=folder
+        )
+
+    def finish(self, timeout: float = 30) -> int:
+        return self.process.wait(timeout=timeout)
+
+    def errors(self) -> str:
+        path = self.folder / "errors.log"
+        return path.read_text()[-3000:] if path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()

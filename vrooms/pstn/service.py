@@ -1,0 +1,276 @@
+"""Phone legs in room calls: who may dial what, dial-in admission, DTMF. No SIP or RTP here.
+
+Implements ``calls.call.Telephony`` for the signaling requests, and the server's own
+dial-out (Call Automation) through the same ``_dial``. The rules:
+
+- a participant dials out only with ``pstnDialOut`` in its role *and* a room whose
+  ``pstnDialOutEnabled`` is true (``calls.service.ensure``, re-checked after the awaits);
+- the number is E.164, allowed by the prefix list, and the room is under its phone-leg limit;
+- a dial-in caller is admitted by the static rule (number -> room and PIN) after keying the PIN.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vrooms.auth.roles import Capability, Role
+from vrooms.calls import protocol
+from vrooms.calls.call import Call, Participant
+from vrooms.calls.models import LeaveReason, ParticipantState, Refusal
+from vrooms.calls.rules import CallRefused
+from vrooms.calls.service import CallService, ensure
+from vrooms.media.types import MediaError
+from vrooms.pstn import numbers
+from vrooms.pstn.config import DialInRule, Telephony
+from vrooms.pstn.leg import PhoneLeg
+from vrooms.pstn.ng import NgError
+from vrooms.pstn.rtpengine import PHONE_TAG, Rtpengine
+from vrooms.pstn.sip import IncomingCall, SipHandler, SipStack
+from vrooms.rooms import repository as rooms_repository
+
+log = logging.getLogger("vrooms.pstn")
+
+_PIN_ATTEMPTS = 3
+# A dial-out that arrives while rtpengine (re)starts waits this long for it.
+_ENGINE_WAIT_SECONDS = 5.0
+_DIGIT_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass
+class _Leg:
+    leg: PhoneLeg
+    participant: Participant | None = None
+    # The dial-in conversation (prompt, PIN) until the caller is in a call.
+    admission: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+class PstnService:
+    def __init__(self, calls: CallService, config: Telephony, prompts: dict[str, Path]) -> None:
+        self.calls = calls
+        self.config = config
+        self.prompts = prompts
+        self.sip: SipStack | None = None
+        self.engine: Rtpengine | None = None
+        self._legs: dict[str, _Leg] = {}
+        self._engine_up = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- dial-out ---------------------------------------------------------------------
+
+    async def dial_out(self, actor: Participant, number: str) -> Participant:
+        call = ensure(actor, Capability.PSTN_DIAL_OUT)
+        participant = await self._dial(call, number, by=actor.user_id)
+        ensure(actor, Capability.PSTN_DIAL_OUT)  # the room's flag or the role changed meanwhile
+        return participant
+
+    async def _dial(self, call: Call, number: str, *, by: str | None) -> Participant:
+        """The one dial-out path, for a Presenter and for the server."""
+        try:
+            number = numbers.e164(number)
+        except numbers.InvalidNumber as exc:
+            raise CallRefused(Refusal.BAD_MESSAGE, str(exc)) from None
+        if not numbers.allowed(number, self.config.allow_prefixes):
+            raise CallRefused(Refusal.NUMBER_NOT_ALLOWED, f"Dialing {number} is not allowed on this server.")
+        phones = sum(1 for p in call.participants.values() if p.phone_number is not None)
+        if phones >= self.config.max_legs_per_room:
+            raise CallRefused(
+                Refusal.PHONE_LEG_LIMIT, f"This call already has {phones} phone participants, the most it may."
+            )
+        sip, engine = await self._ready()
+        participant = await self.calls.admit_phone(call, number, by=by)
+        leg = self._new_leg(engine, participant.display_name)
+        self._legs[leg.call_id] = _Leg(leg, participant)
+        await self.calls.attach_phone_audio(participant, leg)
+        try:
+            await leg.dial(sip, number, call.media, no_answer_seconds=self.config.no_answer_seconds)
+        except NgError as exc:
+            log.warning("dial-out to a phone failed at rtpengine: %s", exc)
+            await self.calls.leave(participant, LeaveReason.TELEPHONY_FAILURE)
+        log.info("call %s: dialing a phone for %s", call.id, by or "the server")
+        return participant
+
+    async def _ready(self) -> tuple[SipStack, Rtpengine]:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._engine_up.wait(), _ENGINE_WAIT_SECONDS)
+        if self.sip is None or self.engine is None or self.calls.plane is None:
+            raise CallRefused(
+                Refusal.PSTN_UNAVAILABLE, "Telephone calls are starting or their relay failed; try again shortly."
+            )
+        return self.sip, self.engine
+
+    def _new_leg(self, engine: Rtpengine, display: str) -> PhoneLeg:
+        assert self.calls.plane is not None
+        holder: list[PhoneLeg] = []
+        leg = PhoneLeg(
+            engine,
+            self.calls.plane,
+            display=display,
+            on_state=lambda state: self._state(holder[0], state),
+            on_end=lambda reason, code: self._ended(holder[0], reason, code),
+            on_media_event=lambda event: self._media_event(holder[0], event),
+            on_close=lambda: self._legs.pop(holder[0].call_id, None),
+        )
+        holder.append(leg)
+        return leg
+
+    def _participant(self, leg: PhoneLeg) -> Participant | None:
+        entry = self._legs.get(leg.call_id)
+        return entry.participant if entry is not None else None
+
+    def _state(self, leg: PhoneLeg, state: ParticipantState) -> None:
+        participant = self._participant(leg)
+        if participant is not None:
+            self.calls.set_state(participant, state)
+
+    def _media_event(self, leg: PhoneLeg, event: Any) -> None:
+        participant = self._participant(leg)
+        if participant is not None:
+            self.calls.on_audio_event(participant, event)
+
+    def _ended(self, leg: PhoneLeg, reason: LeaveReason, code: int) -> None:
+        entry = self._legs.pop(leg.call_id, None)
+        if entry is None:
+            return
+        log.info("phone leg %s ended: %s (SIP %s)", leg.call_id, reason, code or "BYE")
+        if entry.admission is not None:
+            entry.admission.cancel()
+        if entry.participant is not None:
+            self._spawn(self.calls.leave(entry.participant, reason))
+        else:
+            self._spawn(leg.close())
+
+    # -- DTMF -------------------------------------------------------------------------
+
+    async def send_dtmf(self, actor: Participant, participant_id: str, tones: str) -> None:
+        call = ensure(actor, Capability.PSTN_DIAL_OUT)
+        try:
+            tones = numbers.dtmf_tones(tones)
+        except numbers.InvalidNumber as exc:
+            raise CallRefused(Refusal.BAD_MESSAGE, str(exc)) from None
+        target = call.participants.get(participant_id)
+        leg = target.audio if target is not None else None
+        if not isinstance(leg, PhoneLeg):
+            raise CallRefused(Refusal.PARTICIPANT_NOT_FOUND, "No phone participant with that id is in the call.")
+        try:
+            await leg.send_dtmf(tones)
+        except NgError as exc:
+            raise MediaError(exc.reason) from None
+
+    def tone_received(self, call_id: str, tag: str, tone: str) -> None:
+        """rtpengine heard an RFC 4733 digit; only digits from the phone side count."""
+        entry = self._legs.get(call_id)
+        if entry is None or tag != PHONE_TAG:
+            return
+        entry.leg.tone_received(tone)
+        participant = entry.participant
+        if participant is not None and participant.in_call:
+            participant.call.broadcast(protocol.dtmf_received(participant.id, tone))
+
+    # -- dial-in ----------------------------------------------------------------------
+
+    def incoming(self, incoming: IncomingCall) -> SipHandler | None:
+        """An INVITE from the trunk: a rule for the called number admits it (PIN first); else 404."""
+        called = incoming.called if incoming.called.startswith("+") else f"+{incoming.called}"
+        rule = self.config.dial_in.get(called)
+        if rule is None or self.engine is None or self.calls.plane is None:
+            log.info("incoming call to %s refused: %s", called, "no dial-in rule" if rule is None else "not ready")
+            return None
+        leg = self._new_leg(self.engine, _caller_number(incoming.caller))
+        entry = _Leg(leg)
+        self._legs[leg.call_id] = entry
+        entry.admission = self._spawn(self._admit(leg, incoming, rule))
+        return leg.dialog_handler()
+
+    async def _admit(self, leg: PhoneLeg, incoming: IncomingCall, rule: DialInRule) -> None:
+        try:
+            await leg.answer(incoming)
+            if not await self._pin_accepted(leg, rule.pin):
+                self._ended(leg, LeaveReason.WRONG_PIN, 0)
+                return
+            await self._into_room(leg, rule.room_id, _caller_number(incoming.caller))
+        except (MediaError, NgError, CallRefused) as exc:
+            log.warning("dial-in caller could not be admitted: %s", getattr(exc, "reason", exc))
+            self._ended(leg, LeaveReason.CALL_FAILED, 0)
+
+    async def _pin_accepted(self, leg: PhoneLeg, pin: str) -> bool:
+        for attempt in range(_PIN_ATTEMPTS):
+            await self._prompt(leg, "pin" if attempt == 0 else "wrong")
+            if await self._collect(leg, len(pin)) == pin:
+                return True
+        await self._prompt(leg, "goodbye")
+        return False
+
+    async def _prompt(self, leg: PhoneLeg, name: str) -> None:
+        file = self.prompts.get(name)
+        if file is not None:
+            with contextlib.suppress(NgError):  # a prompt that cannot play must not block admission
+                await leg.play(file)
+
+    @staticmethod
+    async def _collect(leg: PhoneLeg, length: int) -> str:
+        """Digits until ``#`` or ``length`` of them; an empty string if the caller stays silent."""
+        digits = ""
+        with contextlib.suppress(TimeoutError):
+            while len(digits) < length:
+                tone = await asyncio.wait_for(leg.tones.get(), _DIGIT_TIMEOUT_SECONDS)
+                if tone == "#":
+                    break
+                digits += tone
+        return digits
+
+    async def _into_room(self, leg: PhoneLeg, room_id: str, number: str) -> None:
+        async with self.calls.database.read() as conn:
+            room = await rooms_repository.get_room(conn, room_id)
+        now = self.calls.clock()
+        if room is None or not room.valid_from <= now < room.valid_until:
+            raise CallRefused(Refusal.ROOM_NOT_FOUND, f"dial-in room {room_id} does not exist or is not open")
+        call = await self.calls.call_of(room, numbers.raw_id(number), Role.ATTENDEE)
+        participant = await self.calls.admit_phone(call, number, by=None)
+        entry = self._legs.get(leg.call_id)
+        if entry is None:  # the caller hung up meanwhile
+            await self.calls.leave(participant, LeaveReason.HUNG_UP)
+            return
+        entry.participant, entry.admission = participant, None
+        await self.calls.attach_phone_audio(participant, leg)
+        await leg.join_mix(call.media)
+        self.calls.set_state(participant, ParticipantState.CONNECTED)
+
+    # -- the relay's lifetime -------------------------------------------------------------
+
+    def engine_ready(self, engine: Rtpengine) -> None:
+        self.engine = engine
+        self._engine_up.set()
+
+    async def engine_lost(self) -> None:
+        """rtpengine died: every phone leg ends with a reason (no media can flow), new ones wait."""
+        self.engine = None
+        self._engine_up.clear()
+        for entry in list(self._legs.values()):
+            self._ended(entry.leg, LeaveReason.TELEPHONY_FAILURE, 0)
+
+    async def shutdown(self) -> None:
+        for entry in list(self._legs.values()):
+            await entry.leg.close()
+        for task in list(self._tasks):
+            task.cancel()
+
+
+def _caller_number(caller: str) -> str:
+    """The caller as E.164 where the trunk sent digits; anything else stays as sent (display only)."""
+    candidate = caller if caller.startswith("+") else f"+{caller}"
+    try:
+        return numbers.e164(candidate)
+    except numbers.InvalidNumber:
+        return "+0000000"

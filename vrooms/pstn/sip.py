@@ -1,0 +1,319 @@
+"""SIP signaling toward the trunk, on sippy (Sippy Software's RFC 3261 stack), bridged to asyncio.
+
+sippy does the SIP: transactions and retransmissions (RFC 3261 §17), digest
+authentication on 401 and 407 (RFC 2617/3261 §22), CANCEL of a pending INVITE
+(§9), BYE, REGISTER. It runs its own reactor (``ED2``) in one thread per process;
+calls into it go through ``ED2.callFromThread`` and its callbacks come back to the
+asyncio loop with ``loop.call_soon_threadsafe``, so no sippy object is touched from
+two threads. What sippy lacks and this module adds: nothing on the wire; only the
+lower-casing of a peer's ``transport`` URI parameter (sippy compares it
+case-sensitively, and a Contact with ``;transport=UDP`` made its BYE fail).
+
+sippy's transports are UDP and WebSocket; a trunk over TCP or TLS is refused when
+the settings are read (``pstn.config``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger("vrooms.pstn")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """180 Ringing, or 183 Session Progress (``sdp``: early media from the far end)."""
+
+    code: int
+    sdp: str | None
+
+
+@dataclass(frozen=True)
+class Answered:
+    sdp: str | None
+
+
+@dataclass(frozen=True)
+class Ended:
+    """The dialog is over: ``code`` is the final status (486, 404, ...) or 0 for a BYE or CANCEL."""
+
+    code: int
+    reason: str
+    by_remote: bool
+
+
+SipEvent = Progress | Answered | Ended
+SipHandler = Callable[[SipEvent], None]
+
+
+@dataclass(frozen=True)
+class TrunkAddress:
+    host: str
+    port: int
+    username: str | None
+    password: str | None = field(repr=False)
+    caller_id: str
+    listen_host: str
+    listen_port: int
+    register: bool
+    trusted_sources: frozenset[str]
+
+
+def _text(body: Any) -> str | None:
+    if body is None:
+        return None
+    content = body.content if hasattr(body, "content") else body
+    return str(content)
+
+
+def _lower_transport(ua: Any) -> None:
+    """sippy compares ``transport`` case-sensitively: a peer's ``;transport=UDP`` broke its BYE."""
+    target = getattr(ua, "rTarget", None)
+    if target is not None and isinstance(getattr(target, "transport", None), str):
+        target.transport = target.transport.lower()
+    for name in ("rAddr", "rAddr0"):
+        address = getattr(ua, name, None)
+        if isinstance(address, tuple) and len(address) == 2 and isinstance(address[1], str):
+            setattr(ua, name, (address[0], address[1].lower()))
+
+
+class Dialog:
+    """One SIP dialog (outgoing or incoming); every method may be called from asyncio."""
+
+    def __init__(self, stack: SipStack, on_event: SipHandler) -> None:
+        self.stack = stack
+        self.on_event = on_event
+        self.ua: Any = None
+        self.ended = False
+
+    def _deliver(self, event: SipEvent) -> None:
+        if self.ended:
+            return
+        if isinstance(event, Ended):
+            self.ended = True
+        self.on_event(event)
+
+    def from_sippy(self, event: Any, ua: Any) -> None:
+        """sippy's callback (in its thread): map its CCEvent to ours, hand it to asyncio."""
+        from sippy.CCEvents import CCEventConnect, CCEventDisconnect, CCEventFail, CCEventPreConnect, CCEventRing
+
+        _lower_transport(ua)
+        data = event.getData()
+        ours: SipEvent | None = None
+        if isinstance(event, CCEventRing) and data and data[0] in (180, 181, 182, 183):
+            ours = Progress(int(data[0]), _text(data[2]) if len(data) > 2 else None)
+        elif isinstance(event, CCEventPreConnect | CCEventConnect):
+            ours = Answered(_text(data[2]) if data and len(data) > 2 else None)
+        elif isinstance(event, CCEventFail):
+            code, reason = (data[0], data[1]) if data else (500, "Failed")
+            ours = Ended(int(code), str(reason), by_remote=True)
+        elif isinstance(event, CCEventDisconnect):
+            ours = Ended(0, "BYE", by_remote=event.origin != "local")
+        if ours is not None:
+            self.stack.loop.call_soon_threadsafe(self._deliver, ours)
+
+    def hang_up(self) -> None:
+        """CANCEL while the call is pending, BYE once it is up; idempotent."""
+        if self.ended:
+            return
+        self.ended = True
+        self.stack.in_sip_thread(self._disconnect)
+
+    def _disconnect(self) -> None:
+        if self.ua is not None:
+            _lower_transport(self.ua)
+            self.ua.disconnect(origin="local")
+
+    # -- incoming dialogs --------------------------------------------------------
+
+    def ring(self) -> None:
+        self.stack.in_sip_thread(self._send, "CCEventRing", (180, "Ringing", None))
+
+    def answer(self, sdp: str) -> None:
+        self.stack.in_sip_thread(self._send, "CCEventConnect", (200, "OK", sdp))
+
+    def reject(self, code: int, reason: str) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        self.stack.in_sip_thread(self._send, "CCEventFail", (code, reason))
+
+    def _send(self, kind: str, data: tuple[Any, ...]) -> None:
+        from sippy import CCEvents
+        from sippy.MsgBody import MsgBody
+
+        if kind == "CCEventConnect":
+            data = (data[0], data[1], MsgBody(data[2]))
+        if self.ua is not None:
+            self.ua.recvEvent(getattr(CCEvents, kind)(data, origin="local"))
+
+
+@dataclass(frozen=True)
+class IncomingCall:
+    """An INVITE from the trunk: who called whom, their SDP offer, and the dialog to answer on."""
+
+    caller: str
+    called: str
+    caller_name: str
+    sdp: str | None
+    dialog: Dialog
+    source: str
+
+
+IncomingHandler = Callable[[IncomingCall], SipHandler | None]
+
+
+class SipStack:
+    """The process's one sippy stack: a thread running its reactor, and the trunk it talks to."""
+
+    def __init__(self, trunk: TrunkAddress, on_incoming: IncomingHandler) -> None:
+        self.trunk = trunk
+        self.on_incoming = on_incoming
+        self.loop = asyncio.get_running_loop()
+        self._config: dict[str, Any] = {}
+        self._started = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
+
+    def start(self) -> None:
+        # sippy logs every SIP message (auth headers included) to stderr unless told otherwise.
+        os.environ.setdefault("SIPLOG_BEND", "none")
+        from sippy.Core.EventDispatcher import ED2  # noqa: F401  (created on the main thread: it sets a signal)
+
+        self._thread = threading.Thread(target=self._run, name="sippy", daemon=True)
+        self._thread.start()
+        self._started.wait(10)
+        if self._failure is not None:
+            raise RuntimeError(f"the SIP stack did not start: {self._failure}")
+
+    def _run(self) -> None:
+        from sippy.Core.EventDispatcher import ED2
+        from sippy.SipConf import SipConf
+        from sippy.SipLogger import SipLogger
+        from sippy.SipTransactionManager import SipTransactionManager
+
+        ED2.my_ident = threading.get_ident()
+        try:
+            SipConf.my_uaname = "vrooms"
+            SipConf.allow_formats = (0, 8, 101)
+            self._config = {
+                "_sip_address": self.trunk.listen_host,
+                "_sip_port": self.trunk.listen_port,
+                "_sip_logger": SipLogger("vrooms-sip"),
+            }
+            self._config["_sip_tm"] = SipTransactionManager(self._config, self._incoming)
+            if self.trunk.register:
+                self._register()
+        except BaseException as exc:  # reported to start(), which raises it
+            self._failure = exc
+            self._started.set()
+            return
+        self._started.set()
+        ED2.loop()
+
+    def in_sip_thread(self, function: Callable[..., Any], *args: Any) -> None:
+        from sippy.Core.EventDispatcher import ED2
+
+        ED2.callFromThread(function, *args)
+
+    def stop(self) -> None:
+        from sippy.Core.EventDispatcher import ED2
+
+        if self._thread is not None:
+            ED2.callFromThread(ED2.breakLoop)
+            self._thread.join(5)
+
+    # -- outgoing ---------------------------------------------------------------
+
+    def dial(self, number: str, sdp: str, on_event: SipHandler) -> Dialog:
+        """INVITE ``number`` at the trunk; the no-answer timeout is the caller's (``pstn.leg``)."""
+        dialog = Dialog(self, on_event)
+        self.in_sip_thread(self._invite, dialog, number, sdp)
+        return dialog
+
+    def _invite(self, dialog: Dialog, number: str, sdp: str) -> None:
+        from sippy.CCEvents import CCEventTry
+        from sippy.MsgBody import MsgBody
+        from sippy.SipCallId import SipCallId
+        from sippy.UA import UA
+
+        if dialog.ended:  # hung up before the INVITE left
+            return
+        trunk = self.trunk
+        ua = UA(
+            self._config,
+            event_cb=dialog.from_sippy,
+            username=trunk.username,
+            password=trunk.password,
+            nh_address=(trunk.host, trunk.port),
+        )
+        ua.recvEvent(CCEventTry((SipCallId(), trunk.caller_id, number, MsgBody(sdp), None, trunk.caller_id)))
+        dialog.ua = ua
+
+    # -- incoming ---------------------------------------------------------------
+
+    def _incoming(self, req: Any, sip_t: Any) -> Any:
+        source = str(req.getSource()[0])
+        method = req.getMethod()
+        if source not in self.trunk.trusted_sources:
+            log.warning("SIP %s from %s refused: not a trusted source (VROOMS_SIP_TRUSTED_SOURCES)", method, source)
+            return (req.genResponse(403, "Forbidden"), None, None)
+        if req.getHFBody("to").getTag() is not None:
+            return (req.genResponse(481, "Call Leg/Transaction Does Not Exist"), None, None)
+        if method in ("OPTIONS", "NOTIFY"):
+            return (req.genResponse(200, "OK"), None, None)
+        if method != "INVITE":
+            return (req.genResponse(501, "Not Implemented"), None, None)
+        return self._accept_invite(req, sip_t, source)
+
+    def _accept_invite(self, req: Any, sip_t: Any, source: str) -> Any:
+        from sippy.UA import UA
+
+        dialog = Dialog(self, lambda _event: None)
+        ua = UA(self._config, event_cb=dialog.from_sippy)
+        dialog.ua = ua
+        reply = ua.recvRequest(req, sip_t)
+        from_address = req.getHFBody("from").getUrl()
+        call = IncomingCall(
+            caller=str(from_address.username or ""),
+            called=str(req.getRURI().username or ""),
+            caller_name=str(req.getHFBody("from").getUri().name or ""),
+            sdp=_text(req.getBody()),
+            dialog=dialog,
+            source=source,
+        )
+        self.loop.call_soon_threadsafe(self._hand_over, call)
+        return reply
+
+    def _hand_over(self, call: IncomingCall) -> None:
+        handler = self.on_incoming(call)
+        if handler is None:
+            call.dialog.reject(404, "Not Found")
+        else:
+            call.dialog.on_event = handler
+
+    def _register(self) -> None:
+        from sippy.SipRegistrationAgent import SipRegistrationAgent
+        from sippy.SipURL import SipURL
+
+        trunk = self.trunk
+        aor = SipURL(username=trunk.username or trunk.caller_id, host=trunk.host, port=trunk.port)
+        contact = SipURL(username=trunk.username or trunk.caller_id, host=trunk.listen_host, port=trunk.listen_port)
+        agent = SipRegistrationAgent(
+            self._config,
+            aor,
+            contact,
+            user=trunk.username,
+            passw=trunk.password,
+            exp=300,
+            rok_cb=lambda *_: log.info("registered at the SIP trunk %s:%d", trunk.host, trunk.port),
+            rfail_cb=lambda *_: log.warning("registration at the SIP trunk failed; sippy retries"),
+            target=(trunk.host, trunk.port),
+        )
+        agent.doregister()
