@@ -97,9 +97,11 @@ class Scenario:
         if self.final == 0:
             steps += [
                 _reply("180 Ringing"),
-                _recv("CANCEL"),
+                # The 487 answers the INVITE: the CANCEL's Via branch, but the INVITE's CSeq.
+                '<recv request="CANCEL"><action><ereg regexp="[0-9]+" search_in="hdr" '
+                'header="CSeq:" assign_to="cseq"/></action></recv>',
                 _reply("200 OK"),
-                _reply("487 Request Terminated"),
+                _reply("487 Request Terminated", cseq="CSeq: [$cseq] INVITE\n"),
                 _recv("ACK"),
             ]
             return _scenario(steps)
@@ -120,9 +122,9 @@ def _recv(method: str) -> str:
     return f'<recv request="{method}"/>'
 
 
-def _reply(status: str, *, sdp: bool = False) -> str:
+def _reply(status: str, *, sdp: bool = False, cseq: str = "[last_CSeq:]\n") -> str:
     body = _SDP if sdp else ""
-    headers = "[last_Via:]\n[last_From:]\n[last_To:];tag=[pid]carrier[call_number]\n[last_Call-ID:]\n[last_CSeq:]\n"
+    headers = f"[last_Via:]\n[last_From:]\n[last_To:];tag=[pid]carrier[call_number]\n[last_Call-ID:]\n{cseq}"
     contact = "Contact: <sip:carrier@[local_ip]:[local_port];transport=[transport]>\n"
     content = "Content-Type: application/sdp\n" if sdp else ""
     return _send(f"SIP/2.0 {status}\n{headers}{contact}{content}Content-Length: [len]\n\n{body}", raw=True)
@@ -130,7 +132,8 @@ def _reply(status: str, *, sdp: bool = False) -> str:
 
 def _bye() -> str:
     return _send(
-        "BYE [next_url] SIP/2.0\nVia: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n"
+        "BYE sip:vrooms@[remote_ip]:[remote_port] SIP/2.0\n"
+        "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n"
         "From: [last_To:]\nTo: [last_From:]\n[last_Call-ID:]\nCSeq: 2 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n",
         raw=True,
     )

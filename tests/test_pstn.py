@@ -12,6 +12,7 @@ from tests.calls import CallWorld, Member, hears
 from tests.phones import PASSWORD, TONE_HZ, USER, Carrier, Scenario, free_udp_port, write_tone_pcap
 from tests.servers import Server
 from vrooms.client import Call
+from vrooms.client.signaling import CallError
 
 NUMBER = "+15551234567"
 
@@ -95,3 +96,91 @@ async def test_presenter_dials_a_phone_that_plays_a_tone_everyone_hears(
     await call.remove_participant(participant_id)
     assert phone.finish() == 0, phone.errors()
     await call.wait_until(lambda: _phone(call) is None)
+
+
+async def test_every_participant_hears_the_phone_and_the_phone_hears_the_room(world: CallWorld, carrier: Any) -> None:
+    """sipp echoes what it receives: the attendee's 440 Hz comes back to them only through the phone."""
+    phone = carrier(Scenario(), echo=True)
+    presenter, attendee = world.user(), world.user()
+    room_id = world.room({presenter: "Presenter", attendee: "Attendee"})
+    world.rooms.update_room(room_id=room_id, pstn_dial_out_enabled=True)
+    call = await world.join(presenter, room_id)
+    listener = await world.join(attendee, room_id, tone=440.0)
+    await call.dial_out(NUMBER)
+    await listener.wait_until(lambda: (_phone(listener) or {}).get("state") == "Connected", 15)
+    await hears(listener, 440.0, 10)  # own voice, back through the phone leg (Janus never mixes it back)
+    await hears(call, 440.0, 10)
+    await call.end_for_all()
+    assert phone.finish() == 0, phone.errors()  # the phone got its BYE when the call ended
+
+
+async def test_the_phone_hanging_up_ends_its_leg_with_a_reason(world: CallWorld, carrier: Any) -> None:
+    phone = carrier(Scenario(hang_up_after_ms=500))
+    _, _, call = await _presenter_room(world)
+    participant_id = await call.dial_out(NUMBER)
+    await call.wait_until(lambda: _left_reason(call, participant_id) is not None, 15)
+    assert _left_reason(call, participant_id) == "HungUp"
+    assert phone.finish() == 0, phone.errors()
+    rows = world.records("SELECT raw_id, leave_reason FROM call_participants WHERE id = ?", participant_id)
+    assert rows == [(f"4:{NUMBER}", "HungUp")]
+
+
+@pytest.mark.parametrize(
+    ("final", "reason"), [(486, "Busy"), (404, "NumberNotFound"), (503, "Unavailable"), (0, "NoAnswer")]
+)
+async def test_a_call_the_carrier_refuses_or_nobody_answers_leaves_with_the_reason(
+    world: CallWorld, carrier: Any, final: int, reason: str
+) -> None:
+    """final 0: the phone rings and nobody answers; vrooms gives up after 3 s with CANCEL (sipp expects it)."""
+    phone = carrier(Scenario(final=final))
+    _, _, call = await _presenter_room(world)
+    participant_id = await call.dial_out(NUMBER)
+    await call.wait_until(lambda: _left_reason(call, participant_id) is not None, 20)
+    assert _left_reason(call, participant_id) == reason
+    assert phone.finish() == 0, phone.errors()
+
+
+async def test_hanging_up_a_ringing_phone_cancels_the_invite(world: CallWorld, carrier: Any) -> None:
+    phone = carrier(Scenario(final=0))
+    _, _, call = await _presenter_room(world)
+    participant_id = await call.dial_out(NUMBER)
+    await call.wait_until(lambda: (_phone(call) or {}).get("state") == "Ringing", 15)
+    await call.remove_participant(participant_id)
+    assert phone.finish() == 0, phone.errors()  # it received the CANCEL and answered 487
+    assert _left_reason(call, participant_id) == "RemovedByPresenter"
+
+
+async def test_who_may_dial_out_is_the_role_and_the_room(world: CallWorld) -> None:
+    presenter, attendee, consumer = world.user(), world.user(), world.user()
+    room_id = world.room({presenter: "Presenter", attendee: "Attendee", consumer: "Consumer"})
+    call = await world.join(presenter, room_id)
+    assert "pstnDialOut" not in call.capabilities
+    with pytest.raises(CallError) as refused:
+        await call.dial_out(NUMBER)
+    assert refused.value.code == "PstnDialOutDisabled" and "pstnDialOutEnabled" in refused.value.message
+    world.rooms.update_room(room_id=room_id, pstn_dial_out_enabled=True)
+    await call.wait_until(lambda: "pstnDialOut" in call.capabilities)
+    for member in (attendee, consumer):
+        other = await world.join(member, room_id)
+        with pytest.raises(CallError) as refused:
+            await other.dial_out(NUMBER)
+        assert refused.value.code == "NotAllowed"
+    with pytest.raises(CallError) as refused:
+        await call.dial_out("5551234567")
+    assert refused.value.code == "BadMessage" and "phoneNumber" in refused.value.message
+    world.rooms.update_room(room_id=room_id, pstn_dial_out_enabled=False)
+    await call.wait_until(lambda: "pstnDialOut" not in call.capabilities)
+
+
+async def test_without_a_trunk_phone_requests_say_so(call_server: Server) -> None:
+    world = CallWorld(call_server)
+    try:
+        presenter = world.user()
+        room_id = world.room({presenter: "Presenter"})
+        world.rooms.update_room(room_id=room_id, pstn_dial_out_enabled=True)
+        call = await world.join(presenter, room_id)
+        with pytest.raises(CallError) as refused:
+            await call.dial_out(NUMBER)
+        assert refused.value.code == "PstnUnavailable" and "VROOMS_SIP_TRUNK_URI" in refused.value.message
+    finally:
+        await world.close()

@@ -11,7 +11,7 @@ import logging
 
 from vrooms.config import Settings
 from vrooms.pstn.ng import NgClient, NgError
-from vrooms.pstn.rtpengine import Rtpengine, RtpengineProcess, free_udp_port, listen_dtmf
+from vrooms.pstn.rtpengine import Rtpengine, RtpengineProcess, free_udp_port, listen_dtmf, write_silence
 from vrooms.pstn.service import PstnService
 
 log = logging.getLogger("vrooms.pstn")
@@ -19,11 +19,11 @@ log = logging.getLogger("vrooms.pstn")
 _MAX_BACKOFF_SECONDS = 10.0
 
 
-async def _external(url: str) -> Rtpengine:
+async def _external(url: str, settings: Settings) -> Rtpengine:
     _, host, port = url.split(":")
     client = NgClient(host, int(port))
     await client.open()
-    engine = Rtpengine(client, host)
+    engine = Rtpengine(client, write_silence(settings.data_dir / "rtpengine" / "silence.wav"))
     await engine.ping()
     return engine
 
@@ -40,7 +40,9 @@ async def keep_telephony(settings: Settings, pstn: PstnService) -> None:
     try:
         while True:
             try:
-                engine = await (process.start() if process is not None else _external(str(settings.rtpengine_url)))
+                engine = await (
+                    process.start() if process is not None else _external(str(settings.rtpengine_url), settings)
+                )
             except (OSError, RuntimeError, NgError) as exc:
                 log.error("rtpengine unavailable: %s (retrying in %.1f s)", exc, backoff)
                 await asyncio.sleep(backoff)

@@ -196,6 +196,7 @@ class PhoneLeg:
             await self.engine.answer(self.call_id, ROOM_TAG, PHONE_TAG, self._far_sdp)
         else:  # the carrier offered: answer again
             await self.engine.answer(self.call_id, PHONE_TAG, ROOM_TAG, sdp)
+        await self.engine.wake_room(self.call_id)
 
     # -- AudioLeg ----------------------------------------------------------------------
 

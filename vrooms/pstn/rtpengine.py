@@ -20,6 +20,7 @@ import logging
 import signal
 import socket
 import time
+import wave
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -75,12 +76,23 @@ def audio_port(sdp: str) -> int:
     raise NgError("rtpengine's SDP has no audio section")
 
 
+def write_silence(path: Path, milliseconds: int = 200) -> Path:
+    """A short silent WAV: played toward the AudioBridge to open its plain-RTP leg (see ``wake_room``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(b"\0\0" * (8 * milliseconds))
+    return path
+
+
 class Rtpengine:
     """The ng commands a phone leg uses, in phone-leg terms."""
 
-    def __init__(self, client: NgClient, interface: str) -> None:
+    def __init__(self, client: NgClient, silence: Path) -> None:
         self.client = client
-        self.interface = interface
+        self.silence = silence
 
     async def ping(self) -> None:
         await self.client.request("ping")
@@ -108,6 +120,11 @@ class Rtpengine:
         await self.client.request(
             "play DTMF", **{"call-id": call_id, "from-tag": ROOM_TAG, "code": tone, "duration": duration_ms}
         )
+
+    async def wake_room(self, call_id: str) -> None:
+        """Send the AudioBridge a little silence: it mixes for a plain-RTP leg only once it has
+        received a packet (janus_audiobridge.c, plain RTP), and a phone may stay silent."""
+        await self.client.request("play media", **{"call-id": call_id, "from-tag": ROOM_TAG, "file": str(self.silence)})
 
     async def play_to_phone(self, call_id: str, file: Path) -> None:
         """A file only the phone hears (``from-tag`` names the listener here)."""
@@ -172,7 +189,7 @@ class RtpengineProcess:
         log_file.close()
         client = NgClient("127.0.0.1", ng_port)
         await client.open()
-        engine = Rtpengine(client, "127.0.0.1")
+        engine = Rtpengine(client, write_silence(self.folder / "silence.wav"))
         await self._wait_ready(engine)
         log.info("rtpengine started (pid %d, ng on 127.0.0.1:%d)", self.process.pid, ng_port)
         return engine
