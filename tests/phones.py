@@ -110,7 +110,8 @@ class Scenario:
             steps += [_reply(f"{self.final} Refused"), _recv("ACK")]
             return _scenario(steps)
         steps += [_reply("200 OK", sdp=True), '<recv request="ACK" optional="false"/>']
-        steps += [f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>' for pcap in self.play]
+        for pcap in self.play:  # as a person would: a moment after answering, one key after another
+            steps += ['<pause milliseconds="500"/>', f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>']
         if self.hang_up_after_ms is not None:
             steps += [f'<pause milliseconds="{self.hang_up_after_ms}"/>', _bye(), '<recv response="200"/>']
         else:
@@ -150,17 +151,63 @@ def _scenario(steps: list[str]) -> str:
     return f'{head}\n{body}\n<label id="done"/>\n</scenario>\n'
 
 
+DTMF_PCAPS = Path("/usr/share/sip-tester")
+
+
+def dtmf_pcap(tone: str) -> str:
+    """sipp's own RFC 4733 recordings, one digit each."""
+    name = {"#": "pound", "*": "star"}.get(tone, tone)
+    return str(DTMF_PCAPS / f"dtmf_2833_{name}.pcap")
+
+
+def caller_xml(number: str, digits: str) -> str:
+    """A phone calling in through the trunk: INVITE, keys ``digits`` once answered, then waits for BYE."""
+    invite = _send(
+        "INVITE sip:" + number + "@[remote_ip]:[remote_port] SIP/2.0\n"
+        "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n"
+        "From: <sip:+15557654321@[local_ip]>;tag=[pid]caller[call_number]\n"
+        "To: <sip:" + number + "@[remote_ip]>\nCall-ID: [call_id]\nCSeq: 1 INVITE\n"
+        "Contact: <sip:caller@[local_ip]:[local_port]>\nMax-Forwards: 70\n"
+        "Content-Type: application/sdp\nContent-Length: [len]\n\n" + _SDP,
+        raw=True,
+    )
+    ack = _send(
+        "ACK [next_url] SIP/2.0\nVia: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n"
+        "From: <sip:+15557654321@[local_ip]>;tag=[pid]caller[call_number]\n[last_To:]\nCall-ID: [call_id]\n"
+        "CSeq: 1 ACK\nMax-Forwards: 70\nContent-Length: 0\n\n",
+        raw=True,
+    )
+    steps = [
+        invite,
+        '<recv response="100" optional="true"/>',
+        '<recv response="180" optional="true"/>',
+        '<recv response="200" rtd="true"/>',
+        ack,
+    ]
+    for tone in digits:
+        steps += [
+            f'<nop><action><exec play_pcap_audio="{dtmf_pcap(tone)}"/></action></nop>',
+            '<pause milliseconds="400"/>',
+        ]
+    steps += [_recv("BYE"), _reply("200 OK")]
+    return _scenario(steps)
+
+
 class Carrier:
     """One sipp UAS on a port, serving one call with a scenario; ``finish()`` returns its exit status."""
 
-    def __init__(self, folder: Path, port: int, scenario: Scenario, *, echo: bool = False) -> None:
+    def __init__(
+        self, folder: Path, port: int, scenario: Scenario | str, *, echo: bool = False, call: str | None = None
+    ) -> None:
+        """``scenario``: what to do with an INVITE, or a UAC scenario's XML to ``call`` (host:port)."""
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
         path = folder / "carrier.xml"
-        path.write_text(scenario.xml())
+        path.write_text(scenario if isinstance(scenario, str) else scenario.xml())
         media_port = free_udp_port()
         args = [
             "sipp",
+            *([call] if call else []),
             "-sf",
             str(path),
             "-i",

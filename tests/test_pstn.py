@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -9,12 +10,23 @@ from typing import Any
 import pytest
 
 from tests.calls import CallWorld, Member, hears
-from tests.phones import PASSWORD, TONE_HZ, USER, Carrier, Scenario, free_udp_port, write_tone_pcap
+from tests.phones import (
+    PASSWORD,
+    TONE_HZ,
+    USER,
+    Carrier,
+    Scenario,
+    caller_xml,
+    dtmf_pcap,
+    free_udp_port,
+    write_tone_pcap,
+)
 from tests.servers import Server
 from vrooms.client import Call
 from vrooms.client.signaling import CallError
 
 NUMBER = "+15551234567"
+DIAL_IN, PIN = "+15550009999", "2468"
 
 
 @pytest.fixture(scope="module")
@@ -23,16 +35,33 @@ def trunk_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def phone_server(tmp_path_factory: pytest.TempPathFactory, trunk_port: int) -> Iterator[Server]:
+def sip_listen() -> str:
+    return f"127.0.0.1:{free_udp_port()}"
+
+
+@pytest.fixture(scope="module")
+def dial_in_room(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The data folder, with the room the static dial-in rule names created before the server starts."""
+    data_dir = tmp_path_factory.mktemp("pstn")
+    offline = Server(data_dir)
+    offline.cli("migrate")
+    room = json.loads(offline.cli("rooms", "create").stdout)
+    return data_dir, str(room["id"])
+
+
+@pytest.fixture(scope="module")
+def phone_server(trunk_port: int, sip_listen: str, dial_in_room: tuple[Path, str]) -> Iterator[Server]:
+    data_dir, room_id = dial_in_room
     server = Server(
-        tmp_path_factory.mktemp("pstn"),
+        data_dir,
         log_level="info",
         extra_env={
+            "VROOMS_SIP_DIALIN": json.dumps({DIAL_IN: {"roomId": room_id, "pin": PIN}}),
             "VROOMS_SIP_TRUNK_URI": f"sip:127.0.0.1:{trunk_port};transport=udp",
             "VROOMS_SIP_TRUNK_USERNAME": USER,
             "VROOMS_SIP_TRUNK_PASSWORD": PASSWORD,
             "VROOMS_SIP_CALLER_ID": "+15550000001",
-            "VROOMS_SIP_LISTEN": f"127.0.0.1:{free_udp_port()}",
+            "VROOMS_SIP_LISTEN": sip_listen,
             "VROOMS_SIP_NO_ANSWER_SECONDS": "3",
         },
     ).start()
@@ -184,3 +213,51 @@ async def test_without_a_trunk_phone_requests_say_so(call_server: Server) -> Non
         assert refused.value.code == "PstnUnavailable" and "VROOMS_SIP_TRUNK_URI" in refused.value.message
     finally:
         await world.close()
+
+
+async def test_dtmf_both_ways(world: CallWorld, carrier: Any) -> None:
+    """Digits the phone keys arrive as dtmfReceived; digits sent to it travel as RFC 4733 (the echo
+    sends them back, and rtpengine reports them again as from the phone)."""
+    phone = carrier(Scenario(play=[dtmf_pcap("1"), dtmf_pcap("#")]), echo=True)
+    _, _, call = await _presenter_room(world)
+    participant_id = await call.dial_out(NUMBER)
+
+    def tones() -> list[str]:
+        return [
+            e["tone"] for e in call.events if e.get("type") == "dtmfReceived" and e["participantId"] == participant_id
+        ]
+
+    await call.wait_until(lambda: tones()[:2] == ["1", "#"], 15)
+    await call.send_dtmf(participant_id, "5")
+    await call.wait_until(lambda: "5" in tones(), 10)
+    with pytest.raises(CallError) as refused:
+        await call.send_dtmf(participant_id, "5X")
+    assert refused.value.code == "BadMessage"
+    await call.end_for_all()
+    assert phone.finish() == 0, phone.errors()
+
+
+async def test_dial_in_with_the_right_pin_joins_the_room_call(
+    world: CallWorld, carrier: Any, dial_in_room: tuple[Path, str], sip_listen: str
+) -> None:
+    presenter = world.user()
+    room_id = dial_in_room[1]
+    world.set_role(room_id, presenter, "Presenter")
+    call = await world.join(presenter, room_id)
+    caller = carrier(caller_xml(DIAL_IN, PIN + "#"), call=sip_listen)
+    await call.wait_until(lambda: any(p.get("phoneNumber") == "+15557654321" for p in call.participants.values()), 30)
+    phone_id = next(pid for pid, p in call.participants.items() if p.get("phoneNumber"))
+    await call.remove_participant(phone_id)
+    assert caller.finish() == 0, caller.errors()
+
+
+async def test_dial_in_with_a_wrong_pin_three_times_is_hung_up(
+    world: CallWorld, carrier: Any, dial_in_room: tuple[Path, str], sip_listen: str
+) -> None:
+    presenter = world.user()
+    room_id = dial_in_room[1]
+    world.set_role(room_id, presenter, "Presenter")
+    call = await world.join(presenter, room_id)
+    caller = carrier(caller_xml(DIAL_IN, "1111" * 3), call=sip_listen)
+    assert caller.finish(timeout=60) == 0, caller.errors()  # it got the BYE
+    assert not any(p.get("phoneNumber") for p in call.participants.values())

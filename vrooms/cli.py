@@ -212,7 +212,8 @@ def _serve(settings: Settings, access_log: bool) -> int:
     # came from the environment already (they have no flags) and stay as they are there.
     for name, value in settings.model_dump().items():
         if value is not None and not isinstance(value, SecretStr):
-            os.environ[f"VROOMS_{name.upper()}"] = str(value)
+            # Structured settings go as JSON, which is how pydantic-settings reads them back.
+            os.environ[f"VROOMS_{name.upper()}"] = json.dumps(value) if isinstance(value, dict | list) else str(value)
     from vrooms.launcher import ChildProcess
 
     children = [ChildProcess("vrooms.events.dispatcher", "event dispatcher")]
