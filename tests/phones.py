@@ -70,6 +70,8 @@ class Scenario:
     auth: bool = True
     final: int = 200  # 200 answers; 486, 404, 503... refuse; 0 never answers (rings until CANCEL)
     early_media: bool = False
+    early_play: list[str] = field(default_factory=list)  # pcaps played as early media, after the 183
+    ring_ms: int = 0  # how long it rings (or plays early media) before the final response
     play: list[str] = field(default_factory=list)  # pcaps played once answered, in order
     hang_up_after_ms: int | None = None  # the phone hangs up (BYE) this long after answering
 
@@ -106,6 +108,9 @@ class Scenario:
             ]
             return _scenario(steps)
         steps.append(_reply("183 Session Progress", sdp=True) if self.early_media else _reply("180 Ringing"))
+        steps += [f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>' for pcap in self.early_play]
+        if self.ring_ms:
+            steps.append(f'<pause milliseconds="{self.ring_ms}"/>')
         if self.final != 200:
             steps += [_reply(f"{self.final} Refused"), _recv("ACK")]
             return _scenario(steps)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.calls import CallWorld, Member, hears
+from tests.calls import CallWorld, Member, hears, stops_hearing
 from tests.phones import (
     PASSWORD,
     TONE_HZ,
@@ -261,3 +263,50 @@ async def test_dial_in_with_a_wrong_pin_three_times_is_hung_up(
     caller = carrier(caller_xml(DIAL_IN, "1111" * 3), call=sip_listen)
     assert caller.finish(timeout=60) == 0, caller.errors()  # it got the BYE
     assert not any(p.get("phoneNumber") for p in call.participants.values())
+
+
+async def test_early_media_is_heard_before_the_phone_answers(world: CallWorld, carrier: Any, tmp_path: Path) -> None:
+    pcap = write_tone_pcap(tmp_path / "ringback.pcap", seconds=3)
+    phone = carrier(Scenario(early_media=True, early_play=[str(pcap)], ring_ms=2500))
+    _, _, call = await _presenter_room(world)
+    await call.dial_out(NUMBER)
+    await call.wait_until(lambda: (_phone(call) or {}).get("state") == "EarlyMedia", 15)
+    await hears(call, TONE_HZ, 5)
+    assert (_phone(call) or {}).get("state") == "EarlyMedia"  # heard before the 200
+    await call.wait_until(lambda: (_phone(call) or {}).get("state") == "Connected", 10)
+    await call.end_for_all()
+    assert phone.finish() == 0, phone.errors()
+
+
+async def test_a_presenter_mutes_a_phone_in_the_mix(world: CallWorld, carrier: Any, tmp_path: Path) -> None:
+    pcap = write_tone_pcap(tmp_path / "tone.pcap", seconds=20)
+    phone = carrier(Scenario(play=[str(pcap)]))
+    _, _, call = await _presenter_room(world)
+    participant_id = await call.dial_out(NUMBER)
+    await hears(call, TONE_HZ, 15)
+    await call.mute_participant(participant_id)
+    await stops_hearing(call, TONE_HZ)
+    assert (_phone(call) or {}).get("muted") is True
+    await call.end_for_all()
+    assert phone.finish() == 0, phone.errors()
+
+
+async def test_rtpengine_killed_ends_phone_legs_and_comes_back(
+    world: CallWorld, carrier: Any, phone_server: Server
+) -> None:
+    first = carrier(Scenario())
+    _, _, call = await _presenter_room(world)
+    participant_id = await call.dial_out(NUMBER)
+    await call.wait_until(lambda: (_phone(call) or {}).get("state") == "Connected", 15)
+    pid_file = phone_server.data_dir / "rtpengine" / "rtpengine.pid"
+    old_pid = int(pid_file.read_text())
+    os.kill(old_pid, signal.SIGKILL)
+    await call.wait_until(lambda: _left_reason(call, participant_id) is not None, 15)
+    assert _left_reason(call, participant_id) == "TelephonyMediaFailure"
+    assert first.finish() == 0, first.errors()  # the phone was hung up (BYE), not left ringing in silence
+    second = carrier(Scenario())
+    again = await call.dial_out(NUMBER)  # waits for the new rtpengine if it is still starting
+    await call.wait_until(lambda: (_phone(call) or {}).get("state") == "Connected", 15)
+    assert int(pid_file.read_text()) != old_pid
+    await call.remove_participant(again)
+    assert second.finish() == 0, second.errors()

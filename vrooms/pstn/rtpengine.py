@@ -181,6 +181,7 @@ class RtpengineProcess:
             f"--dtmf-log-dest=127.0.0.1:{self.dtmf_port}",
             "--endpoint-learning=immediate",
             "--delete-delay=0",
+            f"--pidfile={self.folder / 'rtpengine.pid'}",
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log_file,
             stderr=asyncio.subprocess.STDOUT,
