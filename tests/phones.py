@@ -202,9 +202,16 @@ class Carrier:
     """One sipp UAS on a port, serving one call with a scenario; ``finish()`` returns its exit status."""
 
     def __init__(
-        self, folder: Path, port: int, scenario: Scenario | str, *, echo: bool = False, call: str | None = None
+        self,
+        folder: Path,
+        port: int,
+        scenario: Scenario | str,
+        *,
+        echo: bool = False,
+        call: str | None = None,
+        calls: int = 1,
     ) -> None:
-        """``scenario``: what to do with an INVITE, or a UAC scenario's XML to ``call`` (host:port)."""
+        """``scenario``: what to do with an INVITE (``calls`` of them), or a UAC scenario's XML to ``call``."""
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
         path = folder / "carrier.xml"
@@ -224,7 +231,7 @@ class Carrier:
             "-mp",
             str(media_port),
             "-m",
-            "1",
+            str(calls),
             "-timeout",
             "60s",
             "-default_behaviors",

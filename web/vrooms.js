@@ -335,6 +335,16 @@ export class Call extends EventTarget {
     return this.request({ type: "removeParticipant", participantId });
   }
 
+  /** Bring a phone (E.164, "+15551234567") into the call; resolves to its participant id.
+   * Needs pstnDialOut and a room with pstnDialOutEnabled; digits it keys arrive as "dtmfReceived". */
+  async dialOut(phoneNumber) {
+    return (await this.request({ type: "dialOut", phoneNumber })).participantId;
+  }
+
+  sendDtmf(participantId, tones) {
+    return this.request({ type: "sendDtmf", participantId, tones });
+  }
+
   endForAll() {
     return this.request({ type: "endForAll" });
   }
