@@ -239,13 +239,17 @@ async def test_dtmf_both_ways(world: CallWorld, carrier: Any) -> None:
     assert phone.finish() == 0, phone.errors()
 
 
+async def _in_dial_in_room(world: CallWorld, dial_in_room: tuple[Path, str]) -> Call:
+    """A Presenter in the room call the static dial-in rule sends callers to."""
+    presenter = world.user()
+    world.set_role(dial_in_room[1], presenter, "Presenter")
+    return await world.join(presenter, dial_in_room[1])
+
+
 async def test_dial_in_with_the_right_pin_joins_the_room_call(
     world: CallWorld, carrier: Any, dial_in_room: tuple[Path, str], sip_listen: str
 ) -> None:
-    presenter = world.user()
-    room_id = dial_in_room[1]
-    world.set_role(room_id, presenter, "Presenter")
-    call = await world.join(presenter, room_id)
+    call = await _in_dial_in_room(world, dial_in_room)
     caller = carrier(caller_xml(DIAL_IN, PIN + "#"), call=sip_listen)
     await call.wait_until(lambda: any(p.get("phoneNumber") == "+15557654321" for p in call.participants.values()), 30)
     phone_id = next(pid for pid, p in call.participants.items() if p.get("phoneNumber"))
@@ -256,10 +260,7 @@ async def test_dial_in_with_the_right_pin_joins_the_room_call(
 async def test_dial_in_with_a_wrong_pin_three_times_is_hung_up(
     world: CallWorld, carrier: Any, dial_in_room: tuple[Path, str], sip_listen: str
 ) -> None:
-    presenter = world.user()
-    room_id = dial_in_room[1]
-    world.set_role(room_id, presenter, "Presenter")
-    call = await world.join(presenter, room_id)
+    call = await _in_dial_in_room(world, dial_in_room)
     caller = carrier(caller_xml(DIAL_IN, "1111" * 3), call=sip_listen)
     assert caller.finish(timeout=60) == 0, caller.errors()  # it got the BYE
     assert not any(p.get("phoneNumber") for p in call.participants.values())

@@ -7,6 +7,8 @@ before handing the main thread to uvicorn. Each is a child tied to ours
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ctypes
 import signal
 import subprocess
@@ -23,6 +25,19 @@ _READY_TIMEOUT_SECONDS = 20.0
 def die_with_parent(sig: signal.Signals) -> None:
     """In a child, before exec: the kernel sends ``sig`` when the parent dies (prctl(2))."""
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, sig)
+
+
+async def stop_process(process: asyncio.subprocess.Process | None) -> None:
+    """SIGTERM, then SIGKILL after 5 s: a managed media process (Janus, rtpengine) is gone after this."""
+    if process is None or process.returncode is not None:
+        return
+    process.terminate()
+    try:
+        await asyncio.wait_for(process.wait(), 5)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
 
 
 class ChildProcess:

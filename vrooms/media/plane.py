@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from vrooms.media import sdp
 from vrooms.media.janus import EventHandler as RawEventHandler
-from vrooms.media.janus import JanusConnection, JanusError, JanusHandle, JanusUnavailable
+from vrooms.media.janus import JanusConnection, JanusError, JanusHandle, JanusUnavailable, PluginReply
 from vrooms.media.types import (
     CallMedia,
     Connected,
@@ -95,6 +95,25 @@ def _event_of(raw: dict[str, Any], own_id: int | None) -> MediaEvent | None:
     if kind == "event" and own_id is not None and data.get("id") == own_id and talk in ("talking", "stopped-talking"):
         return Talking(talk == "talking")
     return None
+
+
+def _rtp_address(data: dict[str, Any]) -> tuple[str, int]:
+    rtp = data.get("rtp") or {}
+    if "port" not in rtp:
+        raise MediaError("the media server did not open an RTP port for the phone leg")
+    return str(rtp.get("ip", "127.0.0.1")), int(rtp["port"])
+
+
+T = TypeVar("T")
+
+
+async def _checked(leg: JanusAudioLeg, read: Callable[[], T]) -> T:
+    """``read()`` the join's reply; a reply without what it must carry closes the leg."""
+    try:
+        return read()
+    except BaseException:
+        await leg.close()
+        raise
 
 
 @dataclass
@@ -231,58 +250,55 @@ class JanusMediaPlane:
             await audio.request({"request": "destroy", "room": media.audio_room, "secret": media.secret})
             await video.request({"request": "destroy", "room": media.video_room, "secret": media.secret})
 
+    async def _join_mix(
+        self,
+        media: CallMedia,
+        *,
+        display: str,
+        muted: bool,
+        on_event: EventHandler,
+        transport: dict[str, Any],
+        jsep: dict[str, str] | None = None,
+    ) -> tuple[JanusAudioLeg, PluginReply]:
+        """A new handle joined to the call's AudioBridge room; ``transport``: its codec and (for RTP) ``rtp``."""
+        assert isinstance(media, JanusCallMedia)
+        janus_id = _new_id()
+        handle = await self.connection.attach(AUDIOBRIDGE, _typed(on_event, janus_id))
+        try:
+            body = {"request": "join", "room": media.audio_room, "id": janus_id, "display": display, "muted": muted}
+            return JanusAudioLeg(handle, janus_id), await handle.request({**body, **transport}, jsep)
+        except BaseException:
+            await handle.detach()
+            raise
+
     async def join_audio(
         self, media: CallMedia, *, display: str, may_send: bool, offer_sdp: str, on_event: EventHandler
     ) -> tuple[JanusAudioLeg, str]:
-        assert isinstance(media, JanusCallMedia)
-        janus_id = _new_id()
         with _mapped_errors():
             offer = sdp.audio_offer(offer_sdp, may_send=may_send)
-            handle = await self.connection.attach(AUDIOBRIDGE, _typed(on_event, janus_id))
-            try:
-                reply = await handle.request(
-                    {
-                        "request": "join",
-                        "room": media.audio_room,
-                        "id": janus_id,
-                        "display": display,
-                        "muted": not may_send,
-                        "codec": "opus",
-                    },
-                    _offer(offer),
-                )
-                return JanusAudioLeg(handle, janus_id), _answer_sdp(reply.jsep)
-            except BaseException:
-                await handle.detach()
-                raise
+            leg, reply = await self._join_mix(
+                media,
+                display=display,
+                muted=not may_send,
+                on_event=on_event,
+                transport={"codec": "opus"},
+                jsep=_offer(offer),
+            )
+            return leg, await _checked(leg, lambda: _answer_sdp(reply.jsep))
 
     async def join_rtp(
         self, media: CallMedia, *, display: str, send_to: tuple[str, int], muted: bool, on_event: EventHandler
     ) -> tuple[JanusAudioLeg, tuple[str, int]]:
         """A plain-RTP participant ("rtp" object of ``join``); G.711 needs no payload type (janus_audiobridge.c)."""
-        assert isinstance(media, JanusCallMedia)
-        janus_id = _new_id()
         with _mapped_errors():
-            handle = await self.connection.attach(AUDIOBRIDGE, _typed(on_event, janus_id))
-            try:
-                reply = await handle.request(
-                    {
-                        "request": "join",
-                        "room": media.audio_room,
-                        "id": janus_id,
-                        "display": display,
-                        "codec": "pcmu",
-                        "muted": muted,
-                        "rtp": {"ip": send_to[0], "port": send_to[1]},
-                    }
-                )
-                rtp = reply.data.get("rtp") or {}
-                if "port" not in rtp:
-                    raise MediaError("the media server did not open an RTP port for the phone leg")
-                return JanusAudioLeg(handle, janus_id), (str(rtp.get("ip", "127.0.0.1")), int(rtp["port"]))
-            except BaseException:
-                await handle.detach()
-                raise
+            leg, reply = await self._join_mix(
+                media,
+                display=display,
+                muted=muted,
+                on_event=on_event,
+                transport={"codec": "pcmu", "rtp": {"ip": send_to[0], "port": send_to[1]}},
+            )
+            return leg, await _checked(leg, lambda: _rtp_address(reply.data))
 
     async def publish(
         self, media: CallMedia, *, display: str, offer_sdp: str, on_event: EventHandler

@@ -8,7 +8,6 @@ orphaned Janus holding media ports.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import socket
@@ -17,7 +16,7 @@ from functools import partial
 from pathlib import Path
 
 from vrooms.config import Settings
-from vrooms.launcher import die_with_parent
+from vrooms.launcher import die_with_parent, stop_process
 from vrooms.media.config import JanusEndpoint, janus_lib_dir, write_config
 from vrooms.media.interfaces import ice_interfaces
 
@@ -102,12 +101,4 @@ class JanusProcess:
         return await self.process.wait()
 
     async def stop(self) -> None:
-        if self.process is None or self.process.returncode is not None:
-            return
-        self.process.terminate()
-        try:
-            await asyncio.wait_for(self.process.wait(), 5)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.kill()
-            await self.process.wait()
+        await stop_process(self.process)

@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from vrooms.launcher import die_with_parent
+from vrooms.launcher import die_with_parent, stop_process
 from vrooms.pstn.ng import NgClient, NgError
 from vrooms.pstn.numbers import DTMF_TONES
 
@@ -215,12 +215,4 @@ class RtpengineProcess:
         return await self.process.wait()
 
     async def stop(self) -> None:
-        if self.process is None or self.process.returncode is not None:
-            return
-        self.process.terminate()
-        try:
-            await asyncio.wait_for(self.process.wait(), 5)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.kill()
-            await self.process.wait()
+        await stop_process(self.process)
