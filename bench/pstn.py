@@ -44,7 +44,7 @@ def _phone_state(call: Call, participant_id: str) -> str | None:
 
 
 async def one_setup(world: CallWorld, call: Call, folder: Path, port: int, pcap: Path) -> tuple[float, float]:
-    carrier = Carrier(folder, port, Scenario(auth=False, play=[str(pcap)]))
+    carrier = Carrier(folder, port, Scenario(auth=False, play=[str(pcap)], play_pause_ms=0))
     try:
         started = time.monotonic()
         participant_id = await call.dial_out(NUMBER)
@@ -111,6 +111,7 @@ async def setup_latency(world: CallWorld, folder: Path, port: int, rounds: int) 
     room_id = world.room({presenter: "Presenter"})
     world.rooms.update_room(room_id=room_id, pstn_dial_out_enabled=True)
     call = await world.join(presenter, room_id)
+    folder.mkdir(parents=True, exist_ok=True)
     pcap = write_tone_pcap(folder / "tone.pcap", seconds=4)
     connected, heard = [], []
     for n in range(rounds):

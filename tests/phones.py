@@ -73,6 +73,7 @@ class Scenario:
     early_play: list[str] = field(default_factory=list)  # pcaps played as early media, after the 183
     ring_ms: int = 0  # how long it rings (or plays early media) before the final response
     play: list[str] = field(default_factory=list)  # pcaps played once answered, in order
+    play_pause_ms: int = 500  # before each of ``play`` (0: the first plays as soon as the ACK arrives)
     hang_up_after_ms: int | None = None  # the phone hangs up (BYE) this long after answering
 
     def xml(self) -> str:
@@ -116,7 +117,9 @@ class Scenario:
             return _scenario(steps)
         steps += [_reply("200 OK", sdp=True), '<recv request="ACK" optional="false"/>']
         for pcap in self.play:  # as a person would: a moment after answering, one key after another
-            steps += ['<pause milliseconds="500"/>', f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>']
+            if self.play_pause_ms:
+                steps.append(f'<pause milliseconds="{self.play_pause_ms}"/>')
+            steps.append(f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
         if self.hang_up_after_ms is not None:
             steps += [f'<pause milliseconds="{self.hang_up_after_ms}"/>', _bye(), '<recv response="200"/>']
         else:

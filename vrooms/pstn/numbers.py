@@ -35,7 +35,8 @@ def number_of(raw: str) -> str | None:
 
 
 def allowed(number: str, prefixes: tuple[str, ...]) -> bool:
-    """The allow/deny list: ``+44`` allows, ``!+44900`` denies; the longest matching prefix decides.
+    """The allow/deny list: ``+44`` allows, ``!+44900`` denies; the longest matching prefix decides
+    (a deny beats an allow of the same prefix).
 
     With no allowing entry every number is allowed (unless denied).
     """
@@ -43,7 +44,7 @@ def allowed(number: str, prefixes: tuple[str, ...]) -> bool:
     for entry in prefixes:
         deny = entry.startswith("!")
         prefix = entry[1:] if deny else entry
-        if number.startswith(prefix) and len(prefix) > best:
+        if number.startswith(prefix) and (len(prefix) > best or (len(prefix) == best and deny)):
             best, verdict = len(prefix), not deny
     return verdict
 
