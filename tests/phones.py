@@ -168,9 +168,8 @@ def dtmf_pcap(tone: str) -> str:
     return str(DTMF_PCAPS / f"dtmf_2833_{name}.pcap")
 
 
-def caller_xml(number: str, digits: str) -> str:
-    """A phone calling in through the trunk: INVITE, keys ``digits`` once answered, then waits for BYE."""
-    invite = _send(
+def _invite(number: str) -> str:
+    return _send(
         "INVITE sip:" + number + "@[remote_ip]:[remote_port] SIP/2.0\n"
         "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n"
         "From: <sip:+15557654321@[local_ip]>;tag=[pid]caller[call_number]\n"
@@ -179,18 +178,25 @@ def caller_xml(number: str, digits: str) -> str:
         "Content-Type: application/sdp\nContent-Length: [len]\n\n" + _SDP,
         raw=True,
     )
-    ack = _send(
+
+
+def _ack() -> str:
+    return _send(
         "ACK [next_url] SIP/2.0\nVia: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n"
         "From: <sip:+15557654321@[local_ip]>;tag=[pid]caller[call_number]\n[last_To:]\nCall-ID: [call_id]\n"
         "CSeq: 1 ACK\nMax-Forwards: 70\nContent-Length: 0\n\n",
         raw=True,
     )
+
+
+def caller_xml(number: str, digits: str) -> str:
+    """A phone calling in through the trunk: INVITE, keys ``digits`` once answered, then waits for BYE."""
     steps = [
-        invite,
+        _invite(number),
         '<recv response="100" optional="true"/>',
         '<recv response="180" optional="true"/>',
         '<recv response="200" rtd="true"/>',
-        ack,
+        _ack(),
     ]
     for tone in digits:
         steps += [
@@ -199,6 +205,13 @@ def caller_xml(number: str, digits: str) -> str:
         ]
     steps += [_recv("BYE"), _reply("200 OK")]
     return _scenario(steps)
+
+
+def refused_caller_xml(number: str, status: int) -> str:
+    """A caller whose INVITE must be refused with ``status`` (then it ACKs the refusal)."""
+    return _scenario(
+        [_invite(number), '<recv response="100" optional="true"/>', f'<recv response="{status}"/>', _ack()]
+    )
 
 
 class Carrier:
@@ -213,6 +226,7 @@ class Carrier:
         echo: bool = False,
         call: str | None = None,
         calls: int = 1,
+        address: str = "127.0.0.1",
     ) -> None:
         """``scenario``: what to do with an INVITE (``calls`` of them), or a UAC scenario's XML to ``call``."""
         folder.mkdir(parents=True, exist_ok=True)
@@ -226,7 +240,7 @@ class Carrier:
             "-sf",
             str(path),
             "-i",
-            "127.0.0.1",
+            address,
             "-p",
             str(port),
             "-mi",

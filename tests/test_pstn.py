@@ -21,6 +21,7 @@ from tests.phones import (
     caller_xml,
     dtmf_pcap,
     free_udp_port,
+    refused_caller_xml,
     write_tone_pcap,
 )
 from tests.servers import Server
@@ -147,13 +148,15 @@ async def test_every_participant_hears_the_phone_and_the_phone_hears_the_room(wo
 
 async def test_the_phone_hanging_up_ends_its_leg_with_a_reason(world: CallWorld, carrier: Any) -> None:
     phone = carrier(Scenario(hang_up_after_ms=500))
-    _, _, call = await _presenter_room(world)
+    _, presenter, call = await _presenter_room(world)
     participant_id = await call.dial_out(NUMBER)
     await call.wait_until(lambda: _left_reason(call, participant_id) is not None, 15)
     assert _left_reason(call, participant_id) == "HungUp"
     assert phone.finish() == 0, phone.errors()
     rows = world.records("SELECT raw_id, leave_reason FROM call_participants WHERE id = ?", participant_id)
     assert rows == [(f"4:{NUMBER}", "HungUp")]
+    (dialed_by,) = world.records("SELECT user_agent FROM call_participants WHERE id = ?", participant_id)[0]
+    assert presenter.raw_id in dialed_by  # who brought the phone in
 
 
 @pytest.mark.parametrize(
@@ -311,3 +314,19 @@ async def test_rtpengine_killed_ends_phone_legs_and_comes_back(
     assert int(pid_file.read_text()) != old_pid
     await call.remove_participant(again)
     assert second.finish() == 0, second.errors()
+
+
+def test_sip_from_an_untrusted_address_or_to_an_unknown_number_is_refused(
+    carrier: Any, sip_listen: str, phone_server: Server
+) -> None:
+    """The trunk is 127.0.0.1: a caller at 127.0.0.2 gets 403, and a number without a rule 404."""
+    stranger = carrier(refused_caller_xml(DIAL_IN, 403), call=sip_listen, address="127.0.0.2")
+    assert stranger.finish() == 0, stranger.errors()
+    unknown = carrier(refused_caller_xml("+15550001234", 404), call=sip_listen)
+    assert unknown.finish() == 0, unknown.errors()
+
+
+def test_no_sip_password_in_any_log(phone_server: Server) -> None:
+    """Runs after the calls above (file order): the server log, rtpengine's and Janus's."""
+    for log in [phone_server.log_path, *phone_server.data_dir.glob("*/*.log")]:
+        assert PASSWORD not in log.read_text(errors="replace"), log
