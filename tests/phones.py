@@ -133,7 +133,11 @@ def _recv(method: str) -> str:
 
 def _reply(status: str, *, sdp: bool = False, cseq: str = "[last_CSeq:]\n") -> str:
     body = _SDP if sdp else ""
-    headers = f"[last_Via:]\n[last_From:]\n[last_To:];tag=[pid]carrier[call_number]\n[last_Call-ID:]\n{cseq}"
+    # A UAS copies Record-Route into its responses (RFC 3261 §12.1.1), so a proxy stays in the dialog.
+    headers = (
+        "[last_Via:]\n[last_Record-Route:]\n[last_From:]\n[last_To:];tag=[pid]carrier[call_number]\n"
+        f"[last_Call-ID:]\n{cseq}"
+    )
     contact = "Contact: <sip:carrier@[local_ip]:[local_port];transport=[transport]>\n"
     content = "Content-Type: application/sdp\n" if sdp else ""
     return _send(f"SIP/2.0 {status}\n{headers}{contact}{content}Content-Length: [len]\n\n{body}", raw=True)

@@ -314,6 +314,6 @@ class SipStack:
             exp=300,
             rok_cb=lambda *_: log.info("registered at the SIP trunk %s:%d", trunk.host, trunk.port),
             rfail_cb=lambda *_: log.warning("registration at the SIP trunk failed; sippy retries"),
-            target=(trunk.host, trunk.port),
+            target=((trunk.host, trunk.port), "udp"),
         )
         agent.doregister()
