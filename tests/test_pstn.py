@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -66,6 +67,7 @@ def phone_server(trunk_port: int, sip_listen: str, dial_in_room: tuple[Path, str
             "VROOMS_SIP_CALLER_ID": "+15550000001",
             "VROOMS_SIP_LISTEN": sip_listen,
             "VROOMS_SIP_NO_ANSWER_SECONDS": "3",
+            "VROOMS_SIP_MAX_PHONE_LEGS_PER_ROOM": "2",
         },
     ).start()
     yield server
@@ -330,3 +332,14 @@ def test_no_sip_password_in_any_log(phone_server: Server) -> None:
     """Runs after the calls above (file order): the server log, rtpengine's and Janus's."""
     for log in [phone_server.log_path, *phone_server.data_dir.glob("*/*.log")]:
         assert PASSWORD not in log.read_text(errors="replace"), log
+
+
+async def test_a_burst_of_dial_outs_stops_at_the_rooms_phone_leg_limit(world: CallWorld) -> None:
+    """Five at once against a limit of two: the limit is decided under the call's lock, not before it.
+    Nobody answers (no carrier): the two admitted legs give up after 3 s with NoAnswer."""
+    _, _, call = await _presenter_room(world)
+    outcomes = await asyncio.gather(*(call.dial_out(NUMBER) for _ in range(5)), return_exceptions=True)
+    admitted = [o for o in outcomes if isinstance(o, str)]
+    refused = [o.code for o in outcomes if isinstance(o, CallError)]
+    assert len(admitted) == 2 and refused == ["PhoneLegLimitReached"] * 3
+    await call.wait_until(lambda: all(_left_reason(call, p) == "NoAnswer" for p in admitted), 15)

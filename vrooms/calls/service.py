@@ -210,11 +210,24 @@ class CallService:
             "sdp": answer,
         }
 
-    async def admit_phone(self, call: Call, number: str, *, by: str | None) -> Participant:
-        """A phone leg in the call at once (Connecting), before its SIP dialog starts: everyone sees it ring."""
+    async def admit_phone(
+        self, call: Call, number: str, *, by: str | None, limit: int, check: Check | None = None
+    ) -> Participant:
+        """A phone leg in the call at once (Connecting), before its SIP dialog starts: everyone sees it ring.
+
+        ``check`` (the dialer's permission) and the ``limit`` of phone legs are decided under the
+        call's lock, so neither a demotion nor a burst of concurrent dial-outs slips past them.
+        """
         async with call.lock:
+            if check is not None:
+                check()
             if call.ended:
                 raise CallRefused(Refusal.NOT_IN_CALL, "The call has ended.")
+            phones = sum(1 for p in call.participants.values() if p.phone_number is not None)
+            if phones >= limit:
+                raise CallRefused(
+                    Refusal.PHONE_LEG_LIMIT, f"This call already has {phones} phone participants, the most it may."
+                )
             participant = Participant(
                 id=str(uuid.uuid4()),
                 user_id=f"4:{number}",

@@ -20,10 +20,12 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Protocol
 
 from vrooms.calls.models import LeaveReason, ParticipantState
-from vrooms.media.types import AudioLeg, CallMedia, EventHandler, MediaError, MediaPlane
+from vrooms.media.types import AudioLeg, CallMedia, MediaError, MediaEvent, MediaPlane
 from vrooms.pstn.ng import NgError
 from vrooms.pstn.rtpengine import PHONE_TAG, ROOM_TAG, Rtpengine, audio_port, room_side_sdp
 from vrooms.pstn.sip import Answered, Dialog, Ended, IncomingCall, Progress, SipEvent, SipStack
@@ -53,31 +55,26 @@ def reason_for(event: Ended) -> LeaveReason:
     return _REASONS.get(event.code, LeaveReason.CALL_FAILED)
 
 
-StateHandler = Callable[[ParticipantState], None]
-EndHandler = Callable[[LeaveReason, int], None]
+class LegListener(Protocol):
+    """Who hears of a leg's life (``pstn.service``): its state, its end, its mix events, its close."""
+
+    def leg_state(self, leg: PhoneLeg, state: ParticipantState) -> None: ...
+
+    def leg_ended(self, leg: PhoneLeg, reason: LeaveReason, code: int) -> None: ...
+
+    def leg_media_event(self, leg: PhoneLeg, event: MediaEvent) -> None: ...
+
+    def leg_closed(self, leg: PhoneLeg) -> None: ...
 
 
 class PhoneLeg:
     """Implements ``media.types.AudioLeg`` for a phone; events arrive in order on one task."""
 
-    def __init__(
-        self,
-        engine: Rtpengine,
-        plane: MediaPlane,
-        *,
-        display: str,
-        on_state: StateHandler,
-        on_end: EndHandler,
-        on_media_event: EventHandler,
-        on_close: Callable[[], object],
-    ) -> None:
+    def __init__(self, engine: Rtpengine, plane: MediaPlane, *, display: str, listener: LegListener) -> None:
         self.engine = engine
         self.plane = plane
         self.display = display
-        self.on_state = on_state
-        self.on_end = on_end
-        self.on_media_event = on_media_event
-        self.on_close = on_close
+        self.listener = listener
         self.call_id = f"vrooms-{uuid.uuid4()}"
         self.dialog: Dialog | None = None
         self.tones: asyncio.Queue[str] = asyncio.Queue(maxsize=64)
@@ -143,7 +140,7 @@ class PhoneLeg:
                     return
             except (MediaError, NgError) as exc:
                 log.warning("phone leg %s failed: %s", self.call_id, exc)
-                self.on_end(LeaveReason.CALL_FAILED, 0)
+                self.listener.leg_ended(self, LeaveReason.CALL_FAILED, 0)
                 return
 
     async def _handle(self, event: SipEvent) -> bool:
@@ -151,16 +148,16 @@ class PhoneLeg:
         if isinstance(event, Progress):
             if event.sdp:
                 await self._far_end_media(event.sdp)
-            self.on_state(ParticipantState.EARLY_MEDIA if event.sdp else ParticipantState.RINGING)
+            self.listener.leg_state(self, ParticipantState.EARLY_MEDIA if event.sdp else ParticipantState.RINGING)
         elif isinstance(event, Answered):
             self.connected = True
             if self._no_answer is not None:
                 self._no_answer.cancel()
             if event.sdp:
                 await self._far_end_media(event.sdp)
-            self.on_state(ParticipantState.CONNECTED)
+            self.listener.leg_state(self, ParticipantState.CONNECTED)
         elif isinstance(event, Ended):
-            self.on_end(reason_for(event), event.code)
+            self.listener.leg_ended(self, reason_for(event), event.code)
             return True
         return False
 
@@ -178,7 +175,7 @@ class PhoneLeg:
             display=self.display,
             send_to=("127.0.0.1", self._room_port),
             muted=self._muted,
-            on_event=self.on_media_event,
+            on_event=partial(self.listener.leg_media_event, self),
         )
         if self._closed:
             with contextlib.suppress(MediaError):
@@ -214,7 +211,7 @@ class PhoneLeg:
         if self._closed:
             return
         self._closed = True
-        self.on_close()
+        self.listener.leg_closed(self)
         if self._no_answer is not None:
             self._no_answer.cancel()
         if self.dialog is not None:

@@ -24,8 +24,8 @@ from vrooms.calls import protocol
 from vrooms.calls.call import Call, Participant
 from vrooms.calls.models import LeaveReason, ParticipantState, Refusal
 from vrooms.calls.rules import CallRefused
-from vrooms.calls.service import CallService, ensure
-from vrooms.media.types import MediaError
+from vrooms.calls.service import CallService, Check, ensure
+from vrooms.media.types import MediaError, MediaEvent
 from vrooms.pstn import numbers
 from vrooms.pstn.config import DialInRule, Telephony
 from vrooms.pstn.leg import PhoneLeg
@@ -71,11 +71,11 @@ class PstnService:
 
     async def dial_out(self, actor: Participant, number: str) -> Participant:
         call = ensure(actor, Capability.PSTN_DIAL_OUT)
-        participant = await self._dial(call, number, by=actor.user_id)
-        ensure(actor, Capability.PSTN_DIAL_OUT)  # the room's flag or the role changed meanwhile
-        return participant
+        # Checked again once the call is locked: a demotion or the room's flag turned off while
+        # the relay answered stops the dial before the INVITE leaves.
+        return await self._dial(call, number, by=actor.user_id, check=lambda: ensure(actor, Capability.PSTN_DIAL_OUT))
 
-    async def _dial(self, call: Call, number: str, *, by: str | None) -> Participant:
+    async def _dial(self, call: Call, number: str, *, by: str | None, check: Check | None = None) -> Participant:
         """The one dial-out path, for a Presenter and for the server."""
         try:
             number = numbers.e164(number)
@@ -83,13 +83,10 @@ class PstnService:
             raise CallRefused(Refusal.BAD_MESSAGE, str(exc)) from None
         if not numbers.allowed(number, self.config.allow_prefixes):
             raise CallRefused(Refusal.NUMBER_NOT_ALLOWED, f"Dialing {number} is not allowed on this server.")
-        phones = sum(1 for p in call.participants.values() if p.phone_number is not None)
-        if phones >= self.config.max_legs_per_room:
-            raise CallRefused(
-                Refusal.PHONE_LEG_LIMIT, f"This call already has {phones} phone participants, the most it may."
-            )
         sip, engine = await self._ready()
-        participant = await self.calls.admit_phone(call, number, by=by)
+        participant = await self.calls.admit_phone(
+            call, number, by=by, limit=self.config.max_legs_per_room, check=check
+        )
         leg = self._new_leg(engine, participant.display_name)
         self._legs[leg.call_id] = _Leg(leg, participant)
         await self.calls.attach_phone_audio(participant, leg)
@@ -112,34 +109,25 @@ class PstnService:
 
     def _new_leg(self, engine: Rtpengine, display: str) -> PhoneLeg:
         assert self.calls.plane is not None
-        holder: list[PhoneLeg] = []
-        leg = PhoneLeg(
-            engine,
-            self.calls.plane,
-            display=display,
-            on_state=lambda state: self._state(holder[0], state),
-            on_end=lambda reason, code: self._ended(holder[0], reason, code),
-            on_media_event=lambda event: self._media_event(holder[0], event),
-            on_close=lambda: self._legs.pop(holder[0].call_id, None),
-        )
-        holder.append(leg)
-        return leg
+        return PhoneLeg(engine, self.calls.plane, display=display, listener=self)
 
     def _participant(self, leg: PhoneLeg) -> Participant | None:
         entry = self._legs.get(leg.call_id)
         return entry.participant if entry is not None else None
 
-    def _state(self, leg: PhoneLeg, state: ParticipantState) -> None:
+    # -- pstn.leg.LegListener --------------------------------------------------------
+
+    def leg_state(self, leg: PhoneLeg, state: ParticipantState) -> None:
         participant = self._participant(leg)
         if participant is not None:
             self.calls.set_state(participant, state)
 
-    def _media_event(self, leg: PhoneLeg, event: Any) -> None:
+    def leg_media_event(self, leg: PhoneLeg, event: MediaEvent) -> None:
         participant = self._participant(leg)
         if participant is not None:
             self.calls.on_audio_event(participant, event)
 
-    def _ended(self, leg: PhoneLeg, reason: LeaveReason, code: int) -> None:
+    def leg_ended(self, leg: PhoneLeg, reason: LeaveReason, code: int) -> None:
         entry = self._legs.pop(leg.call_id, None)
         if entry is None:
             return
@@ -150,6 +138,9 @@ class PstnService:
             self._spawn(self.calls.leave(entry.participant, reason))
         else:
             self._spawn(leg.close())
+
+    def leg_closed(self, leg: PhoneLeg) -> None:
+        self._legs.pop(leg.call_id, None)
 
     # -- DTMF -------------------------------------------------------------------------
 
@@ -197,12 +188,12 @@ class PstnService:
         try:
             await leg.answer(incoming)
             if not await self._pin_accepted(leg, rule.pin):
-                self._ended(leg, LeaveReason.WRONG_PIN, 0)
+                self.leg_ended(leg, LeaveReason.WRONG_PIN, 0)
                 return
             await self._into_room(leg, rule.room_id, _caller_number(incoming.caller))
         except (MediaError, NgError, CallRefused) as exc:
             log.warning("dial-in caller could not be admitted: %s", getattr(exc, "reason", exc))
-            self._ended(leg, LeaveReason.CALL_FAILED, 0)
+            self.leg_ended(leg, LeaveReason.CALL_FAILED, 0)
 
     async def _pin_accepted(self, leg: PhoneLeg, pin: str) -> bool:
         for attempt in range(_PIN_ATTEMPTS):
@@ -237,7 +228,7 @@ class PstnService:
         if room is None or not room.valid_from <= now < room.valid_until:
             raise CallRefused(Refusal.ROOM_NOT_FOUND, f"dial-in room {room_id} does not exist or is not open")
         call = await self.calls.call_of(room, numbers.raw_id(number), Role.ATTENDEE)
-        participant = await self.calls.admit_phone(call, number, by=None)
+        participant = await self.calls.admit_phone(call, number, by=None, limit=self.config.max_legs_per_room)
         entry = self._legs.get(leg.call_id)
         if entry is None:  # the caller hung up meanwhile
             await self.calls.leave(participant, LeaveReason.HUNG_UP)
@@ -258,7 +249,7 @@ class PstnService:
         self.engine = None
         self._engine_up.clear()
         for entry in list(self._legs.values()):
-            self._ended(entry.leg, LeaveReason.TELEPHONY_FAILURE, 0)
+            self.leg_ended(entry.leg, LeaveReason.TELEPHONY_FAILURE, 0)
 
     async def shutdown(self) -> None:
         for entry in list(self._legs.values()):
