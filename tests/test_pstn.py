@@ -31,6 +31,7 @@ from vrooms.client.signaling import CallError
 
 NUMBER = "+15551234567"
 DIAL_IN, PIN = "+15550009999", "2468"
+INCOMING_CALL = "Microsoft.Communication.IncomingCall"
 
 
 @pytest.fixture(scope="module")
@@ -260,6 +261,13 @@ async def test_dial_in_with_the_right_pin_joins_the_room_call(
     phone_id = next(pid for pid, p in call.participants.items() if p.get("phoneNumber"))
     await call.remove_participant(phone_id)
     assert caller.finish() == 0, caller.errors()
+    announced = [json.loads(d) for (d,) in world.records("SELECT data FROM events WHERE type = ?", INCOMING_CALL)]
+    assert any(
+        e["to"]["phoneNumber"]["value"] == DIAL_IN
+        and e["from"]["rawId"] == "4:+15557654321"
+        and e["incomingCallContext"]
+        for e in announced
+    )
 
 
 async def test_dial_in_with_a_wrong_pin_three_times_is_hung_up(

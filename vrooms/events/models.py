@@ -16,6 +16,8 @@ class EventType(StrEnum):
     CALL_ENDED = "Microsoft.Communication.CallEnded"
     CALL_PARTICIPANT_ADDED = "Microsoft.Communication.CallParticipantAdded"
     CALL_PARTICIPANT_REMOVED = "Microsoft.Communication.CallParticipantRemoved"
+    # A call from the SIP trunk to a number of this server (dial-in).
+    INCOMING_CALL = "Microsoft.Communication.IncomingCall"
     # vrooms extensions: ACS emits nothing for room lifecycle. The "Vrooms." prefix keeps
     # them apart from Microsoft's types in every filter and handler.
     ROOM_CREATED = "Vrooms.Rooms.RoomCreated"

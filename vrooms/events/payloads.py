@@ -38,6 +38,19 @@ def _call_subject(room_id: str, call_id: str) -> str:
     return f"room/{room_id}/call/{call_id}"
 
 
+def incoming_call(to_number: str, from_number: str, caller_name: str, context: str, call_id: str) -> Event:
+    """``AcsIncomingCallEventData``; ``incomingCallContext`` names the ringing call for Call Automation."""
+    data = {
+        "to": identifier(f"4:{to_number}"),
+        "from": identifier(f"4:{from_number}"),
+        "serverCallId": call_id,
+        "callerDisplayName": caller_name,
+        "incomingCallContext": context,
+        "correlationId": call_id,
+    }
+    return Event(EventType.INCOMING_CALL, f"/caller/4:{from_number}/recipient/4:{to_number}", call_id, data)
+
+
 def call_started(room_id: str, call_id: str, started_by: str, role: str) -> Event:
     return Event(
         EventType.CALL_STARTED, _call_subject(room_id, call_id), call_id, _calling(room_id, call_id, started_by, role)

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Protocol
@@ -70,7 +69,16 @@ class LegListener(Protocol):
 class PhoneLeg:
     """Implements ``media.types.AudioLeg`` for a phone; events arrive in order on one task."""
 
-    def __init__(self, engine: Rtpengine, plane: MediaPlane, *, display: str, listener: LegListener) -> None:
+    def __init__(
+        self,
+        engine: Rtpengine,
+        plane: MediaPlane,
+        *,
+        display: str,
+        listener: LegListener,
+        events: asyncio.Queue[SipEvent] | None = None,
+    ) -> None:
+        """``events``: the queue an incoming dialog has been filling already (dial-in)."""
         self.engine = engine
         self.plane = plane
         self.display = display
@@ -86,7 +94,7 @@ class PhoneLeg:
         self._mix: AudioLeg | None = None
         self._muted = False
         self._closed = False
-        self._events: asyncio.Queue[SipEvent] = asyncio.Queue()
+        self._events: asyncio.Queue[SipEvent] = events if events is not None else asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._no_answer: asyncio.TimerHandle | None = None
 
@@ -118,10 +126,6 @@ class PhoneLeg:
     async def join_mix(self, media: CallMedia) -> None:
         self._media = media
         await self._join()
-
-    def dialog_handler(self) -> Callable[[SipEvent], None]:
-        """Where an incoming dialog's events go (queued until ``answer`` starts reading them)."""
-        return self._events.put_nowait
 
     def _start_worker(self) -> None:
         self._worker = asyncio.get_running_loop().create_task(self._work())

@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
+import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,13 +27,15 @@ from vrooms.calls.call import Call, Participant
 from vrooms.calls.models import LeaveReason, ParticipantState, Refusal
 from vrooms.calls.rules import CallRefused
 from vrooms.calls.service import CallService, Check, ensure
+from vrooms.events import payloads
+from vrooms.events import repository as outbox
 from vrooms.media.types import MediaError, MediaEvent
 from vrooms.pstn import numbers
 from vrooms.pstn.config import DialInRule, Telephony
 from vrooms.pstn.leg import PhoneLeg
 from vrooms.pstn.ng import NgError
 from vrooms.pstn.rtpengine import PHONE_TAG, Rtpengine
-from vrooms.pstn.sip import IncomingCall, SipHandler, SipStack
+from vrooms.pstn.sip import IncomingCall, SipEvent, SipHandler, SipStack
 from vrooms.rooms import repository as rooms_repository
 
 log = logging.getLogger("vrooms.pstn")
@@ -107,9 +111,9 @@ class PstnService:
             )
         return self.sip, self.engine
 
-    def _new_leg(self, engine: Rtpengine, display: str) -> PhoneLeg:
+    def _new_leg(self, engine: Rtpengine, display: str, events: asyncio.Queue[SipEvent] | None = None) -> PhoneLeg:
         assert self.calls.plane is not None
-        return PhoneLeg(engine, self.calls.plane, display=display, listener=self)
+        return PhoneLeg(engine, self.calls.plane, display=display, listener=self, events=events)
 
     def _participant(self, leg: PhoneLeg) -> Participant | None:
         entry = self._legs.get(leg.call_id)
@@ -172,19 +176,37 @@ class PstnService:
     # -- dial-in ----------------------------------------------------------------------
 
     def incoming(self, incoming: IncomingCall) -> SipHandler | None:
-        """An INVITE from the trunk: a rule for the called number admits it (PIN first); else 404."""
-        called = incoming.called if incoming.called.startswith("+") else f"+{incoming.called}"
-        rule = self.config.dial_in.get(called)
-        if rule is None or self.engine is None or self.calls.plane is None:
-            log.info("incoming call to %s refused: %s", called, "no dial-in rule" if rule is None else "not ready")
-            return None
-        leg = self._new_leg(self.engine, _caller_number(incoming.caller))
-        entry = _Leg(leg)
-        self._legs[leg.call_id] = entry
-        entry.admission = self._spawn(self._admit(leg, incoming, rule))
-        return leg.dialog_handler()
+        """An INVITE from the trunk: a rule for the called number admits it (PIN first); else 404.
 
-    async def _admit(self, leg: PhoneLeg, incoming: IncomingCall, rule: DialInRule) -> None:
+        The dialog's events queue up from now on, while the relay may still be starting.
+        """
+        called = incoming.called if incoming.called.startswith("+") else f"+{incoming.called}"
+        self._spawn(self._announce(incoming, called))
+        rule = self.config.dial_in.get(called)
+        if rule is None:
+            log.info("incoming call to %s refused: no dial-in rule", called)
+            return None
+        events: asyncio.Queue[SipEvent] = asyncio.Queue()
+        self._spawn(self._admit(incoming, rule, events))
+        return events.put_nowait
+
+    async def _announce(self, incoming: IncomingCall, called: str) -> None:
+        """``Microsoft.Communication.IncomingCall`` for every call the trunk sends us, as ACS emits it."""
+        context = secrets.token_urlsafe(24)
+        event = payloads.incoming_call(
+            called, _caller_number(incoming.caller), incoming.caller_name[:256], context, str(uuid.uuid4())
+        )
+        async with self.calls.database.write() as conn:
+            await outbox.append(conn, event)
+
+    async def _admit(self, incoming: IncomingCall, rule: DialInRule, events: asyncio.Queue[SipEvent]) -> None:
+        try:
+            _, engine = await self._ready()
+        except CallRefused:
+            incoming.dialog.reject(503, "Service Unavailable")
+            return
+        leg = self._new_leg(engine, _caller_number(incoming.caller), events)
+        self._legs[leg.call_id] = _Leg(leg, admission=asyncio.current_task())
         try:
             await leg.answer(incoming)
             if not await self._pin_accepted(leg, rule.pin):

@@ -136,6 +136,8 @@ class Dialog:
         self.stack.in_sip_thread(self._send, "CCEventRing", (180, "Ringing", None))
 
     def answer(self, sdp: str) -> None:
+        if self.ended:  # the caller gave up (CANCEL) while we prepared the answer
+            return
         self.stack.in_sip_thread(self._send, "CCEventConnect", (200, "OK", sdp))
 
     def reject(self, code: int, reason: str) -> None:
