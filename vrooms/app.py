@@ -20,8 +20,11 @@ from vrooms.api import repeatability
 from vrooms.api.endpoint import ApiCall, endpoint
 from vrooms.api.responses import JSONResponse, error_response, handle_api_error, handle_unexpected
 from vrooms.api.times import now_micros
+from vrooms.auth.callback_tokens import JWKS_PATH, OPENID_PATHS, callback_signer
 from vrooms.auth.keys import KeyRing
 from vrooms.auth.tokens import TokenIssuer, load_or_create_resource_id, load_or_create_signing_key
+from vrooms.automation import routes as automation_routes
+from vrooms.automation.relay import AutomationRelay
 from vrooms.calls.notify import CallNotifier
 from vrooms.calls.proxy import signaling_proxy
 from vrooms.config import Settings
@@ -65,6 +68,8 @@ def build_services(settings: Settings) -> Services:
         oplog=OperationLogWriter(database, settings.oplog_flush_interval_seconds),
         calls=CallNotifier(settings.run_dir),
         events=EventsService(handshake=partial(webhooks.handshake, topic=default_topic(settings))),
+        automation=AutomationRelay(settings.signaling_socket),
+        callback_signer=callback_signer(settings),
     )
 
 
@@ -83,6 +88,22 @@ async def _purge_repeatability_records(services: Services) -> None:
 async def ping(_call: ApiCall) -> Response:
     """An authenticated no-op: the baseline the benchmarks compare every operation to."""
     return JSONResponse({})
+
+
+def _callback_keys(services: Services) -> list[Route]:
+    """Where an app finds the public key that signs its callbacks (see ``auth.callback_tokens``)."""
+    signer = services.callback_signer
+
+    async def jwks(_request: Request) -> Response:
+        return JSONResponse(signer.jwks())
+
+    async def openid(_request: Request) -> Response:
+        return JSONResponse(signer.openid_configuration())
+
+    return [
+        Route(JWKS_PATH, jwks, methods=["GET"]),
+        *(Route(path, openid, methods=["GET"]) for path in OPENID_PATHS),
+    ]
 
 
 async def health(_request: Request) -> Response:
@@ -108,6 +129,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             purge.cancel()
             await services.oplog.stop()
+            await services.automation.close()
             await services.database.dispose()
 
     app = Starlette(
@@ -115,6 +137,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *rooms_routes.routes,
             *identity_routes.routes,
             *events_routes.routes,
+            *automation_routes.routes,
+            *_callback_keys(services),
             Route("/ping", endpoint(rooms_schemas.VERSIONS, ping), methods=["GET"]),
             Route("/health", health, methods=["GET"]),
             WebSocketRoute("/calling/v1", signaling_proxy),

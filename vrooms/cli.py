@@ -181,6 +181,7 @@ def _endpoint(settings: Settings) -> str:
 
 
 def _serve(settings: Settings, access_log: bool) -> int:
+    from vrooms.auth.callback_tokens import load_or_create_callback_key
     from vrooms.auth.keys import load_or_create
     from vrooms.auth.tokens import load_or_create_resource_id, load_or_create_signing_key
     from vrooms.pstn.config import TelephonyConfigError, telephony
@@ -197,6 +198,7 @@ def _serve(settings: Settings, access_log: bool) -> int:
     keys = load_or_create(settings)
     load_or_create_signing_key(settings.data_dir)
     load_or_create_resource_id(settings.data_dir)
+    load_or_create_callback_key(settings.data_dir)
     print(f"vrooms {__version__}: migrating {_safe_url(settings.effective_database_url)} ...", file=sys.stderr)
     asyncio.run(_migrate(settings))
     ssl: dict[str, str] = {}

@@ -126,6 +126,11 @@ class Settings(BaseSettings):
     # The "topic" (Event Grid schema) / "source" (CloudEvents) of every event.
     event_topic: str | None = None
 
+    # -- Call Automation ----------------------------------------------------------------
+    # The address apps reach this server at (behind a proxy, its public URL): the issuer of the
+    # callbacks' JWTs, whose JWKS is at <public_url>/calling/keys. Default: this server's own.
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
+
     @field_validator("data_dir", mode="after")
     @classmethod
     def _expand(cls, value: Path) -> Path:
@@ -140,6 +145,12 @@ class Settings(BaseSettings):
     @property
     def effective_keys_file(self) -> Path:
         return self.keys_file or self.data_dir / "keys.json"
+
+    @property
+    def effective_public_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     @property
     def tls_dir(self) -> Path:

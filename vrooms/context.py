@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vrooms.auth.callback_tokens import CallbackSigner
 from vrooms.auth.keys import KeyRing
 from vrooms.auth.tokens import TokenIssuer
+from vrooms.automation.relay import AutomationRelay
 from vrooms.calls.notify import CallNotifier
 from vrooms.config import Settings
 from vrooms.events.service import EventsService
@@ -27,3 +29,6 @@ class Services:
     # Tells the call host about roster, room and identity changes (fire-and-forget).
     calls: CallNotifier
     events: EventsService
+    # Call Automation requests go to the call host; callbacks are signed with this key.
+    automation: AutomationRelay
+    callback_signer: CallbackSigner

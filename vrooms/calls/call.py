@@ -9,6 +9,7 @@ outlive a role change that landed during it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -17,26 +18,35 @@ from vrooms.calls import protocol
 from vrooms.calls.models import MediaSource, ParticipantState
 from vrooms.media.types import AudioLeg, CallMedia, VideoFeed, VideoSubscription
 
+Check = Callable[[], object]
 SOURCE_CAPABILITY = {MediaSource.CAMERA: Capability.SEND_VIDEO, MediaSource.SCREEN: Capability.SHARE_SCREEN}
 
 
 class Telephony(Protocol):
-    """Phone legs, as the signaling requests use them (implemented by ``pstn.service``)."""
+    """Phone legs (implemented by ``pstn.service``): for a participant's requests and for the server's."""
 
     async def dial_out(self, actor: Participant, number: str) -> Participant: ...
 
     async def send_dtmf(self, actor: Participant, participant_id: str, tones: str) -> None: ...
 
+    async def dial(self, call: Call, number: str, *, by: str | None, check: Check | None = None) -> Participant: ...
 
-class Peer(Protocol):
+    async def send_tones(self, target: Participant, tones: str) -> None: ...
+
+
+class Listener(Protocol):
+    """Anything that is told what happens in a call: a participant's connection, or a watcher."""
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Queue a message (``calls.protocol``); never blocks."""
+
+
+class Peer(Listener, Protocol):
     """A signaling connection: one signed-in user, possibly in one call."""
 
     user_id: str
     user_agent: str
     token: str
-
-    def send(self, message: dict[str, Any]) -> None:
-        """Queue a message for the client; never blocks."""
 
 
 @dataclass(eq=False)
@@ -119,8 +129,10 @@ class Call:
     ended: bool = False
     active_speaker: str | None = None
     captions: dict[str, Any] = field(default_factory=lambda: {"active": False, "language": "en-us"})
-    # Invited user id -> who invited them, until they join or decline.
-    invitations: dict[str, Participant] = field(default_factory=dict)
+    # Invited user id -> whom to tell if they decline, until they join or decline.
+    invitations: dict[str, Listener] = field(default_factory=dict)
+    # Follow the call without being in it (Call Automation connections); they keep it alive.
+    watchers: list[Listener] = field(default_factory=list)
     expiry: asyncio.TimerHandle | None = None
 
     def feed_owners(self) -> dict[int, tuple[Participant, MediaSource]]:
@@ -135,6 +147,13 @@ class Call:
         for participant in self.participants.values():
             if participant is not skip:
                 participant.peer.send(message)
+        for watcher in self.watchers:
+            watcher.send(message)
+
+    @property
+    def empty(self) -> bool:
+        """Nobody in it and nobody watching: the call ends."""
+        return not self.participants and not self.watchers
 
     def updated(self, participant: Participant) -> None:
         self.broadcast(protocol.participant_updated(participant.to_wire()))

@@ -1,7 +1,8 @@
 """The call host: one process beside the REST workers that owns every live call.
 
-It starts (or connects to) Janus, keeps it alive, serves the signaling WebSocket on
-a Unix socket that the REST workers proxy to, and listens for change notices. One
+It starts (or connects to) Janus, keeps it alive, serves the signaling WebSocket and
+the Call Automation operations on a Unix socket that the REST workers relay to, and
+listens for change notices. One
 process owns the calls, so call state needs no cross-process locking; scaling out
 means several call hosts with their own Janus, each owning a share of the rooms.
 """
@@ -18,10 +19,12 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.routing import WebSocketRoute
+from starlette.routing import Route, WebSocketRoute
 
 from vrooms import logs
 from vrooms.app import build_services
+from vrooms.automation.host_api import RepeatMemory, automation_endpoint
+from vrooms.automation.service import AutomationService
 from vrooms.calls import notify, protocol
 from vrooms.calls.routes import signaling
 from vrooms.calls.service import CallService
@@ -84,10 +87,17 @@ async def run(settings: Settings) -> None:
     calls = CallService(services.database, services.identity)
     if abandoned := await calls.close_abandoned_calls():
         log.warning("ended %d call(s) left open by a call host that stopped without ending them", abandoned)
+    automation = AutomationService(calls, callback_retry_seconds=settings.event_ttl_seconds)
+    if abandoned := await automation.close_abandoned():
+        log.warning("told %d call automation app(s) that their call connection ended", abandoned)
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     signaling_socket = _private_socket(settings.signaling_socket)
-    app = Starlette(routes=[WebSocketRoute("/calling/v1", signaling)])
+    app = Starlette(
+        routes=[WebSocketRoute("/calling/v1", signaling), Route("/automation", automation_endpoint, methods=["POST"])]
+    )
     app.state.calls = calls
+    app.state.automation = automation
+    app.state.repeats = RepeatMemory(settings.repeatability_window_seconds)
     app.state.request_budget = partial(
         protocol.RequestBudget,
         per_second=settings.signaling_requests_per_second,
@@ -117,6 +127,7 @@ async def run(settings: Settings) -> None:
         await server.serve(sockets=[signaling_socket])
     finally:
         await calls.shutdown()
+        await automation.shutdown()
         if pstn is not None:
             await pstn.shutdown()
         for task in list(tasks):

@@ -62,6 +62,8 @@ class EndReason(StrEnum):
 
     ALL_LEFT = "AllParticipantsLeft"
     ENDED_FOR_ALL = "EndedForAll"
+    # A Call Automation app terminated the call.
+    ENDED_BY_SERVER = "EndedByServer"
     ROOM_DELETED = "RoomDeleted"
     ROOM_EXPIRED = "RoomExpired"
     # The room's validFrom moved into the future while the call ran.
@@ -77,6 +79,8 @@ class LeaveReason(StrEnum):
 
     LEFT = "Left"
     REMOVED = "RemovedByPresenter"
+    # Removed by a Call Automation app (participants:remove).
+    REMOVED_BY_SERVER = "RemovedByServer"
     REMOVED_FROM_ROSTER = "RemovedFromRoster"
     CONNECTION_LOST = "ConnectionLost"
     CALL_ENDED = "CallEnded"

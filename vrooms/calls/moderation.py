@@ -11,7 +11,7 @@ from typing import Any
 
 from vrooms.auth.roles import Capability
 from vrooms.calls import protocol
-from vrooms.calls.call import Call, Participant, Peer
+from vrooms.calls.call import Call, Check, Listener, Participant, Peer
 from vrooms.calls.models import EndReason, LeaveReason, ParticipantState, Refusal
 from vrooms.calls.rules import CallRefused
 from vrooms.calls.service import CallService, ensure, not_allowed
@@ -26,12 +26,17 @@ def _target(call: Call, participant_id: str) -> Participant:
 
 
 async def mute_participant(calls: CallService, actor: Participant, participant_id: str) -> None:
-    call = ensure(actor, Capability.MUTE_OTHERS)
-    target = _target(call, participant_id)
+    target = _target(ensure(actor, Capability.MUTE_OTHERS), participant_id)
+    await silence(calls, target, by=actor.id)
+
+
+async def silence(calls: CallService, target: Participant, *, by: str) -> None:
+    """Mute someone else (a Presenter, or the server): the mixer first, then everyone is told."""
     target.muted = True
     await calls.settle_audio(target)
-    target.peer.send(protocol.muted_by_others(actor.id))
-    call.updated(target)
+    if target.in_call:
+        target.peer.send(protocol.muted_by_others(by))
+        target.call.updated(target)
 
 
 async def remove_participant(calls: CallService, actor: Participant, participant_id: str) -> None:
@@ -51,9 +56,18 @@ async def end_for_all(calls: CallService, actor: Participant) -> None:
 async def invite(calls: CallService, actor: Participant, user_id: str) -> int:
     """Ring a roster member who is connected but not in the call; returns how many devices rang."""
     call = ensure(actor, Capability.INVITE)
+    inviter = {"participantId": actor.id, "userId": actor.user_id, "displayName": actor.display_name}
+    # Checked again after the roster read: the call may have ended, or the actor lost the right.
+    return await ring(calls, call, user_id, inviter, actor.peer, check=partial(ensure, actor, Capability.INVITE))
+
+
+async def ring(
+    calls: CallService, call: Call, user_id: str, inviter: dict[str, Any], listener: Listener, *, check: Check
+) -> int:
+    """Ring the user's idle devices; ``listener`` hears if they decline. Returns how many rang."""
     async with calls.database.read() as conn:
         roles = await rooms_repository.roles_of(conn, call.room_id, [user_id])
-    ensure(actor, Capability.INVITE)  # the call may have ended, or the actor lost the right, meanwhile
+    check()
     if user_id not in roles:
         raise CallRefused(Refusal.NOT_ON_ROSTER, f"{user_id} is not on this room's participant list.")
     if any(p.user_id == user_id for p in call.participants.values()):
@@ -61,12 +75,20 @@ async def invite(calls: CallService, actor: Participant, user_id: str) -> int:
     idle = [peer for peer in calls.peers.get(user_id, set()) if peer not in calls.participant_of]
     if not idle:
         raise CallRefused(Refusal.INVITEE_NOT_CONNECTED, f"{user_id} is not connected; ask them to open the app.")
-    inviter = {"participantId": actor.id, "userId": actor.user_id, "displayName": actor.display_name}
     invitation = protocol.invite(call.room_id, call.id, inviter)
     for peer in idle:
         peer.send(invitation)
-    call.invitations[user_id] = actor
+    call.invitations[user_id] = listener
     return len(idle)
+
+
+def stop_ringing(calls: CallService, call: Call, user_id: str) -> bool:
+    """Withdraw an invitation (cancelled, timed out): the user's devices stop ringing."""
+    if call.invitations.pop(user_id, None) is None:
+        return False
+    for peer in calls.peers.get(user_id, set()):
+        peer.send(protocol.invite_cancelled(call.id))
+    return True
 
 
 def decline(calls: CallService, peer: Peer, call_id: str) -> None:
@@ -75,7 +97,7 @@ def decline(calls: CallService, peer: Peer, call_id: str) -> None:
     inviter = call.invitations.pop(peer.user_id, None) if call else None
     if call is None or inviter is None:
         raise CallRefused(Refusal.INVITATION_NOT_FOUND, "No pending invitation to this call.")
-    inviter.peer.send(protocol.invite_declined(call.id, peer.user_id))
+    inviter.send(protocol.invite_declined(call.id, peer.user_id))
     for other in calls.peers.get(peer.user_id, set()):
         other.send(protocol.invite_cancelled(call.id))
 

@@ -118,6 +118,11 @@ def left(call_id: str, reason: str, by: str | None, call_end_reason: str | None)
     return message
 
 
+def call_ended(call_id: str, reason: str, by: str | None) -> Message:
+    """To a call's watchers: the call is over (its participants get ``left`` instead)."""
+    return {"type": "callEnded", "callId": call_id, "reason": reason, "by": by}
+
+
 def speaking(participant_id: str, talking: bool) -> Message:
     return {"type": "speaking", "participantId": participant_id, "speaking": talking}
 

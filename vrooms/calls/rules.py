@@ -26,8 +26,13 @@ def check_admission(scopes: tuple[str, ...], room: Room | None, role: Role | Non
         raise CallRefused(Refusal.ROOM_NOT_FOUND, "The room does not exist (it may have been deleted).")
     if role is None:
         raise CallRefused(Refusal.NOT_ON_ROSTER, "You are not on this room's participant list.")
+    check_open(room, now)
+    return role
+
+
+def check_open(room: Room, now: int) -> None:
+    """A call runs only within the room's validity window."""
     if now < room.valid_from:
         raise CallRefused(Refusal.ROOM_NOT_YET_OPEN, "The room is not open yet (before its validFrom).")
     if now >= room.valid_until:
         raise CallRefused(Refusal.ROOM_EXPIRED, "The room is closed (past its validUntil).")
-    return role

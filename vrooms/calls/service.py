@@ -24,7 +24,7 @@ from vrooms.api.times import now_micros
 from vrooms.auth.roles import Capability, Role, role_can
 from vrooms.auth.tokens import InvalidToken, TokenClaims
 from vrooms.calls import protocol
-from vrooms.calls.call import SOURCE_CAPABILITY, Call, Participant, Peer, Telephony
+from vrooms.calls.call import SOURCE_CAPABILITY, Call, Check, Participant, Peer, Telephony
 from vrooms.calls.models import CALL_SCOPES, EndReason, LeaveReason, MediaSource, ParticipantState, Refusal
 from vrooms.calls.records import CallRecords
 from vrooms.calls.rules import CallRefused, check_admission
@@ -45,8 +45,6 @@ _ENDS_PARTICIPATION = {
     Refusal.TOKEN_REVOKED: LeaveReason.TOKEN_REVOKED,
     Refusal.IDENTITY_DELETED: LeaveReason.IDENTITY_DELETED,
 }
-
-Check = Callable[[], object]
 
 
 class _PhonePeer:
@@ -310,7 +308,7 @@ class CallService:
             if not participant.in_call:
                 return
             await self._drop(call, participant, reason, by=by)
-            last = not call.participants
+            last = call.empty
         if last:
             await self.end_call(call, EndReason.ALL_LEFT)
 
@@ -360,6 +358,9 @@ class CallService:
                 for peer in self.peers.get(user_id, set()):
                     peer.send(protocol.invite_cancelled(call.id))
             call.invitations.clear()
+            for watcher in call.watchers:
+                watcher.send(protocol.call_ended(call.id, str(reason), by))
+            call.watchers.clear()
             if self.calls.get(call.room_id) is call:
                 del self.calls[call.room_id]
             if self.plane is not None:

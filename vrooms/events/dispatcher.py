@@ -25,6 +25,7 @@ import aiohttp
 
 from vrooms import logs
 from vrooms.api.times import now_micros
+from vrooms.auth.callback_tokens import callback_signer
 from vrooms.config import Settings
 from vrooms.events import repository, webhooks
 from vrooms.events.formats import default_topic
@@ -64,6 +65,7 @@ class Dispatcher:
         self.policy = RetryPolicy(
             tuple(settings.event_retry_delays_seconds), settings.event_max_attempts, settings.event_ttl_seconds
         )
+        self.signer = callback_signer(settings)
         self.lanes: dict[LaneKey, Lane] = {}
         self.subscriptions: dict[str, Subscription] = {}
         self._in_hand: set[tuple[str, int]] = set()
@@ -159,7 +161,9 @@ class Dispatcher:
                         return
                     batch = lane.queue[: subscription.max_events_per_batch]
                     attempt = max(item.attempts for item in batch) + 1
-                    status = await webhooks.deliver(client, subscription, [i.event for i in batch], self.topic, attempt)
+                    status = await webhooks.deliver(
+                        client, subscription, [i.event for i in batch], self.topic, attempt, self.signer
+                    )
                     now = now_micros()
                     if status is not None and 200 <= status < 300:
                         del lane.queue[: len(batch)]

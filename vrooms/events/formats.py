@@ -19,7 +19,7 @@ import orjson
 from vrooms.api.times import format_rfc3339, now_micros
 from vrooms.auth.tokens import load_or_create_resource_id
 from vrooms.config import Settings
-from vrooms.events.models import EventSchema, StoredEvent
+from vrooms.events.models import CALLBACK_SCHEMA, EventSchema, StoredEvent
 
 VALIDATION_EVENT_TYPE = "Microsoft.EventGrid.SubscriptionValidationEvent"
 # Handlers written for Azure compare the origin with Event Grid's own.
@@ -61,6 +61,10 @@ def cloud_event(event: StoredEvent, source: str) -> dict[str, Any]:
 
 def notification(schema: str, batch: list[StoredEvent], topic: str) -> tuple[bytes, dict[str, str]]:
     """The request body and headers that deliver ``batch`` (in order) to one subscription."""
+    if schema == CALLBACK_SCHEMA:  # as ACS posts callbacks: an array, each event its connection's source
+        return orjson.dumps([cloud_event(event, event.subject) for event in batch]), {
+            "content-type": "application/json"
+        }
     if schema == EventSchema.EVENT_GRID:
         body = orjson.dumps([event_grid(event, topic) for event in batch])
         return body, {"content-type": "application/json", "aeg-event-type": "Notification"}

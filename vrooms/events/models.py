@@ -24,6 +24,33 @@ class EventType(StrEnum):
     ROOM_UPDATED = "Vrooms.Rooms.RoomUpdated"
     ROOM_DELETED = "Vrooms.Rooms.RoomDeleted"
     ROSTER_CHANGED = "Vrooms.Rooms.RosterChanged"
+    # Call Automation callbacks, as ACS posts them to a call connection's callbackUri (never to
+    # Event Grid subscriptions): the ``Microsoft.Communication.<definition>`` of the ACS spec.
+    CALL_CONNECTED = "Microsoft.Communication.CallConnected"
+    CALL_DISCONNECTED = "Microsoft.Communication.CallDisconnected"
+    PARTICIPANTS_UPDATED = "Microsoft.Communication.ParticipantsUpdated"
+    ADD_PARTICIPANT_SUCCEEDED = "Microsoft.Communication.AddParticipantSucceeded"
+    ADD_PARTICIPANT_FAILED = "Microsoft.Communication.AddParticipantFailed"
+    REMOVE_PARTICIPANT_SUCCEEDED = "Microsoft.Communication.RemoveParticipantSucceeded"
+    REMOVE_PARTICIPANT_FAILED = "Microsoft.Communication.RemoveParticipantFailed"
+    CANCEL_ADD_PARTICIPANT_SUCCEEDED = "Microsoft.Communication.CancelAddParticipantSucceeded"
+    CANCEL_ADD_PARTICIPANT_FAILED = "Microsoft.Communication.CancelAddParticipantFailed"
+    SEND_DTMF_TONES_COMPLETED = "Microsoft.Communication.SendDtmfTonesCompleted"
+    SEND_DTMF_TONES_FAILED = "Microsoft.Communication.SendDtmfTonesFailed"
+    CONTINUOUS_DTMF_TONE_RECEIVED = "Microsoft.Communication.ContinuousDtmfRecognitionToneReceived"
+    CONTINUOUS_DTMF_STOPPED = "Microsoft.Communication.ContinuousDtmfRecognitionStopped"
+
+
+_EVENT_GRID_TYPES = {
+    EventType.CALL_STARTED,
+    EventType.CALL_ENDED,
+    EventType.CALL_PARTICIPANT_ADDED,
+    EventType.CALL_PARTICIPANT_REMOVED,
+    EventType.INCOMING_CALL,
+}
+CALLBACK_TYPES = frozenset(
+    t for t in EventType if t.value.startswith("Microsoft.Communication.") and t not in _EVENT_GRID_TYPES
+)
 
 
 class EventSchema(StrEnum):
@@ -31,6 +58,12 @@ class EventSchema(StrEnum):
 
     EVENT_GRID = "EventGridSchema"
     CLOUD_EVENTS = "CloudEventSchemaV1_0"
+
+
+# A call connection's callbacks: a subscription of this schema is made per connection (not
+# through the subscription API); it gets only callback types, as a JSON array of CloudEvents
+# with a JWT in ``Authorization``, as ACS delivers them.
+CALLBACK_SCHEMA = "AcsCallAutomationCallback"
 
 
 @dataclass(frozen=True)
@@ -77,10 +110,17 @@ class Subscription(NewSubscription):
     id: str
     start_seq: int
     created_at: int
+    # A callback subscription ends a while after its call connection (purged then).
+    expires_at: int | None = None
+
+    @property
+    def is_callback(self) -> bool:
+        return self.schema == CALLBACK_SCHEMA
 
     def matches(self, event: StoredEvent) -> bool:
         return (
             event.seq > self.start_seq
+            and (event.type in CALLBACK_TYPES) == self.is_callback
             and (self.event_types is None or event.type in self.event_types)
             and (not self.subject_begins_with or event.subject.startswith(self.subject_begins_with))
             and (not self.subject_ends_with or event.subject.endswith(self.subject_ends_with))

@@ -61,6 +61,7 @@ def call_started(room_id: str, call_id: str, started_by: str, role: str) -> Even
 _END_CODES = {
     "AllParticipantsLeft": (0, 0),
     "EndedForAll": (0, 5000),
+    "EndedByServer": (0, 5006),
     "RoomDeleted": (410, 5001),
     "RoomExpired": (410, 5002),
     "MediaServerFailure": (500, 5003),

@@ -8,7 +8,8 @@ from typing import Any
 import orjson
 from sqlalchemy import bindparam, delete, func, insert, select, update
 
-from vrooms.events.models import Event, StoredEvent, Subscription
+from vrooms.api.times import now_micros
+from vrooms.events.models import CALLBACK_SCHEMA, Event, StoredEvent, Subscription
 from vrooms.store.database import Connection, rows_affected
 from vrooms.store.tables import event_deliveries, event_fanout, event_subscriptions, events
 
@@ -47,6 +48,7 @@ def _subscription(row: Any) -> Subscription:
         max_events_per_batch=row.max_events_per_batch,
         start_seq=row.start_seq,
         created_at=row.created_at,
+        expires_at=row.expires_at,
     )
 
 
@@ -68,6 +70,19 @@ async def subscription_named(conn: Connection, name: str) -> Subscription | None
 async def list_subscriptions(conn: Connection) -> list[Subscription]:
     rows = await conn.execute(select(event_subscriptions).order_by(event_subscriptions.c.created_at))
     return [_subscription(row) for row in rows.all()]
+
+
+async def expire_subscription(conn: Connection, name: str, at: int) -> None:
+    """A call connection ended: its callbacks may still be retried until ``at``, then it goes."""
+    await conn.execute(update(event_subscriptions).where(event_subscriptions.c.name == name).values(expires_at=at))
+
+
+async def live_callback_subscriptions(conn: Connection) -> list[Subscription]:
+    """Callback subscriptions of connections that never ended (their call host stopped)."""
+    query = select(event_subscriptions).where(
+        event_subscriptions.c.schema == CALLBACK_SCHEMA, event_subscriptions.c.expires_at.is_(None)
+    )
+    return [_subscription(row) for row in (await conn.execute(query)).all()]
 
 
 async def delete_subscription(conn: Connection, name: str) -> bool:
@@ -198,12 +213,14 @@ async def delivery_counts(conn: Connection) -> dict[str, int]:
 async def purge(conn: Connection, before: int) -> None:
     """Drop what is settled and older than ``before``: delivered rows, and events nobody still needs.
 
-    Dead letters stay until replayed or their subscription is deleted; an event stays
+    Dead letters stay until replayed or their subscription is deleted (a call connection's
+    callbacks: once its retries are over, ``expires_at``); an event stays
     while any delivery of it is pending or dead-lettered, or before fan-out took it.
     """
     await conn.execute(
         delete(event_deliveries).where(event_deliveries.c.status == DELIVERED, event_deliveries.c.updated_at < before)
     )
+    await conn.execute(delete(event_subscriptions).where(event_subscriptions.c.expires_at < now_micros()))
     fanned_out = select(event_fanout.c.last_seq).where(event_fanout.c.id == 1).scalar_subquery()
     unsettled = select(event_deliveries.c.event_seq).where(event_deliveries.c.status != DELIVERED)
     await conn.execute(

@@ -30,7 +30,8 @@ async def create_subscription(call: ApiCall) -> Response:
 async def list_subscriptions(call: ApiCall) -> Response:
     async with call.services.database.read() as conn:
         subscriptions = await repository.list_subscriptions(conn)
-    return JSONResponse({"value": [schemas.subscription_to_wire(s) for s in subscriptions]})
+    # Call connections' callback subscriptions are the call's business, not the API's.
+    return JSONResponse({"value": [schemas.subscription_to_wire(s) for s in subscriptions if not s.is_callback]})
 
 
 async def get_subscription(call: ApiCall) -> Response:

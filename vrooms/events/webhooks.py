@@ -12,6 +12,7 @@ import time
 
 import aiohttp
 
+from vrooms.auth.callback_tokens import CallbackSigner
 from vrooms.errors import ApiError, bad_argument
 from vrooms.events import formats
 from vrooms.events.models import EventSchema, NewSubscription, StoredEvent, Subscription
@@ -52,10 +53,17 @@ async def handshake(new: NewSubscription, topic: str) -> None:
 
 
 async def deliver(
-    session: aiohttp.ClientSession, subscription: Subscription, batch: list[StoredEvent], topic: str, attempt: int
+    session: aiohttp.ClientSession,
+    subscription: Subscription,
+    batch: list[StoredEvent],
+    topic: str,
+    attempt: int,
+    signer: CallbackSigner | None = None,
 ) -> int | None:
     """POST one batch; the HTTP status, or None if no answer came (connection refused, timeout)."""
     body, headers = formats.notification(subscription.schema, batch, topic)
+    if subscription.is_callback and signer is not None:
+        headers["authorization"] = f"Bearer {signer.token()}"
     headers["aeg-subscription-name"] = subscription.name
     headers["aeg-delivery-count"] = str(attempt - 1)  # Event Grid counts earlier attempts
     headers["aeg-metadata-version"] = "1"

@@ -1,7 +1,7 @@
 """Phone legs in room calls: who may dial what, dial-in admission, DTMF. No SIP or RTP here.
 
 Implements ``calls.call.Telephony`` for the signaling requests, and the server's own
-dial-out (Call Automation) through the same ``_dial``. The rules:
+dial-out (Call Automation) through the same ``dial``. The rules:
 
 - a participant dials out only with ``pstnDialOut`` in its role *and* a room whose
   ``pstnDialOutEnabled`` is true (``calls.service.ensure``, re-checked after the awaits);
@@ -23,10 +23,10 @@ from typing import Any
 
 from vrooms.auth.roles import Capability, Role
 from vrooms.calls import protocol
-from vrooms.calls.call import Call, Participant
+from vrooms.calls.call import Call, Check, Participant
 from vrooms.calls.models import LeaveReason, ParticipantState, Refusal
 from vrooms.calls.rules import CallRefused
-from vrooms.calls.service import CallService, Check, ensure
+from vrooms.calls.service import CallService, ensure
 from vrooms.events import payloads
 from vrooms.events import repository as outbox
 from vrooms.media.types import MediaError, MediaEvent
@@ -77,10 +77,10 @@ class PstnService:
         call = ensure(actor, Capability.PSTN_DIAL_OUT)
         # Checked again once the call is locked: a demotion or the room's flag turned off while
         # the relay answered stops the dial before the INVITE leaves.
-        return await self._dial(call, number, by=actor.user_id, check=lambda: ensure(actor, Capability.PSTN_DIAL_OUT))
+        return await self.dial(call, number, by=actor.user_id, check=lambda: ensure(actor, Capability.PSTN_DIAL_OUT))
 
-    async def _dial(self, call: Call, number: str, *, by: str | None, check: Check | None = None) -> Participant:
-        """The one dial-out path, for a Presenter and for the server."""
+    async def dial(self, call: Call, number: str, *, by: str | None, check: Check | None = None) -> Participant:
+        """The one dial-out path, for a Presenter and for the server (Call Automation, ``by=None``)."""
         try:
             number = numbers.e164(number)
         except numbers.InvalidNumber as exc:
@@ -150,13 +150,19 @@ class PstnService:
 
     async def send_dtmf(self, actor: Participant, participant_id: str, tones: str) -> None:
         call = ensure(actor, Capability.PSTN_DIAL_OUT)
+        target = call.participants.get(participant_id)
+        if target is None:
+            raise CallRefused(Refusal.PARTICIPANT_NOT_FOUND, "No phone participant with that id is in the call.")
+        await self.send_tones(target, tones)
+
+    async def send_tones(self, target: Participant, tones: str) -> None:
+        """RFC 4733 digits toward a phone participant (rtpengine injects them)."""
         try:
             tones = numbers.dtmf_tones(tones)
         except numbers.InvalidNumber as exc:
             raise CallRefused(Refusal.BAD_MESSAGE, str(exc)) from None
-        target = call.participants.get(participant_id)
-        leg = target.audio if target is not None else None
-        if not isinstance(leg, PhoneLeg):
+        leg = target.audio
+        if not isinstance(leg, PhoneLeg) or not target.in_call:
             raise CallRefused(Refusal.PARTICIPANT_NOT_FOUND, "No phone participant with that id is in the call.")
         try:
             await leg.send_dtmf(tones)

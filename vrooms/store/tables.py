@@ -198,6 +198,8 @@ event_subscriptions = Table(
     # Only events after this one are delivered (no backlog from before the subscription).
     Column("start_seq", BigInteger, nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    # Set for a call connection's callbacks when the connection ends; purged after it.
+    Column("expires_at", BigInteger),
 )
 
 event_deliveries = Table(

@@ -1,0 +1,1 @@
+"""Call Automation: server-side apps drive room calls through the ACS Call Automation API."""

@@ -1,0 +1,65 @@
+"""HTTP routes of the Call Automation API in the REST workers (paths of CallAutomation/stable).
+
+A worker authenticates the request (HMAC, api-version, size limits), reads its JSON, and
+relays it to the call host, which owns the calls (``automation.host_api``); the call
+host's answer goes back unchanged. Operations vrooms does not offer yet have no route,
+so they get 404 ``NotFound`` naming the missing operation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from vrooms.api.endpoint import ApiCall, endpoint
+from vrooms.api.responses import JSONResponse
+from vrooms.automation import schemas
+
+_RELAYED_HEADERS = ("repeatability-request-id", "repeatability-first-sent")
+_CONNECTION = "/calling/callConnections/{callConnectionId}"
+
+
+def _relay(op: str) -> Callable[[Request], Awaitable[Response]]:
+    async def handler(call: ApiCall) -> Response:
+        params = call.request.path_params
+        envelope = {
+            "op": op,
+            "connectionId": params.get("callConnectionId"),
+            "participantRawId": params.get("participantRawId"),
+            "body": call.json(empty_ok=True),
+            "headers": {k: v for k, v in call.request.headers.items() if k.lower() in _RELAYED_HEADERS},
+        }
+        status, body, headers = await call.services.automation.run(envelope)
+        if body is None:
+            return Response(status_code=status, headers=headers)
+        if status >= 400 and isinstance(body, dict):
+            headers["x-ms-error-code"] = str(body.get("error", {}).get("code", ""))
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    return endpoint(schemas.VERSIONS, handler)
+
+
+def _operation(path: str, method: str, op: str) -> Route:
+    return Route(path, _relay(op), methods=[method])
+
+
+routes = [
+    _operation("/calling/callConnections:connect", "POST", "connect"),
+    _operation(f"{_CONNECTION}:terminate", "POST", "terminate"),
+    _operation(f"{_CONNECTION}:sendDtmfTones", "POST", "sendDtmfTones"),
+    _operation(f"{_CONNECTION}:startContinuousDtmfRecognition", "POST", "startContinuousDtmfRecognition"),
+    _operation(f"{_CONNECTION}:stopContinuousDtmfRecognition", "POST", "stopContinuousDtmfRecognition"),
+    _operation(f"{_CONNECTION}:hold", "POST", "hold"),
+    _operation(f"{_CONNECTION}:unhold", "POST", "unhold"),
+    _operation(f"{_CONNECTION}/participants:add", "POST", "add"),
+    _operation(f"{_CONNECTION}/participants:remove", "POST", "remove"),
+    _operation(f"{_CONNECTION}/participants:mute", "POST", "mute"),
+    _operation(f"{_CONNECTION}/participants:cancelAddParticipant", "POST", "cancelAddParticipant"),
+    _operation(f"{_CONNECTION}/participants/{{participantRawId}}", "GET", "participant"),
+    _operation(f"{_CONNECTION}/participants", "GET", "participants"),
+    _operation(_CONNECTION, "GET", "get"),
+    _operation(_CONNECTION, "DELETE", "hangUp"),
+]

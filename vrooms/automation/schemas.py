@@ -1,0 +1,227 @@
+"""Wire format of the Call Automation API (CallAutomation/stable/2025-05-15 and what the 1.6 SDK sends).
+
+Parsing turns a request body into typed values or raises a 400 naming the field; rendering
+writes ``CallConnectionProperties``, ``CallParticipant`` and the callback event data.
+Fields the SDK may send for features vrooms does not offer (yet) are refused by name
+rather than ignored, so an app never believes it got what it did not.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from vrooms.errors import bad_argument
+from vrooms.events.payloads import identifier
+from vrooms.pstn import numbers
+
+VERSIONS = ("2026-03-12", "2025-06-15", "2025-05-15", "2024-09-15", "2024-04-15", "2023-10-15", "2023-03-06")
+MAX_CONTEXT_CHARS = 5000  # ACS's limit on operationContext
+_MAX_URI_CHARS = 2048
+_MAX_RAW_ID_CHARS = 256
+_MAX_INVITATION_SECONDS = 180  # AddParticipantRequest.invitationTimeoutInSeconds maximum
+_ROOM_ID = re.compile(r"^[0-9]{1,32}\Z")
+# The ACS names of DTMF tones (definition ``Tone``) and the RFC 4733 characters they stand for.
+TONES = {
+    "zero": "0",
+    "one": "1",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+    "a": "A",
+    "b": "B",
+    "c": "C",
+    "d": "D",
+    "pound": "#",
+    "asterisk": "*",
+}
+TONE_NAMES = {char: name for name, char in TONES.items()}
+_MAX_TONES = 18  # ACS sends at most 18 tones per request
+
+
+def _object(body: dict[str, Any], name: str, *, required: bool = True) -> dict[str, Any] | None:
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, dict):
+        raise bad_argument(f"{name} must be an object.", name)
+    return value
+
+
+def text(body: dict[str, Any], name: str, limit: int, *, required: bool = False) -> str | None:
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value) or len(value) > limit:
+        raise bad_argument(f"{name} must be a string of at most {limit} characters.", name)
+    return value
+
+
+def operation_context(body: dict[str, Any]) -> str | None:
+    return text(body, "operationContext", MAX_CONTEXT_CHARS)
+
+
+def refuse_unsupported(body: dict[str, Any], *names: str) -> None:
+    for name in names:
+        if body.get(name) is not None:
+            raise bad_argument(f"{name} is not supported by this server (yet); send the request without it.", name)
+
+
+def callback_uri(body: dict[str, Any], name: str = "callbackUri") -> str:
+    value = text(body, name, _MAX_URI_CHARS, required=True)
+    parts = urlsplit(value or "")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise bad_argument(f"{name} must be an absolute http:// or https:// URL.", name)
+    return str(value)
+
+
+def raw_id(body: dict[str, Any], name: str) -> str:
+    """A ``CommunicationIdentifierModel`` as a raw id: an ACS user (``8:acs:...``) or a phone (``4:+1...``)."""
+    model = _object(body, name)
+    assert model is not None
+    raw = model.get("rawId")
+    if raw is not None and (not isinstance(raw, str) or not raw or len(raw) > _MAX_RAW_ID_CHARS):
+        raise bad_argument(f"{name}.rawId must be a non-empty string.", f"{name}.rawId")
+    typed = _typed_raw_id(model, name)
+    if raw is None and typed is None:
+        raise bad_argument(f"{name} needs a rawId, a communicationUser or a phoneNumber.", name)
+    if raw is not None and typed is not None and raw != typed:
+        raise bad_argument(f"{name}.rawId does not match the identifier it names.", f"{name}.rawId")
+    found = str(typed or raw)
+    if numbers.number_of(found) is None and not found.startswith("8:"):
+        raise bad_argument(f"{name} must be an ACS user or a phone number in a room call.", name)
+    return found
+
+
+def _typed_raw_id(model: dict[str, Any], name: str) -> str | None:
+    user, phone = model.get("communicationUser"), model.get("phoneNumber")
+    if isinstance(user, dict) and isinstance(user.get("id"), str) and user["id"]:
+        return str(user["id"])[:_MAX_RAW_ID_CHARS]
+    if isinstance(phone, dict):
+        try:
+            return numbers.raw_id(numbers.e164(phone.get("value"), f"{name}.phoneNumber.value"))
+        except numbers.InvalidNumber as exc:
+            raise bad_argument(str(exc), f"{name}.phoneNumber.value") from None
+    if user is not None or phone is not None:
+        raise bad_argument(f"{name} has a malformed communicationUser or phoneNumber.", name)
+    return None
+
+
+@dataclass(frozen=True)
+class ConnectRequest:
+    room_id: str | None
+    server_call_id: str | None
+    callback_uri: str
+    operation_context: str | None
+
+
+def parse_connect(body: dict[str, Any]) -> ConnectRequest:
+    refuse_unsupported(body, "mediaStreamingOptions", "transcriptionOptions")
+    locator = _object(body, "callLocator")
+    assert locator is not None
+    kind = locator.get("kind", "roomCallLocator" if "roomId" in locator else "serverCallLocator")
+    room_id = server_call_id = None
+    if kind == "roomCallLocator":
+        room_id = text(locator, "roomId", 32, required=True)
+        if not _ROOM_ID.match(room_id or ""):
+            raise bad_argument("callLocator.roomId must be a room id (digits).", "callLocator.roomId")
+    elif kind == "serverCallLocator":
+        server_call_id = text(locator, "serverCallId", 128, required=True)
+    else:
+        raise bad_argument(
+            "callLocator.kind must be roomCallLocator or serverCallLocator (room calls only).", "callLocator.kind"
+        )
+    return ConnectRequest(room_id, server_call_id, callback_uri(body), operation_context(body))
+
+
+@dataclass(frozen=True)
+class AddRequest:
+    raw_id: str
+    invitation_seconds: float | None
+    operation_context: str | None
+
+
+def parse_add(body: dict[str, Any]) -> AddRequest:
+    refuse_unsupported(body, "operationCallbackUri")
+    target = raw_id(body, "participantToAdd")
+    seconds = body.get("invitationTimeoutInSeconds")
+    if seconds is not None and (
+        not isinstance(seconds, int) or isinstance(seconds, bool) or not 0 <= seconds <= _MAX_INVITATION_SECONDS
+    ):
+        raise bad_argument(
+            f"invitationTimeoutInSeconds must be an integer from 0 to {_MAX_INVITATION_SECONDS}.",
+            "invitationTimeoutInSeconds",
+        )
+    if body.get("sourceCallerIdNumber") is not None:
+        raw_id(body, "sourceCallerIdNumber")  # checked; the trunk's caller id is what the phone sees
+    text(body, "sourceDisplayName", 256)
+    return AddRequest(target, float(seconds) if seconds else None, operation_context(body))
+
+
+@dataclass(frozen=True)
+class TargetRequest:
+    """A request about one participant: remove, hold, continuous DTMF, and the like."""
+
+    raw_id: str
+    operation_context: str | None
+
+
+def parse_target(body: dict[str, Any], name: str) -> TargetRequest:
+    refuse_unsupported(body, "operationCallbackUri")
+    return TargetRequest(raw_id(body, name), operation_context(body))
+
+
+def parse_mute(body: dict[str, Any]) -> TargetRequest:
+    targets = body.get("targetParticipants")
+    if not isinstance(targets, list) or len(targets) != 1:
+        raise bad_argument("targetParticipants must list exactly one participant.", "targetParticipants")
+    return TargetRequest(raw_id({"targetParticipants": targets[0]}, "targetParticipants"), operation_context(body))
+
+
+@dataclass(frozen=True)
+class DtmfRequest:
+    raw_id: str
+    tones: str
+    operation_context: str | None
+
+
+def parse_send_dtmf(body: dict[str, Any]) -> DtmfRequest:
+    target = parse_target(body, "targetParticipant")
+    tones = body.get("tones")
+    if (
+        not isinstance(tones, list)
+        or not 1 <= len(tones) <= _MAX_TONES
+        or not all(isinstance(t, str) and t.lower() in TONES for t in tones)
+    ):
+        raise bad_argument(f"tones must list 1 to {_MAX_TONES} of {sorted(TONES)}.", "tones")
+    return DtmfRequest(target.raw_id, "".join(TONES[t.lower()] for t in tones), target.operation_context)
+
+
+@dataclass(frozen=True)
+class CancelAddRequest:
+    invitation_id: str
+    operation_context: str | None
+
+
+def parse_cancel_add(body: dict[str, Any]) -> CancelAddRequest:
+    refuse_unsupported(body, "operationCallbackUri")
+    invitation = text(body, "invitationId", 64, required=True)
+    return CancelAddRequest(str(invitation), operation_context(body))
+
+
+# -- rendering ---------------------------------------------------------------------------
+
+
+def participant_to_wire(raw: str, *, muted: bool, on_hold: bool) -> dict[str, Any]:
+    return {"identifier": identifier(raw), "isMuted": muted, "isOnHold": on_hold}
+
+
+def result_information(code: int, sub_code: int, message: str) -> dict[str, Any]:
+    return {"code": code, "subCode": sub_code, "message": message}

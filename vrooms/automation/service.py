@@ -1,0 +1,328 @@
+"""Call Automation in the call host: call connections and what an app may do through them.
+
+The server acts above every role (an app may mute a Presenter), but not above the room:
+a phone target needs the room's ``pstnDialOutEnabled``, checked under the call's lock
+as a Presenter's dial-out is. Operations that finish later (an add, DTMF) answer at once
+and report through the connection's callbacks, as ACS does.
+
+Connecting to a room with no call starts it (the app is its first member, as a joiner
+would be); the call then stays up while the app is connected, even with nobody in it,
+and ends when the app hangs up and nobody is left, or when it terminates the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+from vrooms.api.times import now_micros
+from vrooms.auth.roles import Role
+from vrooms.automation import callbacks, results
+from vrooms.automation.connection import IN_CALL_STATES, Connection, PendingAdd
+from vrooms.automation.schemas import (
+    AddRequest,
+    CancelAddRequest,
+    ConnectRequest,
+    DtmfRequest,
+    TargetRequest,
+    participant_to_wire,
+)
+from vrooms.calls import moderation
+from vrooms.calls.call import Call, Participant
+from vrooms.calls.models import EndReason, LeaveReason, ParticipantState, Refusal
+from vrooms.calls.rules import CallRefused, check_open
+from vrooms.calls.service import CallService
+from vrooms.errors import ApiError, not_found
+from vrooms.events import repository as events_repository
+from vrooms.events.models import EventType
+from vrooms.pstn import numbers
+from vrooms.rooms import repository as rooms_repository
+
+log = logging.getLogger("vrooms.automation")
+
+# Who started a call that an app connected to first (the records' ``started_by``).
+AUTOMATION_USER = "vrooms:callAutomation"
+_DEFAULT_INVITATION_SECONDS = 30.0
+_SHUTDOWN_FLUSH_SECONDS = 5.0
+
+
+def _phones_allowed(call: Call) -> None:
+    if not call.pstn_dial_out_enabled:
+        raise CallRefused(
+            Refusal.PSTN_DIAL_OUT_DISABLED,
+            "This room does not allow phone participants (its pstnDialOutEnabled is false).",
+        )
+
+
+class AutomationService:
+    def __init__(self, calls: CallService, *, callback_retry_seconds: float) -> None:
+        self.calls = calls
+        self.connections: dict[str, Connection] = {}
+        self._retry_seconds = callback_retry_seconds
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._writers: set[callbacks.CallbackWriter] = set()
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- connections ------------------------------------------------------------------
+
+    async def connect(self, request: ConnectRequest) -> Connection:
+        call = await self._call_for(request)
+        connection_id = str(uuid.uuid4())
+        name = callbacks.subscription_name(connection_id, call.id)
+        writer = callbacks.CallbackWriter(self.calls.database, name, self._retry_seconds)
+        self._writers.add(writer)
+        writer.task.add_done_callback(lambda _: self._writers.discard(writer))
+        connection = Connection(connection_id, call, request.callback_uri, request.operation_context, writer)
+        connection.on_closed = self._closed
+        async with self.calls.database.write() as conn:
+            await callbacks.open_subscription(conn, connection_id, call.id, request.callback_uri)
+            data = connection.data(request.operation_context)
+            await events_repository.append(conn, callbacks.event(connection_id, EventType.CALL_CONNECTED, data))
+        async with call.lock:
+            if call.ended:
+                connection.disconnect(results.CALL_GONE)
+            else:
+                call.watchers.append(connection)
+                self.connections[connection_id] = connection
+                connection.participants_changed()
+        log.info("call connection %s to call %s in room %s", connection_id, call.id, call.room_id)
+        return connection
+
+    def _closed(self, connection: Connection) -> None:
+        self.connections.pop(connection.id, None)
+
+    async def _call_for(self, request: ConnectRequest) -> Call:
+        if request.server_call_id is not None:
+            call = next((c for c in self.calls.calls.values() if c.id == request.server_call_id), None)
+            if call is None or call.ended:
+                raise not_found("No call with this serverCallId is running.", "callLocator.serverCallId")
+            return call
+        assert request.room_id is not None
+        async with self.calls.database.read() as conn:
+            room = await rooms_repository.get_room(conn, request.room_id)
+        if room is None:
+            raise not_found(f"Room {request.room_id} does not exist.", "callLocator.roomId")
+        check_open(room, self.calls.clock())
+        return await self.calls.call_of(room, AUTOMATION_USER, Role.PRESENTER)
+
+    def connection(self, connection_id: str) -> Connection:
+        connection = self.connections.get(connection_id)
+        if connection is None:
+            raise not_found(f"No call connection {connection_id[:64]} (it may have ended).", "callConnectionId")
+        return connection
+
+    @staticmethod
+    def properties(connection: Connection) -> dict[str, Any]:
+        return {
+            "callConnectionId": connection.id,
+            "serverCallId": connection.call.id,
+            "targets": [],
+            "callConnectionState": "connected" if connection.connected else "disconnected",
+            "callbackUri": connection.callback_uri,
+            "correlationId": connection.call.id,
+        }
+
+    async def hang_up(self, connection: Connection) -> None:
+        """The app leaves; the call goes on while anyone is in it."""
+        call = connection.call
+        async with call.lock:
+            if connection in call.watchers:
+                call.watchers.remove(connection)
+            connection.disconnect(results.HUNG_UP)
+            empty = call.empty and not call.ended
+        if empty:
+            await self.calls.end_call(call, EndReason.ALL_LEFT)
+
+    async def terminate(self, connection: Connection) -> None:
+        await self.calls.end_call(connection.call, EndReason.ENDED_BY_SERVER)
+
+    # -- participants -------------------------------------------------------------------
+
+    @staticmethod
+    def participants(connection: Connection) -> list[dict[str, Any]]:
+        return [_wire(p) for p in connection.call.participants.values() if p.state in IN_CALL_STATES]
+
+    def participant(self, connection: Connection, raw_id: str) -> dict[str, Any]:
+        return _wire(self._in_call(connection, raw_id))
+
+    @staticmethod
+    def _in_call(connection: Connection, raw_id: str) -> Participant:
+        found = next((p for p in connection.call.participants.values() if p.user_id == raw_id), None)
+        if found is None:
+            raise not_found(f"{raw_id[:64]} is not in the call.", "participant")
+        return found
+
+    async def add(self, connection: Connection, request: AddRequest) -> dict[str, Any]:
+        if request.raw_id in connection.adds:
+            raise ApiError(409, "Conflict", f"{request.raw_id} is already being added.", "participantToAdd")
+        pending = PendingAdd(request.raw_id, request.operation_context)
+        connection.adds[request.raw_id] = pending
+        try:
+            number = numbers.number_of(request.raw_id)
+            if number is not None:
+                await self._dial(connection, pending, number, request.invitation_seconds)
+            else:
+                await self._ring(connection, pending, request.invitation_seconds)
+        except BaseException:
+            if connection.adds.get(request.raw_id) is pending:
+                del connection.adds[request.raw_id]
+            raise
+        return {
+            "participant": participant_to_wire(request.raw_id, muted=False, on_hold=False),
+            "operationContext": request.operation_context,
+            "invitationId": pending.invitation_id,
+        }
+
+    async def _dial(self, connection: Connection, pending: PendingAdd, number: str, seconds: float | None) -> None:
+        call = connection.call
+        _phones_allowed(call)
+        telephony = self.calls.telephony
+        if telephony is None:
+            raise CallRefused(Refusal.PSTN_UNAVAILABLE, "This server has no SIP trunk (VROOMS_SIP_TRUNK_URI).")
+        phone = await telephony.dial(call, number, by=None, check=lambda: _phones_allowed(call))
+        if seconds is not None:
+            loop = asyncio.get_running_loop()
+            pending.timer = loop.call_later(
+                seconds, lambda: self._spawn(self.calls.leave(phone, LeaveReason.NO_ANSWER))
+            )
+
+    async def _ring(self, connection: Connection, pending: PendingAdd, seconds: float | None) -> None:
+        call = connection.call
+        inviter = {"participantId": None, "userId": AUTOMATION_USER, "displayName": "Call Automation"}
+        try:
+            await moderation.ring(self.calls, call, pending.raw_id, inviter, connection, check=lambda: None)
+        except CallRefused as refused:
+            if refused.code != Refusal.INVITEE_NOT_CONNECTED:
+                raise
+            connection.add_finished(pending, results.NOT_CONNECTED)  # ACS: accepted, then failed
+            return
+
+        def timed_out() -> None:
+            if moderation.stop_ringing(self.calls, call, pending.raw_id) or pending.participant_id is None:
+                connection.add_finished(pending, results.TIMED_OUT)
+
+        pending.timer = asyncio.get_running_loop().call_later(seconds or _DEFAULT_INVITATION_SECONDS, timed_out)
+
+    async def cancel_add(self, connection: Connection, request: CancelAddRequest) -> None:
+        pending = next((p for p in connection.adds.values() if p.invitation_id == request.invitation_id), None)
+        if pending is None:
+            connection.emit(
+                EventType.CANCEL_ADD_PARTICIPANT_FAILED,
+                request.operation_context,
+                invitationId=request.invitation_id,
+                resultInformation=results.NOT_PENDING.wire(),
+            )
+            return
+        del connection.adds[pending.raw_id]  # withdrawn: no AddParticipantFailed follows
+        if pending.timer is not None:
+            pending.timer.cancel()
+        moderation.stop_ringing(self.calls, connection.call, pending.raw_id)
+        phone = connection.call.participants.get(pending.participant_id or "")
+        if phone is not None and phone.phone_number is not None:
+            await self.calls.leave(phone, LeaveReason.REMOVED_BY_SERVER)
+        connection.emit(
+            EventType.CANCEL_ADD_PARTICIPANT_SUCCEEDED,
+            request.operation_context,
+            invitationId=request.invitation_id,
+            resultInformation=results.CANCELLED.wire(),
+        )
+
+    async def remove(self, connection: Connection, request: TargetRequest) -> None:
+        target = self._in_call(connection, request.raw_id)
+        await self.calls.leave(target, LeaveReason.REMOVED_BY_SERVER)
+        connection.emit(
+            EventType.REMOVE_PARTICIPANT_SUCCEEDED,
+            request.operation_context,
+            participant=participant_to_wire(request.raw_id, muted=False, on_hold=False)["identifier"],
+            resultInformation=results.REMOVED.wire(),
+        )
+
+    async def mute(self, connection: Connection, request: TargetRequest) -> None:
+        await moderation.silence(self.calls, self._in_call(connection, request.raw_id), by=AUTOMATION_USER)
+
+    async def hold(self, connection: Connection, request: TargetRequest, *, on_hold: bool) -> None:
+        await self.calls.set_on_hold(self._in_call(connection, request.raw_id), on_hold)
+
+    # -- DTMF -------------------------------------------------------------------------
+
+    def _phone(self, connection: Connection, raw_id: str) -> Participant:
+        target = self._in_call(connection, raw_id)
+        if target.phone_number is None:
+            raise ApiError(400, "BadRequest", "DTMF works with phone participants only.", "targetParticipant")
+        return target
+
+    async def send_dtmf(self, connection: Connection, request: DtmfRequest) -> None:
+        target = self._phone(connection, request.raw_id)
+        telephony = self.calls.telephony
+        assert telephony is not None  # a phone participant exists only with a trunk
+        self._spawn(self._send_tones(connection, target, request, telephony))
+
+    @staticmethod
+    async def _send_tones(connection: Connection, target: Participant, request: DtmfRequest, telephony: Any) -> None:
+        try:
+            await telephony.send_tones(target, request.tones)
+        except Exception as exc:
+            log.warning("sending DTMF for call connection %s failed: %s", connection.id, exc)
+            connection.emit(
+                EventType.SEND_DTMF_TONES_FAILED,
+                request.operation_context,
+                resultInformation=results.TELEPHONY_FAILED.wire(),
+            )
+            return
+        connection.emit(
+            EventType.SEND_DTMF_TONES_COMPLETED, request.operation_context, resultInformation=results.OK.wire()
+        )
+
+    def start_dtmf(self, connection: Connection, request: TargetRequest) -> None:
+        target = self._phone(connection, request.raw_id)
+        connection.dtmf.setdefault(target.id, [request.operation_context, 0])[0] = request.operation_context
+
+    def stop_dtmf(self, connection: Connection, request: TargetRequest) -> None:
+        target = self._phone(connection, request.raw_id)
+        if connection.dtmf.pop(target.id, None) is not None:
+            connection.emit(
+                EventType.CONTINUOUS_DTMF_STOPPED, request.operation_context, resultInformation=results.OK.wire()
+            )
+
+    # -- the call host's life -----------------------------------------------------------
+
+    async def close_abandoned(self) -> int:
+        """Connections of a call host that stopped without ending them: tell their apps."""
+        async with self.calls.database.write() as conn:
+            live = await events_repository.live_callback_subscriptions(conn)
+            for subscription in live:
+                names = callbacks.parse_name(subscription.name)
+                if names is None:
+                    continue
+                connection_id, call_id = names
+                data = {
+                    "callConnectionId": connection_id,
+                    "serverCallId": call_id,
+                    "correlationId": call_id,
+                    "resultInformation": results.HOST_RESTARTED.wire(),
+                }
+                await events_repository.append(conn, callbacks.event(connection_id, EventType.CALL_DISCONNECTED, data))
+                await events_repository.expire_subscription(
+                    conn, subscription.name, now_micros() + int(self._retry_seconds * 1_000_000)
+                )
+        return len(live)
+
+    async def shutdown(self) -> None:
+        """After the calls ended: let the connections write their last callbacks."""
+        for task in list(self._tasks):
+            task.cancel()
+        writers = [writer.task for writer in self._writers]
+        if writers:
+            await asyncio.wait(writers, timeout=_SHUTDOWN_FLUSH_SECONDS)
+
+
+def _wire(participant: Participant) -> dict[str, Any]:
+    return participant_to_wire(
+        participant.user_id, muted=participant.muted, on_hold=participant.state == ParticipantState.ON_HOLD
+    )
