@@ -87,6 +87,17 @@ async def stops_hearing(call: Call, frequency: float, timeout: float = 5.0) -> N
     )
 
 
+async def hears_nothing_of(call: Call, frequency: float, seconds: float) -> None:
+    """For ``seconds`` (a window of observation, not a wait for something), ``frequency`` stays silent."""
+    loudest = 0.0
+    deadline = asyncio.get_running_loop().time() + seconds
+    while asyncio.get_running_loop().time() < deadline:
+        if call.remote_audio is not None:
+            loudest = max(loudest, call.remote_audio.tone_level(frequency))
+        await asyncio.sleep(0.05)
+    assert loudest < SILENT, f"heard {frequency} Hz at {loudest:.4f}"
+
+
 async def disconnected(call: Call, timeout: float = 10.0) -> None:
     """Wait until the server has ended this participation (any reason)."""
     await call.wait_until(lambda: call.state == "Disconnected", timeout)

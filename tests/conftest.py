@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from azure.communication.identity import CommunicationIdentityClient
 from azure.communication.rooms import RoomsClient
 
 from tests.calls import CallWorld
+from tests.phones import Carrier, Scenario, free_udp_port
 from tests.servers import Server, create_postgres_database, drop_postgres_database
 
 
@@ -78,3 +80,30 @@ async def world(call_server: Server) -> AsyncIterator[CallWorld]:
     created = CallWorld(call_server)
     yield created
     await created.close()
+
+
+# -- the telephone network (tests/phones.py): one carrier port and SIP listener per module ---
+
+
+@pytest.fixture(scope="module")
+def trunk_port() -> int:
+    return free_udp_port()
+
+
+@pytest.fixture(scope="module")
+def sip_listen() -> str:
+    return f"127.0.0.1:{free_udp_port()}"
+
+
+@pytest.fixture
+def carrier(tmp_path: Path, trunk_port: int) -> Iterator[Any]:
+    """Starts sipp carriers on the trunk's port (``carrier(Scenario(...), **options)``); stops them after."""
+    started: list[Carrier] = []
+
+    def start(scenario: Scenario | str, **options: Any) -> Carrier:
+        started.append(Carrier(tmp_path / f"carrier{len(started)}", trunk_port, scenario, **options))
+        return started[-1]
+
+    yield start
+    for one in started:
+        one.stop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from vrooms.media import sdp
 from vrooms.media.types import CallMedia, EventHandler, OfferRefused, ReceivedStream
@@ -124,6 +125,13 @@ class FakePlane:
         leg = FakeLeg(self, "audio", muted=muted, on_event=on_event)
         self.legs.append(leg)
         return leg, ("127.0.0.1", 9)
+
+    async def play_file(self, media: CallMedia, path: Path, *, loop: bool) -> str:
+        await self.step("play_file")
+        return path.name
+
+    async def stop_file(self, media: CallMedia, file_id: str) -> None:
+        await self.step("stop_file")
 
     async def publish(
         self, media: CallMedia, *, display: str, offer_sdp: str, on_event: EventHandler

@@ -12,6 +12,7 @@ import math
 import socket
 import struct
 import subprocess
+import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,19 @@ a=rtpmap:0 PCMU/8000
 a=rtpmap:101 telephone-event/8000
 a=fmtp:101 0-15
 """
+
+
+def trunk_env(trunk_port: int, sip_listen: str) -> dict[str, str]:
+    """A server's settings for the carrier at ``trunk_port`` (3 s no-answer, 2 phone legs a room)."""
+    return {
+        "VROOMS_SIP_TRUNK_URI": f"sip:127.0.0.1:{trunk_port};transport=udp",
+        "VROOMS_SIP_TRUNK_USERNAME": USER,
+        "VROOMS_SIP_TRUNK_PASSWORD": PASSWORD,
+        "VROOMS_SIP_CALLER_ID": "+15550000001",
+        "VROOMS_SIP_LISTEN": sip_listen,
+        "VROOMS_SIP_NO_ANSWER_SECONDS": "3",
+        "VROOMS_SIP_MAX_PHONE_LEGS_PER_ROOM": "2",
+    }
 
 
 def free_udp_port() -> int:
@@ -60,6 +74,20 @@ def write_tone_pcap(path: Path, seconds: float, frequency: float = TONE_HZ, ampl
         sec, usec = divmod(n * 20_000, 1_000_000)
         packets.append(struct.pack("<IIII", sec, usec, len(frame), len(frame)) + frame)
     path.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1) + b"".join(packets))
+    return path
+
+
+def write_tone_wav(path: Path, seconds: float, frequency: float, amplitude: float = 0.5) -> Path:
+    """A 16 kHz mono WAV of a sine tone: a prompt file with a pattern receivers can measure."""
+    rate = 16000
+    samples = [
+        int(32767 * amplitude * math.sin(2 * math.pi * frequency * n / rate)) for n in range(int(seconds * rate))
+    ]
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(struct.pack(f"<{len(samples)}h", *samples))
     return path
 
 

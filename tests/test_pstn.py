@@ -16,13 +16,11 @@ from tests.calls import CallWorld, Member, hears, stops_hearing
 from tests.phones import (
     PASSWORD,
     TONE_HZ,
-    USER,
-    Carrier,
     Scenario,
     caller_xml,
     dtmf_pcap,
-    free_udp_port,
     refused_caller_xml,
+    trunk_env,
     write_tone_pcap,
 )
 from tests.servers import Server
@@ -32,16 +30,6 @@ from vrooms.client.signaling import CallError
 NUMBER = "+15551234567"
 DIAL_IN, PIN = "+15550009999", "2468"
 INCOMING_CALL = "Microsoft.Communication.IncomingCall"
-
-
-@pytest.fixture(scope="module")
-def trunk_port() -> int:
-    return free_udp_port()
-
-
-@pytest.fixture(scope="module")
-def sip_listen() -> str:
-    return f"127.0.0.1:{free_udp_port()}"
 
 
 @pytest.fixture(scope="module")
@@ -61,14 +49,8 @@ def phone_server(trunk_port: int, sip_listen: str, dial_in_room: tuple[Path, str
         data_dir,
         log_level="info",
         extra_env={
+            **trunk_env(trunk_port, sip_listen),
             "VROOMS_SIP_DIALIN": json.dumps({DIAL_IN: {"roomId": room_id, "pin": PIN}}),
-            "VROOMS_SIP_TRUNK_URI": f"sip:127.0.0.1:{trunk_port};transport=udp",
-            "VROOMS_SIP_TRUNK_USERNAME": USER,
-            "VROOMS_SIP_TRUNK_PASSWORD": PASSWORD,
-            "VROOMS_SIP_CALLER_ID": "+15550000001",
-            "VROOMS_SIP_LISTEN": sip_listen,
-            "VROOMS_SIP_NO_ANSWER_SECONDS": "3",
-            "VROOMS_SIP_MAX_PHONE_LEGS_PER_ROOM": "2",
         },
     ).start()
     yield server
@@ -80,19 +62,6 @@ async def world(phone_server: Server) -> AsyncIterator[CallWorld]:
     created = CallWorld(phone_server)
     yield created
     await created.close()
-
-
-@pytest.fixture
-def carrier(tmp_path: Path, trunk_port: int) -> Iterator[Any]:
-    started: list[Carrier] = []
-
-    def start(scenario: Scenario, **options: Any) -> Carrier:
-        started.append(Carrier(tmp_path / f"carrier{len(started)}", trunk_port, scenario, **options))
-        return started[-1]
-
-    yield start
-    for one in started:
-        one.stop()
 
 
 def _phone(call: Call) -> dict[str, Any] | None:

@@ -13,8 +13,9 @@ import hashlib
 import hmac
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import orjson
 import uvicorn
@@ -106,7 +107,7 @@ class Receiver:
                     )
         return Response(status_code=200)
 
-    def start(self) -> Receiver:
+    def start(self) -> Self:
         app = Starlette(
             routes=[Route("/hook", self.post, methods=["POST"]), Route("/hook", self.options, methods=["OPTIONS"])]
         )
@@ -128,3 +129,51 @@ class Receiver:
                 raise TimeoutError(f"{len(self.of_type(prefix))} of {count} events arrived")
             await asyncio.sleep(0.05)
         return self.of_type(prefix)
+
+
+@dataclass
+class CallbackReceiver(Receiver):
+    """An app's callback endpoint, as ACS apps write it: a JSON array of CloudEvents per POST,
+    each request's ``Authorization: Bearer`` JWT checked against the server's published JWKS."""
+
+    verify: Callable[[str], None] | None = None
+    bad_tokens: int = 0
+
+    async def post(self, request: Request) -> Response:
+        body = await request.body()
+        with self._lock:
+            self.deliveries += 1
+            if self.deliveries <= self.fail_first:
+                return Response(status_code=500)
+            token = request.headers.get("authorization", "").removeprefix("Bearer ")
+            try:
+                if self.verify is not None:
+                    self.verify(token)
+            except Exception:
+                self.bad_tokens += 1
+            for item in orjson.loads(body):
+                event = JSONFormat().read(None, orjson.dumps(item))
+                data = event.get_data()
+                assert isinstance(data, dict)
+                self.events.append(
+                    Received(event.get_id(), event.get_type(), event.get_subject() or "", data, time.time(), "acs", 0)
+                )
+        return Response(status_code=200)
+
+    def types(self) -> list[str]:
+        with self._lock:
+            return [e.type.removeprefix("Microsoft.Communication.") for e in self.events]
+
+    async def wait_for_type(
+        self, kind: str, timeout: float = 30.0, where: Callable[[Received], bool] = lambda _: True
+    ) -> Received:
+        """The first callback of ``kind`` (e.g. ``"CallConnected"``) for which ``where`` holds."""
+        full = f"Microsoft.Communication.{kind}"
+        deadline = time.monotonic() + timeout
+        while True:
+            found = next((e for e in self.of_type(full) if e.type == full and where(e)), None)
+            if found is not None:
+                return found
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {kind} callback; got {self.types()}")
+            await asyncio.sleep(0.05)

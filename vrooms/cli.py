@@ -41,6 +41,7 @@ _SETTINGS_FLAGS = (
     "sip_trusted_sources",
     "sip_allow_prefixes",
     "rtpengine_url",
+    "public_url",
 )
 
 
@@ -94,6 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     telephony.add_argument("--sip-trusted-sources", help="comma-separated addresses SIP is taken from")
     telephony.add_argument("--sip-allow-prefixes", help="dial-out prefixes: +44,+1 allow, !+1900 denies")
     telephony.add_argument("--rtpengine-url", help="an external rtpengine (udp:host:port) instead of starting one")
+
+    serve.add_argument("--public-url", help="the URL apps reach this server at: Call Automation callbacks' JWT issuer")
 
     add_command("migrate", help="bring the database schema up to date")
 

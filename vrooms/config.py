@@ -130,6 +130,10 @@ class Settings(BaseSettings):
     # The address apps reach this server at (behind a proxy, its public URL): the issuer of the
     # callbacks' JWTs, whose JWKS is at <public_url>/calling/keys. Default: this server's own.
     public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
+    # Prompts (``:play``): local files an app names as ``file:<name>``, and the hosts FileSource
+    # URLs may be fetched from (comma-separated; default any host with public addresses only).
+    prompts_dir: Path | None = None
+    prompt_url_hosts: str = ""
 
     @field_validator("data_dir", mode="after")
     @classmethod

@@ -12,9 +12,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from vrooms.errors import unauthorized
 
@@ -47,6 +48,20 @@ def _parse_authorization(value: str) -> str:
     if not signature:
         raise unauthorized("The Authorization header has no Signature.")
     return signature
+
+
+_RAW_ID_SEGMENT = re.compile(r"^[0-9]+:")
+
+
+def _identifiers_quoted(raw_target: str) -> str:
+    """The target with raw-id path segments (``8:acs:...``, ``4:+1...``) percent-encoded.
+
+    The SDKs sign a raw id in a path as ``quote(raw_id, safe="")``; aiohttp (the async
+    SDKs' transport) then sends the colons unencoded, so the signed form must be rebuilt.
+    """
+    path, mark, query = raw_target.partition("?")
+    rebuilt = "/".join(quote(unquote(s), safe="") if _RAW_ID_SEGMENT.match(unquote(s)) else s for s in path.split("/"))
+    return rebuilt + mark + query
 
 
 def verify(
@@ -92,7 +107,7 @@ def verify(
         raise unauthorized("x-ms-content-sha256 does not match the request body.")
 
     host = headers.get("host", "")
-    targets = {raw_target, unquote(raw_target)}
+    targets = {raw_target, unquote(raw_target), _identifiers_quoted(raw_target)}
     for key in keys:
         for target in targets:
             expected = sign(key, method, target, date, host, body_hash)

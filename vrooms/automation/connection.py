@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vrooms.automation import callbacks, results
+from vrooms.automation.media import DtmfCollector, MediaQueue
 from vrooms.automation.schemas import TONE_NAMES, participant_to_wire
 from vrooms.calls.call import Call
 from vrooms.calls.models import ParticipantState
@@ -57,6 +58,9 @@ class Connection:
     adds: dict[str, PendingAdd] = field(default_factory=dict)  # raw id -> pending add
     # Phone participant id -> [operationContext, last sequenceId] while recognizing DTMF.
     dtmf: dict[str, list[Any]] = field(default_factory=dict)
+    # Phone participant id -> the digits a recognize request is collecting from it.
+    collectors: dict[str, DtmfCollector] = field(default_factory=dict)
+    media: MediaQueue = field(default_factory=MediaQueue)
     _raw_ids: dict[str, str] = field(default_factory=dict)  # participant id -> raw id
     _sequence: int = 0
     _reported: Snapshot | None = None
@@ -121,8 +125,11 @@ class Connection:
             self.add_finished(pending, results.DECLINED)
 
     def _tone(self, message: dict[str, Any]) -> None:
-        watch = self.dtmf.get(message["participantId"])
         tone = TONE_NAMES.get(str(message["tone"]).upper())
+        collector = self.collectors.get(message["participantId"])
+        if collector is not None and tone is not None:
+            collector.add(str(message["tone"]).upper())
+        watch = self.dtmf.get(message["participantId"])
         if watch is None or tone is None:
             return
         watch[1] += 1
@@ -173,6 +180,7 @@ class Connection:
             self.add_finished(pending, results.CALL_GONE)
         self.emit(EventType.CALL_DISCONNECTED, self.operation_context, resultInformation=result.wire())
         self.connected = False
+        self.media.cancel_all()
         self.writer.close()
         if self.on_closed is not None:
             self.on_closed(self)

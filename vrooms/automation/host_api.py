@@ -21,6 +21,7 @@ from starlette.responses import Response
 from vrooms.api import repeatability
 from vrooms.api.times import now_micros
 from vrooms.automation import schemas
+from vrooms.automation.connection import Connection
 from vrooms.automation.service import AutomationService
 from vrooms.calls.models import Refusal
 from vrooms.calls.rules import CallRefused
@@ -125,7 +126,22 @@ async def _continuous_dtmf(service: AutomationService, envelope: dict[str, Any])
     return 200, None
 
 
-def _connection(service: AutomationService, envelope: dict[str, Any]) -> Any:
+async def _play(service: AutomationService, envelope: dict[str, Any]) -> Answer:
+    await service.play(_connection(service, envelope), schemas.parse_play(envelope["body"]))
+    return 202, None
+
+
+async def _cancel_media(service: AutomationService, envelope: dict[str, Any]) -> Answer:
+    service.cancel_media(_connection(service, envelope))
+    return 202, None
+
+
+async def _recognize(service: AutomationService, envelope: dict[str, Any]) -> Answer:
+    await service.recognize(_connection(service, envelope), schemas.parse_recognize(envelope["body"]))
+    return 202, None
+
+
+def _connection(service: AutomationService, envelope: dict[str, Any]) -> Connection:
     return service.connection(str(envelope.get("connectionId")))
 
 
@@ -145,6 +161,9 @@ OPERATIONS: dict[str, Operation] = {
     "sendDtmfTones": _send_dtmf,
     "startContinuousDtmfRecognition": _continuous_dtmf,
     "stopContinuousDtmfRecognition": _continuous_dtmf,
+    "play": _play,
+    "cancelAllMediaOperations": _cancel_media,
+    "recognize": _recognize,
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from vrooms.automation.media import Outcome
 from vrooms.calls.models import EndReason, LeaveReason
 
 
@@ -39,6 +40,18 @@ CALL_GONE = Result(410, 7005, "The call ended before the operation finished.")
 NOT_PENDING = Result(404, 7006, "No add with this invitation id is in progress.")
 TELEPHONY_FAILED = Result(500, 7007, "Sending the tones failed at the telephone relay.")
 HOST_RESTARTED = Result(500, 7008, "The call host restarted; the call ended.")
+
+# Media operations: the codes ACS documents for play and recognize (MediaEventReasonCode).
+PLAYED = Result(200, 0, "Action completed successfully.")
+MEDIA_CANCELLED = Result(400, 8508, "Action failed, the operation was canceled.")
+FILE_INVALID = Result(400, 8535, "Action failed, file format is invalid.")
+FILE_NOT_DOWNLOADED = Result(400, 8536, "Action failed, file could not be downloaded.")
+RECOGNIZED = {
+    Outcome.MAX_TONES: Result(200, 8531, "Action completed, max digits received."),
+    Outcome.STOP_TONE: Result(200, 8514, "Action completed as stop tone was detected."),
+    Outcome.INITIAL_SILENCE: Result(400, 8510, "Action failed, initial silence timeout reached."),
+    Outcome.INTER_TONE_SILENCE: Result(400, 8532, "Action failed, inter-digit silence timeout reached."),
+}
 
 _LEAVE_RESULTS = {
     LeaveReason.BUSY: Result(486, 7010, "The phone is busy."),

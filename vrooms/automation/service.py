@@ -13,19 +13,27 @@ and ends when the app hangs up and nobody is left, or when it terminates the cal
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
+from functools import partial
 from typing import Any
 
 from vrooms.api.times import now_micros
 from vrooms.auth.roles import Role
 from vrooms.automation import callbacks, results
 from vrooms.automation.connection import IN_CALL_STATES, Connection, PendingAdd
+from vrooms.automation.media import DtmfCollector, MediaOperation
+from vrooms.automation.prompts import Clip, PromptError, PromptRenderer, Source, espeak_voice
 from vrooms.automation.schemas import (
+    TONE_NAMES,
     AddRequest,
     CancelAddRequest,
     ConnectRequest,
     DtmfRequest,
+    PlayRequest,
+    PlaySource,
+    RecognizeRequest,
     TargetRequest,
     participant_to_wire,
 )
@@ -34,9 +42,10 @@ from vrooms.calls.call import Call, Participant
 from vrooms.calls.models import EndReason, LeaveReason, ParticipantState, Refusal
 from vrooms.calls.rules import CallRefused, check_open
 from vrooms.calls.service import CallService
-from vrooms.errors import ApiError, not_found
+from vrooms.errors import ApiError, bad_argument, not_found
 from vrooms.events import repository as events_repository
 from vrooms.events.models import EventType
+from vrooms.media.types import MediaError
 from vrooms.pstn import numbers
 from vrooms.rooms import repository as rooms_repository
 
@@ -57,8 +66,9 @@ def _phones_allowed(call: Call) -> None:
 
 
 class AutomationService:
-    def __init__(self, calls: CallService, *, callback_retry_seconds: float) -> None:
+    def __init__(self, calls: CallService, prompts: PromptRenderer, *, callback_retry_seconds: float) -> None:
         self.calls = calls
+        self.prompts = prompts
         self.connections: dict[str, Connection] = {}
         self._retry_seconds = callback_retry_seconds
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -290,6 +300,164 @@ class AutomationService:
                 EventType.CONTINUOUS_DTMF_STOPPED, request.operation_context, resultInformation=results.OK.wire()
             )
 
+    # -- prompts and DTMF recognition ------------------------------------------------------
+
+    def _phones(self, connection: Connection, raw_ids: list[str]) -> list[Participant]:
+        targets = [self._in_call(connection, raw) for raw in raw_ids]
+        if any(t.phone_number is None for t in targets):
+            raise bad_argument(
+                "Playing to chosen WebRTC participants is not supported yet: play to everyone (playTo empty) "
+                "or to phone participants.",
+                "playTo",
+            )
+        return targets
+
+    async def _sources(self, sources: list[PlaySource], field: str) -> list[Source]:
+        """Checked now (a URL that may never be fetched is the request's 400), rendered later."""
+        voices = await self._voices() if any(s.kind == "text" for s in sources) else set()
+        for n, source in enumerate(sources):
+            if source.kind == "file":
+                try:
+                    await self.prompts.check_file_uri(source.value)
+                except PromptError as exc:
+                    raise bad_argument(str(exc), f"{field}[{n}].file.uri") from None
+        return [Source(s.kind, s.value, espeak_voice(s.locale, s.voice_kind, voices)) for s in sources]
+
+    async def _voices(self) -> set[str]:
+        try:
+            return await self.prompts.voices()
+        except PromptError:
+            return set()  # no espeak-ng: rendering fails, and says so in PlayFailed
+
+    async def play(self, connection: Connection, request: PlayRequest) -> None:
+        targets = self._phones(connection, request.targets)
+        sources = await self._sources(request.sources, "playSources")
+        context = request.operation_context
+        connection.media.submit(
+            MediaOperation(
+                work=partial(self._play, connection, sources, targets, request.loop, context),
+                cancelled=partial(
+                    connection.emit, EventType.PLAY_CANCELED, context, **_result(results.MEDIA_CANCELLED)
+                ),
+            ),
+            interrupt=request.interrupt,
+        )
+
+    async def _play(
+        self, connection: Connection, sources: list[Source], targets: list[Participant], loop: bool, context: Any
+    ) -> None:
+        try:
+            clip = await self.prompts.render(sources)
+        except PromptError as exc:
+            failed = results.FILE_NOT_DOWNLOADED if exc.download else results.FILE_INVALID
+            connection.emit(EventType.PLAY_FAILED, context, **_result(failed, str(exc)))
+            return
+        stop = await self._start(connection.call, clip, targets, loop=loop)
+        connection.emit(EventType.PLAY_STARTED, context, **_result(results.OK))
+        try:
+            await self._play_out(clip, targets, loop=loop)
+        finally:
+            await stop()
+        connection.emit(EventType.PLAY_COMPLETED, context, **_result(results.PLAYED))
+
+    async def _start(self, call: Call, clip: Clip, targets: list[Participant], *, loop: bool) -> Any:
+        """Start the clip (to everyone: the AudioBridge's mix; to phones: rtpengine); returns its stop."""
+        plane, telephony = self.calls.plane, self.calls.telephony
+        if not targets:
+            if plane is None:
+                raise CallRefused(Refusal.MEDIA_UNAVAILABLE, "The media server is restarting.")
+            file_id = await plane.play_file(call.media, clip.opus, loop=loop)
+
+            async def stop_file() -> None:
+                with contextlib.suppress(MediaError):
+                    await plane.stop_file(call.media, file_id)
+
+            return stop_file
+        assert telephony is not None  # phone participants exist only with a trunk
+        for target in targets:
+            await telephony.play_to(target, clip.wav)
+
+        async def stop_phones() -> None:
+            for target in targets:
+                await telephony.stop_playing(target)
+
+        return stop_phones
+
+    async def _play_out(self, clip: Clip, targets: list[Participant], *, loop: bool) -> None:
+        """Wait while the clip plays; a loop plays until cancelled (rtpengine is told again each time)."""
+        await asyncio.sleep(clip.seconds)
+        while loop:
+            if targets and self.calls.telephony is not None:
+                for target in targets:
+                    await self.calls.telephony.play_to(target, clip.wav)
+            await asyncio.sleep(clip.seconds)
+
+    def cancel_media(self, connection: Connection) -> None:
+        connection.media.cancel_all()
+
+    async def recognize(self, connection: Connection, request: RecognizeRequest) -> None:
+        target = self._phone(connection, request.raw_id)
+        prompt = await self._sources(request.prompt, "playPrompts")
+        context = request.operation_context
+        connection.media.submit(
+            MediaOperation(
+                work=partial(self._recognize, connection, target, prompt, request),
+                cancelled=partial(
+                    connection.emit, EventType.RECOGNIZE_CANCELED, context, **_result(results.MEDIA_CANCELLED)
+                ),
+            ),
+            interrupt=request.interrupt,
+        )
+
+    async def _recognize(
+        self, connection: Connection, target: Participant, prompt: list[Source], request: RecognizeRequest
+    ) -> None:
+        collector = DtmfCollector(
+            max_tones=request.max_tones, stop_tones=request.stop_tones, inter_tone_seconds=request.inter_tone_seconds
+        )
+        connection.collectors[target.id] = collector
+        try:
+            if prompt:
+                await self._prompt(target, prompt, collector, barge_in=request.interrupt_prompt)
+            collector.listen(request.initial_silence_seconds)
+            outcome = await collector.outcome
+        except PromptError as exc:
+            failed = results.FILE_NOT_DOWNLOADED if exc.download else results.FILE_INVALID
+            connection.emit(EventType.RECOGNIZE_FAILED, request.operation_context, **_result(failed, str(exc)))
+            return
+        finally:
+            collector.close()
+            connection.collectors.pop(target.id, None)
+        result = results.RECOGNIZED[outcome]
+        if not result.ok:
+            connection.emit(EventType.RECOGNIZE_FAILED, request.operation_context, **_result(result))
+            return
+        tones = [TONE_NAMES[t] for t in collector.tones]
+        connection.emit(
+            EventType.RECOGNIZE_COMPLETED,
+            request.operation_context,
+            recognitionType="dtmf",
+            dtmfResult={"tones": tones},
+            **_result(result),
+        )
+
+    async def _prompt(
+        self, target: Participant, prompt: list[Source], collector: DtmfCollector, *, barge_in: bool
+    ) -> None:
+        """Play the recognize prompt to the phone; with barge-in the first digit stops it."""
+        clip = await self.prompts.render(prompt)
+        telephony = self.calls.telephony
+        assert telephony is not None
+        await telephony.play_to(target, clip.wav)
+        played = asyncio.ensure_future(asyncio.sleep(clip.seconds))
+        keyed = asyncio.ensure_future(collector.first_tone.wait())
+        try:
+            await asyncio.wait([played, *([keyed] if barge_in else [])], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            played.cancel()
+            keyed.cancel()
+            await telephony.stop_playing(target)
+
     # -- the call host's life -----------------------------------------------------------
 
     async def close_abandoned(self) -> int:
@@ -320,6 +488,13 @@ class AutomationService:
         writers = [writer.task for writer in self._writers]
         if writers:
             await asyncio.wait(writers, timeout=_SHUTDOWN_FLUSH_SECONDS)
+
+
+def _result(result: results.Result, message: str | None = None) -> dict[str, Any]:
+    wire = result.wire()
+    if message:
+        wire["message"] = f"{wire['message']} {message}"
+    return {"resultInformation": wire}
 
 
 def _wire(participant: Participant) -> dict[str, Any]:

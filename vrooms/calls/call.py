@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from vrooms.auth.roles import ROLE_CAPABILITIES, Capability, Role, role_can
@@ -32,6 +33,12 @@ class Telephony(Protocol):
     async def dial(self, call: Call, number: str, *, by: str | None, check: Check | None = None) -> Participant: ...
 
     async def send_tones(self, target: Participant, tones: str) -> None: ...
+
+    async def play_to(self, target: Participant, file: Path) -> None:
+        """A WAV file that only this phone participant hears."""
+        ...
+
+    async def stop_playing(self, target: Participant) -> None: ...
 
 
 class Listener(Protocol):

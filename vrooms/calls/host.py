@@ -24,6 +24,7 @@ from starlette.routing import Route, WebSocketRoute
 from vrooms import logs
 from vrooms.app import build_services
 from vrooms.automation.host_api import RepeatMemory, automation_endpoint
+from vrooms.automation.prompts import PromptRenderer
 from vrooms.automation.service import AutomationService
 from vrooms.calls import notify, protocol
 from vrooms.calls.routes import signaling
@@ -87,7 +88,12 @@ async def run(settings: Settings) -> None:
     calls = CallService(services.database, services.identity)
     if abandoned := await calls.close_abandoned_calls():
         log.warning("ended %d call(s) left open by a call host that stopped without ending them", abandoned)
-    automation = AutomationService(calls, callback_retry_seconds=settings.event_ttl_seconds)
+    prompts = PromptRenderer(
+        settings.data_dir / "prompts-cache",
+        settings.prompts_dir,
+        tuple(h.strip().lower() for h in settings.prompt_url_hosts.split(",") if h.strip()),
+    )
+    automation = AutomationService(calls, prompts, callback_retry_seconds=settings.event_ttl_seconds)
     if abandoned := await automation.close_abandoned():
         log.warning("told %d call automation app(s) that their call connection ended", abandoned)
     settings.run_dir.mkdir(parents=True, exist_ok=True)

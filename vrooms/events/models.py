@@ -39,6 +39,13 @@ class EventType(StrEnum):
     SEND_DTMF_TONES_FAILED = "Microsoft.Communication.SendDtmfTonesFailed"
     CONTINUOUS_DTMF_TONE_RECEIVED = "Microsoft.Communication.ContinuousDtmfRecognitionToneReceived"
     CONTINUOUS_DTMF_STOPPED = "Microsoft.Communication.ContinuousDtmfRecognitionStopped"
+    PLAY_STARTED = "Microsoft.Communication.PlayStarted"
+    PLAY_COMPLETED = "Microsoft.Communication.PlayCompleted"
+    PLAY_FAILED = "Microsoft.Communication.PlayFailed"
+    PLAY_CANCELED = "Microsoft.Communication.PlayCanceled"
+    RECOGNIZE_COMPLETED = "Microsoft.Communication.RecognizeCompleted"
+    RECOGNIZE_FAILED = "Microsoft.Communication.RecognizeFailed"
+    RECOGNIZE_CANCELED = "Microsoft.Communication.RecognizeCanceled"
 
 
 _EVENT_GRID_TYPES = {

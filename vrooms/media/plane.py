@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from vrooms.media import sdp
@@ -249,6 +251,32 @@ class JanusMediaPlane:
             audio, video = await self._controls()
             await audio.request({"request": "destroy", "room": media.audio_room, "secret": media.secret})
             await video.request({"request": "destroy", "room": media.video_room, "secret": media.secret})
+
+    async def play_file(self, media: CallMedia, path: Path, *, loop: bool) -> str:
+        """AudioBridge ``play_file`` (an announcement, Ogg Opus): mixed into what every participant hears."""
+        assert isinstance(media, JanusCallMedia)
+        file_id = uuid.uuid4().hex
+        with _mapped_errors():
+            audio, _ = await self._controls()
+            await audio.request(
+                {
+                    "request": "play_file",
+                    "room": media.audio_room,
+                    "secret": media.secret,
+                    "file_id": file_id,
+                    "filename": str(path),
+                    "loop": loop,
+                }
+            )
+        return file_id
+
+    async def stop_file(self, media: CallMedia, file_id: str) -> None:
+        assert isinstance(media, JanusCallMedia)
+        with _mapped_errors():
+            audio, _ = await self._controls()
+            await audio.request(
+                {"request": "stop_file", "room": media.audio_room, "secret": media.secret, "file_id": file_id}
+            )
 
     async def _join_mix(
         self,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 
@@ -108,6 +109,14 @@ class MediaPlane(Protocol):
 
         Telephone legs come in this way, relayed by rtpengine.
         """
+        ...
+
+    async def play_file(self, media: CallMedia, path: Path, *, loop: bool) -> str:
+        """Play an Ogg Opus file into the mix, heard by everyone in the call; returns its id."""
+        ...
+
+    async def stop_file(self, media: CallMedia, file_id: str) -> None:
+        """Stop a file ``play_file`` started (nothing happens if it has ended)."""
         ...
 
     async def publish(

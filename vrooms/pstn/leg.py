@@ -240,3 +240,6 @@ class PhoneLeg:
 
     async def play(self, file: Path) -> None:
         await self.engine.play_to_phone(self.call_id, file)
+
+    async def stop_playing(self) -> None:
+        await self.engine.stop_playing_to_phone(self.call_id)

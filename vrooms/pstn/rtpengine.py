@@ -130,6 +130,9 @@ class Rtpengine:
         """A file only the phone hears (``from-tag`` names the listener here)."""
         await self.client.request("play media", **{"call-id": call_id, "from-tag": PHONE_TAG, "file": str(file)})
 
+    async def stop_playing_to_phone(self, call_id: str) -> None:
+        await self.client.request("stop media", **{"call-id": call_id, "from-tag": PHONE_TAG})
+
 
 class _DtmfDatagrams(asyncio.DatagramProtocol):
     def __init__(self, on_tone: DtmfHandler) -> None:

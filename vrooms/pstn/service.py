@@ -161,13 +161,27 @@ class PstnService:
             tones = numbers.dtmf_tones(tones)
         except numbers.InvalidNumber as exc:
             raise CallRefused(Refusal.BAD_MESSAGE, str(exc)) from None
-        leg = target.audio
-        if not isinstance(leg, PhoneLeg) or not target.in_call:
-            raise CallRefused(Refusal.PARTICIPANT_NOT_FOUND, "No phone participant with that id is in the call.")
+        leg = self._phone_leg(target)
         try:
             await leg.send_dtmf(tones)
         except NgError as exc:
             raise MediaError(exc.reason) from None
+
+    def _phone_leg(self, target: Participant) -> PhoneLeg:
+        leg = target.audio
+        if not isinstance(leg, PhoneLeg) or not target.in_call:
+            raise CallRefused(Refusal.PARTICIPANT_NOT_FOUND, "No phone participant with that id is in the call.")
+        return leg
+
+    async def play_to(self, target: Participant, file: Path) -> None:
+        try:
+            await self._phone_leg(target).play(file)
+        except NgError as exc:
+            raise MediaError(exc.reason) from None
+
+    async def stop_playing(self, target: Participant) -> None:
+        with contextlib.suppress(NgError, CallRefused):
+            await self._phone_leg(target).stop_playing()
 
     def tone_received(self, call_id: str, tag: str, tone: str) -> None:
         """rtpengine heard an RFC 4733 digit; only digits from the phone side count."""

@@ -1,0 +1,431 @@
+"""Call Automation with the official SDK (azure-communication-callautomation 1.6, aio) against real calls:
+aiortc participants, Janus, and a sipp carrier behind rtpengine for phone targets."""
+
+from __future__ import annotations
+
+import json
+import ssl
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from azure.communication.callautomation import (
+    CommunicationUserIdentifier,
+    DtmfTone,
+    FileSource,
+    PhoneNumberIdentifier,
+    TextSource,
+)
+from azure.communication.callautomation.aio import CallAutomationClient, CallConnectionClient
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+from tests.calls import CallWorld, hears, hears_nothing_of, stops_hearing
+from tests.phones import Scenario, trunk_env, write_tone_wav
+from tests.servers import Server, signed_headers
+from tests.webhooks import CallbackReceiver
+from vrooms.client import Call
+
+NUMBER = "+15551230000"
+ATTENDEE_HZ = 440.0
+PROMPT_HZ = 1000.0
+TONE_FILE = FileSource("file:tone.wav")
+
+
+@pytest.fixture(scope="module")
+def automation_server(tmp_path_factory: pytest.TempPathFactory, trunk_port: int, sip_listen: str) -> Iterator[Server]:
+    prompts = tmp_path_factory.mktemp("prompts")
+    write_tone_wav(prompts / "tone.wav", 4, PROMPT_HZ)
+    env = {
+        **trunk_env(trunk_port, sip_listen),
+        "VROOMS_EVENT_RETRY_DELAYS_SECONDS": "[0.2, 0.4, 0.8]",
+        "VROOMS_PROMPTS_DIR": str(prompts),
+    }
+    server = Server(tmp_path_factory.mktemp("automation"), extra_env=env).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def world(automation_server: Server) -> AsyncIterator[CallWorld]:
+    created = CallWorld(automation_server)
+    yield created
+    await created.close()
+
+
+def _verifier(server: Server) -> Any:
+    """Checks a callback's JWT as an app would: the JWKS named by the OpenID configuration."""
+    with server.client() as client:
+        config = client.get("/calling/.well-known/acsopenidconfiguration").json()
+    keys = jwt.PyJWKClient(config["jwks_uri"], ssl_context=ssl.create_default_context(cafile=server.ca_path))
+    audience = (server.data_dir / "resource-id").read_text().strip()
+
+    def verify(token: str) -> None:
+        key = keys.get_signing_key_from_jwt(token)
+        jwt.decode(token, key.key, algorithms=["RS256"], audience=audience, issuer=config["issuer"])
+
+    return verify
+
+
+@pytest.fixture
+def receiver(automation_server: Server) -> Iterator[CallbackReceiver]:
+    started = CallbackReceiver(verify=_verifier(automation_server)).start()
+    yield started
+    started.stop()
+    assert started.bad_tokens == 0, "a callback came without a valid JWT"
+
+
+@pytest.fixture
+async def app(automation_server: Server) -> AsyncIterator[CallAutomationClient]:
+    client = CallAutomationClient.from_connection_string(
+        automation_server.connection_string, connection_verify=automation_server.ca_path
+    )
+    async with client:
+        yield client
+
+
+async def _connect(app: CallAutomationClient, room_id: str, receiver: CallbackReceiver) -> CallConnectionClient:
+    properties = await app.connect_call(callback_url=receiver.url, room_id=room_id, operation_context="ctx-connect")
+    assert properties.call_connection_state == "connected"
+    connected = await receiver.wait_for_type("CallConnected")
+    assert connected.data["operationContext"] == "ctx-connect"
+    assert connected.data["callConnectionId"] == properties.call_connection_id
+    assert properties.call_connection_id is not None
+    return app.get_call_connection(properties.call_connection_id)
+
+
+def _left(call: Call) -> dict[str, Any] | None:
+    return next((e for e in call.events if e.get("type") == "left"), None)
+
+
+async def test_an_app_connects_lists_mutes_removes_and_leaves_while_the_call_goes_on(
+    world: CallWorld, app: CallAutomationClient, receiver: CallbackReceiver
+) -> None:
+    presenter, attendee, third = world.user(), world.user(), world.user()
+    room_id = world.room({presenter: "Presenter", attendee: "Attendee", third: "Attendee"})
+    listener = await world.join(presenter, room_id)
+    speaker = await world.join(attendee, room_id, tone=ATTENDEE_HZ)
+    leaver = await world.join(third, room_id)
+    connection = await _connect(app, room_id, receiver)
+    await receiver.wait_for_type("ParticipantsUpdated", where=lambda e: len(e.data["participants"]) == 3)
+
+    properties = await connection.get_call_properties()
+    assert properties.server_call_id == listener.id
+    listed = [p async for p in connection.list_participants()]
+    in_call = sorted(p.identifier.raw_id for p in listed if p.identifier)
+    assert in_call == sorted([presenter.raw_id, attendee.raw_id, third.raw_id])
+    one = await connection.get_participant(CommunicationUserIdentifier(attendee.raw_id))
+    assert one.is_muted is False
+
+    await hears(listener, ATTENDEE_HZ)
+    await connection.mute_participant(CommunicationUserIdentifier(attendee.raw_id), operation_context="ctx-mute")
+    await stops_hearing(listener, ATTENDEE_HZ)
+    await speaker.wait_until(lambda: any(e.get("type") == "mutedByOthers" for e in speaker.events))
+    assert (await connection.get_participant(CommunicationUserIdentifier(attendee.raw_id))).is_muted is True
+
+    await connection.remove_participant(CommunicationUserIdentifier(third.raw_id), operation_context="ctx-rm")
+    await leaver.wait_until(lambda: _left(leaver) is not None)
+    assert (_left(leaver) or {})["reason"] == "RemovedByServer"
+    removed = await receiver.wait_for_type("RemoveParticipantSucceeded")
+    assert removed.data["operationContext"] == "ctx-rm"
+    assert removed.data["participant"]["rawId"] == third.raw_id
+
+    await connection.hang_up(is_for_everyone=False)
+    disconnected = await receiver.wait_for_type("CallDisconnected")
+    assert disconnected.data["resultInformation"]["code"] == 200
+    assert listener.state == "Connected" and _left(listener) is None  # the call goes on without the app
+    with pytest.raises(ResourceNotFoundError):
+        await connection.get_call_properties()
+
+
+async def test_terminate_ends_the_call_for_everyone_with_the_reason(
+    world: CallWorld, app: CallAutomationClient, receiver: CallbackReceiver
+) -> None:
+    presenter, attendee = world.user(), world.user()
+    room_id = world.room({presenter: "Presenter", attendee: "Attendee"})
+    calls = [await world.join(presenter, room_id), await world.join(attendee, room_id)]
+    connection = await _connect(app, room_id, receiver)
+    await connection.hang_up(is_for_everyone=True)
+    for call in calls:
+        await call.wait_until(lambda call=call: _left(call) is not None)  # type: ignore[misc]
+        assert (_left(call) or {}).get("callEndReason") == "EndedByServer"
+    disconnected = await receiver.wait_for_type("CallDisconnected")
+    assert disconnected.data["resultInformation"]["subCode"] == 7020
+
+
+async def test_an_app_adds_a_roster_member_who_is_rung_and_joins(
+    world: CallWorld, app: CallAutomationClient, receiver: CallbackReceiver
+) -> None:
+    presenter, invitee = world.user(), world.user()
+    room_id = world.room({presenter: "Presenter", invitee: "Attendee"})
+    await world.join(presenter, room_id)
+    client = world.client(invitee)
+    await client.connect()
+    connection = await _connect(app, room_id, receiver)
+    added = await connection.add_participant(CommunicationUserIdentifier(invitee.raw_id), operation_context="ctx-add")
+    invitation = await client.invitations.get()
+    assert invitation.caller["displayName"] == "Call Automation"
+    await invitation.accept()
+    succeeded = await receiver.wait_for_type("AddParticipantSucceeded")
+    assert succeeded.data["operationContext"] == "ctx-add"
+    assert succeeded.data["participant"]["rawId"] == invitee.raw_id
+    assert added.invitation_id
+    stranger = world.user()
+    with pytest.raises(HttpResponseError) as refused:
+        await connection.add_participant(CommunicationUserIdentifier(stranger.raw_id))
+    assert refused.value.status_code == 403 and refused.value.error is not None
+    assert refused.value.error.code == "NotOnRoster"
+
+
+async def test_a_phone_added_by_the_app_answers_and_dtmf_travels_both_ways(
+    world: CallWorld, app: CallAutomationClient, receiver: CallbackReceiver, carrier: Any
+) -> None:
+    """sipp echoes RTP: the digits the app sends come back from the phone, and are recognized."""
+    phone = carrier(Scenario(), echo=True)
+    presenter = world.user()
+    room_id = world.room({presenter: "Presenter"})
+    world.rooms.update_room(room_id=room_id, pstn_dial_out_enabled=True)
+    await world.join(presenter, room_id)
+    connection = await _connect(app, room_id, receiver)
+    target = PhoneNumberIdentifier(NUMBER)
+    added = await connection.add_participant(
+        target, source_caller_id_number=PhoneNumberIdentifier("+15550000001"), operation_context="ctx-phone"
+    )
+    assert added.participant is not None and added.participant.identifier is not None
+    assert added.participant.identifier.raw_id == f"4:{NUMBER}"
+    succeeded = await receiver.wait_for_type("AddParticipantSucceeded")
+    assert succeeded.data["participant"]["phoneNumber"]["value"] == NUMBER
+    await connection.start_continuous_dtmf_recognition(target_participant=target, operation_context="ctx-dtmf")
+    await connection.send_dtmf_tones([DtmfTone.FIVE, DtmfTone.POUND], target, operation_context="ctx-send")
+    await receiver.wait_for_type("SendDtmfTonesCompleted")
+    tones = await receiver.wait_for(2, "Microsoft.Communication.ContinuousDtmfRecognitionToneReceived")
+    assert [(t.data["tone"], t.data["sequenceId"]) for t in tones[:2]] == [("five", 1), ("pound", 2)]
+    assert tones[0].data["operationContext"] == "ctx-dtmf"
+    await connection.stop_continuous_dtmf_recognition(target_participant=target)
+    await receiver.wait_for_type("ContinuousDtmfRecognitionStopped")
+    await connection.hang_up(is_for_everyone=True)
+    assert phone.finish() == 0, phone.errors()
+
+
+async def test_a_busy_phone_fails_the_add_with_its_code(
+    world: CallWorld, app: CallAutomationClient, receiver: CallbackReceiver, carrier: Any
+) -> None:
+    phone = carrier(Scenario(final=486))
+    presenter = world.user()
+    room_id = world.room({presenter: "Presenter"})
+    world.rooms.update_room(room_id=room_id, pstn_dial_out_enabled=True)
+    await world.join(presenter, room_id)
+    connection = await _connect(app, room_id, receiver)
+    await connection.add_participant(PhoneNumberIdentifier(NUMBER), operation_context="ctx-busy")
+    failed = await receiver.wait_for_type("AddParticipantFailed")
+    assert failed.data["resultInformation"]["code"] == 486
+    assert failed.data["operationContext"] == "ctx-busy"
+    assert phone.finish() == 0, phone.errors()
+    await connection.hang_up(is_for_everyone=True)
+
+
+async def test_a_room_without_pstn_dial_out_refuses_a_phone_target(
+    world: CallWorld, app: CallAutomationClient, receiver: CallbackReceiver
+) -> None:
+    presenter = world.user()
+    room_id = world.room({presenter: "Presenter"})
+    await world.join(presenter, room_id)
+    connection = await _connect(app, room_id, receiver)
+    with pytest.raises(HttpResponseError) as refused:
+        await connection.add_participant(PhoneNumberIdentifier(NUMBER))
+    assert refused.value.status_code == 403 and refused.value.error is not None
+    assert refused.value.error.code == "PstnDialOutDisabled"
+    assert "pstnDialOutEnabled" in str(refused.value.error.message)
+    await connection.hang_up(is_for_everyone=False)
+
+
+async def test_an_app_connecting_to_an_empty_room_keeps_the_call_until_it_hangs_up(
+    world: CallWorld, app: CallAutomationClient, receiver: CallbackReceiver
+) -> None:
+    presenter = world.user()
+    room_id = world.room({presenter: "Presenter"})
+    connection = await _connect(app, room_id, receiver)
+    call = await world.join(presenter, room_id)
+    assert call.id == (await connection.get_call_properties()).server_call_id
+    await call.leave()
+    assert (await connection.get_call_properties()).call_connection_state == "connected"
+    await connection.hang_up(is_for_everyone=False)
+    await receiver.wait_for_type("CallDisconnected")
+
+
+def test_bad_bodies_name_the_field_and_unknown_connections_are_404(automation_server: Server) -> None:
+    def post(path: str, body: dict[str, Any]) -> Any:
+        url = f"{automation_server.endpoint}{path}?api-version=2026-03-12"
+        raw = json.dumps(body).encode()
+        headers = signed_headers(automation_server.key, "POST", url, raw)
+        with automation_server.client() as client:
+            return client.post(url, content=raw, headers={**headers, "content-type": "application/json"})
+
+    missing = post("/calling/callConnections:connect", {"callLocator": {"kind": "roomCallLocator", "roomId": "1"}})
+    assert missing.status_code == 400 and missing.json()["error"]["target"] == "callbackUri"
+    bad_locator = post("/calling/callConnections:connect", {"callLocator": {"kind": "groupCallLocator"}})
+    assert bad_locator.status_code == 400 and bad_locator.json()["error"]["target"] == "callLocator.kind"
+    no_room = post(
+        "/calling/callConnections:connect",
+        {"callLocator": {"kind": "roomCallLocator", "roomId": "99999"}, "callbackUri": "https://app.test/cb"},
+    )
+    assert no_room.status_code == 404
+    unknown = post("/calling/callConnections/nope/participants:mute", {"targetParticipants": []})
+    assert unknown.status_code in (400, 404)
+    gone = post(
+        "/calling/callConnections/0c3f2a4e-0000-4000-8000-000000000000/participants:remove",
+        {"participantToRemove": {"rawId": "8:acs:x"}},
+    )
+    assert gone.status_code == 404 and gone.json()["error"]["code"] == "NotFound"
+
+
+async def test_callbacks_to_a_dead_endpoint_are_retried_and_arrive_in_order(
+    world: CallWorld, app: CallAutomationClient, automation_server: Server
+) -> None:
+    receiver = CallbackReceiver(verify=_verifier(automation_server), fail_first=3).start()
+    try:
+        presenter, attendee = world.user(), world.user()
+        room_id = world.room({presenter: "Presenter", attendee: "Attendee"})
+        await world.join(presenter, room_id)
+        connection = await _connect(app, room_id, receiver)
+        await world.join(attendee, room_id)
+        await connection.hang_up(is_for_everyone=True)
+        await receiver.wait_for_type("CallDisconnected")
+        kinds = receiver.types()
+        assert kinds[0] == "CallConnected" and kinds[-1] == "CallDisconnected"
+        assert kinds.count("CallConnected") == 1 and receiver.deliveries > len(kinds)
+        assert receiver.bad_tokens == 0
+    finally:
+        receiver.stop()
+
+
+def test_the_callback_signing_key_is_published(automation_server: Server) -> None:
+    with automation_server.client() as client:
+        keys = client.get("/calling/keys").json()["keys"]
+        config = client.get("/.well-known/openid-configuration").json()
+    assert keys[0]["kty"] == "RSA" and keys[0]["alg"] == "RS256" and "d" not in keys[0]
+    assert config["jwks_uri"] == f"{automation_server.endpoint}/calling/keys"
+    assert (Path(automation_server.data_dir) / "callback-signing-key.pem").stat().st_mode & 0o077 == 0
+
+
+async def _phone_in_call(
+    world: CallWorld, app: CallAutomationClient, receiver: CallbackReceiver
+) -> tuple[Call, CallConnectionClient, PhoneNumberIdentifier]:
+    """A Presenter (listening) and a phone the app added, answered; the room allows phones."""
+    presenter = world.user()
+    room_id = world.room({presenter: "Presenter"})
+    world.rooms.update_room(room_id=room_id, pstn_dial_out_enabled=True)
+    listener = await world.join(presenter, room_id)
+    connection = await _connect(app, room_id, receiver)
+    target = PhoneNumberIdentifier(NUMBER)
+    await connection.add_participant(target)
+    await receiver.wait_for_type("AddParticipantSucceeded")
+    return listener, connection, target
+
+
+async def test_a_prompt_to_everyone_is_heard_and_can_be_cancelled(
+    world: CallWorld, app: CallAutomationClient, receiver: CallbackReceiver
+) -> None:
+    presenter, attendee = world.user(), world.user()
+    room_id = world.room({presenter: "Presenter", attendee: "Attendee"})
+    listener = await world.join(presenter, room_id)
+    connection = await _connect(app, room_id, receiver)
+    await connection.play_media([TONE_FILE], operation_context="ctx-play")
+    started = await receiver.wait_for_type("PlayStarted")
+    assert started.data["operationContext"] == "ctx-play"
+    await hears(listener, PROMPT_HZ)
+    completed = await receiver.wait_for_type("PlayCompleted", timeout=15)
+    assert completed.data["resultInformation"]["code"] == 200
+    await stops_hearing(listener, PROMPT_HZ)
+
+    await connection.play_media([TONE_FILE], loop=True, operation_context="ctx-loop")
+    await receiver.wait_for_type("PlayStarted", where=lambda e: e.data["operationContext"] == "ctx-loop")
+    await hears(listener, PROMPT_HZ)
+    await connection.cancel_all_media_operations()
+    cancelled = await receiver.wait_for_type("PlayCanceled")
+    assert cancelled.data["operationContext"] == "ctx-loop"
+    assert cancelled.data["resultInformation"]["subCode"] == 8508
+    await stops_hearing(listener, PROMPT_HZ)
+    await connection.hang_up(is_for_everyone=True)
+
+
+async def test_a_prompt_to_a_phone_is_heard_by_it_alone(
+    world: CallWorld, app: CallAutomationClient, receiver: CallbackReceiver, carrier: Any
+) -> None:
+    """The phone echoes what it hears into the call: the Presenter hears the prompt only through
+    that echo, and not at all once the phone is muted in the mix, so it never reached the room."""
+    phone = carrier(Scenario(), echo=True)
+    listener, connection, target = await _phone_in_call(world, app, receiver)
+    await connection.play_media([TONE_FILE], play_to=[target], operation_context="ctx-phone")
+    await receiver.wait_for_type("PlayStarted")
+    await hears(listener, PROMPT_HZ)  # the phone heard it (and echoed it)
+    await receiver.wait_for_type("PlayCompleted", timeout=15)
+    await connection.mute_participant(target)
+    await stops_hearing(listener, PROMPT_HZ)
+    await connection.play_media([TONE_FILE], play_to=[target], operation_context="ctx-muted")
+    await receiver.wait_for_type("PlayStarted", where=lambda e: e.data["operationContext"] == "ctx-muted")
+    await hears_nothing_of(listener, PROMPT_HZ, 2.0)  # two seconds of the prompt: none of it reaches the room
+    await connection.hang_up(is_for_everyone=True)
+    assert phone.finish() == 0, phone.errors()
+
+
+async def test_dtmf_is_recognized_with_max_tones_a_stop_tone_and_a_silence_timeout(
+    world: CallWorld, app: CallAutomationClient, receiver: CallbackReceiver, carrier: Any
+) -> None:
+    """The app's own digits come back through the echoing phone, as a caller's would."""
+    phone = carrier(Scenario(), echo=True)
+    _, connection, target = await _phone_in_call(world, app, receiver)
+    await connection.start_recognizing_media(
+        "dtmf",
+        target,
+        dtmf_max_tones_to_collect=2,
+        dtmf_inter_tone_timeout=5,
+        initial_silence_timeout=10,
+        play_prompt=TextSource(text="Please enter two digits.", source_locale="en-US"),
+        interrupt_prompt=True,
+        operation_context="ctx-two",
+    )
+    await connection.send_dtmf_tones([DtmfTone.ONE, DtmfTone.TWO], target)
+    completed = await receiver.wait_for_type("RecognizeCompleted")
+    assert completed.data["dtmfResult"]["tones"] == ["one", "two"]
+    assert completed.data["resultInformation"]["subCode"] == 8531
+    assert completed.data["operationContext"] == "ctx-two"
+
+    await connection.start_recognizing_media(
+        "dtmf", target, dtmf_max_tones_to_collect=5, dtmf_stop_tones=[DtmfTone.POUND], operation_context="ctx-stop"
+    )
+    await connection.send_dtmf_tones([DtmfTone.THREE, DtmfTone.POUND], target)
+    stopped = await receiver.wait_for_type(
+        "RecognizeCompleted", where=lambda e: e.data["operationContext"] == "ctx-stop"
+    )
+    assert stopped.data["dtmfResult"]["tones"] == ["three"]
+    assert stopped.data["resultInformation"]["subCode"] == 8514
+
+    await connection.start_recognizing_media("dtmf", target, initial_silence_timeout=1, operation_context="ctx-quiet")
+    failed = await receiver.wait_for_type("RecognizeFailed")
+    assert failed.data["resultInformation"]["subCode"] == 8510
+    await connection.hang_up(is_for_everyone=True)
+    assert phone.finish() == 0, phone.errors()
+
+
+async def test_bad_prompts_are_refused_by_field(
+    world: CallWorld, app: CallAutomationClient, receiver: CallbackReceiver
+) -> None:
+    presenter = world.user()
+    room_id = world.room({presenter: "Presenter"})
+    await world.join(presenter, room_id)
+    connection = await _connect(app, room_id, receiver)
+    for source, target in [
+        (FileSource("file:../keys.json"), "playSources[0].file.uri"),
+        (FileSource("http://127.0.0.1:1/internal.wav"), "playSources[0].file.uri"),
+        (FileSource("ftp://example.org/a.wav"), "playSources[0].file.uri"),
+    ]:
+        with pytest.raises(HttpResponseError) as refused:
+            await connection.play_media([source])
+        assert refused.value.status_code == 400 and refused.value.error is not None
+        assert refused.value.error.target == target
+    with pytest.raises(HttpResponseError) as webrtc:
+        await connection.play_media([TONE_FILE], play_to=[CommunicationUserIdentifier(presenter.raw_id)])
+    assert webrtc.value.error is not None and webrtc.value.error.target == "playTo"
+    await connection.hang_up(is_for_everyone=True)
