@@ -1,0 +1,163 @@
+"""Call Automation rules without servers (pure logic; the real thing is tests/test_automation.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from vrooms.auth.hmac import _identifiers_quoted
+from vrooms.automation import results, schemas
+from vrooms.automation.media import DtmfCollector, MediaOperation, MediaQueue, Outcome
+from vrooms.automation.prompts import PromptError, PromptRenderer, espeak_voice
+from vrooms.errors import ApiError
+
+
+async def test_dtmf_collection_ends_on_max_tones_stop_tone_or_silence() -> None:
+    most = DtmfCollector(max_tones=2, stop_tones="#", inter_tone_seconds=5)
+    most.add("1")
+    most.add("2")
+    assert await most.outcome == Outcome.MAX_TONES and most.tones == ["1", "2"]
+    stopped = DtmfCollector(max_tones=5, stop_tones="#", inter_tone_seconds=5)
+    stopped.add("3")
+    stopped.add("#")
+    assert await stopped.outcome == Outcome.STOP_TONE and stopped.tones == ["3"]
+    quiet = DtmfCollector(max_tones=5, stop_tones="", inter_tone_seconds=5)
+    quiet.listen(0.01)
+    assert await quiet.outcome == Outcome.INITIAL_SILENCE
+    paused = DtmfCollector(max_tones=5, stop_tones="", inter_tone_seconds=0.01)
+    paused.listen(5)
+    paused.add("7")
+    assert await paused.outcome == Outcome.INTER_TONE_SILENCE and paused.tones == ["7"]
+    assert paused.first_tone.is_set()
+
+
+async def test_the_media_queue_runs_in_turn_and_cancels_what_is_queued_and_running() -> None:
+    log: list[str] = []
+    gate = asyncio.Event()
+
+    def operation(name: str) -> MediaOperation:
+        async def work() -> None:
+            log.append(f"start {name}")
+            await gate.wait()
+            log.append(f"end {name}")
+
+        return MediaOperation(work=work, cancelled=lambda: log.append(f"cancelled {name}"))
+
+    queue = MediaQueue()
+    queue.submit(operation("a"), interrupt=False)
+    queue.submit(operation("b"), interrupt=False)
+    await asyncio.sleep(0)
+    assert log == ["start a"]
+    queue.submit(operation("c"), interrupt=True)  # barges in: a and b are cancelled, c runs
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    gate.set()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert log == ["start a", "cancelled b", "cancelled a", "start c", "end c"]
+
+
+def _identifier(raw: str) -> dict[str, Any]:
+    return {"rawId": raw}
+
+
+def test_identifiers_and_requests_are_checked_by_field() -> None:
+    assert schemas.raw_id({"t": {"phoneNumber": {"value": "+15551234567"}}}, "t") == "4:+15551234567"
+    assert schemas.raw_id({"t": {"communicationUser": {"id": "8:acs:x"}}}, "t") == "8:acs:x"
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"t": {}}, "t"),
+        ({"t": {"rawId": "8:acs:x", "communicationUser": {"id": "8:acs:y"}}}, "t.rawId"),
+        ({"t": {"phoneNumber": {"value": "5551234"}}}, "t.phoneNumber.value"),
+        ({"t": {"rawId": "28:bot"}}, "t"),
+    ]
+    for bad, target in cases:
+        with pytest.raises(ApiError) as refused:
+            schemas.raw_id(bad, "t")
+        assert refused.value.target == target
+    with pytest.raises(ApiError) as refused:
+        schemas.parse_add({"participantToAdd": _identifier("8:acs:x"), "invitationTimeoutInSeconds": 181})
+    assert refused.value.target == "invitationTimeoutInSeconds"
+    with pytest.raises(ApiError) as refused:
+        schemas.parse_send_dtmf({"targetParticipant": _identifier("4:+15551234567"), "tones": ["eleven"]})
+    assert refused.value.target == "tones"
+    assert (
+        schemas.parse_send_dtmf(
+            {"targetParticipant": _identifier("4:+15551234567"), "tones": ["one", "pound", "asterisk", "A"]}
+        ).tones
+        == "1#*A"
+    )
+    with pytest.raises(ApiError) as refused:
+        schemas.parse_connect({"callLocator": {"roomId": "1"}, "callbackUri": "x", "mediaStreamingOptions": {}})
+    assert refused.value.target == "mediaStreamingOptions"
+
+
+def test_play_and_recognize_requests() -> None:
+    play = schemas.parse_play(
+        {
+            "playSources": [
+                {"kind": "text", "text": {"text": "Hi", "voiceName": "de-DE-KatjaNeural"}},
+                {"kind": "file", "file": {"uri": "file:a.wav"}},
+            ],
+            "playTo": [],
+            "playOptions": {"loop": True},
+        }
+    )
+    assert play.sources[0].locale == "de-DE" and play.loop and play.targets == []
+    bodies: list[tuple[dict[str, Any], str]] = [
+        ({"playSources": []}, "playSources"),
+        ({"playSources": [{"kind": "video", "video": {}}]}, "playSources[0]"),
+        ({"playSources": [{"kind": "text", "text": {"text": "x" * 5000}}]}, "text"),
+    ]
+    for body, target in bodies:
+        with pytest.raises(ApiError) as refused:
+            schemas.parse_play(body)
+        assert refused.value.target == target
+    recognize = schemas.parse_recognize(
+        {
+            "recognizeInputType": "dtmf",
+            "recognizeOptions": {
+                "targetParticipant": _identifier("4:+15551234567"),
+                "dtmfOptions": {"maxTonesToCollect": 4, "stopTones": ["pound"]},
+            },
+        }
+    )
+    assert (recognize.max_tones, recognize.stop_tones, recognize.initial_silence_seconds) == (4, "#", 5.0)
+    with pytest.raises(ApiError) as refused:
+        schemas.parse_recognize({"recognizeInputType": "speech", "recognizeOptions": {}})
+    assert refused.value.target == "recognizeInputType"
+
+
+def test_voices_follow_the_locale_then_the_language_then_english() -> None:
+    known = {"en", "en-us", "de", "fr"}
+    assert espeak_voice("en-US", "female", known) == "en-us+f3"
+    assert espeak_voice("de-AT", None, known) == "de"
+    assert espeak_voice("xx-YY", "male", known) == "en+m3"
+    assert espeak_voice(None, None, known) == "en"
+
+
+async def test_file_sources_never_reach_internal_addresses_or_outside_the_prompts_folder(tmp_path: Any) -> None:
+    (tmp_path / "ok.wav").write_bytes(b"RIFF")
+    open_to_public = PromptRenderer(tmp_path / "cache", tmp_path, ())
+    await open_to_public.check_file_uri("file:ok.wav")
+    for uri in ["http://127.0.0.1/a.wav", "http://10.1.2.3/a.wav", "file:../etc/passwd", "file:missing.wav"]:
+        with pytest.raises(PromptError):
+            await open_to_public.check_file_uri(uri)
+    listed = PromptRenderer(tmp_path / "cache", None, ("127.0.0.1",))
+    await listed.check_file_uri("http://127.0.0.1/a.wav")
+    with pytest.raises(PromptError):
+        await listed.check_file_uri("https://example.org/a.wav")
+
+
+def test_result_codes() -> None:
+    assert results.leave_result("Busy").code == 486
+    assert results.leave_result("NoSuchReason") == results.CANCELLED
+    assert results.call_end_result("EndedByServer").sub_code == 7020
+    assert all(r.ok for r in (results.OK, results.ADDED)) and not results.DECLINED.ok
+
+
+def test_raw_ids_in_paths_are_signed_as_the_sdks_quote_them() -> None:
+    assert _identifiers_quoted("/c/x/participants/8:acs:a_b?v=1") == "/c/x/participants/8%3Aacs%3Aa_b?v=1"
+    assert _identifiers_quoted("/c/x/participants/4:+1555") == "/c/x/participants/4%3A%2B1555"
+    assert _identifiers_quoted("/calling/callConnections:connect?v=1") == "/calling/callConnections:connect?v=1"
