@@ -221,8 +221,9 @@ def _ack() -> str:
     )
 
 
-def caller_xml(number: str, digits: str) -> str:
-    """A phone calling in through the trunk: INVITE, keys ``digits`` once answered, then waits for BYE."""
+def caller_xml(number: str, digits: str, *, pause_ms: int = 0, then_play: str | None = None) -> str:
+    """A phone calling in through the trunk: INVITE; once answered, waits ``pause_ms`` (a caller
+    listening to a greeting), keys ``digits``, plays ``then_play`` (a pcap), then waits for BYE."""
     steps = [
         _invite(number),
         '<recv response="100" optional="true"/>',
@@ -230,11 +231,15 @@ def caller_xml(number: str, digits: str) -> str:
         '<recv response="200" rtd="true"/>',
         _ack(),
     ]
+    if pause_ms:
+        steps.append(f'<pause milliseconds="{pause_ms}"/>')
     for tone in digits:
         steps += [
             f'<nop><action><exec play_pcap_audio="{dtmf_pcap(tone)}"/></action></nop>',
             '<pause milliseconds="400"/>',
         ]
+    if then_play is not None:
+        steps.append(f'<nop><action><exec play_pcap_audio="{then_play}"/></action></nop>')
     steps += [_recv("BYE"), _reply("200 OK")]
     return _scenario(steps)
 
@@ -242,7 +247,13 @@ def caller_xml(number: str, digits: str) -> str:
 def refused_caller_xml(number: str, status: int) -> str:
     """A caller whose INVITE must be refused with ``status`` (then it ACKs the refusal)."""
     return _scenario(
-        [_invite(number), '<recv response="100" optional="true"/>', f'<recv response="{status}"/>', _ack()]
+        [
+            _invite(number),
+            '<recv response="100" optional="true"/>',
+            '<recv response="180" optional="true"/>',
+            f'<recv response="{status}"/>',
+            _ack(),
+        ]
     )
 
 

@@ -22,12 +22,13 @@ from azure.communication.callautomation.aio import CallAutomationClient, CallCon
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from tests.calls import CallWorld, hears, hears_nothing_of, stops_hearing
-from tests.phones import Scenario, trunk_env, write_tone_wav
+from tests.phones import TONE_HZ, Scenario, caller_xml, refused_caller_xml, trunk_env, write_tone_pcap, write_tone_wav
 from tests.servers import Server, signed_headers
-from tests.webhooks import CallbackReceiver
+from tests.webhooks import CallbackReceiver, Receiver
 from vrooms.client import Call
 
 NUMBER = "+15551230000"
+INCOMING_CALL = "Microsoft.Communication.IncomingCall"
 ATTENDEE_HZ = 440.0
 PROMPT_HZ = 1000.0
 TONE_FILE = FileSource("file:tone.wav")
@@ -88,9 +89,10 @@ async def app(automation_server: Server) -> AsyncIterator[CallAutomationClient]:
 async def _connect(app: CallAutomationClient, room_id: str, receiver: CallbackReceiver) -> CallConnectionClient:
     properties = await app.connect_call(callback_url=receiver.url, room_id=room_id, operation_context="ctx-connect")
     assert properties.call_connection_state == "connected"
-    connected = await receiver.wait_for_type("CallConnected")
+    connected = await receiver.wait_for_type(
+        "CallConnected", where=lambda e: e.data["callConnectionId"] == properties.call_connection_id
+    )
     assert connected.data["operationContext"] == "ctx-connect"
-    assert connected.data["callConnectionId"] == properties.call_connection_id
     assert properties.call_connection_id is not None
     return app.get_call_connection(properties.call_connection_id)
 
@@ -429,3 +431,77 @@ async def test_bad_prompts_are_refused_by_field(
         await connection.play_media([TONE_FILE], play_to=[CommunicationUserIdentifier(presenter.raw_id)])
     assert webrtc.value.error is not None and webrtc.value.error.target == "playTo"
     await connection.hang_up(is_for_everyone=True)
+
+
+CALLER_NUMBER = "+15557654321"  # who tests.phones' callers are
+CALLER = PhoneNumberIdentifier(CALLER_NUMBER)
+CALLED = "+15550004444"  # a number without a static dial-in rule
+
+
+@pytest.fixture
+def incoming_calls(automation_server: Server) -> Iterator[Receiver]:
+    """An Event Grid subscriber to IncomingCall: with one, trunk calls ring for apps to answer."""
+    hook = Receiver().start()
+    automation_server.cli("events", "subscribe", "incoming", hook.url, "--type", INCOMING_CALL)
+    yield hook
+    automation_server.cli("events", "unsubscribe", "incoming")
+    hook.stop()
+
+
+async def test_an_app_answers_a_caller_collects_a_pin_and_moves_it_into_a_room_call(
+    world: CallWorld,
+    app: CallAutomationClient,
+    receiver: CallbackReceiver,
+    incoming_calls: Receiver,
+    carrier: Any,
+    sip_listen: str,
+    tmp_path: Path,
+) -> None:
+    tone = write_tone_pcap(tmp_path / "tone.pcap", seconds=8)
+    caller = carrier(caller_xml(CALLED, "2468#", pause_ms=2500, then_play=str(tone)), call=sip_listen)
+    [ringing] = await incoming_calls.wait_for(1, INCOMING_CALL)
+    assert ringing.data["to"]["phoneNumber"]["value"] == CALLED
+    assert ringing.data["from"]["rawId"] == CALLER.raw_id
+    answered = await app.answer_call(ringing.data["incomingCallContext"], receiver.url, operation_context="ctx-in")
+    await receiver.wait_for_type("CallConnected", where=lambda e: e.data["operationContext"] == "ctx-in")
+    lobby = app.get_call_connection(str(answered.call_connection_id))
+    await lobby.start_recognizing_media(
+        "dtmf", CALLER, dtmf_max_tones_to_collect=8, dtmf_stop_tones=[DtmfTone.POUND], initial_silence_timeout=20
+    )
+    pin = await receiver.wait_for_type("RecognizeCompleted")
+    assert pin.data["dtmfResult"]["tones"] == ["two", "four", "six", "eight"]
+
+    presenter = world.user()
+    room_id = world.room({presenter: "Presenter"})
+    listener = await world.join(presenter, room_id)
+    room = await _connect(app, room_id, receiver)
+    moved = await room.move_participants([CALLER], str(answered.call_connection_id), operation_context="ctx-move")
+    assert [p.identifier.raw_id for p in moved.participants or [] if p.identifier] == [CALLER.raw_id]
+    succeeded = await receiver.wait_for_type("MoveParticipantSucceeded")
+    assert succeeded.data["participant"]["rawId"] == CALLER.raw_id
+    await receiver.wait_for_type(
+        "CallDisconnected", where=lambda e: e.data["callConnectionId"] == answered.call_connection_id
+    )
+    await listener.wait_until(
+        lambda: any(
+            p.get("phoneNumber") == CALLER_NUMBER and p["state"] == "Connected" for p in listener.participants.values()
+        )
+    )
+    await hears(listener, TONE_HZ, 15)  # the caller's audio reaches the room's mix after the move
+    await room.hang_up(is_for_everyone=True)
+    assert caller.finish() == 0, caller.errors()
+
+
+async def test_an_app_rejects_or_redirects_a_caller(
+    app: CallAutomationClient, incoming_calls: Receiver, carrier: Any, sip_listen: str
+) -> None:
+    busy = carrier(refused_caller_xml(CALLED, 486), call=sip_listen)
+    [first] = await incoming_calls.wait_for(1, INCOMING_CALL)
+    await app.reject_call(first.data["incomingCallContext"], call_reject_reason="busy")
+    assert busy.finish() == 0, busy.errors()
+    moved = carrier(refused_caller_xml(CALLED, 302), call=sip_listen)
+    second = (await incoming_calls.wait_for(2, INCOMING_CALL))[1]
+    await app.redirect_call(second.data["incomingCallContext"], PhoneNumberIdentifier("+15559990000"))
+    assert moved.finish() == 0, moved.errors()
+    with pytest.raises(ResourceNotFoundError):  # it is no longer ringing
+        await app.reject_call(second.data["incomingCallContext"])

@@ -44,6 +44,7 @@ _REFUSALS = {
     Refusal.NOT_IN_CALL: 404,
     Refusal.MEDIA_UNAVAILABLE: 503,
     Refusal.PSTN_UNAVAILABLE: 503,
+    Refusal.INCOMING_CALL_NOT_FOUND: 404,
 }
 
 
@@ -141,6 +142,25 @@ async def _recognize(service: AutomationService, envelope: dict[str, Any]) -> An
     return 202, None
 
 
+async def _answer(service: AutomationService, envelope: dict[str, Any]) -> Answer:
+    connection = await service.answer(schemas.parse_answer(envelope["body"]))
+    return 200, service.properties(connection)
+
+
+async def _reject(service: AutomationService, envelope: dict[str, Any]) -> Answer:
+    service.reject(*schemas.parse_reject(envelope["body"]))
+    return 204, None
+
+
+async def _redirect(service: AutomationService, envelope: dict[str, Any]) -> Answer:
+    service.redirect(*schemas.parse_redirect(envelope["body"]))
+    return 204, None
+
+
+async def _move(service: AutomationService, envelope: dict[str, Any]) -> Answer:
+    return 202, await service.move(_connection(service, envelope), schemas.parse_move(envelope["body"]))
+
+
 def _connection(service: AutomationService, envelope: dict[str, Any]) -> Connection:
     return service.connection(str(envelope.get("connectionId")))
 
@@ -164,6 +184,10 @@ OPERATIONS: dict[str, Operation] = {
     "play": _play,
     "cancelAllMediaOperations": _cancel_media,
     "recognize": _recognize,
+    "answer": _answer,
+    "reject": _reject,
+    "redirect": _redirect,
+    "moveHere": _move,
 }
 
 

@@ -48,6 +48,9 @@ def _operation(path: str, method: str, op: str) -> Route:
 
 routes = [
     _operation("/calling/callConnections:connect", "POST", "connect"),
+    _operation("/calling/callConnections:answer", "POST", "answer"),
+    _operation("/calling/callConnections:reject", "POST", "reject"),
+    _operation("/calling/callConnections:redirect", "POST", "redirect"),
     _operation(f"{_CONNECTION}:terminate", "POST", "terminate"),
     _operation(f"{_CONNECTION}:sendDtmfTones", "POST", "sendDtmfTones"),
     _operation(f"{_CONNECTION}:startContinuousDtmfRecognition", "POST", "startContinuousDtmfRecognition"),
@@ -61,6 +64,7 @@ routes = [
     _operation(f"{_CONNECTION}/participants:remove", "POST", "remove"),
     _operation(f"{_CONNECTION}/participants:mute", "POST", "mute"),
     _operation(f"{_CONNECTION}/participants:cancelAddParticipant", "POST", "cancelAddParticipant"),
+    _operation(f"{_CONNECTION}/participants:moveHere", "POST", "moveHere"),
     _operation(f"{_CONNECTION}/participants/{{participantRawId}}", "GET", "participant"),
     _operation(f"{_CONNECTION}/participants", "GET", "participants"),
     _operation(_CONNECTION, "GET", "get"),

@@ -351,3 +351,58 @@ def parse_recognize(body: dict[str, Any]) -> RecognizeRequest:
         stop_tones="".join(TONES[t.lower()] for t in stops),
         operation_context=operation_context(body),
     )
+
+
+# -- incoming calls: answer, reject, redirect, move ------------------------------------------
+
+_MAX_CONTEXT_TOKEN = 4096
+REJECT_CODES = {"none": 603, "busy": 486, "forbidden": 403}
+
+
+def incoming_context(body: dict[str, Any]) -> str:
+    return str(text(body, "incomingCallContext", _MAX_CONTEXT_TOKEN, required=True))
+
+
+@dataclass(frozen=True)
+class AnswerRequest:
+    context: str
+    callback_uri: str
+    operation_context: str | None
+
+
+def parse_answer(body: dict[str, Any]) -> AnswerRequest:
+    refuse_unsupported(body, "mediaStreamingOptions", "transcriptionOptions", "answeredBy")
+    return AnswerRequest(incoming_context(body), callback_uri(body), operation_context(body))
+
+
+def parse_reject(body: dict[str, Any]) -> tuple[str, int]:
+    reason = body.get("callRejectReason", "none")
+    if reason not in REJECT_CODES:
+        raise bad_argument(f"callRejectReason must be one of {sorted(REJECT_CODES)}.", "callRejectReason")
+    return incoming_context(body), REJECT_CODES[reason]
+
+
+def parse_redirect(body: dict[str, Any]) -> tuple[str, str]:
+    target = numbers.number_of(raw_id(body, "target"))
+    if target is None:
+        raise bad_argument("target must be a phone number: a trunk caller is redirected at the trunk.", "target")
+    return incoming_context(body), target
+
+
+@dataclass(frozen=True)
+class MoveRequest:
+    raw_ids: list[str]
+    from_call: str
+    operation_context: str | None
+
+
+def parse_move(body: dict[str, Any]) -> MoveRequest:
+    refuse_unsupported(body, "operationCallbackUri")
+    targets = body.get("targetParticipants")
+    if not isinstance(targets, list) or not 1 <= len(targets) <= 10:
+        raise bad_argument("targetParticipants must list 1 to 10 participants.", "targetParticipants")
+    return MoveRequest(
+        [raw_id({"targetParticipants": t}, "targetParticipants") for t in targets],
+        str(text(body, "fromCall", 128, required=True)),
+        operation_context(body),
+    )

@@ -28,9 +28,11 @@ from vrooms.automation.prompts import Clip, PromptError, PromptRenderer, Source,
 from vrooms.automation.schemas import (
     TONE_NAMES,
     AddRequest,
+    AnswerRequest,
     CancelAddRequest,
     ConnectRequest,
     DtmfRequest,
+    MoveRequest,
     PlayRequest,
     PlaySource,
     RecognizeRequest,
@@ -38,7 +40,7 @@ from vrooms.automation.schemas import (
     participant_to_wire,
 )
 from vrooms.calls import moderation
-from vrooms.calls.call import Call, Participant
+from vrooms.calls.call import Call, Participant, Telephony
 from vrooms.calls.models import EndReason, LeaveReason, ParticipantState, Refusal
 from vrooms.calls.rules import CallRefused, check_open
 from vrooms.calls.service import CallService
@@ -82,17 +84,20 @@ class AutomationService:
     # -- connections ------------------------------------------------------------------
 
     async def connect(self, request: ConnectRequest) -> Connection:
-        call = await self._call_for(request)
+        return await self._open(await self._call_for(request), request.callback_uri, request.operation_context)
+
+    async def _open(self, call: Call, callback_uri: str, operation_context: str | None) -> Connection:
+        """A connection watching ``call``: its callback subscription and ``CallConnected`` in one write."""
         connection_id = str(uuid.uuid4())
         name = callbacks.subscription_name(connection_id, call.id)
         writer = callbacks.CallbackWriter(self.calls.database, name, self._retry_seconds)
         self._writers.add(writer)
         writer.task.add_done_callback(lambda _: self._writers.discard(writer))
-        connection = Connection(connection_id, call, request.callback_uri, request.operation_context, writer)
+        connection = Connection(connection_id, call, callback_uri, operation_context, writer)
         connection.on_closed = self._closed
         async with self.calls.database.write() as conn:
-            await callbacks.open_subscription(conn, connection_id, call.id, request.callback_uri)
-            data = connection.data(request.operation_context)
+            await callbacks.open_subscription(conn, connection_id, call.id, callback_uri)
+            data = connection.data(operation_context)
             await events_repository.append(conn, callbacks.event(connection_id, EventType.CALL_CONNECTED, data))
         async with call.lock:
             if call.ended:
@@ -101,7 +106,7 @@ class AutomationService:
                 call.watchers.append(connection)
                 self.connections[connection_id] = connection
                 connection.participants_changed()
-        log.info("call connection %s to call %s in room %s", connection_id, call.id, call.room_id)
+        log.info("call connection %s to call %s (room %s)", connection_id, call.id, call.room_id or "none")
         return connection
 
     def _closed(self, connection: Connection) -> None:
@@ -163,7 +168,11 @@ class AutomationService:
 
     @staticmethod
     def _in_call(connection: Connection, raw_id: str) -> Participant:
-        found = next((p for p in connection.call.participants.values() if p.user_id == raw_id), None)
+        return AutomationService._in_call_of(connection.call, raw_id)
+
+    @staticmethod
+    def _in_call_of(call: Call, raw_id: str) -> Participant:
+        found = next((p for p in call.participants.values() if p.user_id == raw_id), None)
         if found is None:
             raise not_found(f"{raw_id[:64]} is not in the call.", "participant")
         return found
@@ -457,6 +466,55 @@ class AutomationService:
             played.cancel()
             keyed.cancel()
             await telephony.stop_playing(target)
+
+    # -- incoming calls (dial-in without a static rule) ---------------------------------------
+
+    def _telephony(self) -> Telephony:
+        if self.calls.telephony is None:
+            raise CallRefused(Refusal.PSTN_UNAVAILABLE, "This server has no SIP trunk (VROOMS_SIP_TRUNK_URI).")
+        return self.calls.telephony
+
+    async def answer(self, request: AnswerRequest) -> Connection:
+        """The caller is answered into a call of its own (a lobby) that the new connection watches."""
+        lobby = await self._telephony().answer_incoming(request.context)
+        return await self._open(lobby, request.callback_uri, request.operation_context)
+
+    def reject(self, context: str, code: int) -> None:
+        self._telephony().reject_incoming(context, code)
+
+    def redirect(self, context: str, number: str) -> None:
+        self._telephony().redirect_incoming(context, number)
+
+    async def move(self, connection: Connection, request: MoveRequest) -> dict[str, Any]:
+        """``moveHere``: phone participants of another call (an answered caller's) into this one."""
+        source = self._source_call(request.from_call)
+        phones = [self._in_call_of(source, raw) for raw in request.raw_ids]
+        moved = []
+        for phone in phones:
+            if phone.phone_number is None:
+                raise bad_argument("Only phone participants can be moved between calls.", "targetParticipants")
+            arrived = await self._telephony().move(phone, connection.call)
+            moved.append(_wire(arrived))
+            connection.emit(
+                EventType.MOVE_PARTICIPANT_SUCCEEDED,
+                request.operation_context,
+                participant=moved[-1]["identifier"],
+                fromCall=request.from_call,
+                resultInformation=results.OK.wire(),
+            )
+        return {"participants": moved, "operationContext": request.operation_context, "fromCall": request.from_call}
+
+    def _source_call(self, from_call: str) -> Call:
+        """``fromCall``: the other call's connection id (as the SDK documents it) or its serverCallId."""
+        connection = self.connections.get(from_call)
+        if connection is not None:
+            return connection.call
+        found = self.calls.lobbies.get(from_call) or next(
+            (c for c in self.calls.calls.values() if c.id == from_call), None
+        )
+        if found is None:
+            raise not_found(f"No call {from_call[:64]} to move participants from.", "fromCall")
+        return found
 
     # -- the call host's life -----------------------------------------------------------
 

@@ -40,6 +40,18 @@ class Telephony(Protocol):
 
     async def stop_playing(self, target: Participant) -> None: ...
 
+    async def answer_incoming(self, context: str) -> Call:
+        """Answer a ringing caller (``incomingCallContext``) into a lobby call of its own."""
+        ...
+
+    def reject_incoming(self, context: str, code: int) -> None: ...
+
+    def redirect_incoming(self, context: str, number: str) -> None: ...
+
+    async def move(self, phone: Participant, to: Call) -> Participant:
+        """Take a phone participant out of its call (a lobby) into another; its dialog goes on."""
+        ...
+
 
 class Listener(Protocol):
     """Anything that is told what happens in a call: a participant's connection, or a watcher."""
@@ -140,6 +152,9 @@ class Call:
     invitations: dict[str, Listener] = field(default_factory=dict)
     # Follow the call without being in it (Call Automation connections); they keep it alive.
     watchers: list[Listener] = field(default_factory=list)
+    # A caller answered by Call Automation, outside any room until moved into a room's call:
+    # no records, and it ends when the caller leaves.
+    lobby: bool = False
     expiry: asyncio.TimerHandle | None = None
 
     def feed_owners(self) -> dict[int, tuple[Participant, MediaSource]]:
@@ -159,8 +174,8 @@ class Call:
 
     @property
     def empty(self) -> bool:
-        """Nobody in it and nobody watching: the call ends."""
-        return not self.participants and not self.watchers
+        """Nobody in it and (but for a lobby) nobody watching: the call ends."""
+        return not self.participants and (self.lobby or not self.watchers)
 
     def updated(self, participant: Participant) -> None:
         self.broadcast(protocol.participant_updated(participant.to_wire()))

@@ -53,6 +53,8 @@ class Refusal(StrEnum):
     PSTN_UNAVAILABLE = "PstnUnavailable"
     NUMBER_NOT_ALLOWED = "PhoneNumberNotAllowed"
     PHONE_LEG_LIMIT = "PhoneLegLimitReached"
+    # Call Automation's answer/reject/redirect named a call that is not ringing (any more).
+    INCOMING_CALL_NOT_FOUND = "IncomingCallNotFound"
     # The call host is not running (answered by a REST worker's relay).
     CALLS_UNAVAILABLE = "CallsUnavailable"
 
@@ -98,6 +100,8 @@ class LeaveReason(StrEnum):
     # The relay between the trunk and the room (rtpengine) failed.
     TELEPHONY_FAILURE = "TelephonyMediaFailure"
     WRONG_PIN = "WrongPin"
+    # Call Automation moved the participant into another call (a caller, into a room's call).
+    MOVED = "MovedToAnotherCall"
 
 
 class MediaSource(StrEnum):

@@ -77,6 +77,8 @@ class CallRecords:
             )
 
     async def joined(self, call: Call, participant: Participant) -> None:
+        if call.lobby:  # not a room's call: nothing to record until the caller is moved into one
+            return
         row = _participation_row(participant)
         async with self.database.write() as conn:
             await repository.insert_participation(
@@ -92,6 +94,8 @@ class CallRecords:
             await outbox.append(conn, _participation_event(_call_row(call), row, added=True, reason=None))
 
     async def left(self, call: Call, participant: Participant, reason: LeaveReason, by: str | None) -> None:
+        if call.lobby:
+            return
         async with self.database.write() as conn:
             await self._end_participation(conn, _call_row(call), _participation_row(participant), reason, by)
 
@@ -102,6 +106,8 @@ class CallRecords:
         await outbox.append(conn, _participation_event(call, row, added=False, reason=str(reason)))
 
     async def call_ended(self, call: Call, reason: EndReason, by: str | None) -> None:
+        if call.lobby:
+            return
         async with self.database.write() as conn:
             await self._end_call(conn, _call_row(call), reason, by)
 

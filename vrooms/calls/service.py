@@ -39,6 +39,8 @@ log = logging.getLogger("vrooms.calls")
 
 # Mirrors the ACS rooms limit on concurrent video streams; the media plane needs a bound per room.
 _MAX_PUBLISHERS = 100
+# How long an answered caller may stay outside a room (a lobby call) before it ends.
+_LOBBY_MICROS = 24 * 3600 * 1_000_000
 # Token refusals that end a participation already under way (an expired token does not: ACS
 # checks the token when joining, not during the call).
 _ENDS_PARTICIPATION = {
@@ -90,6 +92,8 @@ class CallService:
         self.telephony: Telephony | None = None
         self.video = VideoSync(lambda: self.plane)
         self.calls: dict[str, Call] = {}
+        # Answered callers not (yet) in a room, by call id (Call Automation's answer).
+        self.lobbies: dict[str, Call] = {}
         self.peers: dict[str, set[Peer]] = {}
         self.participant_of: dict[Peer, Participant] = {}
         # Held while a call is created, so two first joiners cannot start two calls.
@@ -289,6 +293,25 @@ class CallService:
             log.info("call %s started in room %s by %s", call.id, room_id, user_id)
             return call
 
+    async def lobby_call(self, caller: str) -> Call:
+        """A call of its own for one answered caller, in no room (see ``Call.lobby``)."""
+        media = await self._plane().create_call(f"lobby for {caller}", 1)
+        now = self.clock()
+        call = Call(
+            id=str(uuid.uuid4()),
+            room_id="",
+            valid_until=now + _LOBBY_MICROS,
+            pstn_dial_out_enabled=False,
+            media=media,
+            started_at=now,
+            started_by=caller,
+            started_by_role=str(Role.ATTENDEE),
+            lobby=True,
+        )
+        self.lobbies[call.id] = call
+        self._schedule_expiry(call)
+        return call
+
     def _schedule_expiry(self, call: Call) -> None:
         if call.expiry is not None:
             call.expiry.cancel()
@@ -363,6 +386,7 @@ class CallService:
             call.watchers.clear()
             if self.calls.get(call.room_id) is call:
                 del self.calls[call.room_id]
+            self.lobbies.pop(call.id, None)
             if self.plane is not None:
                 with contextlib.suppress(MediaError):
                     await self.plane.destroy_call(call.media)
@@ -563,7 +587,7 @@ class CallService:
     async def media_lost(self) -> None:
         """The media server is gone: every call ends with a reason clients can show, and joins wait for it."""
         self.plane = None
-        for call in list(self.calls.values()):
+        for call in [*self.calls.values(), *self.lobbies.values()]:
             await self.end_call(call, EndReason.MEDIA_FAILURE)
         self._tell_everyone(protocol.media_available(False))
 
@@ -580,5 +604,5 @@ class CallService:
         return await self.records.close_abandoned()
 
     async def shutdown(self) -> None:
-        for call in list(self.calls.values()):
+        for call in [*self.calls.values(), *self.lobbies.values()]:
             await self.end_call(call, EndReason.SERVER_SHUTDOWN)

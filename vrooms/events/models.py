@@ -39,6 +39,8 @@ class EventType(StrEnum):
     SEND_DTMF_TONES_FAILED = "Microsoft.Communication.SendDtmfTonesFailed"
     CONTINUOUS_DTMF_TONE_RECEIVED = "Microsoft.Communication.ContinuousDtmfRecognitionToneReceived"
     CONTINUOUS_DTMF_STOPPED = "Microsoft.Communication.ContinuousDtmfRecognitionStopped"
+    MOVE_PARTICIPANT_SUCCEEDED = "Microsoft.Communication.MoveParticipantSucceeded"
+    MOVE_PARTICIPANT_FAILED = "Microsoft.Communication.MoveParticipantFailed"
     PLAY_STARTED = "Microsoft.Communication.PlayStarted"
     PLAY_COMPLETED = "Microsoft.Communication.PlayCompleted"
     PLAY_FAILED = "Microsoft.Communication.PlayFailed"

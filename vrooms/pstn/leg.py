@@ -127,6 +127,14 @@ class PhoneLeg:
         self._media = media
         await self._join()
 
+    async def move_mix(self, media: CallMedia) -> None:
+        """Leave one call's mix for another's (a caller moved out of its lobby); the dialog goes on."""
+        mix, self._mix = self._mix, None
+        if mix is not None:
+            with contextlib.suppress(MediaError):
+                await mix.close()
+        await self.join_mix(media)
+
     def _start_worker(self) -> None:
         self._worker = asyncio.get_running_loop().create_task(self._work())
 

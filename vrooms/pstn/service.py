@@ -46,6 +46,19 @@ _ENGINE_WAIT_SECONDS = 5.0
 _DIGIT_TIMEOUT_SECONDS = 10.0
 
 
+# What the caller's carrier hears when an app rejects (ACS callRejectReason -> SIP).
+_REJECT_PHRASES = {486: "Busy Here", 403: "Forbidden", 603: "Decline", 480: "Temporarily Unavailable"}
+
+
+@dataclass
+class _Ringing:
+    """A caller without a dial-in rule, ringing until an app answers it (Call Automation)."""
+
+    incoming: IncomingCall
+    events: asyncio.Queue[SipEvent]
+    timer: asyncio.TimerHandle
+
+
 @dataclass
 class _Leg:
     leg: PhoneLeg
@@ -62,6 +75,7 @@ class PstnService:
         self.sip: SipStack | None = None
         self.engine: Rtpengine | None = None
         self._legs: dict[str, _Leg] = {}
+        self._ringing: dict[str, _Ringing] = {}  # incomingCallContext -> the ringing caller
         self._engine_up = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -196,28 +210,90 @@ class PstnService:
     # -- dial-in ----------------------------------------------------------------------
 
     def incoming(self, incoming: IncomingCall) -> SipHandler | None:
-        """An INVITE from the trunk: a rule for the called number admits it (PIN first); else 404.
+        """An INVITE from the trunk: a static rule admits it (PIN first); else it rings for an app.
 
+        Every call raises ``IncomingCall``; without a rule, one that a subscriber receives rings
+        until Call Automation answers, rejects or redirects it (``answer_incoming``...) or
+        ``no_answer_seconds`` pass (480), and one nobody is subscribed to gets 404 at once.
         The dialog's events queue up from now on, while the relay may still be starting.
         """
         called = incoming.called if incoming.called.startswith("+") else f"+{incoming.called}"
-        self._spawn(self._announce(incoming, called))
-        rule = self.config.dial_in.get(called)
-        if rule is None:
-            log.info("incoming call to %s refused: no dial-in rule", called)
-            return None
+        context = secrets.token_urlsafe(24)
         events: asyncio.Queue[SipEvent] = asyncio.Queue()
-        self._spawn(self._admit(incoming, rule, events))
+        rule = self.config.dial_in.get(called)
+        if rule is not None:
+            self._spawn(self._announce(incoming, called, context))
+            self._spawn(self._admit(incoming, rule, events))
+        else:
+            self._spawn(self._offer(incoming, called, context, events))
         return events.put_nowait
 
-    async def _announce(self, incoming: IncomingCall, called: str) -> None:
-        """``Microsoft.Communication.IncomingCall`` for every call the trunk sends us, as ACS emits it."""
-        context = secrets.token_urlsafe(24)
+    async def _announce(self, incoming: IncomingCall, called: str, context: str) -> bool:
+        """``Microsoft.Communication.IncomingCall``, as ACS emits it; whether any subscriber gets it."""
         event = payloads.incoming_call(
             called, _caller_number(incoming.caller), incoming.caller_name[:256], context, str(uuid.uuid4())
         )
         async with self.calls.database.write() as conn:
             await outbox.append(conn, event)
+            subscriptions = await outbox.list_subscriptions(conn)
+        return any(not s.is_callback and (s.event_types is None or event.type in s.event_types) for s in subscriptions)
+
+    async def _offer(self, incoming: IncomingCall, called: str, context: str, events: asyncio.Queue[SipEvent]) -> None:
+        if not await self._announce(incoming, called, context):
+            log.info("incoming call to %s refused: no dial-in rule and no IncomingCall subscriber", called)
+            incoming.dialog.reject(404, "Not Found")
+            return
+        incoming.dialog.ring()
+        timer = asyncio.get_running_loop().call_later(self.config.no_answer_seconds, self._unanswered, context)
+        self._ringing[context] = _Ringing(incoming, events, timer)
+
+    def _take_ringing(self, context: str) -> _Ringing:
+        ringing = self._ringing.pop(context, None)
+        if ringing is None:
+            raise CallRefused(
+                Refusal.INCOMING_CALL_NOT_FOUND, "No call is ringing with this incomingCallContext (answered or gone)."
+            )
+        ringing.timer.cancel()
+        return ringing
+
+    def _unanswered(self, context: str) -> None:
+        with contextlib.suppress(CallRefused):
+            self._take_ringing(context).incoming.dialog.reject(480, "Temporarily Unavailable")
+
+    async def answer_incoming(self, context: str) -> Call:
+        ringing = self._take_ringing(context)
+        try:
+            _, engine = await self._ready()
+        except CallRefused:
+            ringing.incoming.dialog.reject(503, "Service Unavailable")
+            raise
+        number = _caller_number(ringing.incoming.caller)
+        lobby = await self.calls.lobby_call(numbers.raw_id(number))
+        leg = self._new_leg(engine, number, ringing.events)
+        self._legs[leg.call_id] = _Leg(leg)
+        await leg.answer(ringing.incoming)
+        await self._seat(leg, lobby, number, limit=1)
+        return lobby
+
+    def reject_incoming(self, context: str, code: int) -> None:
+        self._take_ringing(context).incoming.dialog.reject(code, _REJECT_PHRASES.get(code, "Declined"))
+
+    def redirect_incoming(self, context: str, number: str) -> None:
+        self._take_ringing(context).incoming.dialog.redirect(number)
+
+    async def move(self, phone: Participant, to: Call) -> Participant:
+        leg = self._phone_leg(phone)
+        assert phone.phone_number is not None
+        moved = await self.calls.admit_phone(to, phone.phone_number, by=None, limit=self.config.max_legs_per_room)
+        entry = self._legs.get(leg.call_id)
+        if entry is not None:
+            entry.participant = moved
+        phone.audio = None  # the leg goes on: it leaves the old call's mix, not the dialog
+        await self.calls.leave(phone, LeaveReason.MOVED)
+        await leg.move_mix(to.media)
+        await self.calls.attach_phone_audio(moved, leg)
+        self.calls.set_state(moved, ParticipantState.CONNECTED)
+        return moved
 
     async def _admit(self, incoming: IncomingCall, rule: DialInRule, events: asyncio.Queue[SipEvent]) -> None:
         try:
@@ -270,7 +346,11 @@ class PstnService:
         if room is None or not room.valid_from <= now < room.valid_until:
             raise CallRefused(Refusal.ROOM_NOT_FOUND, f"dial-in room {room_id} does not exist or is not open")
         call = await self.calls.call_of(room, numbers.raw_id(number), Role.ATTENDEE)
-        participant = await self.calls.admit_phone(call, number, by=None, limit=self.config.max_legs_per_room)
+        await self._seat(leg, call, number, limit=self.config.max_legs_per_room)
+
+    async def _seat(self, leg: PhoneLeg, call: Call, number: str, *, limit: int) -> None:
+        """An answered caller becomes a participant of ``call``, in its mix, Connected."""
+        participant = await self.calls.admit_phone(call, number, by=None, limit=limit)
         entry = self._legs.get(leg.call_id)
         if entry is None:  # the caller hung up meanwhile
             await self.calls.leave(participant, LeaveReason.HUNG_UP)

@@ -146,12 +146,26 @@ class Dialog:
         self.ended = True
         self.stack.in_sip_thread(self._send, "CCEventFail", (code, reason))
 
+    def redirect(self, number: str) -> None:
+        """302 to the number at the trunk: the carrier calls it instead (Call Automation's redirect)."""
+        if self.ended:
+            return
+        self.ended = True
+        self.stack.in_sip_thread(self._send, "CCEventRedirect", (302, "Moved Temporarily", number))
+
     def _send(self, kind: str, data: tuple[Any, ...]) -> None:
         from sippy import CCEvents
         from sippy.MsgBody import MsgBody
 
         if kind == "CCEventConnect":
             data = (data[0], data[1], MsgBody(data[2]))
+        elif kind == "CCEventRedirect":
+            from sippy.SipAddress import SipAddress
+            from sippy.SipURL import SipURL
+
+            trunk = self.stack.trunk
+            contact = SipAddress(url=SipURL(username=data[2], host=trunk.host, port=trunk.port))
+            data = (data[0], data[1], None, (contact,))
         if self.ua is not None:
             self.ua.recvEvent(getattr(CCEvents, kind)(data, origin="local"))
 
