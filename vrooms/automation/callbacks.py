@@ -71,8 +71,9 @@ async def open_subscription(conn: Connection, connection_id: str, call_id: str, 
 class CallbackWriter:
     """One connection's queue to the outbox: ``emit`` never blocks; a task writes in order."""
 
-    def __init__(self, database: Database, name: str, retry_seconds: float) -> None:
+    def __init__(self, database: Database, name: str, retry_seconds: float, written: Callable[[], None]) -> None:
         self._database = database
+        self._written = written
         self._name = name
         self._retry_micros = int(retry_seconds * 1_000_000)
         self._queue: list[Pending] = []
@@ -98,6 +99,7 @@ class CallbackWriter:
             closing = self._closing
             try:
                 await self._write(batch, expire=closing)
+                self._written()
             except Exception:
                 log.exception("writing call automation callbacks failed; retrying in %s s", _RETRY_SECONDS)
                 self._queue[:0] = batch

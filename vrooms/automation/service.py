@@ -90,7 +90,7 @@ class AutomationService:
         """A connection watching ``call``: its callback subscription and ``CallConnected`` in one write."""
         connection_id = str(uuid.uuid4())
         name = callbacks.subscription_name(connection_id, call.id)
-        writer = callbacks.CallbackWriter(self.calls.database, name, self._retry_seconds)
+        writer = callbacks.CallbackWriter(self.calls.database, name, self._retry_seconds, self.calls.events_written)
         self._writers.add(writer)
         writer.task.add_done_callback(lambda _: self._writers.discard(writer))
         connection = Connection(connection_id, call, callback_uri, operation_context, writer)
@@ -99,6 +99,7 @@ class AutomationService:
             await callbacks.open_subscription(conn, connection_id, call.id, callback_uri)
             data = connection.data(operation_context)
             await events_repository.append(conn, callbacks.event(connection_id, EventType.CALL_CONNECTED, data))
+        self.calls.events_written()
         async with call.lock:
             if call.ended:
                 connection.disconnect(results.CALL_GONE)

@@ -30,6 +30,7 @@ from vrooms.calls import notify, protocol
 from vrooms.calls.routes import signaling
 from vrooms.calls.service import CallService
 from vrooms.config import Settings
+from vrooms.events.wakeup import Wakeup
 from vrooms.media.keeper import keep_media
 from vrooms.pstn.config import telephony
 from vrooms.pstn.keeper import keep_telephony
@@ -86,6 +87,7 @@ def _private_socket(path: Path) -> socket.socket:
 async def run(settings: Settings) -> None:
     services = build_services(settings)
     calls = CallService(services.database, services.identity)
+    calls.events_written = Wakeup(settings.run_dir).poke
     if abandoned := await calls.close_abandoned_calls():
         log.warning("ended %d call(s) left open by a call host that stopped without ending them", abandoned)
     prompts = PromptRenderer(

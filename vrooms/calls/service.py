@@ -90,6 +90,8 @@ class CallService:
         self.plane: MediaPlane | None = None
         # Phone legs, when a SIP trunk is configured (the call host sets it).
         self.telephony: Telephony | None = None
+        # Called after writing events an app waits on: the dispatcher sends them at once.
+        self.events_written: Callable[[], None] = lambda: None
         self.video = VideoSync(lambda: self.plane)
         self.calls: dict[str, Call] = {}
         # Answered callers not (yet) in a room, by call id (Call Automation's answer).

@@ -27,7 +27,7 @@ from vrooms import logs
 from vrooms.api.times import now_micros
 from vrooms.auth.callback_tokens import callback_signer
 from vrooms.config import Settings
-from vrooms.events import repository, webhooks
+from vrooms.events import repository, wakeup, webhooks
 from vrooms.events.formats import default_topic
 from vrooms.events.models import Subscription
 from vrooms.events.repository import DEAD, DELIVERED, Pending
@@ -99,15 +99,21 @@ class Dispatcher:
     async def run(self) -> None:
         connector = aiohttp.TCPConnector(limit=self.settings.event_concurrency)
         timeout = aiohttp.ClientTimeout(total=self.settings.event_delivery_timeout_seconds)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
-            while True:
-                try:
-                    busy = await self.step(client)
-                except Exception:
-                    log.exception("event dispatch failed; retrying")
-                    busy = False
-                if not busy:
-                    await asyncio.sleep(self.settings.event_poll_interval_seconds)
+        transport, woken = await wakeup.listen(self.settings.run_dir)
+        try:
+            async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
+                while True:
+                    try:
+                        busy = await self.step(client)
+                    except Exception:
+                        log.exception("event dispatch failed; retrying")
+                        busy = False
+                    if not busy:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(woken.wait(), self.settings.event_poll_interval_seconds)
+                    woken.clear()
+        finally:
+            transport.close()
 
     async def step(self, client: aiohttp.ClientSession) -> bool:
         """One loop: write outcomes, resync if due, fan out, start ready lanes. True if events came in."""

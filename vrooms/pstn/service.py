@@ -236,6 +236,7 @@ class PstnService:
         async with self.calls.database.write() as conn:
             await outbox.append(conn, event)
             subscriptions = await outbox.list_subscriptions(conn)
+        self.calls.events_written()
         return any(not s.is_callback and (s.event_types is None or event.type in s.event_types) for s in subscriptions)
 
     async def _offer(self, incoming: IncomingCall, called: str, context: str, events: asyncio.Queue[SipEvent]) -> None:

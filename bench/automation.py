@@ -1,0 +1,243 @@
+"""Call Automation benchmark: request -> callback latency, and many rooms driven at once.
+
+Run: ``scripts/bench automation`` (or ``.venv/bin/python -m bench.automation``). Starts a
+real server with a SIP trunk pointing at sipp (answers at once, echoes audio), its call
+host, Janus, rtpengine and the event dispatcher; the app is the official async SDK, its
+callback endpoint a local HTTP server in a thread.
+
+- Latency, each from the SDK request to the callback's arrival at the app: ``connect`` ->
+  ``CallConnected``, ``play`` (a prompt file to everyone) -> ``PlayStarted``, ``add`` (a
+  phone that answers at once) -> ``AddParticipantSucceeded``. Baseline in the same run: an
+  authenticated no-op REST request (``GET /ping``) round trip, so the ratio says what the
+  relay to the call host, the outbox and the dispatcher add.
+- Load: R rooms at once, each with a phone (sipp, echo) and an app connection that loops
+  "play a prompt to the phone, then recognize two digits" (the app sends the digits, the
+  echo brings them back as the caller's). Reported: cycles completed per second, cycle
+  p50/p95, and CPU per process in % of one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from azure.communication.callautomation import DtmfTone, FileSource, PhoneNumberIdentifier
+from azure.communication.callautomation.aio import CallAutomationClient, CallConnectionClient
+
+from bench.calls import RESULTS, CpuMeter, children, cpu_seconds
+from bench.stats import percentile
+from tests.calls import CallWorld
+from tests.phones import Carrier, Scenario, free_udp_port, write_tone_wav
+from tests.servers import Server, signed_headers
+from tests.webhooks import CallbackReceiver, Received
+
+NUMBER = "+15551234567"
+PROMPT = FileSource("file:prompt.wav")
+
+
+def _ms(values: list[float]) -> dict[str, float]:
+    return {"p50": round(percentile(values, 0.5), 1), "p95": round(percentile(values, 0.95), 1)}
+
+
+async def _callback(receiver: CallbackReceiver, kind: str, connection_id: str, n: int) -> Received:
+    """The connection's ``n``-th callback of ``kind`` (from 0), once it has arrived."""
+    full = f"Microsoft.Communication.{kind}"
+    deadline = time.monotonic() + 60
+    while True:
+        mine = [e for e in receiver.of_type(full) if e.type == full and e.data["callConnectionId"] == connection_id]
+        if len(mine) > n:
+            return mine[n]
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no {kind} #{n} for {connection_id}")
+        await asyncio.sleep(0.005)  # polling the receiver; the latency is its arrival time, not this
+
+
+async def ping_baseline(server: Server, rounds: int) -> list[float]:
+    url = f"{server.endpoint}/ping?api-version=2025-03-13"
+    values = []
+    with server.client() as client:
+        for _ in range(rounds):
+            started = time.perf_counter()
+            client.get(url, headers=signed_headers(server.key, "GET", url))
+            values.append((time.perf_counter() - started) * 1000)
+    return values
+
+
+async def latencies(
+    world: CallWorld, app: CallAutomationClient, receiver: CallbackReceiver, folder: Path, port: int, rounds: int
+) -> dict[str, Any]:
+    presenter = world.user()
+    room_id = world.room({presenter: "Presenter"})
+    world.rooms.update_room(room_id=room_id, pstn_dial_out_enabled=True)
+    call = await world.join(presenter, room_id)
+    connect, play, add = [], [], []
+    for n in range(rounds):
+        started = time.time()
+        properties = await app.connect_call(callback_url=receiver.url, room_id=room_id)
+        connection_id = str(properties.call_connection_id)
+        connected = await _callback(receiver, "CallConnected", connection_id, 0)
+        connect.append((connected.at - started) * 1000)
+        connection = app.get_call_connection(connection_id)
+        started = time.time()
+        await connection.play_media([PROMPT])
+        play.append(((await _callback(receiver, "PlayStarted", connection_id, 0)).at - started) * 1000)
+        carrier = Carrier(folder / f"add{n}", port, Scenario(auth=False))
+        started = time.time()
+        await connection.add_participant(PhoneNumberIdentifier(NUMBER))
+        added = await _callback(receiver, "AddParticipantSucceeded", connection_id, 0)
+        add.append((added.at - started) * 1000)
+        await connection.remove_participant(PhoneNumberIdentifier(NUMBER))
+        await connection.cancel_all_media_operations()
+        await connection.hang_up(is_for_everyone=False)
+        carrier.finish()
+        carrier.stop()
+    await call.leave()
+    base = await ping_baseline(world.server, rounds)
+    result: dict[str, Any] = {
+        "rounds": rounds,
+        "connect_ms": _ms(connect),
+        "play_ms": _ms(play),
+        "add_phone_ms": _ms(add),
+    }
+    result["ping_ms"] = _ms(base)
+    result["ratios_p50"] = {
+        name: round(result[name]["p50"] / max(result["ping_ms"]["p50"], 0.1), 1)
+        for name in ("connect_ms", "play_ms", "add_phone_ms")
+    }
+    return result
+
+
+async def _ivr_loop(
+    connection: CallConnectionClient, receiver: CallbackReceiver, connection_id: str, stop_at: float
+) -> list[float]:
+    """Prompt the phone, then recognize two digits (sent by the app, echoed by the phone)."""
+    target = PhoneNumberIdentifier(NUMBER)
+    cycles: list[float] = []
+    while time.monotonic() < stop_at:
+        started = time.monotonic()
+        await connection.play_media([PROMPT], play_to=[target])
+        await _callback(receiver, "PlayCompleted", connection_id, len(cycles))
+        await connection.start_recognizing_media(
+            "dtmf", target, dtmf_max_tones_to_collect=2, initial_silence_timeout=10
+        )
+        await connection.send_dtmf_tones([DtmfTone.ONE, DtmfTone.TWO], target)
+        await _callback(receiver, "RecognizeCompleted", connection_id, len(cycles))
+        cycles.append(time.monotonic() - started)
+    return cycles
+
+
+async def load(
+    world: CallWorld,
+    app: CallAutomationClient,
+    receiver: CallbackReceiver,
+    server: Server,
+    folder: Path,
+    port: int,
+    rooms: int,
+    seconds: float,
+) -> dict[str, Any]:
+    carrier = Carrier(folder, port, Scenario(auth=False), echo=True, calls=rooms)
+    connections = []
+    try:
+        for _ in range(rooms):
+            presenter = world.user()
+            room_id = world.room({presenter: "Presenter"})
+            world.rooms.update_room(room_id=room_id, pstn_dial_out_enabled=True)
+            properties = await app.connect_call(callback_url=receiver.url, room_id=room_id)
+            connection_id = str(properties.call_connection_id)
+            connection = app.get_call_connection(connection_id)
+            await connection.add_participant(PhoneNumberIdentifier(NUMBER))
+            await _callback(receiver, "AddParticipantSucceeded", connection_id, 0)
+            connections.append((connection, connection_id))
+        meter = CpuMeter(server)
+        extra = _extra_processes(server)
+        meter.start()
+        c0, t0 = {k: cpu_seconds(p) for k, p in extra.items()}, time.monotonic()
+        stop_at = time.monotonic() + seconds
+        cycles = await asyncio.gather(*(_ivr_loop(c, receiver, cid, stop_at) for c, cid in connections))
+        wall = time.monotonic() - t0
+        cpu = meter.stop()
+        cpu.update({k: round(100 * (cpu_seconds(p) - c0[k]) / wall, 1) for k, p in extra.items()})
+        done = [c * 1000 for room in cycles for c in room]
+        return {
+            "rooms": rooms,
+            "seconds": round(wall, 1),
+            "cycles": len(done),
+            "cycles_per_second": round(len(done) / wall, 1),
+            "cycle_ms": _ms(done),
+            "cpu_percent": cpu,
+        }
+    finally:
+        for connection, _ in connections:
+            await connection.hang_up(is_for_everyone=True)
+        carrier.stop()
+
+
+def _extra_processes(server: Server) -> dict[str, int]:
+    """rtpengine, the event dispatcher and the REST worker, beside CpuMeter's Janus and call host."""
+    assert server.process is not None
+    found = {"rtpengine": int((server.data_dir / "rtpengine" / "rtpengine.pid").read_text())}
+    for pid in children(server.process.pid):
+        command = Path(f"/proc/{pid}/cmdline").read_text()
+        if "vrooms.events.dispatcher" in command:
+            found["dispatcher"] = pid
+    found["rest_worker_and_launcher"] = server.process.pid
+    return found
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    folder = Path(tempfile.mkdtemp(prefix="vrooms-bench-automation-"))
+    prompts = folder / "prompts"
+    prompts.mkdir()
+    write_tone_wav(prompts / "prompt.wav", 1.0, 1000.0)
+    port = free_udp_port()
+    server = Server(
+        folder / "server",
+        workers=1,
+        extra_env={
+            "VROOMS_SIP_TRUNK_URI": f"sip:127.0.0.1:{port};transport=udp",
+            "VROOMS_SIP_CALLER_ID": "+15550000001",
+            "VROOMS_SIP_LISTEN": f"127.0.0.1:{free_udp_port()}",
+            "VROOMS_SIP_MAX_PHONE_LEGS_PER_ROOM": "100",
+            "VROOMS_PROMPTS_DIR": str(prompts),
+        },
+    ).start()
+    receiver = CallbackReceiver().start()
+    app = CallAutomationClient.from_connection_string(server.connection_string, connection_verify=server.ca_path)
+    try:
+        world = CallWorld(server)
+        results: dict[str, Any] = {"machine": {"cores": os.cpu_count()}}
+        print(f"Request -> callback latency, {args.rounds} rounds ...")
+        results["latency"] = await latencies(world, app, receiver, folder / "latency", port, args.rounds)
+        print(f"  {results['latency']}")
+        print(f"{args.rooms} rooms prompting and recognizing DTMF for {args.seconds} s ...")
+        results["load"] = await load(world, app, receiver, server, folder / "load", port, args.rooms, args.seconds)
+        print(f"  {results['load']}")
+        await world.close()
+        return results
+    finally:
+        await app.close()
+        receiver.stop()
+        server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--rooms", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    args = parser.parse_args()
+    results = asyncio.run(run(args))
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "automation.json").write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
