@@ -119,3 +119,11 @@ def raw_signaling(server: Server, token: str, *, in_query: bool = False, **optio
     if in_query:
         return websockets.connect(f"{url}?access_token={token}", ssl=tls, **options)
     return websockets.connect(url, ssl=tls, additional_headers={"Authorization": f"Bearer {token}"}, **options)
+
+
+async def receives_audio(call: Call, seconds: float, timeout: float = 20.0) -> None:
+    """Until ``seconds`` more of the call's audio has arrived (media time, 20 ms frames)."""
+    sink = call.remote_audio
+    assert sink is not None, "the call has no audio yet"
+    until = sink.frames + int(seconds * 50)
+    await call.wait_until(lambda: sink.frames >= until, timeout)

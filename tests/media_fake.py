@@ -59,6 +59,9 @@ class FakeLeg:
         await self.plane.step("renegotiate")
         return sdp.audio_offer(offer_sdp, may_send=may_send)
 
+    async def record(self, base: Path | None) -> None:
+        await self.plane.step("record")
+
     async def close(self) -> None:
         self.closed = True
 
@@ -132,6 +135,9 @@ class FakePlane:
 
     async def stop_file(self, media: CallMedia, file_id: str) -> None:
         await self.step("stop_file")
+
+    async def record_mix(self, media: CallMedia, path: Path | None) -> None:
+        await self.step("record_mix")
 
     async def publish(
         self, media: CallMedia, *, display: str, offer_sdp: str, on_event: EventHandler

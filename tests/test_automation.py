@@ -17,11 +17,13 @@ from azure.communication.callautomation import (
     FileSource,
     PhoneNumberIdentifier,
     TextSource,
+    recording_url_validator,
 )
 from azure.communication.callautomation.aio import CallAutomationClient, CallConnectionClient
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
-from tests.calls import CallWorld, hears, hears_nothing_of, stops_hearing
+from tests.audio_files import tone_per_second
+from tests.calls import HEARD, SILENT, CallWorld, hears, hears_nothing_of, receives_audio, stops_hearing
 from tests.phones import TONE_HZ, Scenario, caller_xml, refused_caller_xml, trunk_env, write_tone_pcap, write_tone_wav
 from tests.servers import Server, signed_headers
 from tests.webhooks import CallbackReceiver, Receiver
@@ -505,3 +507,144 @@ async def test_an_app_rejects_or_redirects_a_caller(
     assert moved.finish() == 0, moved.errors()
     with pytest.raises(ResourceNotFoundError):  # it is no longer ringing
         await app.reject_call(second.data["incomingCallContext"])
+
+
+# -- recording ---------------------------------------------------------------------------------
+
+RECORDING_FILES = "Microsoft.Communication.RecordingFileStatusUpdated"
+STATE_CHANGED = "Microsoft.Communication.RecordingStateChanged"
+SECOND_HZ = 880.0
+
+
+@pytest.fixture
+def recording_files(automation_server: Server) -> Iterator[Receiver]:
+    """An Event Grid subscriber to RecordingFileStatusUpdated: where an app learns the files' URLs."""
+    hook = Receiver().start()
+    automation_server.cli("events", "subscribe", "recordings", hook.url, "--type", RECORDING_FILES)
+    yield hook
+    automation_server.cli("events", "unsubscribe", "recordings")
+    hook.stop()
+
+
+@pytest.fixture
+def vrooms_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK downloads only from Microsoft's recording hosts (an SSRF guard in the client);
+    an app of a vrooms server adds that server's host, as the README shows."""
+    allowed = (*recording_url_validator.ALLOWED_HOST_SUFFIXES, "127.0.0.1")
+    monkeypatch.setattr(recording_url_validator, "ALLOWED_HOST_SUFFIXES", allowed)
+
+
+async def _download(app: CallAutomationClient, url: str, **range_: int) -> bytes:
+    response: Any = await app.download_recording(url, **range_)
+    return bytes(await response.read())
+
+
+def _recording_state(recording_id: str, state: str) -> Any:
+    return lambda e: e.data["recordingId"] == recording_id and e.data["state"] == state
+
+
+async def test_a_mixed_recording_holds_the_call_without_its_pause_and_is_downloaded_with_the_sdk(
+    world: CallWorld,
+    app: CallAutomationClient,
+    receiver: CallbackReceiver,
+    recording_files: Receiver,
+    vrooms_downloads: None,
+) -> None:
+    presenter, attendee = world.user(), world.user()
+    room_id = world.room({presenter: "Presenter", attendee: "Attendee"})
+    listener = await world.join(presenter, room_id)
+    await world.join(attendee, room_id, tone=ATTENDEE_HZ)
+    await hears(listener, ATTENDEE_HZ)
+
+    started = await app.start_recording(
+        room_id=room_id,
+        recording_state_callback_url=receiver.url,
+        recording_content_type="audio",
+        recording_channel_type="mixed",
+        recording_format_type="wav",
+    )
+    recording_id = str(started.recording_id)
+    assert started.recording_state == "active"
+    await receiver.wait_for_type("RecordingStateChanged", where=_recording_state(recording_id, "active"))
+    with pytest.raises(HttpResponseError) as twice:
+        await app.start_recording(room_id=room_id)
+    assert twice.value.status_code == 409
+    await receives_audio(listener, 2)
+    await app.pause_recording(recording_id)
+    assert (await app.get_recording_properties(recording_id)).recording_state == "inactive"
+    await receiver.wait_for_type("RecordingStateChanged", where=_recording_state(recording_id, "inactive"))
+    await receives_audio(listener, 3)  # not recorded
+    await app.resume_recording(recording_id)
+    changes = await receiver.wait_for(3, STATE_CHANGED)
+    assert [c.data["state"] for c in changes] == ["active", "inactive", "active"]
+    await receives_audio(listener, 2)
+    await app.stop_recording(recording_id)
+    assert (await receiver.wait_for(4, STATE_CHANGED))[3].data["state"] == "inactive"
+
+    [files] = await recording_files.wait_for(1, RECORDING_FILES)
+    assert files.data["recordingChannelType"] == "Mixed" and files.data["sessionEndReason"] == "StopRecording"
+    [chunk] = files.data["recordingStorageInfo"]["recordingChunks"]
+    audio = await _download(app, chunk["contentLocation"])
+    levels = tone_per_second(audio, ATTENDEE_HZ)
+    assert 3 <= len(levels) <= 5, f"{len(levels)} s recorded of 4 s recording and 3 s paused"
+    assert min(levels) > HEARD, levels
+    assert await _download(app, chunk["contentLocation"], offset=100, length=50) == audio[100:150]
+    metadata = json.loads(await _download(app, chunk["metadataLocation"]))
+    assert len(metadata["pauseResumeIntervals"]) == 1 and metadata["pauseResumeIntervals"][0]["duration"] >= 2000
+
+    await app.delete_recording(chunk["deleteLocation"])
+    with pytest.raises(ResourceNotFoundError):
+        await _download(app, chunk["contentLocation"])
+    await listener.leave()
+
+
+async def test_an_unmixed_recording_has_each_participant_alone_a_phone_too_until_the_call_ends(
+    world: CallWorld,
+    app: CallAutomationClient,
+    receiver: CallbackReceiver,
+    recording_files: Receiver,
+    vrooms_downloads: None,
+    carrier: Any,
+    tmp_path: Path,
+) -> None:
+    presenter, attendee = world.user(), world.user()
+    room_id = world.room({presenter: "Presenter", attendee: "Attendee"})
+    world.rooms.update_room(room_id=room_id, pstn_dial_out_enabled=True)
+    listener = await world.join(presenter, room_id, tone=SECOND_HZ)
+    await world.join(attendee, room_id, tone=ATTENDEE_HZ)
+    connection = await _connect(app, room_id, receiver)
+    started = await app.start_recording(
+        call_connection_id=connection._call_connection_id,
+        recording_channel_type="unmixed",
+        recording_format_type="mp3",
+    )
+    recording_id = str(started.recording_id)
+    await receiver.wait_for_type("RecordingStateChanged", where=_recording_state(recording_id, "active"))
+    tone = write_tone_pcap(tmp_path / "tone.pcap", seconds=6)
+    phone = carrier(Scenario(play=[str(tone)]))  # joins while the recording runs
+    await connection.add_participant(
+        PhoneNumberIdentifier(NUMBER), source_caller_id_number=PhoneNumberIdentifier("+15550000001")
+    )
+    await receiver.wait_for_type("AddParticipantSucceeded")
+    await hears(listener, TONE_HZ)
+    await receives_audio(listener, 2)
+    await connection.hang_up(is_for_everyone=True)
+
+    [files] = await recording_files.wait_for(1, RECORDING_FILES)
+    assert files.data["recordingChannelType"] == "Unmixed" and files.data["sessionEndReason"] == "CallEnded"
+    chunks = files.data["recordingStorageInfo"]["recordingChunks"]
+    by_participant = {}
+    for chunk in chunks:
+        metadata = json.loads(await _download(app, chunk["metadataLocation"]))
+        [who] = metadata["participants"]
+        by_participant[who["participantId"]] = await _download(app, chunk["contentLocation"])
+    own = {presenter.raw_id: SECOND_HZ, attendee.raw_id: ATTENDEE_HZ, f"4:{NUMBER}": TONE_HZ}
+    assert sorted(by_participant) == sorted(own)
+    for raw_id, audio in by_participant.items():
+        for frequency in own.values():
+            loudest = max(tone_per_second(audio, frequency))
+            if frequency == own[raw_id]:
+                assert loudest > HEARD, f"{raw_id} not heard in its own file"
+            else:
+                assert loudest < SILENT, f"{frequency} Hz in the file of {raw_id}: {loudest:.4f}"
+    assert phone.finish() == 0, phone.errors()

@@ -37,6 +37,7 @@ from vrooms.events.service import EventsService
 from vrooms.identity import routes as identity_routes
 from vrooms.identity.service import IdentityService
 from vrooms.oplog.repository import OperationLogWriter
+from vrooms.recording import routes as recording_routes
 from vrooms.rooms import routes as rooms_routes
 from vrooms.rooms import schemas as rooms_schemas
 from vrooms.rooms.service import RoomsService
@@ -138,6 +139,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *identity_routes.routes,
             *events_routes.routes,
             *automation_routes.routes,
+            *recording_routes.routes,
             *_callback_keys(services),
             Route("/ping", endpoint(rooms_schemas.VERSIONS, ping), methods=["GET"]),
             Route("/health", health, methods=["GET"]),

@@ -27,6 +27,7 @@ from vrooms.calls.models import Refusal
 from vrooms.calls.rules import CallRefused
 from vrooms.errors import ApiError
 from vrooms.media.types import MediaError
+from vrooms.recording import schemas as recording_schemas
 
 Answer = tuple[int, Any]
 Operation = Callable[[AutomationService, dict[str, Any]], Awaitable[Answer]]
@@ -161,6 +162,26 @@ async def _move(service: AutomationService, envelope: dict[str, Any]) -> Answer:
     return 202, await service.move(_connection(service, envelope), schemas.parse_move(envelope["body"]))
 
 
+async def _start_recording(service: AutomationService, envelope: dict[str, Any]) -> Answer:
+    return 200, await service.recordings.start(recording_schemas.parse_start(envelope["body"]))
+
+
+async def _recording(service: AutomationService, envelope: dict[str, Any]) -> Answer:
+    recording_id = str(envelope.get("recordingId"))
+    recordings = service.recordings
+    match envelope["op"]:
+        case "getRecording":
+            return 200, recordings.get(recording_id)
+        case "pauseRecording":
+            await recordings.pause(recording_id)
+        case "resumeRecording":
+            await recordings.resume(recording_id)
+        case _:
+            await recordings.stop(recording_id)
+            return 204, None
+    return 202, None
+
+
 def _connection(service: AutomationService, envelope: dict[str, Any]) -> Connection:
     return service.connection(str(envelope.get("connectionId")))
 
@@ -188,6 +209,11 @@ OPERATIONS: dict[str, Operation] = {
     "reject": _reject,
     "redirect": _redirect,
     "moveHere": _move,
+    "startRecording": _start_recording,
+    "getRecording": _recording,
+    "pauseRecording": _recording,
+    "resumeRecording": _recording,
+    "stopRecording": _recording,
 }
 
 
@@ -251,7 +277,9 @@ async def run_operation(
     if operation is None:
         raise ApiError(404, "NotFound", "No such Call Automation operation.")
     headers = {k.lower(): v for k, v in dict(envelope.get("headers") or {}).items()}
-    fingerprint = orjson.dumps([envelope.get("op"), envelope.get("connectionId"), envelope.get("body")])
+    fingerprint = orjson.dumps(
+        [envelope.get("op"), envelope.get("connectionId"), envelope.get("recordingId"), envelope.get("body")]
+    )
     key = repeatability.parse(headers, fingerprint, now=now_micros(), window_seconds=repeats.window_seconds)
     answer = await repeats.run(key, lambda: _mapped(operation, service, envelope))
     return answer, ({repeatability.RESULT: "accepted"} if key is not None else {})

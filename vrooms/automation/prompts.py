@@ -22,7 +22,6 @@ import asyncio
 import hashlib
 import ipaddress
 import logging
-import shutil
 import socket
 import wave
 from dataclasses import dataclass
@@ -31,6 +30,8 @@ from urllib.parse import unquote, urlsplit
 
 import aiohttp
 import orjson
+
+from vrooms.media.tools import ToolFailed, run_tool
 
 log = logging.getLogger("vrooms.automation")
 
@@ -176,18 +177,7 @@ def _ffmpeg(inputs: list[Path], clip: Clip) -> list[str]:
 
 
 async def _run(command: list[str], tool: str) -> bytes:
-    if shutil.which(command[0]) is None:
-        raise PromptError(f"{tool} is not installed on the server (apt-get install {tool}).")
-    process = await asyncio.create_subprocess_exec(
-        *command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
     try:
-        output, errors = await asyncio.wait_for(process.communicate(), _TOOL_SECONDS)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise PromptError(f"{tool} took longer than {_TOOL_SECONDS:.0f} s.") from None
-    if process.returncode != 0:
-        log.info("%s failed: %s", tool, errors.decode(errors="replace")[-500:])
-        raise PromptError(f"{tool} could not read or make the audio (unsupported format?).")
-    return output
+        return await run_tool(command, tool, _TOOL_SECONDS)
+    except ToolFailed as exc:
+        raise PromptError(str(exc)) from None

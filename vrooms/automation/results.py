@@ -40,6 +40,8 @@ CALL_GONE = Result(410, 7005, "The call ended before the operation finished.")
 NOT_PENDING = Result(404, 7006, "No add with this invitation id is in progress.")
 TELEPHONY_FAILED = Result(500, 7007, "Sending the tones failed at the telephone relay.")
 HOST_RESTARTED = Result(500, 7008, "The call host restarted; the call ended.")
+RECORDING_FAILED = Result(500, 7030, "The recording could not be written or encoded; it has no files.")
+RECORDING_RECOVERED = Result(200, 7031, "The call host restarted; the recording was finished with what it had.")
 
 # Media operations: the codes ACS documents for play and recognize (MediaEventReasonCode).
 PLAYED = Result(200, 0, "Action completed successfully.")

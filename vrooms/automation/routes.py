@@ -20,6 +20,7 @@ from vrooms.automation import schemas
 
 _RELAYED_HEADERS = ("repeatability-request-id", "repeatability-first-sent")
 _CONNECTION = "/calling/callConnections/{callConnectionId}"
+_RECORDING = "/calling/recordings/{recordingId}"
 
 
 def _relay(op: str) -> Callable[[Request], Awaitable[Response]]:
@@ -29,6 +30,7 @@ def _relay(op: str) -> Callable[[Request], Awaitable[Response]]:
             "op": op,
             "connectionId": params.get("callConnectionId"),
             "participantRawId": params.get("participantRawId"),
+            "recordingId": params.get("recordingId"),
             "body": call.json(empty_ok=True),
             "headers": {k: v for k, v in call.request.headers.items() if k.lower() in _RELAYED_HEADERS},
         }
@@ -69,4 +71,9 @@ routes = [
     _operation(f"{_CONNECTION}/participants", "GET", "participants"),
     _operation(_CONNECTION, "GET", "get"),
     _operation(_CONNECTION, "DELETE", "hangUp"),
+    _operation("/calling/recordings", "POST", "startRecording"),
+    _operation(f"{_RECORDING}:pause", "POST", "pauseRecording"),
+    _operation(f"{_RECORDING}:resume", "POST", "resumeRecording"),
+    _operation(_RECORDING, "GET", "getRecording"),
+    _operation(_RECORDING, "DELETE", "stopRecording"),
 ]

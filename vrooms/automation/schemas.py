@@ -46,7 +46,7 @@ TONE_NAMES = {char: name for name, char in TONES.items()}
 _MAX_TONES = 18  # ACS sends at most 18 tones per request
 
 
-def _object(body: dict[str, Any], name: str, *, required: bool = True) -> dict[str, Any] | None:
+def object_field(body: dict[str, Any], name: str, *, required: bool = True) -> dict[str, Any] | None:
     value = body.get(name)
     if value is None and not required:
         return None
@@ -84,7 +84,7 @@ def callback_uri(body: dict[str, Any], name: str = "callbackUri") -> str:
 
 def raw_id(body: dict[str, Any], name: str) -> str:
     """A ``CommunicationIdentifierModel`` as a raw id: an ACS user (``8:acs:...``) or a phone (``4:+1...``)."""
-    model = _object(body, name)
+    model = object_field(body, name)
     assert model is not None
     raw = model.get("rawId")
     if raw is not None and (not isinstance(raw, str) or not raw or len(raw) > _MAX_RAW_ID_CHARS):
@@ -124,21 +124,25 @@ class ConnectRequest:
 
 def parse_connect(body: dict[str, Any]) -> ConnectRequest:
     refuse_unsupported(body, "mediaStreamingOptions", "transcriptionOptions")
-    locator = _object(body, "callLocator")
+    locator = object_field(body, "callLocator")
     assert locator is not None
+    room_id, server_call_id = call_locator(locator)
+    return ConnectRequest(room_id, server_call_id, callback_uri(body), operation_context(body))
+
+
+def call_locator(locator: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(room id, server call id) of a ``CallLocator``: exactly one of them is set."""
     kind = locator.get("kind", "roomCallLocator" if "roomId" in locator else "serverCallLocator")
-    room_id = server_call_id = None
     if kind == "roomCallLocator":
         room_id = text(locator, "roomId", 32, required=True)
         if not _ROOM_ID.match(room_id or ""):
             raise bad_argument("callLocator.roomId must be a room id (digits).", "callLocator.roomId")
-    elif kind == "serverCallLocator":
-        server_call_id = text(locator, "serverCallId", 128, required=True)
-    else:
-        raise bad_argument(
-            "callLocator.kind must be roomCallLocator or serverCallLocator (room calls only).", "callLocator.kind"
-        )
-    return ConnectRequest(room_id, server_call_id, callback_uri(body), operation_context(body))
+        return room_id, None
+    if kind == "serverCallLocator":
+        return None, text(locator, "serverCallId", 128, required=True)
+    raise bad_argument(
+        "callLocator.kind must be roomCallLocator or serverCallLocator (room calls only).", "callLocator.kind"
+    )
 
 
 @dataclass(frozen=True)
@@ -159,7 +163,7 @@ def parse_add(body: dict[str, Any]) -> AddRequest:
             f"invitationTimeoutInSeconds must be an integer from 0 to {_MAX_INVITATION_SECONDS}.",
             "invitationTimeoutInSeconds",
         )
-    caller = _object(body, "sourceCallerIdNumber", required=False)
+    caller = object_field(body, "sourceCallerIdNumber", required=False)
     if caller is not None:  # a PhoneNumberIdentifierModel; checked, but the trunk's caller id is what rings
         try:
             numbers.e164(caller.get("value"), "sourceCallerIdNumber.value")
@@ -293,7 +297,7 @@ def parse_play(body: dict[str, Any]) -> PlayRequest:
     targets = body.get("playTo") or []
     if not isinstance(targets, list) or len(targets) > 100:
         raise bad_argument("playTo must list at most 100 participants (none: everyone).", "playTo")
-    options = _object(body, "playOptions", required=False) or {}
+    options = object_field(body, "playOptions", required=False) or {}
     return PlayRequest(
         sources=_play_sources(body, "playSources", required=True),
         targets=[raw_id({"playTo": t}, "playTo") for t in targets],
@@ -327,10 +331,10 @@ def parse_recognize(body: dict[str, Any]) -> RecognizeRequest:
     refuse_unsupported(body, "operationCallbackUri")
     if body.get("recognizeInputType") != "dtmf":
         raise bad_argument("recognizeInputType must be dtmf (no speech recognition here).", "recognizeInputType")
-    options = _object(body, "recognizeOptions")
+    options = object_field(body, "recognizeOptions")
     assert options is not None
     refuse_unsupported(options, "speechOptions", "choices", "speechLanguage", "speechRecognitionModelEndpointId")
-    dtmf = _object(options, "dtmfOptions", required=False) or {}
+    dtmf = object_field(options, "dtmfOptions", required=False) or {}
     tones = dtmf.get("maxTonesToCollect", 1)
     if not isinstance(tones, int) or isinstance(tones, bool) or not 1 <= tones <= 32:
         raise bad_argument("maxTonesToCollect must be an integer from 1 to 32.", "maxTonesToCollect")

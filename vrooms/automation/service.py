@@ -49,6 +49,9 @@ from vrooms.events import repository as events_repository
 from vrooms.events.models import EventType
 from vrooms.media.types import MediaError
 from vrooms.pstn import numbers
+from vrooms.recording.service import SUBSCRIPTION_PREFIX as RECORDING_SUBSCRIPTION
+from vrooms.recording.service import RecordingService
+from vrooms.recording.store import RecordingStore
 from vrooms.rooms import repository as rooms_repository
 
 log = logging.getLogger("vrooms.automation")
@@ -68,10 +71,21 @@ def _phones_allowed(call: Call) -> None:
 
 
 class AutomationService:
-    def __init__(self, calls: CallService, prompts: PromptRenderer, *, callback_retry_seconds: float) -> None:
+    def __init__(
+        self,
+        calls: CallService,
+        prompts: PromptRenderer,
+        recordings: RecordingStore,
+        *,
+        public_url: str,
+        callback_retry_seconds: float,
+    ) -> None:
         self.calls = calls
         self.prompts = prompts
         self.connections: dict[str, Connection] = {}
+        self.recordings = RecordingService(
+            calls, self.connection, recordings, public_url, callback_retry_seconds=callback_retry_seconds
+        )
         self._retry_seconds = callback_retry_seconds
         self._tasks: set[asyncio.Task[Any]] = set()
         self._writers: set[callbacks.CallbackWriter] = set()
@@ -528,6 +542,8 @@ class AutomationService:
                 if names is None:
                     continue
                 connection_id, call_id = names
+                if connection_id.startswith(RECORDING_SUBSCRIPTION):
+                    continue  # a recording's: the recording service finishes it (recover)
                 data = {
                     "callConnectionId": connection_id,
                     "serverCallId": call_id,
@@ -541,9 +557,10 @@ class AutomationService:
         return len(live)
 
     async def shutdown(self) -> None:
-        """After the calls ended: let the connections write their last callbacks."""
+        """After the calls ended: let recordings and connections write their last callbacks."""
         for task in list(self._tasks):
             task.cancel()
+        await self.recordings.shutdown()
         writers = [writer.task for writer in self._writers]
         if writers:
             await asyncio.wait(writers, timeout=_SHUTDOWN_FLUSH_SECONDS)

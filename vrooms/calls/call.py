@@ -60,6 +60,14 @@ class Listener(Protocol):
         """Queue a message (``calls.protocol``); never blocks."""
 
 
+class Recorder(Protocol):
+    """Records a call (``recording.session``): told of every leg that joins the mix, and of the end."""
+
+    def leg_added(self, participant: Participant) -> None: ...
+
+    def call_ended(self) -> None: ...
+
+
 class Peer(Listener, Protocol):
     """A signaling connection: one signed-in user, possibly in one call."""
 
@@ -155,6 +163,7 @@ class Call:
     # A caller answered by Call Automation, outside any room until moved into a room's call:
     # no records, and it ends when the caller leaves.
     lobby: bool = False
+    recorder: Recorder | None = None
     expiry: asyncio.TimerHandle | None = None
 
     def feed_owners(self) -> dict[int, tuple[Participant, MediaSource]]:

@@ -37,6 +37,7 @@ from vrooms.pstn.keeper import keep_telephony
 from vrooms.pstn.prompts import speak_prompts
 from vrooms.pstn.service import PstnService
 from vrooms.pstn.sip import SipStack
+from vrooms.recording.store import RecordingStore
 
 log = logging.getLogger("vrooms.calls")
 
@@ -95,9 +96,17 @@ async def run(settings: Settings) -> None:
         settings.prompts_dir,
         tuple(h.strip().lower() for h in settings.prompt_url_hosts.split(",") if h.strip()),
     )
-    automation = AutomationService(calls, prompts, callback_retry_seconds=settings.event_ttl_seconds)
+    automation = AutomationService(
+        calls,
+        prompts,
+        RecordingStore(settings.data_dir / "recordings"),
+        public_url=settings.effective_public_url,
+        callback_retry_seconds=settings.event_ttl_seconds,
+    )
     if abandoned := await automation.close_abandoned():
         log.warning("told %d call automation app(s) that their call connection ended", abandoned)
+    if unfinished := await automation.recordings.recover():
+        log.warning("finishing %d recording(s) a call host left unfinished when it stopped", unfinished)
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     signaling_socket = _private_socket(settings.signaling_socket)
     app = Starlette(

@@ -202,6 +202,8 @@ class CallService:
             self.participant_of[peer] = participant
             call.invitations.pop(participant.user_id, None)
             await self.records.joined(call, participant)
+            if call.recorder is not None:
+                call.recorder.leg_added(participant)
         call.broadcast(protocol.participant_joined(participant.to_wire()), skip=participant)
         self.video.sync(participant)
         if self._notices != notices:  # a roster, room or token change landed while this join was admitted
@@ -255,6 +257,8 @@ class CallService:
                 await leg.close()
             return
         participant.audio = leg
+        if participant.call.recorder is not None:
+            participant.call.recorder.leg_added(participant)
         await self.settle_audio(participant)
 
     def set_state(self, participant: Participant, state: ParticipantState) -> None:
@@ -386,6 +390,8 @@ class CallService:
             for watcher in call.watchers:
                 watcher.send(protocol.call_ended(call.id, str(reason), by))
             call.watchers.clear()
+            if call.recorder is not None:
+                call.recorder.call_ended()
             if self.calls.get(call.room_id) is call:
                 del self.calls[call.room_id]
             self.lobbies.pop(call.id, None)

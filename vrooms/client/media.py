@@ -84,6 +84,15 @@ class PatternSource(MediaStreamTrack):
         return frame
 
 
+def tone_amplitude(samples: np.ndarray, rate: int, frequency: float) -> float:
+    """Amplitude of ``frequency`` in ``samples`` (floats in [-1, 1]; a sine of amplitude A gives about A)."""
+    if not len(samples):
+        return 0.0
+    t = np.arange(len(samples)) / rate
+    probe = np.exp(-2j * math.pi * frequency * t)
+    return float(2 * abs(np.dot(samples, probe)) / len(samples))
+
+
 class AudioSink:
     """Consumes a received audio track: counts frames and keeps the last half second for analysis."""
 
@@ -125,10 +134,7 @@ class AudioSink:
         """Amplitude of ``frequency`` in the last half second (a sine of amplitude A gives about A)."""
         if not self._recent:
             return 0.0
-        samples = np.concatenate(list(self._recent))
-        t = np.arange(len(samples)) / AUDIO_RATE
-        probe = np.exp(-2j * math.pi * frequency * t)
-        return float(2 * abs(np.dot(samples, probe)) / len(samples))
+        return tone_amplitude(np.concatenate(list(self._recent)), AUDIO_RATE, frequency)
 
     def level(self) -> float:
         """RMS of the last half second."""

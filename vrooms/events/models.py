@@ -18,6 +18,8 @@ class EventType(StrEnum):
     CALL_PARTICIPANT_REMOVED = "Microsoft.Communication.CallParticipantRemoved"
     # A call from the SIP trunk to a number of this server (dial-in).
     INCOMING_CALL = "Microsoft.Communication.IncomingCall"
+    # A recording's files are ready (``AcsRecordingFileStatusUpdatedEventData``).
+    RECORDING_FILE_STATUS_UPDATED = "Microsoft.Communication.RecordingFileStatusUpdated"
     # vrooms extensions: ACS emits nothing for room lifecycle. The "Vrooms." prefix keeps
     # them apart from Microsoft's types in every filter and handler.
     ROOM_CREATED = "Vrooms.Rooms.RoomCreated"
@@ -48,6 +50,7 @@ class EventType(StrEnum):
     RECOGNIZE_COMPLETED = "Microsoft.Communication.RecognizeCompleted"
     RECOGNIZE_FAILED = "Microsoft.Communication.RecognizeFailed"
     RECOGNIZE_CANCELED = "Microsoft.Communication.RecognizeCanceled"
+    RECORDING_STATE_CHANGED = "Microsoft.Communication.RecordingStateChanged"
 
 
 _EVENT_GRID_TYPES = {
@@ -56,6 +59,7 @@ _EVENT_GRID_TYPES = {
     EventType.CALL_PARTICIPANT_ADDED,
     EventType.CALL_PARTICIPANT_REMOVED,
     EventType.INCOMING_CALL,
+    EventType.RECORDING_FILE_STATUS_UPDATED,
 }
 CALLBACK_TYPES = frozenset(
     t for t in EventType if t.value.startswith("Microsoft.Communication.") and t not in _EVENT_GRID_TYPES

@@ -19,6 +19,7 @@ _LIB_DIR_CANDIDATES = (Path("/usr/lib/x86_64-linux-gnu/janus"), Path("/usr/lib/a
 _PLUGINS = ("libjanus_audiobridge.so", "libjanus_videoroom.so")
 _TRANSPORTS = ("libjanus_websockets.so",)
 # Folders Janus must never write recordings into.
+RECORDING_PART = "part"  # the extension Janus gives a recording while it writes it
 _PROTECTED = ", ".join(f'"{p}"' for p in ("/bin", "/boot", "/dev", "/etc", "/lib", "/proc", "/sbin", "/sys", "/usr"))
 
 
@@ -84,6 +85,7 @@ def write_config(
 \tapi_secret = "{api_secret}"
 \tadmin_secret = "{secrets.token_urlsafe(24)}"
 \tprotected_folders = [{_PROTECTED}]
+\trecordings_tmp_ext = "{RECORDING_PART}"
 }}
 media: {{
 \trtp_port_range = "{rtp_port_range}"
@@ -123,6 +125,7 @@ admin: {{
         # Plain-RTP (telephone) legs listen on loopback, where rtpengine relays them.
         "janus.plugin.audiobridge.jcfg": (
             f'general: {{\n\tadmin_key = "{admin_key}"\n\tevents = false\n\tlocal_ip = "127.0.0.1"\n'
+            f'\trecord_tmp_ext = "{RECORDING_PART}"\n'
             f'\trtp_port_range = "{plain_rtp_port_range}"\n}}\n'
         ),
         "janus.plugin.videoroom.jcfg": f'general: {{\n\tadmin_key = "{admin_key}"\n\tevents = false\n}}\n',

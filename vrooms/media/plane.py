@@ -145,6 +145,14 @@ class JanusAudioLeg:
             reply = await self.handle.request({"request": "configure"}, _offer(offer))
             return _answer_sdp(reply.jsep)
 
+    async def record(self, base: Path | None) -> None:
+        # janus_audiobridge.c: "record" + "filename" on configure; the plugin appends "-audio.mjr".
+        body: dict[str, Any] = {"request": "configure", "record": base is not None}
+        if base is not None:
+            body["filename"] = str(base)
+        with _mapped_errors():
+            await self.handle.request(body)
+
     async def close(self) -> None:
         await self.handle.detach()
 
@@ -277,6 +285,17 @@ class JanusMediaPlane:
             await audio.request(
                 {"request": "stop_file", "room": media.audio_room, "secret": media.secret, "file_id": file_id}
             )
+
+    async def record_mix(self, media: CallMedia, path: Path | None) -> None:
+        """AudioBridge ``enable_recording``: the mixer writes the room's mix as 16-bit WAV at 48 kHz."""
+        assert isinstance(media, JanusCallMedia)
+        body: dict[str, Any] = {"request": "enable_recording", "room": media.audio_room, "secret": media.secret}
+        body["record"] = path is not None
+        if path is not None:
+            body["record_file"] = str(path)
+        with _mapped_errors():
+            audio, _ = await self._controls()
+            await audio.request(body)
 
     async def _join_mix(
         self,

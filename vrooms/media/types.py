@@ -70,6 +70,10 @@ class AudioLeg(Protocol):
 
     async def renegotiate(self, offer_sdp: str, *, may_send: bool) -> str: ...
 
+    async def record(self, base: Path | None) -> None:
+        """Write what this participant sends to ``<base>-audio.mjr`` (its own file), or stop (None)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -117,6 +121,10 @@ class MediaPlane(Protocol):
 
     async def stop_file(self, media: CallMedia, file_id: str) -> None:
         """Stop a file ``play_file`` started (nothing happens if it has ended)."""
+        ...
+
+    async def record_mix(self, media: CallMedia, path: Path | None) -> None:
+        """Write the call's whole mix (everyone, and files played) to ``path`` as WAV, or stop (None)."""
         ...
 
     async def publish(

@@ -93,6 +93,7 @@ class PhoneLeg:
         self._far_sdp: str | None = None
         self._mix: AudioLeg | None = None
         self._muted = False
+        self._record_base: Path | None = None
         self._closed = False
         self._events: asyncio.Queue[SipEvent] = events if events is not None else asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
@@ -130,6 +131,7 @@ class PhoneLeg:
     async def move_mix(self, media: CallMedia) -> None:
         """Leave one call's mix for another's (a caller moved out of its lobby); the dialog goes on."""
         mix, self._mix = self._mix, None
+        self._record_base = None  # the old call's recording; the new call's tells its own
         if mix is not None:
             with contextlib.suppress(MediaError):
                 await mix.close()
@@ -194,6 +196,8 @@ class PhoneLeg:
                 await mix.close()
             return
         self._mix = mix
+        if self._record_base is not None:
+            await mix.record(self._record_base)
         await self._point_room_side(port)
         log.info("phone leg %s in the mix (rtpengine %d <-> AudioBridge %d)", self.call_id, self._room_port, port)
 
@@ -217,6 +221,13 @@ class PhoneLeg:
 
     async def renegotiate(self, offer_sdp: str, *, may_send: bool) -> str:
         raise MediaError("a phone leg has no WebRTC session to renegotiate")
+
+    async def record(self, base: Path | None) -> None:
+        # Remembered: a leg still ringing has no mix yet, and starts recording once it has.
+        self._record_base = base
+        mix = self._mix
+        if mix is not None:
+            await mix.record(base)
 
     async def close(self) -> None:
         """Hang up (CANCEL if still ringing, BYE once answered), free the relay and the mix leg."""

@@ -1,0 +1,34 @@
+"""Reading recorded audio files in tests: decoded with PyAV, probed for tones per window."""
+
+from __future__ import annotations
+
+import io
+
+import av
+import numpy as np
+
+from vrooms.client.media import tone_amplitude
+
+
+def decode(data: bytes) -> tuple[np.ndarray, int]:
+    """Mono float samples of an audio file (WAV, MP3, ...) and their rate."""
+    with av.open(io.BytesIO(data), mode="r") as container:
+        stream = container.streams.audio[0]
+        rate = int(stream.rate)
+        chunks = [_mono(frame.to_ndarray(), len(frame.layout.channels)) for frame in container.decode(stream)]
+    return (np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)), rate
+
+
+def _mono(array: np.ndarray, channels: int) -> np.ndarray:
+    scale = 32768.0 if array.dtype == np.int16 else 1.0
+    return (
+        array.astype(np.float32).reshape(-1, channels).mean(axis=1) / scale
+        if channels > 1
+        else array.astype(np.float32).reshape(-1) / scale
+    )
+
+
+def tone_per_second(data: bytes, frequency: float) -> list[float]:
+    """The amplitude of ``frequency`` in each whole second of the file."""
+    samples, rate = decode(data)
+    return [tone_amplitude(samples[i : i + rate], rate, frequency) for i in range(0, len(samples) - rate + 1, rate)]

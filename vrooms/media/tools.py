@@ -1,0 +1,32 @@
+"""Running the media tools vrooms leans on (ffmpeg, espeak-ng, janus-pp-rec) as bounded subprocesses."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+
+log = logging.getLogger("vrooms.media")
+
+
+class ToolFailed(Exception):
+    """The tool is missing, failed or overran; the message says which and what to do."""
+
+
+async def run_tool(command: list[str], package: str, timeout_seconds: float) -> bytes:
+    """``command``'s standard output; its standard error goes to the log, never to a client."""
+    if shutil.which(command[0]) is None:
+        raise ToolFailed(f"{command[0]} is not installed on the server (apt-get install {package}).")
+    process = await asyncio.create_subprocess_exec(
+        *command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        output, errors = await asyncio.wait_for(process.communicate(), timeout_seconds)
+    except (TimeoutError, asyncio.CancelledError):
+        process.kill()
+        await process.wait()
+        raise ToolFailed(f"{command[0]} took longer than {timeout_seconds:.0f} s.") from None
+    if process.returncode != 0:
+        log.info("%s failed: %s", command[0], errors.decode(errors="replace")[-500:])
+        raise ToolFailed(f"{command[0]} could not read or make the audio.")
+    return output

@@ -1,0 +1,108 @@
+"""One recording of a running call: segments of Janus recording, started and ended on command.
+
+The session is the call's ``Recorder``: the call service tells it of every leg that joins
+the mix (so an unmixed recording records late joiners and phones too) and of the call's
+end. A pause ends the segment (Janus closes its files), a resume starts the next; the
+documents are made from the segments once the recording stops (``recording.service``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vrooms.api.times import now_micros
+from vrooms.calls.call import Call, Participant
+from vrooms.media.types import MediaError, MediaPlane
+from vrooms.recording.schemas import Channel
+from vrooms.recording.store import Phase, RecordingState, Segment
+
+log = logging.getLogger("vrooms.recording")
+
+
+def mix_file(folder: Path, segment: int) -> Path:
+    return folder / f"mix-{segment:03d}.wav"
+
+
+def leg_base(folder: Path, segment: int, participant_id: str) -> Path:
+    """Janus adds ``-audio.mjr`` to this."""
+    return folder / f"{segment:03d}-{participant_id}"
+
+
+@dataclass(eq=False)
+class RecordingSession:
+    state: RecordingState
+    call: Call
+    folder: Path
+    plane: Callable[[], MediaPlane | None]
+    # Called when the call ends under the recording (it stops it).
+    on_call_ended: Callable[[RecordingSession], None]
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def unmixed(self) -> bool:
+        return self.state.channel == Channel.UNMIXED
+
+    # -- Recorder (calls.call) ------------------------------------------------------------
+
+    def leg_added(self, participant: Participant) -> None:
+        if self.state.active and self.unmixed:
+            task = asyncio.get_running_loop().create_task(self._record_leg(participant, self.state.segments[-1]))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def call_ended(self) -> None:
+        self.on_call_ended(self)
+
+    # -- segments ---------------------------------------------------------------------------
+
+    async def begin_segment(self) -> None:
+        """Start recording (again): the mix, or every leg now in the mix (later ones: ``leg_added``)."""
+        segment = Segment(len(self.state.segments), now_micros())
+        self.state.segments.append(segment)
+        self.state.phase = Phase.ACTIVE
+        plane = self._plane()
+        if not self.unmixed:
+            await plane.record_mix(self.call.media, mix_file(self.folder, segment.index))
+            return
+        legs = [p for p in self.call.participants.values() if p.audio is not None]
+        await asyncio.gather(*(self._record_leg(p, segment) for p in legs))
+
+    async def end_segment(self, phase: str) -> None:
+        """Stop the open segment's recording; Janus closes its files (``.part`` until then)."""
+        segment = self.state.segments[-1] if self.state.segments else None
+        if segment is not None and segment.ended_at is None:
+            segment.ended_at = now_micros()
+        self.state.phase = phase
+        for task in list(self._tasks):
+            task.cancel()
+        plane = self.plane()
+        if plane is None or self.call.ended:  # the media went with the call; Janus closed the files
+            return
+        with contextlib.suppress(MediaError):
+            if not self.unmixed:
+                await plane.record_mix(self.call.media, None)
+                return
+            legs = [p.audio for p in self.call.participants.values() if p.audio is not None]
+            await asyncio.gather(*(leg.record(None) for leg in legs), return_exceptions=True)
+
+    async def _record_leg(self, participant: Participant, segment: Segment) -> None:
+        leg = participant.audio
+        if leg is None or not participant.in_call:
+            return
+        self.state.legs[participant.id] = participant.user_id
+        try:
+            await leg.record(leg_base(self.folder, segment.index, participant.id))
+        except MediaError as exc:
+            log.warning("recording %s: could not record a participant's leg: %s", self.state.id, exc)
+
+    def _plane(self) -> MediaPlane:
+        plane = self.plane()
+        if plane is None:
+            raise MediaError("the media server is not running")
+        return plane
