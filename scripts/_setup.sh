@@ -22,6 +22,8 @@ command -v janus >/dev/null || need_apt+=(janus)
 # Call Automation prompts: espeak-ng speaks TextSource/SsmlSource, ffmpeg converts every clip.
 command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
 command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
+# Call recording: janus-pp-rec turns a participant's Janus recording (.mjr) into audio.
+command -v janus-pp-rec >/dev/null || need_apt+=(janus-tools)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "Missing ${need_apt[*]}: run 'sudo apt-get install -y ${need_apt[*]}' and try again." >&2

@@ -133,6 +133,14 @@ class Server:
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(self.command(*args), capture_output=True, text=True, check=check, timeout=60)
 
+    def kill_call_host(self) -> None:
+        """SIGKILL the call host (the launcher starts a new one): a crash, as the host sees it."""
+        assert self.process is not None
+        host = subprocess.run(
+            ["pgrep", "-P", str(self.process.pid), "-f", "vrooms.calls.host"], capture_output=True, text=True
+        )
+        os.kill(int(host.stdout.split()[0]), signal.SIGKILL)
+
     def client(self) -> httpx.Client:
         verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=self.ca_path) if self.tls else False
         return httpx.Client(base_url=self.endpoint, verify=verify, timeout=30)

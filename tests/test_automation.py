@@ -23,7 +23,7 @@ from azure.communication.callautomation.aio import CallAutomationClient, CallCon
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from tests.audio_files import tone_per_second
-from tests.calls import HEARD, SILENT, CallWorld, hears, hears_nothing_of, receives_audio, stops_hearing
+from tests.calls import HEARD, SILENT, CallWorld, disconnected, hears, hears_nothing_of, receives_audio, stops_hearing
 from tests.phones import TONE_HZ, Scenario, caller_xml, refused_caller_xml, trunk_env, write_tone_pcap, write_tone_wav
 from tests.servers import Server, signed_headers
 from tests.webhooks import CallbackReceiver, Receiver
@@ -282,6 +282,22 @@ def test_bad_bodies_name_the_field_and_unknown_connections_are_404(automation_se
         {"participantToRemove": {"rawId": "8:acs:x"}},
     )
     assert gone.status_code == 404 and gone.json()["error"]["code"] == "NotFound"
+
+    room = {"callLocator": {"kind": "roomCallLocator", "roomId": "99999"}}
+    video = post("/calling/recordings", {**room, "recordingContentType": "audioVideo"})
+    assert video.status_code == 400 and video.json()["error"]["target"] == "recordingContentType"
+    mp4 = post("/calling/recordings", {**room, "recordingFormatType": "mp4"})
+    assert mp4.status_code == 400 and mp4.json()["error"]["target"] == "recordingFormatType"
+    no_call = post("/calling/recordings", room)
+    assert no_call.status_code == 404 and no_call.json()["error"]["target"] == "callLocator.roomId"
+    no_recording = post("/calling/recordings/nope:pause", {})
+    assert no_recording.status_code == 404
+    with automation_server.client() as client:
+        url = f"{automation_server.endpoint}/recordings/{'x' * 32}/documents/x/content"
+        unsigned = client.get(url)
+        assert unsigned.status_code == 401
+        signed = client.get(url, headers=signed_headers(automation_server.key, "GET", url, b""))
+        assert signed.status_code == 404 and signed.json()["error"]["code"] == "NotFound"
 
 
 async def test_callbacks_to_a_dead_endpoint_are_retried_and_arrive_in_order(
@@ -648,3 +664,30 @@ async def test_an_unmixed_recording_has_each_participant_alone_a_phone_too_until
             else:
                 assert loudest < SILENT, f"{frequency} Hz in the file of {raw_id}: {loudest:.4f}"
     assert phone.finish() == 0, phone.errors()
+
+
+async def test_a_recording_cut_by_a_killed_call_host_is_finished_by_the_next_one(
+    world: CallWorld,
+    app: CallAutomationClient,
+    receiver: CallbackReceiver,
+    recording_files: Receiver,
+    vrooms_downloads: None,
+) -> None:
+    presenter, attendee = world.user(), world.user()
+    room_id = world.room({presenter: "Presenter", attendee: "Attendee"})
+    listener = await world.join(presenter, room_id)
+    await world.join(attendee, room_id, tone=ATTENDEE_HZ)
+    await hears(listener, ATTENDEE_HZ)
+    started = await app.start_recording(room_id=room_id, recording_state_callback_url=receiver.url)
+    await receiver.wait_for_type("RecordingStateChanged", where=_recording_state(str(started.recording_id), "active"))
+    await receives_audio(listener, 2)
+    world.server.kill_call_host()
+    await disconnected(listener)
+
+    [files] = await recording_files.wait_for(1, RECORDING_FILES)
+    assert files.data["sessionEndReason"] == "ServerRestarted"
+    [chunk] = files.data["recordingStorageInfo"]["recordingChunks"]
+    levels = tone_per_second(await _download(app, chunk["contentLocation"]), ATTENDEE_HZ)
+    assert levels and max(levels) > HEARD, levels
+    finished = (await receiver.wait_for(2, STATE_CHANGED))[1]
+    assert finished.data["state"] == "inactive" and finished.data["resultInformation"]["subCode"] == 7031

@@ -347,11 +347,7 @@ async def test_a_killed_call_host_comes_back_and_closes_the_calls_it_left_open(w
     room = world.room({presenter: "Presenter", attendee: "Attendee"})
     p = await world.join(presenter, room, 500)
     a = await world.join(attendee, room)
-    assert world.server.process is not None
-    host = subprocess.run(
-        ["pgrep", "-P", str(world.server.process.pid), "-f", "vrooms.calls.host"], capture_output=True, text=True
-    )
-    os.kill(int(host.stdout.split()[0]), signal.SIGKILL)
+    world.server.kill_call_host()
     for call in (p, a):
         await disconnected(call, 5)
         assert call.left_reason == "ConnectionLost"
