@@ -7,7 +7,8 @@ callback endpoint a local HTTP server in a thread.
 
 - Latency, each from the SDK request to the callback's arrival at the app: ``connect`` ->
   ``CallConnected``, ``play`` (a prompt file to everyone) -> ``PlayStarted``, ``add`` (a
-  phone that answers at once) -> ``AddParticipantSucceeded``. Baseline in the same run: an
+  phone that answers at once) -> ``AddParticipantSucceeded``, ``start_recording`` (mixed
+  WAV) -> ``RecordingStateChanged`` active. Baseline in the same run: an
   authenticated no-op REST request (``GET /ping``) round trip, so the ratio says what the
   relay to the call host, the outbox and the dispatcher add.
 - Load: R rooms at once, each with a phone (sipp, echo) and an app connection that loops
@@ -76,7 +77,7 @@ async def latencies(
     room_id = world.room({presenter: "Presenter"})
     world.rooms.update_room(room_id=room_id, pstn_dial_out_enabled=True)
     call = await world.join(presenter, room_id)
-    connect, play, add = [], [], []
+    connect, play, add, record = [], [], [], []
     for n in range(rounds):
         started = time.time()
         properties = await app.connect_call(callback_url=receiver.url, room_id=room_id)
@@ -92,6 +93,13 @@ async def latencies(
         await connection.add_participant(PhoneNumberIdentifier(NUMBER))
         added = await _callback(receiver, "AddParticipantSucceeded", connection_id, 0)
         add.append((added.at - started) * 1000)
+        started = time.time()
+        recording = await app.start_recording(
+            call_connection_id=connection_id, recording_state_callback_url=receiver.url
+        )
+        recording_started = await _callback(receiver, "RecordingStateChanged", connection_id, 0)
+        record.append((recording_started.at - started) * 1000)
+        await app.stop_recording(str(recording.recording_id))
         await connection.remove_participant(PhoneNumberIdentifier(NUMBER))
         await connection.cancel_all_media_operations()
         await connection.hang_up(is_for_everyone=False)
@@ -104,11 +112,12 @@ async def latencies(
         "connect_ms": _ms(connect),
         "play_ms": _ms(play),
         "add_phone_ms": _ms(add),
+        "start_recording_ms": _ms(record),
     }
     result["ping_ms"] = _ms(base)
     result["ratios_p50"] = {
         name: round(result[name]["p50"] / max(result["ping_ms"]["p50"], 0.1), 1)
-        for name in ("connect_ms", "play_ms", "add_phone_ms")
+        for name in ("connect_ms", "play_ms", "add_phone_ms", "start_recording_ms")
     }
     return result
 
