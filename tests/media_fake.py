@@ -122,7 +122,14 @@ class FakePlane:
         return leg, "v=0\r\n"
 
     async def join_rtp(
-        self, media: CallMedia, *, display: str, send_to: tuple[str, int], muted: bool, on_event: EventHandler
+        self,
+        media: CallMedia,
+        *,
+        display: str,
+        send_to: tuple[str, int],
+        muted: bool,
+        on_event: EventHandler,
+        codec: str = "pcmu",
     ) -> tuple[FakeLeg, tuple[str, int]]:
         await self.step("join_rtp")
         leg = FakeLeg(self, "audio", muted=muted, on_event=on_event)

@@ -3,6 +3,8 @@ aiortc participants, Janus, and a sipp carrier behind rtpengine for phone target
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import ssl
 from collections.abc import AsyncIterator, Iterator
@@ -10,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+import numpy as np
 import pytest
 from azure.communication.callautomation import (
     CommunicationUserIdentifier,
     DtmfTone,
     FileSource,
+    MediaStreamingOptions,
     PhoneNumberIdentifier,
     TextSource,
     recording_url_validator,
@@ -25,9 +29,10 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from tests.audio_files import tone_per_second
 from tests.calls import HEARD, SILENT, CallWorld, disconnected, hears, hears_nothing_of, receives_audio, stops_hearing
 from tests.phones import TONE_HZ, Scenario, caller_xml, refused_caller_xml, trunk_env, write_tone_pcap, write_tone_wav
-from tests.servers import Server, signed_headers
-from tests.webhooks import CallbackReceiver, Receiver
+from tests.servers import Server, free_port, signed_headers
+from tests.webhooks import CallbackReceiver, Receiver, StreamReceiver
 from vrooms.client import Call
+from vrooms.client.media import tone_amplitude
 
 NUMBER = "+15551230000"
 INCOMING_CALL = "Microsoft.Communication.IncomingCall"
@@ -691,3 +696,91 @@ async def test_a_recording_cut_by_a_killed_call_host_is_finished_by_the_next_one
     assert levels and max(levels) > HEARD, levels
     finished = (await receiver.wait_for(2, STATE_CHANGED))[1]
     assert finished.data["state"] == "inactive" and finished.data["resultInformation"]["subCode"] == 7031
+
+
+# -- media streaming ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def stream_receiver() -> AsyncIterator[StreamReceiver]:
+    receiver = await StreamReceiver().start()
+    yield receiver
+    await receiver.stop()
+
+
+def _streaming(url: str, *, start: bool = False) -> MediaStreamingOptions:
+    return MediaStreamingOptions(
+        transport_url=url,
+        transport_type="websocket",
+        content_type="audio",
+        audio_channel_type="mixed",
+        start_media_streaming=start,
+        enable_bidirectional=True,
+        audio_format="pcm16KMono",
+    )
+
+
+def _pcm_level(frames: list[dict[str, Any]], frequency: float) -> float:
+    pcm = b"".join(base64.b64decode(f["data"]) for f in frames)
+    samples = np.frombuffer(pcm, dtype=np.int16).astype(np.float32) / 32768.0
+    return tone_amplitude(samples, 16000, frequency)
+
+
+def _tone_messages(frequency: float, seconds: float) -> list[str]:
+    """What an app sends back: AudioData of 20 ms, all at once (the server paces them)."""
+    t = np.arange(int(16000 * seconds)) / 16000
+    pcm = (0.3 * 32767 * np.sin(2 * np.pi * frequency * t)).astype(np.int16).tobytes()
+    return [
+        json.dumps({"Kind": "AudioData", "AudioData": {"Data": base64.b64encode(pcm[i : i + 640]).decode()}})
+        for i in range(0, len(pcm), 640)
+    ]
+
+
+async def test_media_streaming_sends_the_mix_to_the_app_and_plays_what_it_sends_back(
+    world: CallWorld, app: CallAutomationClient, receiver: CallbackReceiver, stream_receiver: StreamReceiver
+) -> None:
+    presenter, attendee = world.user(), world.user()
+    room_id = world.room({presenter: "Presenter", attendee: "Attendee"})
+    listener = await world.join(presenter, room_id)
+    await world.join(attendee, room_id, tone=ATTENDEE_HZ)
+    properties = await app.connect_call(
+        callback_url=receiver.url, room_id=room_id, media_streaming=_streaming(stream_receiver.url)
+    )
+    connection = app.get_call_connection(str(properties.call_connection_id))
+    await connection.start_media_streaming(operation_context="ctx-stream")
+    started = await receiver.wait_for_type("MediaStreamingStarted")
+    assert started.data["operationContext"] == "ctx-stream"
+    assert started.data["mediaStreamingUpdate"]["mediaStreamingStatus"] == "mediaStreamingStarted"
+
+    frames = await stream_receiver.wait_for_audio(100)
+    [meta] = [m["audioMetadata"] for m in stream_receiver.messages if m["kind"] == "AudioMetadata"]
+    assert (meta["encoding"], meta["sampleRate"], meta["channels"], meta["length"]) == ("PCM", 16000, 1, 640)
+    assert stream_receiver.messages[0]["kind"] == "AudioMetadata"
+    assert all(len(base64.b64decode(f["data"])) == 640 for f in frames)
+    assert frames[-1]["timestamp"].endswith("Z") and frames[-1]["silent"] is False
+    assert _pcm_level(frames[-50:], ATTENDEE_HZ) > HEARD
+
+    for message in _tone_messages(PROMPT_HZ, 4):
+        stream_receiver.outbox.put_nowait(message)
+    await hears(listener, PROMPT_HZ)
+    heard_by_app = await stream_receiver.wait_for_audio(50)
+    assert _pcm_level(heard_by_app, PROMPT_HZ) < SILENT, "the app hears itself in the mix it is sent"
+    assert _pcm_level(heard_by_app, ATTENDEE_HZ) > HEARD
+
+    await connection.stop_media_streaming(operation_context="ctx-stop")
+    stopped = await receiver.wait_for_type("MediaStreamingStopped")
+    assert stopped.data["operationContext"] == "ctx-stop"
+    await asyncio.wait_for(stream_receiver.closed.wait(), 10)
+    await connection.hang_up(is_for_everyone=True)
+
+
+async def test_media_streaming_to_a_dead_websocket_fails_with_a_callback(
+    world: CallWorld, app: CallAutomationClient, receiver: CallbackReceiver
+) -> None:
+    presenter = world.user()
+    room_id = world.room({presenter: "Presenter"})
+    await world.join(presenter, room_id)
+    dead = f"ws://127.0.0.1:{free_port()}/nobody"
+    await app.connect_call(callback_url=receiver.url, room_id=room_id, media_streaming=_streaming(dead, start=True))
+    failed = await receiver.wait_for_type("MediaStreamingFailed")
+    assert failed.data["mediaStreamingUpdate"]["mediaStreamingStatusDetails"] == "initialWebSocketConnectionFailed"

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
 
 from vrooms.auth.hmac import _identifiers_quoted
-from vrooms.automation import results, schemas
+from vrooms.automation import results, schemas, streaming
 from vrooms.automation.media import DtmfCollector, MediaOperation, MediaQueue, Outcome
 from vrooms.automation.prompts import PromptError, PromptRenderer, espeak_voice
 from vrooms.errors import ApiError
@@ -89,8 +92,47 @@ def test_identifiers_and_requests_are_checked_by_field() -> None:
         == "1#*A"
     )
     with pytest.raises(ApiError) as refused:
-        schemas.parse_connect({"callLocator": {"roomId": "1"}, "callbackUri": "x", "mediaStreamingOptions": {}})
-    assert refused.value.target == "mediaStreamingOptions"
+        schemas.parse_connect({"callLocator": {"roomId": "1"}, "callbackUri": "x", "transcriptionOptions": {}})
+    assert refused.value.target == "transcriptionOptions"
+
+
+def test_media_streaming_options_and_messages() -> None:
+    base = {"callLocator": {"roomId": "1"}, "callbackUri": "https://app.test/cb"}
+    options = {"transportUrl": "wss://app.test/ws", "transportType": "websocket", "audioChannelType": "mixed"}
+    parsed = schemas.parse_connect({**base, "mediaStreamingOptions": {**options, "audioFormat": "pcm24KMono"}})
+    assert parsed.streaming == schemas.StreamingOptions("wss://app.test/ws", 24000, False, False)
+    refusals: list[tuple[dict[str, Any], str]] = [
+        ({"audioChannelType": "unmixed"}, "audioChannelType"),
+        ({"transportUrl": "https://app.test/ws"}, "transportUrl"),
+        ({"audioFormat": "pcm8KMono"}, "audioFormat"),
+        ({"enableBidirectional": "yes"}, "enableBidirectional"),
+        ({"enableDtmfTones": True}, "enableDtmfTones"),
+    ]
+    for bad, field in refusals:
+        with pytest.raises(ApiError) as refused:
+            schemas.parse_connect({**base, "mediaStreamingOptions": {**options, **bad}})
+        assert refused.value.target in (f"mediaStreamingOptions.{field}", field)
+
+    meta = orjson.loads(streaming.metadata("sub-1", 24000))
+    assert meta == {
+        "kind": "AudioMetadata",
+        "audioMetadata": {
+            "subscriptionId": "sub-1",
+            "encoding": "PCM",
+            "sampleRate": 24000,
+            "channels": 1,
+            "length": 960,
+        },
+    }
+    quiet = orjson.loads(streaming.audio_data(b"\x01\x00" * 320, datetime(2030, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)))
+    assert quiet["audioData"]["silent"] is True and quiet["audioData"]["timestamp"] == "2030-01-02T03:04:05.678Z"
+    loud = orjson.loads(streaming.audio_data(b"\x00\x40" * 320, datetime.now(UTC)))
+    assert loud["audioData"]["silent"] is False and loud["audioData"]["participantRawID"] is None
+    pcm = base64.b64encode(b"\x01\x02\x03").decode()
+    assert streaming.inbound_audio(orjson.dumps({"Kind": "AudioData", "AudioData": {"Data": pcm}})) == b"\x01\x02"
+    assert streaming.inbound_audio('{"kind": "StopAudio", "stopAudio": {}}') == b""
+    for junk in ["not json", "[]", '{"kind": "AudioData", "audioData": {"data": "%%%"}}', '{"kind": "Other"}']:
+        assert streaming.inbound_audio(junk) is None
 
 
 def test_play_and_recognize_requests() -> None:

@@ -19,6 +19,7 @@ from typing import Any, Self
 
 import orjson
 import uvicorn
+import websockets
 from azure.eventgrid import EventGridEvent, SystemEventNames
 from cloudevents.core.bindings.http import HTTPMessage, from_http_event
 from cloudevents.core.formats.json import JSONFormat
@@ -177,3 +178,55 @@ class CallbackReceiver(Receiver):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no {kind} callback; got {self.types()}")
             await asyncio.sleep(0.05)
+
+
+class StreamReceiver:
+    """An app's media streaming WebSocket server (ACS's message format): keeps what arrives and
+    sends back what the test gives it."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.outbox: asyncio.Queue[str] = asyncio.Queue()
+        self.closed = asyncio.Event()
+        self._server: Any = None
+
+    async def start(self) -> StreamReceiver:
+        self._server = await websockets.serve(self._serve, "127.0.0.1", 0)
+        return self
+
+    @property
+    def url(self) -> str:
+        port = self._server.sockets[0].getsockname()[1]
+        return f"ws://127.0.0.1:{port}/stream"
+
+    async def _serve(self, socket: Any) -> None:
+        sender = asyncio.get_running_loop().create_task(self._send(socket))
+        try:
+            async for message in socket:
+                self.messages.append(orjson.loads(message))
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            sender.cancel()
+            self.closed.set()
+
+    async def _send(self, socket: Any) -> None:
+        while True:
+            await socket.send(await self.outbox.get())
+
+    def audio(self) -> list[dict[str, Any]]:
+        return [m["audioData"] for m in self.messages if m.get("kind") == "AudioData"]
+
+    async def wait_for_audio(self, frames: int, timeout: float = 20.0) -> list[dict[str, Any]]:
+        """Until ``frames`` more AudioData messages have arrived; those frames."""
+        start = len(self.audio())
+        deadline = time.monotonic() + timeout
+        while len(self.audio()) < start + frames:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(self.audio()) - start} of {frames} audio frames arrived")
+            await asyncio.sleep(0.02)
+        return self.audio()[start : start + frames]
+
+    async def stop(self) -> None:
+        self._server.close()
+        await self._server.wait_closed()

@@ -18,7 +18,8 @@ from typing import Any
 
 from vrooms.automation import callbacks, results
 from vrooms.automation.media import DtmfCollector, MediaQueue
-from vrooms.automation.schemas import TONE_NAMES, participant_to_wire
+from vrooms.automation.schemas import TONE_NAMES, StreamingOptions, participant_to_wire
+from vrooms.automation.streaming import MediaStream
 from vrooms.calls.call import Call
 from vrooms.calls.models import ParticipantState
 from vrooms.events.models import Event, EventType
@@ -61,6 +62,10 @@ class Connection:
     # Phone participant id -> the digits a recognize request is collecting from it.
     collectors: dict[str, DtmfCollector] = field(default_factory=dict)
     media: MediaQueue = field(default_factory=MediaQueue)
+    # Media streaming: the options given at connect or answer, and the stream while it runs.
+    streaming: StreamingOptions | None = None
+    stream: MediaStream | None = None
+    streaming_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     _raw_ids: dict[str, str] = field(default_factory=dict)  # participant id -> raw id
     _sequence: int = 0
     _reported: Snapshot | None = None
@@ -181,6 +186,9 @@ class Connection:
         self.emit(EventType.CALL_DISCONNECTED, self.operation_context, resultInformation=result.wire())
         self.connected = False
         self.media.cancel_all()
+        if self.stream is not None:  # the stream ends with the connection, without a callback
+            stream, self.stream = self.stream, None
+            asyncio.get_running_loop().create_task(stream.stop())
         self.writer.close()
         if self.on_closed is not None:
             self.on_closed(self)

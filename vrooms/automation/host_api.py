@@ -162,6 +162,17 @@ async def _move(service: AutomationService, envelope: dict[str, Any]) -> Answer:
     return 202, await service.move(_connection(service, envelope), schemas.parse_move(envelope["body"]))
 
 
+async def _streaming(service: AutomationService, envelope: dict[str, Any]) -> Answer:
+    connection = _connection(service, envelope)
+    context = schemas.operation_context(envelope["body"])
+    schemas.refuse_unsupported(envelope["body"], "operationCallbackUri")
+    if envelope["op"] == "startMediaStreaming":
+        service.start_streaming(connection, context)
+    else:
+        await service.stop_streaming(connection, context)
+    return 202, None
+
+
 async def _start_recording(service: AutomationService, envelope: dict[str, Any]) -> Answer:
     return 200, await service.recordings.start(recording_schemas.parse_start(envelope["body"]))
 
@@ -209,6 +220,8 @@ OPERATIONS: dict[str, Operation] = {
     "reject": _reject,
     "redirect": _redirect,
     "moveHere": _move,
+    "startMediaStreaming": _streaming,
+    "stopMediaStreaming": _streaming,
     "startRecording": _start_recording,
     "getRecording": _recording,
     "pauseRecording": _recording,

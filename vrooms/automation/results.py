@@ -41,6 +41,9 @@ NOT_PENDING = Result(404, 7006, "No add with this invitation id is in progress."
 TELEPHONY_FAILED = Result(500, 7007, "Sending the tones failed at the telephone relay.")
 HOST_RESTARTED = Result(500, 7008, "The call host restarted; the call ended.")
 RECORDING_FAILED = Result(500, 7030, "The recording could not be written or encoded; it has no files.")
+STREAMING_STARTED = Result(200, 0, "Media streaming started.")
+STREAMING_STOPPED = Result(200, 0, "Media streaming stopped.")
+STREAMING_FAILED = Result(500, 7040, "Media streaming failed.")
 RECORDING_RECOVERED = Result(200, 7031, "The call host restarted; the recording was finished with what it had.")
 
 # Media operations: the codes ACS documents for play and recognize (MediaEventReasonCode).

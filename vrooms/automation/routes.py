@@ -60,6 +60,8 @@ routes = [
     _operation(f"{_CONNECTION}:play", "POST", "play"),
     _operation(f"{_CONNECTION}:cancelAllMediaOperations", "POST", "cancelAllMediaOperations"),
     _operation(f"{_CONNECTION}:recognize", "POST", "recognize"),
+    _operation(f"{_CONNECTION}:startMediaStreaming", "POST", "startMediaStreaming"),
+    _operation(f"{_CONNECTION}:stopMediaStreaming", "POST", "stopMediaStreaming"),
     _operation(f"{_CONNECTION}:hold", "POST", "hold"),
     _operation(f"{_CONNECTION}:unhold", "POST", "unhold"),
     _operation(f"{_CONNECTION}/participants:add", "POST", "add"),

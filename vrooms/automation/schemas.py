@@ -115,19 +115,62 @@ def _typed_raw_id(model: dict[str, Any], name: str) -> str | None:
 
 
 @dataclass(frozen=True)
+class StreamingOptions:
+    """``WebSocketMediaStreamingOptions``: where the call's audio goes, and in which format."""
+
+    transport_url: str
+    sample_rate: int
+    bidirectional: bool
+    start_at_once: bool
+
+
+_AUDIO_FORMATS = {"pcm16kmono": 16000, "pcm24kmono": 24000}
+
+
+def parse_streaming(body: dict[str, Any]) -> StreamingOptions | None:
+    options = object_field(body, "mediaStreamingOptions", required=False)
+    if options is None:
+        return None
+    name = "mediaStreamingOptions"
+    refuse_unsupported(options, "enableDtmfTones")
+    if str(options.get("transportType", "websocket")).lower() != "websocket":
+        raise bad_argument(f"{name}.transportType must be websocket.", f"{name}.transportType")
+    if str(options.get("contentType", "audio")).lower() != "audio":
+        raise bad_argument(f"{name}.contentType must be audio.", f"{name}.contentType")
+    if str(options.get("audioChannelType", "mixed")).lower() != "mixed":
+        raise bad_argument(
+            f"{name}.audioChannelType unmixed is not offered by this server yet; stream the mix.",
+            f"{name}.audioChannelType",
+        )
+    url = text(options, "transportUrl", _MAX_URI_CHARS, required=True) or ""
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise bad_argument(f"{name}.transportUrl must be a ws:// or wss:// URL.", f"{name}.transportUrl")
+    rate = _AUDIO_FORMATS.get(str(options.get("audioFormat", "pcm16KMono")).lower())
+    if rate is None:
+        raise bad_argument(f"{name}.audioFormat must be pcm16KMono or pcm24KMono.", f"{name}.audioFormat")
+    flags = {key: options.get(key, False) for key in ("enableBidirectional", "startMediaStreaming")}
+    for key, value in flags.items():
+        if not isinstance(value, bool):
+            raise bad_argument(f"{name}.{key} must be true or false.", f"{name}.{key}")
+    return StreamingOptions(url, rate, flags["enableBidirectional"], flags["startMediaStreaming"])
+
+
+@dataclass(frozen=True)
 class ConnectRequest:
     room_id: str | None
     server_call_id: str | None
     callback_uri: str
     operation_context: str | None
+    streaming: StreamingOptions | None = None
 
 
 def parse_connect(body: dict[str, Any]) -> ConnectRequest:
-    refuse_unsupported(body, "mediaStreamingOptions", "transcriptionOptions")
+    refuse_unsupported(body, "transcriptionOptions")
     locator = object_field(body, "callLocator")
     assert locator is not None
     room_id, server_call_id = call_locator(locator)
-    return ConnectRequest(room_id, server_call_id, callback_uri(body), operation_context(body))
+    return ConnectRequest(room_id, server_call_id, callback_uri(body), operation_context(body), parse_streaming(body))
 
 
 def call_locator(locator: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -372,11 +415,12 @@ class AnswerRequest:
     context: str
     callback_uri: str
     operation_context: str | None
+    streaming: StreamingOptions | None = None
 
 
 def parse_answer(body: dict[str, Any]) -> AnswerRequest:
-    refuse_unsupported(body, "mediaStreamingOptions", "transcriptionOptions", "answeredBy")
-    return AnswerRequest(incoming_context(body), callback_uri(body), operation_context(body))
+    refuse_unsupported(body, "transcriptionOptions", "answeredBy")
+    return AnswerRequest(incoming_context(body), callback_uri(body), operation_context(body), parse_streaming(body))
 
 
 def parse_reject(body: dict[str, Any]) -> tuple[str, int]:

@@ -36,9 +36,11 @@ from vrooms.automation.schemas import (
     PlayRequest,
     PlaySource,
     RecognizeRequest,
+    StreamingOptions,
     TargetRequest,
     participant_to_wire,
 )
+from vrooms.automation.streaming import MediaStream, StreamingFailed
 from vrooms.calls import moderation
 from vrooms.calls.call import Call, Participant, Telephony
 from vrooms.calls.models import EndReason, LeaveReason, ParticipantState, Refusal
@@ -47,7 +49,7 @@ from vrooms.calls.service import CallService
 from vrooms.errors import ApiError, bad_argument, not_found
 from vrooms.events import repository as events_repository
 from vrooms.events.models import EventType
-from vrooms.media.types import MediaError
+from vrooms.media.types import MediaError, MediaPlane
 from vrooms.pstn import numbers
 from vrooms.recording.service import SUBSCRIPTION_PREFIX as RECORDING_SUBSCRIPTION
 from vrooms.recording.service import RecordingService
@@ -98,16 +100,19 @@ class AutomationService:
     # -- connections ------------------------------------------------------------------
 
     async def connect(self, request: ConnectRequest) -> Connection:
-        return await self._open(await self._call_for(request), request.callback_uri, request.operation_context)
+        call = await self._call_for(request)
+        return await self._open(call, request.callback_uri, request.operation_context, request.streaming)
 
-    async def _open(self, call: Call, callback_uri: str, operation_context: str | None) -> Connection:
+    async def _open(
+        self, call: Call, callback_uri: str, operation_context: str | None, streaming: StreamingOptions | None = None
+    ) -> Connection:
         """A connection watching ``call``: its callback subscription and ``CallConnected`` in one write."""
         connection_id = str(uuid.uuid4())
         name = callbacks.subscription_name(connection_id, call.id)
         writer = callbacks.CallbackWriter(self.calls.database, name, self._retry_seconds, self.calls.events_written)
         self._writers.add(writer)
         writer.task.add_done_callback(lambda _: self._writers.discard(writer))
-        connection = Connection(connection_id, call, callback_uri, operation_context, writer)
+        connection = Connection(connection_id, call, callback_uri, operation_context, writer, streaming=streaming)
         connection.on_closed = self._closed
         async with self.calls.database.write() as conn:
             await callbacks.open_subscription(conn, connection_id, call.id, callback_uri)
@@ -122,6 +127,8 @@ class AutomationService:
                 self.connections[connection_id] = connection
                 connection.participants_changed()
         log.info("call connection %s to call %s (room %s)", connection_id, call.id, call.room_id or "none")
+        if streaming is not None and streaming.start_at_once and connection.connected:
+            self.start_streaming(connection, None)
         return connection
 
     def _closed(self, connection: Connection) -> None:
@@ -156,6 +163,7 @@ class AutomationService:
             "callConnectionState": "connected" if connection.connected else "disconnected",
             "callbackUri": connection.callback_uri,
             "correlationId": connection.call.id,
+            **({"mediaStreamingSubscription": _streaming_subscription(connection)} if connection.streaming else {}),
         }
 
     async def hang_up(self, connection: Connection) -> None:
@@ -482,6 +490,60 @@ class AutomationService:
             keyed.cancel()
             await telephony.stop_playing(target)
 
+    # -- media streaming ----------------------------------------------------------------------
+
+    def start_streaming(self, connection: Connection, operation_context: str | None) -> None:
+        """Refused at once if it cannot start; else MediaStreamingStarted (or Failed) follows."""
+        if connection.streaming is None:
+            raise bad_argument(
+                "This call connection has no mediaStreamingOptions: give them when connecting or answering.",
+                "mediaStreamingOptions",
+            )
+        if connection.stream is not None:
+            raise bad_argument("Media streaming is already running on this call connection.", "mediaStreamingOptions")
+        stream = MediaStream(
+            connection.streaming,
+            connection.streaming_id,
+            plane=self._plane(),
+            media=connection.call.media,
+            on_broken=lambda broken, failure: self._spawn(self._stream_broken(connection, broken, failure)),
+        )
+        connection.stream = stream
+        self._spawn(self._start_stream(connection, stream, operation_context))
+
+    async def _start_stream(self, connection: Connection, stream: MediaStream, operation_context: str | None) -> None:
+        try:
+            await stream.start()
+        except (StreamingFailed, MediaError) as exc:
+            failure = exc if isinstance(exc, StreamingFailed) else StreamingFailed("unspecifiedError", str(exc))
+            if connection.stream is stream:
+                connection.stream = None
+            _streaming_update(connection, EventType.MEDIA_STREAMING_FAILED, operation_context, failure.detail)
+            return
+        if connection.stream is not stream:  # stopped (or the connection closed) while it started
+            await stream.stop()
+            return
+        _streaming_update(connection, EventType.MEDIA_STREAMING_STARTED, operation_context, "subscriptionStarted")
+
+    async def stop_streaming(self, connection: Connection, operation_context: str | None) -> None:
+        stream, connection.stream = connection.stream, None
+        if stream is None:
+            raise bad_argument("Media streaming is not running on this call connection.", "mediaStreamingOptions")
+        await stream.stop()
+        _streaming_update(connection, EventType.MEDIA_STREAMING_STOPPED, operation_context, "subscriptionStopped")
+
+    async def _stream_broken(self, connection: Connection, stream: MediaStream, failure: StreamingFailed) -> None:
+        if connection.stream is not stream:
+            return
+        connection.stream = None
+        await stream.stop()
+        _streaming_update(connection, EventType.MEDIA_STREAMING_FAILED, None, failure.detail)
+
+    def _plane(self) -> MediaPlane:
+        if self.calls.plane is None:
+            raise CallRefused(Refusal.MEDIA_UNAVAILABLE, "The media server is not running; try again in a moment.")
+        return self.calls.plane
+
     # -- incoming calls (dial-in without a static rule) ---------------------------------------
 
     def _telephony(self) -> Telephony:
@@ -492,7 +554,7 @@ class AutomationService:
     async def answer(self, request: AnswerRequest) -> Connection:
         """The caller is answered into a call of its own (a lobby) that the new connection watches."""
         lobby = await self._telephony().answer_incoming(request.context)
-        return await self._open(lobby, request.callback_uri, request.operation_context)
+        return await self._open(lobby, request.callback_uri, request.operation_context, request.streaming)
 
     def reject(self, context: str, code: int) -> None:
         self._telephony().reject_incoming(context, code)
@@ -571,6 +633,27 @@ def _result(result: results.Result, message: str | None = None) -> dict[str, Any
     if message:
         wire["message"] = f"{wire['message']} {message}"
     return {"resultInformation": wire}
+
+
+_STREAMING_STATUS = {
+    EventType.MEDIA_STREAMING_STARTED: ("mediaStreamingStarted", results.STREAMING_STARTED),
+    EventType.MEDIA_STREAMING_STOPPED: ("mediaStreamingStopped", results.STREAMING_STOPPED),
+    EventType.MEDIA_STREAMING_FAILED: ("mediaStreamingFailed", results.STREAMING_FAILED),
+}
+
+
+def _streaming_update(connection: Connection, kind: EventType, operation_context: str | None, detail: str) -> None:
+    status, result = _STREAMING_STATUS[kind]
+    update = {"contentType": "Audio", "mediaStreamingStatus": status, "mediaStreamingStatusDetails": detail}
+    connection.emit(kind, operation_context, mediaStreamingUpdate=update, resultInformation=result.wire())
+
+
+def _streaming_subscription(connection: Connection) -> dict[str, Any]:
+    return {
+        "id": connection.streaming_id,
+        "state": "active" if connection.stream is not None else "inactive",
+        "subscribedContentTypes": ["audio"],
+    }
 
 
 def _wire(participant: Participant) -> dict[str, Any]:

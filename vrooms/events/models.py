@@ -51,6 +51,9 @@ class EventType(StrEnum):
     RECOGNIZE_FAILED = "Microsoft.Communication.RecognizeFailed"
     RECOGNIZE_CANCELED = "Microsoft.Communication.RecognizeCanceled"
     RECORDING_STATE_CHANGED = "Microsoft.Communication.RecordingStateChanged"
+    MEDIA_STREAMING_STARTED = "Microsoft.Communication.MediaStreamingStarted"
+    MEDIA_STREAMING_STOPPED = "Microsoft.Communication.MediaStreamingStopped"
+    MEDIA_STREAMING_FAILED = "Microsoft.Communication.MediaStreamingFailed"
 
 
 _EVENT_GRID_TYPES = {

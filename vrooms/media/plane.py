@@ -40,6 +40,7 @@ from vrooms.media.types import (
 
 AUDIOBRIDGE = "janus.plugin.audiobridge"
 VIDEOROOM = "janus.plugin.videoroom"
+OPUS_PAYLOAD_TYPE = 111  # of plain-RTP Opus legs (media streaming), both ways
 
 
 def _new_id() -> int:
@@ -334,16 +335,22 @@ class JanusMediaPlane:
             return leg, await _checked(leg, lambda: _answer_sdp(reply.jsep))
 
     async def join_rtp(
-        self, media: CallMedia, *, display: str, send_to: tuple[str, int], muted: bool, on_event: EventHandler
+        self,
+        media: CallMedia,
+        *,
+        display: str,
+        send_to: tuple[str, int],
+        muted: bool,
+        on_event: EventHandler,
+        codec: str = "pcmu",
     ) -> tuple[JanusAudioLeg, tuple[str, int]]:
-        """A plain-RTP participant ("rtp" object of ``join``); G.711 needs no payload type (janus_audiobridge.c)."""
+        """A plain-RTP participant ("rtp" object of ``join``); G.711 needs no payload type, Opus takes 111."""
+        rtp: dict[str, Any] = {"ip": send_to[0], "port": send_to[1]}
+        if codec == "opus":
+            rtp["payload_type"] = OPUS_PAYLOAD_TYPE
         with _mapped_errors():
             leg, reply = await self._join_mix(
-                media,
-                display=display,
-                muted=muted,
-                on_event=on_event,
-                transport={"codec": "pcmu", "rtp": {"ip": send_to[0], "port": send_to[1]}},
+                media, display=display, muted=muted, on_event=on_event, transport={"codec": codec, "rtp": rtp}
             )
             return leg, await _checked(leg, lambda: _rtp_address(reply.data))
 

@@ -107,11 +107,19 @@ class MediaPlane(Protocol):
         ...
 
     async def join_rtp(
-        self, media: CallMedia, *, display: str, send_to: tuple[str, int], muted: bool, on_event: EventHandler
+        self,
+        media: CallMedia,
+        *,
+        display: str,
+        send_to: tuple[str, int],
+        muted: bool,
+        on_event: EventHandler,
+        codec: str = "pcmu",
     ) -> tuple[AudioLeg, tuple[str, int]]:
-        """Join the mix as a plain-RTP G.711 (PCMU) leg sending to ``send_to``; returns where it listens.
+        """Join the mix as a plain-RTP leg (``pcmu``, or ``opus`` with payload type 111) sending the
+        mix to ``send_to``; returns where it listens.
 
-        Telephone legs come in this way, relayed by rtpengine.
+        Telephone legs come in this way, relayed by rtpengine (G.711); so do media streams (Opus).
         """
         ...
 

@@ -1,0 +1,319 @@
+"""Media streaming: the call's audio to the app's WebSocket, as ACS sends it, and the app's audio back.
+
+One stream is one plain-RTP Opus leg in the call's AudioBridge room: Janus sends it the mix
+of everyone but itself (so an app never hears what it says), and mixes what it sends
+into what everyone hears. The leg's UDP socket is ours (``RtpRelay``); two ffmpeg processes
+(Debian's) sit between it and the WebSocket: one decodes the RTP into PCM at the rate the app asked for, one encodes the
+app's PCM back into Opus RTP, paced in real time (``-re``), so an app may send faster than
+real time. Messages (ACS's audio streaming schema): first ``AudioMetadata`` (subscription
+id, encoding PCM, rate, channels 1, frame length), then an ``AudioData`` every 20 ms with
+base64 PCM, an ISO 8601 timestamp, ``silent`` and ``participantRawID`` (null: it is the mix).
+From the app: ``AudioData`` (``data``: base64 PCM at the same rate) and ``StopAudio``
+(drops what was sent and not yet played). Keys are read case-insensitively, as apps send
+both ``kind`` and ``Kind``.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import base64
+import binascii
+import contextlib
+import logging
+import socket
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from vrooms.automation.schemas import StreamingOptions
+from vrooms.media.types import AudioLeg, CallMedia, MediaEvent, MediaPlane
+
+log = logging.getLogger("vrooms.automation")
+
+FRAME_SECONDS = 0.02
+_OPUS_PT = 111
+_CONNECT_SECONDS = 10.0
+_MAX_MESSAGE_BYTES = 1 << 20
+_SILENT_BELOW = 64  # peak of a 16-bit frame under which it counts as silence
+_FFMPEG = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error"]
+
+
+class StreamingFailed(Exception):
+    """The stream could not start or broke; ``detail`` is ACS's ``mediaStreamingStatusDetails``."""
+
+    def __init__(self, detail: str, message: str) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _sdp(port: int) -> bytes:
+    """What the decoder listens for: Opus (RFC 7587) from the AudioBridge on loopback."""
+    return (
+        "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=vrooms\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        f"m=audio {port} RTP/AVP {_OPUS_PT}\r\na=rtpmap:{_OPUS_PT} opus/48000/2\r\n"
+    ).encode()
+
+
+# An Opus 20 ms CELT frame of silence (RFC 6716 section 3.1) in an RTP packet of the leg's type.
+_SILENCE = bytes([0x80, _OPUS_PT, 0, 1, 0, 0, 0, 0, 0, 0, 0x5E, 0xED, 0xF8, 0xFF, 0xFE])
+
+
+class _Forward(asyncio.DatagramProtocol):
+    def __init__(self, forward: Callable[[bytes], None]) -> None:
+        self.forward = forward
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.forward(data)
+
+
+class RtpRelay:
+    """The leg's one UDP socket, symmetric as the AudioBridge needs it: its plain-RTP socket is
+    connected to the address it sends to and takes packets from that address alone, and it sends
+    the mix only once it has heard from it (janus_audiobridge.c). The decoder gets what Janus
+    sends; what the encoder sends leaves from this socket."""
+
+    def __init__(self) -> None:
+        self.janus_side: asyncio.DatagramTransport | None = None
+        self.encoder_side: asyncio.DatagramTransport | None = None
+        self.janus: tuple[str, int] | None = None
+        self.decoder_port = _free_udp_port()
+
+    async def open(self) -> int:
+        loop = asyncio.get_running_loop()
+        self.janus_side, _ = await loop.create_datagram_endpoint(
+            lambda: _Forward(self._to_decoder), local_addr=("127.0.0.1", 0)
+        )
+        self.encoder_side, _ = await loop.create_datagram_endpoint(
+            lambda: _Forward(self._to_janus), local_addr=("127.0.0.1", 0)
+        )
+        return int(self.janus_side.get_extra_info("sockname")[1])
+
+    @property
+    def encoder_port(self) -> int:
+        assert self.encoder_side is not None
+        return int(self.encoder_side.get_extra_info("sockname")[1])
+
+    def connect(self, janus: tuple[str, int]) -> None:
+        self.janus = janus
+        self._to_janus(_SILENCE)
+
+    def _to_decoder(self, packet: bytes) -> None:
+        if self.janus_side is not None:
+            self.janus_side.sendto(packet, ("127.0.0.1", self.decoder_port))
+
+    def _to_janus(self, packet: bytes) -> None:
+        if self.janus_side is not None and self.janus is not None:
+            self.janus_side.sendto(packet, self.janus)
+
+    def close(self) -> None:
+        for transport in (self.janus_side, self.encoder_side):
+            if transport is not None:
+                transport.close()
+        self.janus_side = self.encoder_side = None
+
+
+def _ignore(_event: MediaEvent) -> None:
+    """The stream's leg has no participant whose state its media events could change."""
+
+
+def _get(message: dict[str, Any], key: str) -> Any:
+    return next((v for k, v in message.items() if k.lower() == key.lower()), None)
+
+
+def audio_data(pcm: bytes, at: datetime) -> bytes:
+    samples = array.array("h", pcm)
+    silent = max(samples, default=0) < _SILENT_BELOW and -min(samples, default=0) < _SILENT_BELOW
+    data = {
+        "timestamp": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "participantRawID": None,
+        "data": base64.b64encode(pcm).decode(),
+        "silent": silent,
+    }
+    return orjson.dumps({"kind": "AudioData", "audioData": data})
+
+
+def metadata(subscription_id: str, rate: int) -> bytes:
+    length = int(rate * FRAME_SECONDS) * 2
+    meta = {"subscriptionId": subscription_id, "encoding": "PCM", "sampleRate": rate, "channels": 1, "length": length}
+    return orjson.dumps({"kind": "AudioMetadata", "audioMetadata": meta})
+
+
+def inbound_audio(raw: str | bytes) -> bytes | None:
+    """The PCM of an app's ``AudioData``; ``b""`` for ``StopAudio``; None for anything else."""
+    try:
+        message = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(message, dict):
+        return None
+    kind = str(_get(message, "kind") or "").lower()
+    if kind == "stopaudio":
+        return b""
+    payload = _get(message, "audioData")
+    data = _get(payload, "data") if kind == "audiodata" and isinstance(payload, dict) else None
+    if not isinstance(data, str):
+        return None
+    try:
+        pcm = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return pcm[: len(pcm) // 2 * 2]
+
+
+class MediaStream:
+    def __init__(
+        self,
+        options: StreamingOptions,
+        subscription_id: str,
+        *,
+        plane: MediaPlane,
+        media: CallMedia,
+        on_broken: Callable[[MediaStream, StreamingFailed], None],
+    ) -> None:
+        self.options = options
+        self.subscription_id = subscription_id
+        self._plane = plane
+        self._media = media
+        self._on_broken = on_broken
+        self._leg: AudioLeg | None = None
+        self._relay = RtpRelay()
+        self._decoder: asyncio.subprocess.Process | None = None
+        self._encoder: asyncio.subprocess.Process | None = None
+        self._socket: ClientConnection | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        """Leg, decoder, WebSocket and metadata, in that order; on failure nothing is left running."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        port = await self._relay.open()
+        self._leg, janus = await self._plane.join_rtp(
+            self._media,
+            display="media streaming",
+            send_to=("127.0.0.1", port),
+            muted=not self.options.bidirectional,
+            on_event=_ignore,
+            codec="opus",
+        )
+        self._decoder = await self._ffmpeg(
+            "-protocol_whitelist", "pipe,udp,rtp", "-fflags", "nobuffer", "-flags", "low_delay",
+            "-probesize", "32", "-analyzeduration", "0", "-f", "sdp", "-i", "pipe:0",
+            "-f", "s16le", "-ar", str(self.options.sample_rate), "-ac", "1", "pipe:1",
+        )  # fmt: skip
+        assert self._decoder.stdin is not None
+        self._decoder.stdin.write(_sdp(self._relay.decoder_port))  # the SDP on stdin: no file to clean up
+        self._decoder.stdin.close()
+        self._relay.connect(janus)
+        if self.options.bidirectional:
+            self._encoder = await self._start_encoder()
+        try:
+            self._socket = await websockets.connect(
+                self.options.transport_url, open_timeout=_CONNECT_SECONDS, max_size=_MAX_MESSAGE_BYTES
+            )
+        except (OSError, TimeoutError, websockets.InvalidHandshake, websockets.InvalidURI) as exc:
+            raise StreamingFailed("initialWebSocketConnectionFailed", f"could not open the WebSocket: {exc}") from None
+        await self._socket.send(metadata(self.subscription_id, self.options.sample_rate).decode())
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._send_audio())]
+        if self.options.bidirectional:
+            self._tasks.append(loop.create_task(self._receive_audio()))
+
+    async def _ffmpeg(self, *args: str) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            *_FFMPEG, *args,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+
+    async def _start_encoder(self) -> asyncio.subprocess.Process:
+        return await self._ffmpeg(
+            "-re", "-f", "s16le", "-ar", str(self.options.sample_rate), "-ac", "1", "-i", "pipe:0",
+            "-ar", "48000", "-c:a", "libopus", "-application", "voip", "-b:a", "32k",
+            "-payload_type", str(_OPUS_PT), "-f", "rtp", f"rtp://127.0.0.1:{self._relay.encoder_port}",
+        )  # fmt: skip
+
+    async def _send_audio(self) -> None:
+        assert self._decoder is not None and self._decoder.stdout is not None and self._socket is not None
+        frame = int(self.options.sample_rate * FRAME_SECONDS) * 2
+        try:
+            while True:
+                pcm = await self._decoder.stdout.readexactly(frame)
+                await self._socket.send(audio_data(pcm, datetime.now(UTC)).decode())
+        except asyncio.IncompleteReadError:
+            self._broken(StreamingFailed("unspecifiedError", "the audio decoder stopped"))
+        except websockets.ConnectionClosed:
+            self._broken(StreamingFailed("streamConnectionInterrupted", "the app closed the WebSocket"))
+
+    async def _receive_audio(self) -> None:
+        assert self._socket is not None
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for message in self._socket:
+                pcm = inbound_audio(message)
+                if pcm == b"":
+                    await self._restart_encoder()
+                elif pcm:
+                    await self._play(pcm)
+
+    async def _play(self, pcm: bytes) -> None:
+        encoder = self._encoder
+        if encoder is None or encoder.stdin is None:
+            return
+        try:
+            encoder.stdin.write(pcm)
+            await encoder.stdin.drain()  # the encoder's real-time pace holds a fast app back here
+        except (BrokenPipeError, ConnectionResetError):
+            await self._restart_encoder()
+
+    async def _restart_encoder(self) -> None:
+        """StopAudio: what the app sent and was not played yet is dropped with the old encoder."""
+        old, self._encoder = self._encoder, None
+        if old is not None:
+            await _end(old)
+        self._encoder = await self._start_encoder()
+
+    def _broken(self, failure: StreamingFailed) -> None:
+        log.info("media stream %s ended: %s", self.subscription_id[:8], failure)
+        self._on_broken(self, failure)
+
+    async def stop(self) -> None:
+        """Close everything the stream holds; safe to call twice, or on a half-started stream."""
+        current = asyncio.current_task()
+        for task in self._tasks:
+            if task is not current:
+                task.cancel()
+        self._tasks = []
+        if self._socket is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._socket.close(), 2)
+            self._socket = None
+        for process in (self._decoder, self._encoder):
+            if process is not None:
+                await _end(process)
+        self._decoder = self._encoder = None
+        self._relay.close()
+        if self._leg is not None:
+            leg, self._leg = self._leg, None
+            with contextlib.suppress(Exception):
+                await leg.close()
+
+
+async def _end(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+    await process.wait()
