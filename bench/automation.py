@@ -15,28 +15,30 @@ callback endpoint a local HTTP server in a thread.
   "play a prompt to the phone, then recognize two digits" (the app sends the digits, the
   echo brings them back as the caller's). Reported: cycles completed per second, cycle
   p50/p95, and CPU per process in % of one core.
+- Media streaming: N app connections streaming one room's mix at once (16 kHz PCM over
+  WebSockets to a server in this process): AudioData messages per second per stream (full
+  rate 50), CPU of Janus, the call host and all of the streams' ffmpeg processes.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from azure.communication.callautomation import DtmfTone, FileSource, PhoneNumberIdentifier
+from azure.communication.callautomation import DtmfTone, FileSource, MediaStreamingOptions, PhoneNumberIdentifier
 from azure.communication.callautomation.aio import CallAutomationClient, CallConnectionClient
 
-from bench.calls import RESULTS, CpuMeter, children, cpu_seconds
-from bench.stats import percentile
+from bench.calls import CpuMeter, children, cpu_seconds
+from bench.stats import percentile, save
 from tests.calls import CallWorld
-from tests.phones import Carrier, Scenario, free_udp_port, write_tone_wav
+from tests.phones import Carrier, Scenario, free_udp_port, trunk_env, write_tone_wav
 from tests.servers import Server, signed_headers
-from tests.webhooks import CallbackReceiver, Received
+from tests.webhooks import CallbackReceiver, Received, StreamReceiver
 
 NUMBER = "+15551234567"
 PROMPT = FileSource("file:prompt.wav")
@@ -188,6 +190,58 @@ async def load(
         carrier.stop()
 
 
+async def streaming(
+    world: CallWorld, app: CallAutomationClient, receiver: CallbackReceiver, server: Server, size: int
+) -> dict[str, Any]:
+    """``size`` app connections streaming one room's mix at once (16 kHz PCM to a local WebSocket)."""
+    sink = await StreamReceiver().start()
+    presenter = world.user()
+    room_id = world.room({presenter: "Presenter"})
+    call = await world.join(presenter, room_id, tone=440.0)
+    connections = []
+    try:
+        meter = CpuMeter(server)
+        for _ in range(size):
+            options = MediaStreamingOptions(
+                transport_url=sink.url,
+                transport_type="websocket",
+                content_type="audio",
+                audio_channel_type="mixed",
+                start_media_streaming=True,
+            )
+            properties = await app.connect_call(callback_url=receiver.url, room_id=room_id, media_streaming=options)
+            connection_id = str(properties.call_connection_id)
+            await _callback(receiver, "MediaStreamingStarted", connection_id, 0)
+            connections.append(app.get_call_connection(connection_id))
+        await sink.wait_for_audio(size * 100)  # every stream running for a while
+        streamers = [p for p in children(meter.call_host) if "ffmpeg" in Path(f"/proc/{p}/cmdline").read_text()]
+        meter.start()
+        f0, t0 = sum(map(cpu_seconds, streamers)), time.monotonic()
+        per_stream = await _frames_per_stream(sink, 5.0)
+        wall = time.monotonic() - t0
+        cpu = meter.stop()
+        cpu["ffmpeg_all"] = round(100 * (sum(map(cpu_seconds, streamers)) - f0) / wall, 1)
+        return {
+            "streams": size,
+            "frames_per_second_min": round(min(per_stream), 1),
+            "frames_per_second_median": round(percentile(per_stream, 0.5), 1),
+            "cpu_percent": cpu,
+        }
+    finally:
+        for connection in connections:
+            await connection.hang_up(is_for_everyone=False)
+        await call.leave()
+        await sink.stop()
+
+
+async def _frames_per_stream(sink: StreamReceiver, seconds: float) -> list[float]:
+    """AudioData messages per second of each WebSocket over ``seconds`` (full rate: 50)."""
+    before = sink.per_socket()
+    await asyncio.sleep(seconds)  # the measurement window itself
+    after = sink.per_socket()
+    return [(after[k] - before.get(k, 0)) / seconds for k in after]
+
+
 def _extra_processes(server: Server) -> dict[str, int]:
     """rtpengine, the event dispatcher and the REST worker, beside CpuMeter's Janus and call host."""
     assert server.process is not None
@@ -210,10 +264,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         folder / "server",
         workers=1,
         extra_env={
-            "VROOMS_SIP_TRUNK_URI": f"sip:127.0.0.1:{port};transport=udp",
-            "VROOMS_SIP_CALLER_ID": "+15550000001",
-            "VROOMS_SIP_LISTEN": f"127.0.0.1:{free_udp_port()}",
-            "VROOMS_SIP_MAX_PHONE_LEGS_PER_ROOM": "100",
+            **trunk_env(port, f"127.0.0.1:{free_udp_port()}", legs=100, auth=False, no_answer=30),
             "VROOMS_PROMPTS_DIR": str(prompts),
         },
     ).start()
@@ -228,6 +279,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"{args.rooms} rooms prompting and recognizing DTMF for {args.seconds} s ...")
         results["load"] = await load(world, app, receiver, server, folder / "load", port, args.rooms, args.seconds)
         print(f"  {results['load']}")
+        results["streaming"] = []
+        for size in args.streams:
+            print(f"{size} media streams of one room's mix ...")
+            results["streaming"].append(await streaming(world, app, receiver, server, size))
+            print(f"  {results['streaming'][-1]}")
         await world.close()
         return results
     finally:
@@ -241,11 +297,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--rooms", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--streams", type=lambda v: [int(n) for n in v.split(",")], default=[5, 10, 20, 40])
     args = parser.parse_args()
     results = asyncio.run(run(args))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "automation.json").write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    save("automation", results)
 
 
 if __name__ == "__main__":

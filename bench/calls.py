@@ -40,14 +40,13 @@ from typing import Any
 import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 
-from bench.stats import percentile
+from bench.stats import percentile, save
 from tests.calls import CallWorld, Member
 from tests.servers import Server
 from vrooms.client import Call, CallClient, PatternSource, ToneSource
 from vrooms.media.config import JanusEndpoint
 from vrooms.media.janus import JanusConnection
 
-RESULTS = Path(__file__).parent / "results"
 _TICKS = os.sysconf("SC_CLK_TCK")
 AUDIO_FPS, VIDEO_FPS, FULL_RATE = 50.0, 15.0, 0.95
 
@@ -437,9 +436,7 @@ def main() -> None:
         asyncio.run(_worker(json.loads(args.worker)))
         return
     results = asyncio.run(run(args))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "calls.json").write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    save("calls", results)
 
 
 if __name__ == "__main__":

@@ -27,10 +27,9 @@ from typing import Any
 import httpx
 import orjson
 
-from bench.stats import percentile
+from bench.stats import percentile, save
 from tests.servers import Server, free_port, signed, signed_headers
 
-RESULTS = Path(__file__).parent / "results"
 ROOMS_V = "api-version=2025-03-13"
 EVENTS_V = "api-version=2026-11-25"
 
@@ -198,8 +197,7 @@ def main() -> None:
     args = parser.parse_args()
     print("Events: deliveries/s and state-change-to-delivery latency ...")
     results = asyncio.run(run(args))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "events.json").write_text(json.dumps(results, indent=2))
+    save("events", results, show=False)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import json
 import os
 import subprocess
 import tempfile
@@ -27,10 +26,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.calls import RESULTS, CpuMeter, cpu_seconds
-from bench.stats import percentile
+from bench.calls import CpuMeter, cpu_seconds
+from bench.stats import percentile, save
 from tests.calls import HEARD, CallWorld
-from tests.phones import TONE_HZ, Carrier, Scenario, free_udp_port, write_tone_pcap
+from tests.phones import TONE_HZ, Carrier, Scenario, free_udp_port, trunk_env, write_tone_pcap
 from tests.servers import Server
 from vrooms.client import Call
 from vrooms.pstn.ng import NgClient
@@ -197,10 +196,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         folder / "server",
         workers=1,
         extra_env={
-            "VROOMS_SIP_TRUNK_URI": f"sip:127.0.0.1:{port};transport=udp",
-            "VROOMS_SIP_CALLER_ID": "+15550000001",
-            "VROOMS_SIP_LISTEN": f"127.0.0.1:{free_udp_port()}",
-            "VROOMS_SIP_MAX_PHONE_LEGS_PER_ROOM": "1000",
+            **trunk_env(port, f"127.0.0.1:{free_udp_port()}", legs=1000, auth=False, no_answer=30),
             "VROOMS_SIGNALING_REQUEST_BURST": "2000",
         },
     ).start()
@@ -230,9 +226,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=lambda t: [int(x) for x in t.split(",")], default=[25, 50, 100, 150])
     args = parser.parse_args()
     results = asyncio.run(run(args))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "pstn.json").write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    save("pstn", results)
 
 
 if __name__ == "__main__":

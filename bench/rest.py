@@ -23,10 +23,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from bench.stats import save
 from tests.servers import Server, create_postgres_database, drop_postgres_database, signed, signed_headers
 
 V = "api-version=2025-03-13"
-RESULTS = Path(__file__).parent / "results"
 LUA_TEMPLATE = """
 local reqs = {%s}
 local n = #reqs
@@ -168,10 +168,7 @@ def main() -> int:
     all_results = {backend: bench_backend(backend, args) for backend in args.backends.split(",")}
     table = report(all_results)
     print(table)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "rest.json").write_text(
-        json.dumps({"started": started, "args": vars(args), "results": all_results}, indent=2)
-    )
+    save("rest", {"started": started, "args": vars(args), "results": all_results}, show=False)
     return 0
 
 

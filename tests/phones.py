@@ -31,16 +31,18 @@ a=fmtp:101 0-15
 """
 
 
-def trunk_env(trunk_port: int, sip_listen: str) -> dict[str, str]:
-    """A server's settings for the carrier at ``trunk_port`` (3 s no-answer, 2 phone legs a room)."""
+def trunk_env(
+    trunk_port: int, sip_listen: str, *, legs: int = 2, auth: bool = True, no_answer: int = 3
+) -> dict[str, str]:
+    """A server's settings for the carrier at ``trunk_port`` (``legs`` phone legs a room)."""
+    credentials = {"VROOMS_SIP_TRUNK_USERNAME": USER, "VROOMS_SIP_TRUNK_PASSWORD": PASSWORD} if auth else {}
     return {
         "VROOMS_SIP_TRUNK_URI": f"sip:127.0.0.1:{trunk_port};transport=udp",
-        "VROOMS_SIP_TRUNK_USERNAME": USER,
-        "VROOMS_SIP_TRUNK_PASSWORD": PASSWORD,
+        **credentials,
         "VROOMS_SIP_CALLER_ID": "+15550000001",
         "VROOMS_SIP_LISTEN": sip_listen,
-        "VROOMS_SIP_NO_ANSWER_SECONDS": "3",
-        "VROOMS_SIP_MAX_PHONE_LEGS_PER_ROOM": "2",
+        "VROOMS_SIP_NO_ANSWER_SECONDS": str(no_answer),
+        "VROOMS_SIP_MAX_PHONE_LEGS_PER_ROOM": str(legs),
     }
 
 

@@ -564,6 +564,16 @@ def _recording_state(recording_id: str, state: str) -> Any:
     return lambda e: e.data["recordingId"] == recording_id and e.data["state"] == state
 
 
+async def _room_with_a_speaker(world: CallWorld) -> tuple[str, Call]:
+    """A room whose call has a silent Presenter and an Attendee sending a tone, heard by the Presenter."""
+    presenter, attendee = world.user(), world.user()
+    room_id = world.room({presenter: "Presenter", attendee: "Attendee"})
+    listener = await world.join(presenter, room_id)
+    await world.join(attendee, room_id, tone=ATTENDEE_HZ)
+    await hears(listener, ATTENDEE_HZ)
+    return room_id, listener
+
+
 async def test_a_mixed_recording_holds_the_call_without_its_pause_and_is_downloaded_with_the_sdk(
     world: CallWorld,
     app: CallAutomationClient,
@@ -571,11 +581,7 @@ async def test_a_mixed_recording_holds_the_call_without_its_pause_and_is_downloa
     recording_files: Receiver,
     vrooms_downloads: None,
 ) -> None:
-    presenter, attendee = world.user(), world.user()
-    room_id = world.room({presenter: "Presenter", attendee: "Attendee"})
-    listener = await world.join(presenter, room_id)
-    await world.join(attendee, room_id, tone=ATTENDEE_HZ)
-    await hears(listener, ATTENDEE_HZ)
+    room_id, listener = await _room_with_a_speaker(world)
 
     started = await app.start_recording(
         room_id=room_id,
@@ -678,11 +684,7 @@ async def test_a_recording_cut_by_a_killed_call_host_is_finished_by_the_next_one
     recording_files: Receiver,
     vrooms_downloads: None,
 ) -> None:
-    presenter, attendee = world.user(), world.user()
-    room_id = world.room({presenter: "Presenter", attendee: "Attendee"})
-    listener = await world.join(presenter, room_id)
-    await world.join(attendee, room_id, tone=ATTENDEE_HZ)
-    await hears(listener, ATTENDEE_HZ)
+    room_id, listener = await _room_with_a_speaker(world)
     started = await app.start_recording(room_id=room_id, recording_state_callback_url=receiver.url)
     await receiver.wait_for_type("RecordingStateChanged", where=_recording_state(str(started.recording_id), "active"))
     await receives_audio(listener, 2)

@@ -186,6 +186,7 @@ class StreamReceiver:
 
     def __init__(self) -> None:
         self.messages: list[dict[str, Any]] = []
+        self.counts: dict[int, int] = {}  # AudioData messages per connection
         self.outbox: asyncio.Queue[str] = asyncio.Queue()
         self.closed = asyncio.Event()
         self._server: Any = None
@@ -203,7 +204,9 @@ class StreamReceiver:
         sender = asyncio.get_running_loop().create_task(self._send(socket))
         try:
             async for message in socket:
-                self.messages.append(orjson.loads(message))
+                parsed = orjson.loads(message)
+                self.counts[id(socket)] = self.counts.get(id(socket), 0) + (parsed.get("kind") == "AudioData")
+                self.messages.append(parsed)
         except websockets.ConnectionClosed:
             pass
         finally:
@@ -213,6 +216,9 @@ class StreamReceiver:
     async def _send(self, socket: Any) -> None:
         while True:
             await socket.send(await self.outbox.get())
+
+    def per_socket(self) -> dict[int, int]:
+        return dict(self.counts)
 
     def audio(self) -> list[dict[str, Any]]:
         return [m["audioData"] for m in self.messages if m.get("kind") == "AudioData"]
