@@ -186,9 +186,6 @@ class Connection:
         self.emit(EventType.CALL_DISCONNECTED, self.operation_context, resultInformation=result.wire())
         self.connected = False
         self.media.cancel_all()
-        if self.stream is not None:  # the stream ends with the connection, without a callback
-            stream, self.stream = self.stream, None
-            asyncio.get_running_loop().create_task(stream.stop())
         self.writer.close()
         if self.on_closed is not None:
             self.on_closed(self)

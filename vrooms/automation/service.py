@@ -49,7 +49,7 @@ from vrooms.calls.service import CallService
 from vrooms.errors import ApiError, bad_argument, not_found
 from vrooms.events import repository as events_repository
 from vrooms.events.models import EventType
-from vrooms.media.types import MediaError, MediaPlane
+from vrooms.media.types import MediaError
 from vrooms.pstn import numbers
 from vrooms.recording.service import SUBSCRIPTION_PREFIX as RECORDING_SUBSCRIPTION
 from vrooms.recording.service import RecordingService
@@ -133,6 +133,9 @@ class AutomationService:
 
     def _closed(self, connection: Connection) -> None:
         self.connections.pop(connection.id, None)
+        if connection.stream is not None:  # the stream ends with the connection, without a callback
+            stream, connection.stream = connection.stream, None
+            self._spawn(stream.stop())
 
     async def _call_for(self, request: ConnectRequest) -> Call:
         if request.server_call_id is not None:
@@ -504,7 +507,7 @@ class AutomationService:
         stream = MediaStream(
             connection.streaming,
             connection.streaming_id,
-            plane=self._plane(),
+            plane=self.calls.media_plane(),
             media=connection.call.media,
             on_broken=lambda broken, failure: self._spawn(self._stream_broken(connection, broken, failure)),
         )
@@ -538,11 +541,6 @@ class AutomationService:
         connection.stream = None
         await stream.stop()
         _streaming_update(connection, EventType.MEDIA_STREAMING_FAILED, None, failure.detail)
-
-    def _plane(self) -> MediaPlane:
-        if self.calls.plane is None:
-            raise CallRefused(Refusal.MEDIA_UNAVAILABLE, "The media server is not running; try again in a moment.")
-        return self.calls.plane
 
     # -- incoming calls (dial-in without a static rule) ---------------------------------------
 

@@ -170,7 +170,7 @@ class CallService:
             raise CallRefused(Refusal.ALREADY_IN_CALL, "This connection is already in a call; leave it first.")
         notices = self._notices
         claims, room, role = await self._admit(peer, room_id)
-        plane = self._plane()
+        plane = self.media_plane()
         call = await self._call_of(room, claims.identity_id, role, plane)
         async with call.lock:
             if call.ended:
@@ -266,14 +266,15 @@ class CallService:
             participant.state = state
             participant.call.updated(participant)
 
-    def _plane(self) -> MediaPlane:
+    def media_plane(self) -> MediaPlane:
+        """The connected media plane, or a refusal a client can retry."""
         if self.plane is None:
             raise CallRefused(Refusal.MEDIA_UNAVAILABLE, "The media server is starting; try again in a moment.")
         return self.plane
 
     async def call_of(self, room: Room, user_id: str, role: Role) -> Call:
         """The room's live call, started by ``user_id`` if there is none (a dial-in caller, say)."""
-        return await self._call_of(room, user_id, role, self._plane())
+        return await self._call_of(room, user_id, role, self.media_plane())
 
     async def _call_of(self, room: Room, user_id: str, role: Role, plane: MediaPlane) -> Call:
         """The room's live call; the first admitted joiner starts it."""
@@ -301,7 +302,7 @@ class CallService:
 
     async def lobby_call(self, caller: str) -> Call:
         """A call of its own for one answered caller, in no room (see ``Call.lobby``)."""
-        media = await self._plane().create_call(f"lobby for {caller}", 1)
+        media = await self.media_plane().create_call(f"lobby for {caller}", 1)
         now = self.clock()
         call = Call(
             id=str(uuid.uuid4()),
@@ -477,7 +478,7 @@ class CallService:
         async with participant.video_lock:
             ensure(participant, capability)
             await self._unpublish(participant, source)
-            feed, answer = await self._plane().publish(
+            feed, answer = await self.media_plane().publish(
                 call.media,
                 display=participant.display_name,
                 offer_sdp=sdp,
