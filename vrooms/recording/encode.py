@@ -109,10 +109,10 @@ def pcmu_stream(mjr: Path, out: Path) -> None:
     out.write_bytes(bytes(audio))
 
 
-async def decode_mjr(mjr: Path) -> Piece:
-    """The participant's audio as a file ffmpeg reads: Ogg Opus (janus-pp-rec), or raw u-law (a phone)."""
-    info = mjr_header(mjr)
-    if info is not None and info.get("c") == "pcmu":
+async def decode_mjr(mjr: Path, info: dict[str, Any]) -> Piece:
+    """The participant's audio (``info``: its header) as a file ffmpeg reads: Ogg Opus (janus-pp-rec),
+    or raw u-law (a phone)."""
+    if info.get("c") == "pcmu":
         out = mjr.with_suffix(f"{DECODED}.ulaw")
         pcmu_stream(mjr, out)
         return Piece(out, 0, 0, ("-f", "mulaw", "-ar", "8000", "-ac", "1"))

@@ -30,9 +30,9 @@ from vrooms.events.models import Event, EventType
 from vrooms.media.config import RECORDING_PART
 from vrooms.media.tools import ToolFailed
 from vrooms.recording import encode
-from vrooms.recording.schemas import StartRequest, state_response
-from vrooms.recording.session import RecordingSession, leg_base, mix_file
-from vrooms.recording.store import Document, Phase, RecordingState, RecordingStore
+from vrooms.recording.schemas import Channel, StartRequest, state_response
+from vrooms.recording.session import RecordingSession, leg_file, mix_file
+from vrooms.recording.store import Document, Phase, RecordingState, RecordingStore, Segment
 
 log = logging.getLogger("vrooms.recording")
 
@@ -191,25 +191,12 @@ class RecordingService:
         await self._announce(state, recovered=recovered)
 
     async def _documents(self, state: RecordingState, folder: Path) -> list[Document]:
-        spans = [((s.ended_at or s.started_at) - s.started_at) // 1000 for s in state.segments]
-        if state.channel == "mixed":
-            pieces = [
-                encode.Piece(mix_file(folder, s.index) if mix_file(folder, s.index).exists() else None, 0, span)
-                for s, span in zip(state.segments, spans, strict=True)
-            ]
+        if state.channel == Channel.MIXED:
+            pieces = [encode.Piece(_existing(mix_file(folder, s.index)), 0, s.duration_ms) for s in state.segments]
             return [await self._document(state, folder, 0, None, pieces)]
         documents = []
         for n, (participant_id, raw_id) in enumerate(state.legs.items()):
-            pieces = []
-            for segment, span in zip(state.segments, spans, strict=True):
-                mjr = Path(f"{leg_base(folder, segment.index, participant_id)}-audio.mjr")
-                info = encode.mjr_header(mjr) if mjr.exists() else None
-                if info is None:
-                    pieces.append(encode.Piece(None, 0, span))
-                    continue
-                offset = max(0, (int(info["u"]) - segment.started_at) // 1000)
-                decoded = await encode.decode_mjr(mjr)
-                pieces.append(replace(decoded, offset_ms=offset, duration_ms=span))
+            pieces = [await _leg_piece(leg_file(folder, s.index, participant_id), s) for s in state.segments]
             documents.append(await self._document(state, folder, n, raw_id, pieces))
         return documents
 
@@ -320,6 +307,20 @@ class RecordingService:
         """After the calls ended (which stopped their recordings): let the documents be made."""
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=30)
+
+
+def _existing(path: Path) -> Path | None:
+    return path if path.exists() else None
+
+
+async def _leg_piece(mjr: Path, segment: Segment) -> encode.Piece:
+    """One participant's audio in one segment, placed where its first packet came (silence if none)."""
+    info = encode.mjr_header(mjr) if mjr.exists() else None
+    if info is None:
+        return encode.Piece(None, 0, segment.duration_ms)
+    decoded = await encode.decode_mjr(mjr, info)
+    offset = max(0, (int(info["u"]) - segment.started_at) // 1000)
+    return replace(decoded, offset_ms=offset, duration_ms=segment.duration_ms)
 
 
 async def _closed_by_janus(folder: Path) -> None:

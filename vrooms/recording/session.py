@@ -29,8 +29,12 @@ def mix_file(folder: Path, segment: int) -> Path:
 
 
 def leg_base(folder: Path, segment: int, participant_id: str) -> Path:
-    """Janus adds ``-audio.mjr`` to this."""
+    """What Janus is told to record a leg to; it adds ``-audio.mjr`` (``leg_file``)."""
     return folder / f"{segment:03d}-{participant_id}"
+
+
+def leg_file(folder: Path, segment: int, participant_id: str) -> Path:
+    return Path(f"{leg_base(folder, segment, participant_id)}-audio.mjr")
 
 
 @dataclass(eq=False)

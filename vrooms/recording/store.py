@@ -43,6 +43,10 @@ class Segment:
     started_at: int  # microseconds, wall clock
     ended_at: int | None = None
 
+    @property
+    def duration_ms(self) -> int:
+        return ((self.ended_at or self.started_at) - self.started_at) // 1000
+
 
 @dataclass
 class Document:
@@ -78,7 +82,7 @@ class RecordingState:
 
     @property
     def duration_ms(self) -> int:
-        return sum(((s.ended_at or s.started_at) - s.started_at) // 1000 for s in self.segments)
+        return sum(s.duration_ms for s in self.segments)
 
     def to_json(self) -> bytes:
         return orjson.dumps(asdict(self))
