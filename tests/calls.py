@@ -76,15 +76,11 @@ class CallWorld:
 
 
 async def hears(call: Call, frequency: float, timeout: float = 10.0) -> None:
-    await call.wait_until(
-        lambda: call.remote_audio is not None and call.remote_audio.tone_level(frequency) > HEARD, timeout
-    )
+    await call.wait_until(lambda: call.tone_level(frequency) > HEARD, timeout)
 
 
 async def stops_hearing(call: Call, frequency: float, timeout: float = 5.0) -> None:
-    await call.wait_until(
-        lambda: call.remote_audio is not None and call.remote_audio.tone_level(frequency) < SILENT, timeout
-    )
+    await call.wait_until(lambda: call.remote_audio is not None and call.tone_level(frequency) < SILENT, timeout)
 
 
 async def hears_nothing_of(call: Call, frequency: float, seconds: float) -> None:
@@ -92,8 +88,7 @@ async def hears_nothing_of(call: Call, frequency: float, seconds: float) -> None
     loudest = 0.0
     deadline = asyncio.get_running_loop().time() + seconds
     while asyncio.get_running_loop().time() < deadline:
-        if call.remote_audio is not None:
-            loudest = max(loudest, call.remote_audio.tone_level(frequency))
+        loudest = max(loudest, call.tone_level(frequency))
         await asyncio.sleep(0.05)
     assert loudest < SILENT, f"heard {frequency} Hz at {loudest:.4f}"
 

@@ -146,6 +146,12 @@ class FakePlane:
     async def record_mix(self, media: CallMedia, path: Path | None) -> None:
         await self.step("record_mix")
 
+    async def open_audio_feed(self, media: CallMedia, *, display: str) -> tuple[FakeLeg, tuple[str, int]]:
+        await self.step("open_audio_feed")
+        leg = FakeLeg(self, "audio feed")
+        self.legs.append(leg)
+        return leg, ("127.0.0.1", 9)
+
     async def publish(
         self, media: CallMedia, *, display: str, offer_sdp: str, on_event: EventHandler
     ) -> tuple[FakeLeg, str]:

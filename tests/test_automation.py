@@ -395,6 +395,36 @@ async def test_a_prompt_to_a_phone_is_heard_by_it_alone(
     assert phone.finish() == 0, phone.errors()
 
 
+async def test_a_prompt_to_chosen_webrtc_participants_is_heard_by_them_alone(
+    world: CallWorld, app: CallAutomationClient, receiver: CallbackReceiver
+) -> None:
+    """The prompt reaches the target on a stream of its own; the other participant gets no such
+    stream and hears nothing of it in the mix either, also while the target's loop plays."""
+    target_user, other_user = world.user(), world.user()
+    room_id = world.room({target_user: "Presenter", other_user: "Attendee"})
+    target, other = await world.join(target_user, room_id), await world.join(other_user, room_id)
+    connection = await _connect(app, room_id, receiver)
+    await connection.play_media([TONE_FILE], play_to=[CommunicationUserIdentifier(target_user.raw_id)])
+    await receiver.wait_for_type("PlayStarted")
+    await hears(target, PROMPT_HZ)
+    await hears_nothing_of(other, PROMPT_HZ, 2.0)
+    assert other.private_audio == {}
+    completed = await receiver.wait_for_type("PlayCompleted", timeout=15)
+    assert completed.data["resultInformation"]["code"] == 200
+    await stops_hearing(target, PROMPT_HZ)
+
+    await connection.play_media(
+        [TONE_FILE], play_to=[CommunicationUserIdentifier(target_user.raw_id)], loop=True, operation_context="ctx-loop"
+    )
+    await receiver.wait_for_type("PlayStarted", where=lambda e: e.data["operationContext"] == "ctx-loop")
+    await hears(target, PROMPT_HZ)
+    await hears_nothing_of(other, PROMPT_HZ, 1.0)
+    await connection.cancel_all_media_operations()
+    await receiver.wait_for_type("PlayCanceled")
+    await stops_hearing(target, PROMPT_HZ)
+    await connection.hang_up(is_for_everyone=True)
+
+
 async def test_dtmf_is_recognized_with_max_tones_a_stop_tone_and_a_silence_timeout(
     world: CallWorld, app: CallAutomationClient, receiver: CallbackReceiver, carrier: Any
 ) -> None:
@@ -450,9 +480,9 @@ async def test_bad_prompts_are_refused_by_field(
             await connection.play_media([source])
         assert refused.value.status_code == 400 and refused.value.error is not None
         assert refused.value.error.target == target
-    with pytest.raises(HttpResponseError) as webrtc:
-        await connection.play_media([TONE_FILE], play_to=[CommunicationUserIdentifier(presenter.raw_id)])
-    assert webrtc.value.error is not None and webrtc.value.error.target == "playTo"
+    with pytest.raises(ResourceNotFoundError) as absent:
+        await connection.play_media([TONE_FILE], play_to=[CommunicationUserIdentifier(world.user().raw_id)])
+    assert absent.value.status_code == 404
     await connection.hang_up(is_for_everyone=True)
 
 

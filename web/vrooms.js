@@ -241,6 +241,11 @@ export class Call extends EventTarget {
       this.#subscriber.ontrack = (event) => {
         const owner = this.#mids.get(event.transceiver.mid);
         if (!owner) return;
+        // Audio for this participant alone (a Call Automation prompt): played with the mix.
+        if (owner.kind === "audio") {
+          this.remoteAudio.addTrack(event.track);
+          return;
+        }
         const entry = this.remoteVideo.get(owner.participantId) || {};
         entry[owner.source] = new MediaStream([event.track]);
         this.remoteVideo.set(owner.participantId, entry);

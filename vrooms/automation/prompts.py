@@ -2,7 +2,8 @@
 
 A play request's sources (``FileSource``, ``TextSource``, ``SsmlSource``, in order) become
 one clip in two encodings: 8 kHz WAV for rtpengine, which plays it to a phone leg alone,
-and 48 kHz Ogg Opus for the AudioBridge, which mixes it for everyone (``play_file``).
+and 48 kHz Ogg Opus for the AudioBridge, which mixes it for everyone (``play_file``), or
+for an audio feed that chosen WebRTC participants alone receive (``send_rtp``).
 Both engines are offline and from Debian; nothing is sent to a cloud service.
 
 Voices (documented in the README): ``sourceLocale`` or the locale at the start of
@@ -32,6 +33,7 @@ import aiohttp
 import orjson
 
 from vrooms.media.tools import ToolFailed, run_tool
+from vrooms.media.types import AUDIO_FEED_SSRC, OPUS_PAYLOAD_TYPE
 
 log = logging.getLogger("vrooms.automation")
 
@@ -176,8 +178,17 @@ def _ffmpeg(inputs: list[Path], clip: Clip) -> list[str]:
     return command
 
 
-async def _run(command: list[str], tool: str) -> bytes:
+async def send_rtp(clip: Clip, to: tuple[str, int], *, loop: bool) -> None:
+    """Send the clip's Opus as RTP to an audio feed in real time (``-re``, no re-encoding); returns
+    once it has played (a loop plays until cancelled)."""
+    command = ["ffmpeg", "-nostdin", "-loglevel", "error", "-re", *(["-stream_loop", "-1"] if loop else [])]
+    command += ["-i", str(clip.opus), "-map", "0:a", "-c:a", "copy", "-f", "rtp"]
+    command += ["-payload_type", str(OPUS_PAYLOAD_TYPE), "-ssrc", str(AUDIO_FEED_SSRC), f"rtp://{to[0]}:{to[1]}"]
+    await _run(command, "ffmpeg", None if loop else clip.seconds + _TOOL_SECONDS)
+
+
+async def _run(command: list[str], tool: str, timeout_seconds: float | None = _TOOL_SECONDS) -> bytes:
     try:
-        return await run_tool(command, tool, _TOOL_SECONDS)
+        return await run_tool(command, tool, timeout_seconds)
     except ToolFailed as exc:
         raise PromptError(str(exc)) from None

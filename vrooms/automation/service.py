@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
 
@@ -24,7 +25,7 @@ from vrooms.auth.roles import Role
 from vrooms.automation import callbacks, results
 from vrooms.automation.connection import IN_CALL_STATES, Connection, PendingAdd
 from vrooms.automation.media import DtmfCollector, MediaOperation
-from vrooms.automation.prompts import Clip, PromptError, PromptRenderer, Source, espeak_voice
+from vrooms.automation.prompts import Clip, PromptError, PromptRenderer, Source, espeak_voice, send_rtp
 from vrooms.automation.schemas import (
     TONE_NAMES,
     AddRequest,
@@ -337,16 +338,6 @@ class AutomationService:
 
     # -- prompts and DTMF recognition ------------------------------------------------------
 
-    def _phones(self, connection: Connection, raw_ids: list[str]) -> list[Participant]:
-        targets = [self._in_call(connection, raw) for raw in raw_ids]
-        if any(t.phone_number is None for t in targets):
-            raise bad_argument(
-                "Playing to chosen WebRTC participants is not supported yet: play to everyone (playTo empty) "
-                "or to phone participants.",
-                "playTo",
-            )
-        return targets
-
     async def _sources(self, sources: list[PlaySource], field: str) -> list[Source]:
         """Checked now (a URL that may never be fetched is the request's 400), rendered later."""
         voices = await self._voices() if any(s.kind == "text" for s in sources) else set()
@@ -365,7 +356,7 @@ class AutomationService:
             return set()  # no espeak-ng: rendering fails, and says so in PlayFailed
 
     async def play(self, connection: Connection, request: PlayRequest) -> None:
-        targets = self._phones(connection, request.targets)
+        targets = [self._in_call(connection, raw) for raw in request.targets]
         sources = await self._sources(request.sources, "playSources")
         context = request.operation_context
         connection.media.submit(
@@ -383,48 +374,73 @@ class AutomationService:
     ) -> None:
         try:
             clip = await self.prompts.render(sources)
+            async with contextlib.AsyncExitStack() as playing:
+                senders = await self._start(playing, connection.call, clip, targets, loop=loop)
+                connection.emit(EventType.PLAY_STARTED, context, **_result(results.OK))
+                await self._play_out(clip, targets, senders, loop=loop)
         except PromptError as exc:
             failed = results.FILE_NOT_DOWNLOADED if exc.download else results.FILE_INVALID
             connection.emit(EventType.PLAY_FAILED, context, **_result(failed, str(exc)))
             return
-        stop = await self._start(connection.call, clip, targets, loop=loop)
-        connection.emit(EventType.PLAY_STARTED, context, **_result(results.OK))
-        try:
-            await self._play_out(clip, targets, loop=loop)
-        finally:
-            await stop()
+        except (MediaError, CallRefused) as exc:
+            log.warning("a prompt could not be played: %s", exc)
+            connection.emit(EventType.PLAY_FAILED, context, **_result(results.PLAY_MEDIA_FAILED))
+            return
         connection.emit(EventType.PLAY_COMPLETED, context, **_result(results.PLAYED))
 
-    async def _start(self, call: Call, clip: Clip, targets: list[Participant], *, loop: bool) -> Any:
-        """Start the clip (to everyone: the AudioBridge's mix; to phones: rtpengine); returns its stop."""
-        plane, telephony = self.calls.plane, self.calls.telephony
+    async def _start(
+        self, playing: contextlib.AsyncExitStack, call: Call, clip: Clip, targets: list[Participant], *, loop: bool
+    ) -> list[asyncio.Future[None]]:
+        """Start the clip, to stop when ``playing`` closes: to everyone (the AudioBridge's mix), or to
+        the targets alone (phones: rtpengine; WebRTC participants: an audio feed only they receive).
+        Returns the feed's sender, which ends when it has sent the clip."""
         if not targets:
-            if plane is None:
-                raise CallRefused(Refusal.MEDIA_UNAVAILABLE, "The media server is restarting.")
-            file_id = await plane.play_file(call.media, clip.opus, loop=loop)
+            await playing.enter_async_context(self._in_mix(call, clip, loop=loop))
+            return []
+        phones = [t for t in targets if t.phone_number is not None]
+        if phones:
+            await playing.enter_async_context(self._to_phones(phones, clip))
+        audience = [t for t in targets if t.phone_number is None]
+        if not audience:
+            return []
+        address = await playing.enter_async_context(self.calls.audio_feed(call, audience))
+        sender = asyncio.ensure_future(send_rtp(clip, address, loop=loop))
+        playing.push_async_callback(_cancel, sender)
+        return [sender]
 
-            async def stop_file() -> None:
-                with contextlib.suppress(MediaError):
-                    await plane.stop_file(call.media, file_id)
+    @contextlib.asynccontextmanager
+    async def _in_mix(self, call: Call, clip: Clip, *, loop: bool) -> AsyncIterator[None]:
+        plane = self.calls.media_plane()
+        file_id = await plane.play_file(call.media, clip.opus, loop=loop)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(MediaError):
+                await plane.stop_file(call.media, file_id)
 
-            return stop_file
+    @contextlib.asynccontextmanager
+    async def _to_phones(self, phones: list[Participant], clip: Clip) -> AsyncIterator[None]:
+        telephony = self.calls.telephony
         assert telephony is not None  # phone participants exist only with a trunk
-        for target in targets:
-            await telephony.play_to(target, clip.wav)
+        try:
+            for phone in phones:
+                await telephony.play_to(phone, clip.wav)
+            yield
+        finally:
+            for phone in phones:
+                await telephony.stop_playing(phone)
 
-        async def stop_phones() -> None:
-            for target in targets:
-                await telephony.stop_playing(target)
-
-        return stop_phones
-
-    async def _play_out(self, clip: Clip, targets: list[Participant], *, loop: bool) -> None:
-        """Wait while the clip plays; a loop plays until cancelled (rtpengine is told again each time)."""
-        await asyncio.sleep(clip.seconds)
+    async def _play_out(
+        self, clip: Clip, targets: list[Participant], senders: list[asyncio.Future[None]], *, loop: bool
+    ) -> None:
+        """Wait while the clip plays (and a feed's sender has sent it all); a loop plays until
+        cancelled (rtpengine is told again each time; the sender loops by itself)."""
+        await asyncio.gather(asyncio.sleep(clip.seconds), *([] if loop else senders))
+        phones = [t for t in targets if t.phone_number is not None]
         while loop:
-            if targets and self.calls.telephony is not None:
-                for target in targets:
-                    await self.calls.telephony.play_to(target, clip.wav)
+            if phones and self.calls.telephony is not None:
+                for phone in phones:
+                    await self.calls.telephony.play_to(phone, clip.wav)
             await asyncio.sleep(clip.seconds)
 
     def cancel_media(self, connection: Connection) -> None:
@@ -624,6 +640,13 @@ class AutomationService:
         writers = [writer.task for writer in self._writers]
         if writers:
             await asyncio.wait(writers, timeout=_SHUTDOWN_FLUSH_SECONDS)
+
+
+async def _cancel(task: asyncio.Future[None]) -> None:
+    """Stop a sender and wait until its process is gone; how it ended is already reported, or moot."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, PromptError):
+        await task
 
 
 def _result(result: results.Result, message: str | None = None) -> dict[str, Any]:

@@ -31,12 +31,11 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from vrooms.automation.schemas import StreamingOptions
-from vrooms.media.types import AudioLeg, CallMedia, MediaEvent, MediaPlane
+from vrooms.media.types import OPUS_PAYLOAD_TYPE, AudioLeg, CallMedia, MediaEvent, MediaPlane
 
 log = logging.getLogger("vrooms.automation")
 
 FRAME_SECONDS = 0.02
-_OPUS_PT = 111
 _CONNECT_SECONDS = 10.0
 _MAX_MESSAGE_BYTES = 1 << 20
 _SILENT_BELOW = 64  # peak of a 16-bit frame under which it counts as silence
@@ -61,12 +60,12 @@ def _sdp(port: int) -> bytes:
     """What the decoder listens for: Opus (RFC 7587) from the AudioBridge on loopback."""
     return (
         "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=vrooms\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-        f"m=audio {port} RTP/AVP {_OPUS_PT}\r\na=rtpmap:{_OPUS_PT} opus/48000/2\r\n"
+        f"m=audio {port} RTP/AVP {OPUS_PAYLOAD_TYPE}\r\na=rtpmap:{OPUS_PAYLOAD_TYPE} opus/48000/2\r\n"
     ).encode()
 
 
 # An Opus 20 ms CELT frame of silence (RFC 6716 section 3.1) in an RTP packet of the leg's type.
-_SILENCE = bytes([0x80, _OPUS_PT, 0, 1, 0, 0, 0, 0, 0, 0, 0x5E, 0xED, 0xF8, 0xFF, 0xFE])
+_SILENCE = bytes([0x80, OPUS_PAYLOAD_TYPE, 0, 1, 0, 0, 0, 0, 0, 0, 0x5E, 0xED, 0xF8, 0xFF, 0xFE])
 
 
 class _Forward(asyncio.DatagramProtocol):
@@ -244,7 +243,7 @@ class MediaStream:
         return await self._ffmpeg(
             "-re", "-f", "s16le", "-ar", str(self.options.sample_rate), "-ac", "1", "-i", "pipe:0",
             "-ar", "48000", "-c:a", "libopus", "-application", "voip", "-b:a", "32k",
-            "-payload_type", str(_OPUS_PT), "-f", "rtp", f"rtp://127.0.0.1:{self._relay.encoder_port}",
+            "-payload_type", str(OPUS_PAYLOAD_TYPE), "-f", "rtp", f"rtp://127.0.0.1:{self._relay.encoder_port}",
         )  # fmt: skip
 
     async def _send_audio(self) -> None:

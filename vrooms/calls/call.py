@@ -164,6 +164,8 @@ class Call:
     # no records, and it ends when the caller leaves.
     lobby: bool = False
     recorder: Recorder | None = None
+    # Audio outside the mix (a prompt to chosen participants): feed id -> who receives it.
+    audio_feeds: dict[int, frozenset[str]] = field(default_factory=dict)
     expiry: asyncio.TimerHandle | None = None
 
     def feed_owners(self) -> dict[int, tuple[Participant, MediaSource]]:

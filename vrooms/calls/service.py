@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from functools import partial
 from typing import Any
 
@@ -271,6 +271,22 @@ class CallService:
         if self.plane is None:
             raise CallRefused(Refusal.MEDIA_UNAVAILABLE, "The media server is starting; try again in a moment.")
         return self.plane
+
+    @contextlib.asynccontextmanager
+    async def audio_feed(self, call: Call, audience: list[Participant]) -> AsyncIterator[tuple[str, int]]:
+        """Audio only ``audience`` hears while the block runs (an audio feed, never the mix): yields
+        where to send its RTP once their subscriptions take it."""
+        plane = self.media_plane()
+        feed, address = await plane.open_audio_feed(call.media, display="Call Automation")
+        call.audio_feeds[feed.feed_id] = frozenset(p.id for p in audience)
+        try:
+            await self.video.settle(audience)
+            yield address
+        finally:
+            call.audio_feeds.pop(feed.feed_id, None)
+            await self.video.settle(audience)  # unsubscribed before the feed goes (see JanusAudioFeed)
+            with contextlib.suppress(MediaError):
+                await feed.close()
 
     async def call_of(self, room: Room, user_id: str, role: Role) -> Call:
         """The room's live call, started by ``user_id`` if there is none (a dial-in caller, say)."""

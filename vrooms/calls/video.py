@@ -1,6 +1,7 @@
 """Receiving video: one subscription per participant, kept in step with the call's feeds.
 
-Each participant receives the video stream of every ready feed but their own. A
+Each participant receives the video stream of every ready feed but their own, and the
+audio feeds meant for them (``Call.audio_feeds``: prompts to chosen participants). A
 change (a camera on or off, someone leaving) renegotiates: the media plane offers,
 the client answers (``videoOffer`` / ``videoAnswer``), one renegotiation at a time
 per participant; changes that arrive meanwhile are folded into the next round.
@@ -11,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from vrooms.calls import protocol
 from vrooms.calls.call import Call, Participant
-from vrooms.calls.models import Refusal
+from vrooms.calls.models import MediaSource, Refusal
 from vrooms.calls.rules import CallRefused
-from vrooms.media.types import MediaError, MediaPlane
+from vrooms.media.types import MediaError, MediaPlane, ReceivedStream
 
 log = logging.getLogger("vrooms.calls")
 
@@ -48,6 +50,14 @@ class VideoSync:
             participant.pending_answer.cancel()
         return bool(participant.feeds)
 
+    async def settle(self, participants: list[Participant]) -> None:
+        """Renegotiate now and wait (bounded) until these participants' subscriptions match the call."""
+        for participant in participants:
+            self.sync(participant)
+        tasks = [p.sync_task for p in participants if p.sync_task is not None and not p.sync_task.done()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=_ANSWER_TIMEOUT_SECONDS)
+
     @staticmethod
     def answer(participant: Participant, sdp: str) -> None:
         if participant.pending_answer is None or participant.pending_answer.done():
@@ -70,6 +80,7 @@ class VideoSync:
     async def _once(call: Call, participant: Participant, plane: MediaPlane) -> None:
         owners = call.feed_owners()
         wanted = {feed for feed, (owner, _) in owners.items() if owner is not participant}
+        wanted |= {feed for feed, audience in call.audio_feeds.items() if participant.id in audience}
         if participant.subscription is None:
             if not wanted:
                 return
@@ -80,11 +91,23 @@ class VideoSync:
                 return
             offer = maybe_offer
         streams = [
-            {"mid": stream.mid, "participantId": owners[stream.feed_id][0].id, "source": str(owners[stream.feed_id][1])}
+            described
             for stream in participant.subscription.streams
-            if stream.feed_id in owners
+            if (described := _described(stream, owners, call.audio_feeds)) is not None
         ]
         participant.pending_answer = asyncio.get_running_loop().create_future()
         participant.peer.send(protocol.video_offer(offer, streams))
         answer = await asyncio.wait_for(participant.pending_answer, _ANSWER_TIMEOUT_SECONDS)
         await participant.subscription.start(answer)
+
+
+def _described(
+    stream: ReceivedStream, owners: dict[int, tuple[Participant, MediaSource]], audio_feeds: dict[int, Any]
+) -> dict[str, Any] | None:
+    """A stream as the client sees it: whose camera or screen, or audio for this participant alone."""
+    if stream.feed_id in audio_feeds:
+        return {"mid": stream.mid, "kind": "audio", "participantId": None, "source": "prompt"}
+    if stream.feed_id not in owners:
+        return None
+    owner, source = owners[stream.feed_id]
+    return {"mid": stream.mid, "kind": "video", "participantId": owner.id, "source": str(source)}

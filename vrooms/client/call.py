@@ -177,13 +177,16 @@ class Call:
         self.remote_audio: AudioSink | None = None
         # (participantId, "camera" | "screen") -> the frames received from it
         self.remote_video: dict[tuple[str, str], VideoSink] = {}
+        # Audio sent to this participant alone (a Call Automation prompt), by mid: heard beside the mix.
+        self.private_audio: dict[str, AudioSink] = {}
         self.events: list[dict[str, Any]] = []
         self._handlers: dict[str, list[Handler]] = {}
         self._changed = asyncio.Condition()
         self._audio_pc = RTCPeerConnection()
         self._publishers: dict[str, RTCPeerConnection] = {}
         self._subscriber: RTCPeerConnection | None = None
-        self._mids: dict[str, tuple[str, str]] = {}
+        # mid -> the stream's description in the last videoOffer (kind, participantId, source)
+        self._mids: dict[str, dict[str, Any]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._renegotiation = asyncio.Lock()
 
@@ -393,7 +396,7 @@ class Call:
                 self._subscriber.on("track", self._on_video_track)
             pc = self._subscriber
             for stream in offer.get("streams", []):
-                self._mids[stream["mid"]] = (stream["participantId"], stream["source"])
+                self._mids[stream["mid"]] = stream
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type="offer"))
             await pc.setLocalDescription(await pc.createAnswer())
             with contextlib.suppress(CallError):
@@ -402,8 +405,18 @@ class Call:
     def _on_video_track(self, track: MediaStreamTrack) -> None:
         assert self._subscriber is not None
         for transceiver in self._subscriber.getTransceivers():
-            if transceiver.receiver.track is track and transceiver.mid in self._mids:
-                self.remote_video[self._mids[transceiver.mid]] = VideoSink(track)
+            if transceiver.receiver.track is not track or transceiver.mid not in self._mids:
+                continue
+            stream = self._mids[transceiver.mid]
+            if track.kind == "audio":
+                self.private_audio[transceiver.mid] = AudioSink(track)
+            else:
+                self.remote_video[(stream["participantId"], stream["source"])] = VideoSink(track)
+
+    def tone_level(self, frequency: float) -> float:
+        """How loud ``frequency`` is in what this participant hears: the mix and audio for it alone."""
+        sinks = [sink for sink in [self.remote_audio, *self.private_audio.values()] if sink is not None]
+        return max((sink.tone_level(frequency) for sink in sinks), default=0.0)
 
     def video_frames(self, participant_id: str, source: str = "camera") -> int:
         sink = self.remote_video.get((participant_id, source))

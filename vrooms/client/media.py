@@ -93,6 +93,9 @@ def tone_amplitude(samples: np.ndarray, rate: int, frequency: float) -> float:
     return float(2 * abs(np.dot(samples, probe)) / len(samples))
 
 
+_STALE_SECONDS = 0.5
+
+
 class AudioSink:
     """Consumes a received audio track: counts frames and keeps the last half second for analysis."""
 
@@ -100,6 +103,7 @@ class AudioSink:
         self.track = track
         self.frames = 0
         self.first_frame_at: float | None = None
+        self.last_frame_at = 0.0
         self._recent: deque[np.ndarray] = deque(maxlen=25)
         # Off while the call is on hold: the mix still arrives (AudioBridge 1.1 cannot pause it) but is not played.
         self._playing = True
@@ -120,8 +124,9 @@ class AudioSink:
             while True:
                 frame = await self.track.recv()
                 assert isinstance(frame, AudioFrame)
+                self.last_frame_at = time.monotonic()
                 if self.first_frame_at is None:
-                    self.first_frame_at = time.monotonic()
+                    self.first_frame_at = self.last_frame_at
                 self.frames += 1
                 if not self._playing:
                     continue
@@ -131,8 +136,9 @@ class AudioSink:
             pass
 
     def tone_level(self, frequency: float) -> float:
-        """Amplitude of ``frequency`` in the last half second (a sine of amplitude A gives about A)."""
-        if not self._recent:
+        """Amplitude of ``frequency`` in the last half second (a sine of amplitude A gives about A);
+        nothing if the track has gone quiet (a stream that stopped sends no more frames)."""
+        if not self._recent or time.monotonic() - self.last_frame_at > _STALE_SECONDS:
             return 0.0
         return tone_amplitude(np.concatenate(list(self._recent)), AUDIO_RATE, frequency)
 

@@ -4,8 +4,10 @@ Audio: one AudioBridge room per call (Janus mixes; each participant hears everyo
 but themself). Video and screen share: one VideoRoom room per call; each camera or
 screen is a publisher feed of one video stream, each participant has one multistream
 subscriber handle that takes exactly that stream of each feed (by ``mid``), never
-anything else a publisher might carry. Plugin APIs: the comment blocks at the top of
-janus_audiobridge.c and janus_videoroom.c (janus-gateway 1.1).
+anything else a publisher might carry. Audio for chosen participants only (a targeted
+prompt) is a VideoRoom remote publisher of one audio stream, taken by their handles alone.
+Plugin APIs: the comment blocks at the top of janus_audiobridge.c and janus_videoroom.c
+(janus-gateway 1.1).
 
 Janus vocabulary stops here: replies, events and errors leave this module as the
 typed values of ``media.types``.
@@ -25,6 +27,7 @@ from vrooms.media import sdp
 from vrooms.media.janus import EventHandler as RawEventHandler
 from vrooms.media.janus import JanusConnection, JanusError, JanusHandle, JanusUnavailable, PluginReply
 from vrooms.media.types import (
+    OPUS_PAYLOAD_TYPE,
     CallMedia,
     Connected,
     EventHandler,
@@ -40,7 +43,6 @@ from vrooms.media.types import (
 
 AUDIOBRIDGE = "janus.plugin.audiobridge"
 VIDEOROOM = "janus.plugin.videoroom"
-OPUS_PAYLOAD_TYPE = 111  # of plain-RTP Opus legs (media streaming), both ways
 
 
 def _new_id() -> int:
@@ -173,11 +175,43 @@ class JanusVideoFeed:
         await self.handle.detach()
 
 
+@dataclass
+class JanusAudioFeed:
+    """A VideoRoom *remote publisher* with one Opus stream (mindex 0, mid "0"), fed plain RTP on loopback.
+
+    janus_videoroom.c (1.1.2, "remote publishers"): ``add_remote_publisher`` opens a port and
+    announces the publisher; packets must carry SSRC 1000 + 10 * mindex (``AUDIO_FEED_SSRC``)
+    or they are dropped as "Invalid SSRC".
+    Only subscriber handles that take the feed receive it, which is what a prompt to chosen
+    participants needs (the AudioBridge cannot play to one participant: pstn-media notes).
+    Close it only once no subscription takes it: removing a remote publisher that is still
+    subscribed makes Janus send those subscribers an offer of its own (``autoupdate`` does
+    not apply to remote publishers), which would hold back their later updates.
+    """
+
+    control: JanusHandle
+    media: JanusCallMedia
+    feed_id: int
+    mids: dict[int, str] = field(repr=False, default_factory=dict)
+
+    async def close(self) -> None:
+        self.mids.pop(self.feed_id, None)
+        with _mapped_errors():
+            await self.control.request(
+                {
+                    "request": "remove_remote_publisher",
+                    "room": self.media.video_room,
+                    "secret": self.media.secret,
+                    "id": self.feed_id,
+                }
+            )
+
+
 def _received(streams: list[dict[str, Any]]) -> list[ReceivedStream]:
     return [
         ReceivedStream(mid=str(stream["mid"]), feed_id=int(stream["feed_id"]))
         for stream in streams
-        if stream.get("type") == "video" and stream.get("active", True) and "feed_id" in stream
+        if stream.get("type") in ("audio", "video") and stream.get("active", True) and "feed_id" in stream
     ]
 
 
@@ -354,6 +388,31 @@ class JanusMediaPlane:
             )
             return leg, await _checked(leg, lambda: _rtp_address(reply.data))
 
+    async def open_audio_feed(self, media: CallMedia, *, display: str) -> tuple[JanusAudioFeed, tuple[str, int]]:
+        assert isinstance(media, JanusCallMedia)
+        feed_id = _new_id()
+        # SSRC 1000 + 10 * mindex: mindex 0 is what AUDIO_FEED_SSRC promises the sender.
+        stream = {"type": "audio", "mindex": 0, "mid": "0", "codec": "opus"}
+        with _mapped_errors():
+            _, video = await self._controls()
+            reply = await video.request(
+                {
+                    "request": "add_remote_publisher",
+                    "room": media.video_room,
+                    "secret": media.secret,
+                    "id": feed_id,
+                    "display": display,
+                    # Loopback only: nothing from the network can speak into a prompt.
+                    "iface": "127.0.0.1",
+                    "streams": [stream],
+                }
+            )
+        if "port" not in reply.data:
+            raise MediaError("the media server did not open an RTP port for the audio feed")
+        self._feed_mids[feed_id] = "0"
+        feed = JanusAudioFeed(video, media, feed_id, self._feed_mids)
+        return feed, (str(reply.data.get("ip", "127.0.0.1")), int(reply.data["port"]))
+
     async def publish(
         self, media: CallMedia, *, display: str, offer_sdp: str, on_event: EventHandler
     ) -> tuple[JanusVideoFeed, str]:
@@ -393,6 +452,10 @@ class JanusMediaPlane:
                         "ptype": "subscriber",
                         "room": media.video_room,
                         "use_msid": True,
+                        # When a feed goes, Janus must not send an offer of its own: the call's
+                        # video sync renegotiates (an unanswered offer of Janus's would hold
+                        # back every later update of this subscription).
+                        "autoupdate": False,
                         "streams": self._streams(feeds),
                     }
                 )

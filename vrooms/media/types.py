@@ -13,6 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+# The payload type of Opus in plain RTP to and from the media plane (media streams, audio feeds).
+OPUS_PAYLOAD_TYPE = 111
+# The SSRC an audio feed's RTP must carry: the media plane tells streams apart by it.
+AUDIO_FEED_SSRC = 1000
+
 
 class MediaError(Exception):
     """The media plane refused or failed a request; ``reason`` is safe to show to the client."""
@@ -85,8 +90,18 @@ class VideoFeed(Protocol):
     async def close(self) -> None: ...
 
 
+class AudioFeed(Protocol):
+    """A stream of audio outside the mix: only the participants whose subscription takes it hear it
+    (a prompt to chosen participants)."""
+
+    feed_id: int
+
+    async def close(self) -> None: ...
+
+
 class VideoSubscription(Protocol):
-    """Everything one participant receives as video, renegotiated as feeds come and go."""
+    """Everything one participant receives besides the mix (cameras, screens, audio feeds),
+    renegotiated as feeds come and go."""
 
     streams: list[ReceivedStream]
 
@@ -135,6 +150,11 @@ class MediaPlane(Protocol):
         """Write the call's whole mix (everyone, and files played) to ``path`` as WAV, or stop (None)."""
         ...
 
+    async def open_audio_feed(self, media: CallMedia, *, display: str) -> tuple[AudioFeed, tuple[str, int]]:
+        """A feed of one Opus stream, sent to it as plain RTP (payload type 111, SSRC ``AUDIO_FEED_SSRC``)
+        at the returned loopback address; it reaches the subscriptions that take it, never the mix."""
+        ...
+
     async def publish(
         self, media: CallMedia, *, display: str, offer_sdp: str, on_event: EventHandler
     ) -> tuple[VideoFeed, str]:
@@ -142,7 +162,8 @@ class MediaPlane(Protocol):
         ...
 
     async def subscribe(self, media: CallMedia, feeds: set[int]) -> tuple[VideoSubscription, str]:
-        """A subscription to the video stream of each feed; returns the offer for the client."""
+        """A subscription to the one stream of each feed (video, or an audio feed's audio); returns the
+        offer for the client."""
         ...
 
     async def update_subscription(self, subscription: VideoSubscription, feeds: set[int]) -> str | None:
