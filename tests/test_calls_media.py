@@ -141,3 +141,18 @@ async def test_presenter_shares_a_screen_as_its_own_stream(world: CallWorld) -> 
     assert v.remote_video[(p.participant_id, "screen")].width == 640
     await p.stop_screen_share()
     await v.wait_until(lambda: not v.participants[p.participant_id]["screenShare"])
+
+
+async def test_a_camera_turned_off_and_on_again_is_received_again(world: CallWorld) -> None:
+    """Each round replaces the feed: the viewer's subscription must follow every time (a Janus
+    offer left unanswered once would hold back every later renegotiation)."""
+    presenter, viewer = world.user(), world.user()
+    room = world.room({presenter: "Presenter", viewer: "Attendee"})
+    p = await world.join(presenter, room)
+    v = await world.join(viewer, room)
+    for _ in range(3):
+        await p.start_video(PatternSource(), "camera")
+        before = v.video_frames(p.participant_id)
+        await v.wait_until(lambda: v.video_frames(p.participant_id) > before + 5, 20)  # noqa: B023
+        await p.stop_video("camera")
+        await v.wait_until(lambda: not v.participants[p.participant_id]["camera"])
