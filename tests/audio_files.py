@@ -1,4 +1,4 @@
-"""Reading recorded audio files in tests: decoded with PyAV, probed for tones per window."""
+"""Reading recorded files in tests: decoded with PyAV, probed for tones per window and for pictures."""
 
 from __future__ import annotations
 
@@ -32,3 +32,20 @@ def tone_per_second(data: bytes, frequency: float) -> list[float]:
     """The amplitude of ``frequency`` in each whole second of the file."""
     samples, rate = decode(data)
     return [tone_amplitude(samples[i : i + rate], rate, frequency) for i in range(0, len(samples) - rate + 1, rate)]
+
+
+def video_info(data: bytes) -> tuple[str, int, int, float]:
+    """Codec, width, height and duration (seconds) of a file's video stream."""
+    with av.open(io.BytesIO(data), mode="r") as container:
+        stream = container.streams.video[0]
+        duration = float(container.duration or 0) / av.time_base
+        return str(stream.codec_context.name), int(stream.width), int(stream.height), duration
+
+
+def gray_frame_at(data: bytes, seconds: float) -> np.ndarray:
+    """The luma of the first picture at or after ``seconds`` (height x width, 0-255)."""
+    with av.open(io.BytesIO(data), mode="r") as container:
+        for frame in container.decode(video=0):
+            if frame.time is not None and frame.time >= seconds:
+                return np.asarray(frame.to_ndarray(format="gray"))
+    raise AssertionError(f"no picture at {seconds} s")

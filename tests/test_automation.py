@@ -26,12 +26,12 @@ from azure.communication.callautomation import (
 from azure.communication.callautomation.aio import CallAutomationClient, CallConnectionClient
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
-from tests.audio_files import tone_per_second
+from tests.audio_files import gray_frame_at, tone_per_second, video_info
 from tests.calls import HEARD, SILENT, CallWorld, disconnected, hears, hears_nothing_of, receives_audio, stops_hearing
 from tests.phones import TONE_HZ, Scenario, caller_xml, refused_caller_xml, trunk_env, write_tone_pcap, write_tone_wav
 from tests.servers import Server, free_port, signed_headers
 from tests.webhooks import CallbackReceiver, Receiver, StreamReceiver
-from vrooms.client import Call
+from vrooms.client import Call, PatternSource
 from vrooms.client.media import tone_amplitude
 
 NUMBER = "+15551230000"
@@ -289,9 +289,11 @@ def test_bad_bodies_name_the_field_and_unknown_connections_are_404(automation_se
     assert gone.status_code == 404 and gone.json()["error"]["code"] == "NotFound"
 
     room = {"callLocator": {"kind": "roomCallLocator", "roomId": "99999"}}
-    video = post("/calling/recordings", {**room, "recordingContentType": "audioVideo"})
-    assert video.status_code == 400 and video.json()["error"]["target"] == "recordingContentType"
-    mp4 = post("/calling/recordings", {**room, "recordingFormatType": "mp4"})
+    video = post(
+        "/calling/recordings", {**room, "recordingContentType": "audioVideo", "recordingChannelType": "unmixed"}
+    )
+    assert video.status_code == 400 and video.json()["error"]["target"] == "recordingChannelType"
+    mp4 = post("/calling/recordings", {**room, "recordingContentType": "audio", "recordingFormatType": "mp4"})
     assert mp4.status_code == 400 and mp4.json()["error"]["target"] == "recordingFormatType"
     no_call = post("/calling/recordings", room)
     assert no_call.status_code == 404 and no_call.json()["error"]["target"] == "callLocator.roomId"
@@ -705,6 +707,53 @@ async def test_an_unmixed_recording_has_each_participant_alone_a_phone_too_until
             else:
                 assert loudest < SILENT, f"{frequency} Hz in the file of {raw_id}: {loudest:.4f}"
     assert phone.finish() == 0, phone.errors()
+
+
+def _lit(picture: np.ndarray, x: int, y: int, width: int, height: int) -> bool:
+    """Whether a region of a recorded picture shows something (a test pattern), not the black canvas."""
+    return float(picture[y : y + height, x : x + width].mean()) > 60
+
+
+async def test_an_audio_video_recording_has_the_cameras_in_a_grid_then_a_screen_share_large(
+    world: CallWorld,
+    app: CallAutomationClient,
+    receiver: CallbackReceiver,
+    recording_files: Receiver,
+    vrooms_downloads: None,
+) -> None:
+    """ACS's default recording (audioVideo, mixed, mp4): two cameras side by side; once the Presenter
+    shares a screen, it fills the left three quarters and the cameras stack on the right."""
+    presenter, attendee = world.user(), world.user()
+    room_id = world.room({presenter: "Presenter", attendee: "Attendee"})
+    p = await world.join(presenter, room_id, tone=ATTENDEE_HZ)
+    a = await world.join(attendee, room_id)
+    await p.start_video(PatternSource())
+    await a.start_video(PatternSource())
+    await a.wait_until(lambda: a.video_frames(p.participant_id) > 5, 20)
+    await p.wait_until(lambda: p.video_frames(a.participant_id) > 5, 20)
+    started = await app.start_recording(room_id=room_id, recording_state_callback_url=receiver.url)
+    recording_id = str(started.recording_id)
+    await receiver.wait_for_type("RecordingStateChanged", where=_recording_state(recording_id, "active"))
+    await receives_audio(a, 3)
+    await p.start_screen_share(PatternSource(640, 360, 5))
+    await a.wait_until(lambda: a.video_frames(p.participant_id, "screen") > 5, 20)
+    await receives_audio(a, 3)
+    await app.stop_recording(recording_id)
+
+    [files] = await recording_files.wait_for(1, RECORDING_FILES, timeout=60)
+    assert (files.data["recordingContentType"], files.data["recordingFormatType"]) == ("AudioVideo", "Mp4")
+    [chunk] = files.data["recordingStorageInfo"]["recordingChunks"]
+    content = await _download(app, chunk["contentLocation"])
+    codec, width, height, seconds = video_info(content)
+    assert (codec, width, height) == ("h264", 1280, 720) and 5 < seconds < 12, (codec, width, height, seconds)
+    assert max(tone_per_second(content, ATTENDEE_HZ)) > HEARD
+    grid = gray_frame_at(content, 1.0)  # two cameras: 640x720 cells, 320x240 pictures scaled to 640x480
+    assert _lit(grid, 100, 200, 440, 300) and _lit(grid, 740, 200, 440, 300)
+    assert not _lit(grid, 0, 0, 1280, 100)
+    shared = gray_frame_at(content, seconds - 1.0)  # screen 960x720 on the left, cameras 320x180 on the right
+    assert _lit(shared, 100, 200, 760, 300)
+    assert _lit(shared, 980, 20, 280, 140) and _lit(shared, 980, 200, 280, 140)
+    assert not _lit(shared, 960, 400, 320, 320)
 
 
 async def test_a_recording_cut_by_a_killed_call_host_is_finished_by_the_next_one(

@@ -55,12 +55,29 @@ def test_a_leg_that_never_sent_has_no_header(tmp_path: Path) -> None:
     assert encode.mjr_header(empty) is None
 
 
-def test_start_requests_default_to_mixed_wav_and_refuse_what_is_not_offered() -> None:
+def test_start_requests_default_as_acs_does_and_refuse_what_acs_does_not_offer() -> None:
     request = schemas.parse_start({"callLocator": {"kind": "serverCallLocator", "serverCallId": "c1"}})
-    assert (request.channel, request.format, request.server_call_id) == ("mixed", "wav", "c1")
+    assert (request.content, request.channel, request.format) == ("audioVideo", "mixed", "mp4")
+    assert request.server_call_id == "c1"
+    unmixed = schemas.parse_start({"callConnectionId": "c", "recordingChannelType": "unmixed"})
+    assert (unmixed.content, unmixed.format) == ("audio", "wav")
+    mp3 = schemas.parse_start({"callConnectionId": "c", "recordingFormatType": "MP3"})
+    assert (mp3.content, mp3.channel, mp3.format) == ("audio", "mixed", "mp3")
     refusals: list[tuple[dict[str, Any], str]] = [
-        ({"callConnectionId": "c", "recordingContentType": "audioVideo"}, "recordingContentType"),
-        ({"callConnectionId": "c", "recordingFormatType": "mp4"}, "recordingFormatType"),
+        (
+            {"callConnectionId": "c", "recordingContentType": "audioVideo", "recordingChannelType": "unmixed"},
+            "recordingChannelType",
+        ),
+        (
+            {"callConnectionId": "c", "recordingContentType": "audioVideo", "recordingFormatType": "wav"},
+            "recordingFormatType",
+        ),
+        (
+            {"callConnectionId": "c", "recordingContentType": "audio", "recordingFormatType": "mp4"},
+            "recordingFormatType",
+        ),
+        ({"callConnectionId": "c", "recordingContentType": "video"}, "recordingContentType"),
+        ({"callConnectionId": "c", "recordingFormatType": 4}, "recordingFormatType"),
         ({"callConnectionId": "c", "externalStorage": {"kind": "blob"}}, "externalStorage"),
         ({"callConnectionId": "c", "callLocator": {"roomId": "1"}}, "callLocator"),
         ({}, "callLocator"),
@@ -83,3 +100,26 @@ async def test_an_encoder_failure_fails_the_recording_without_raising(tmp_path: 
     saved = store.load(state.id)
     assert saved is not None and saved.phase == Phase.FAILED and saved.documents == []
     assert not (store.folder(state.id) / "mix-000.wav").exists()
+
+
+def test_cameras_fill_a_grid_and_stand_in_a_column_while_a_screen_is_shared() -> None:
+    """A camera live across a screen share is cut in three: grid, column beside the screen, grid."""
+    shots = [
+        encode.Shot("a-camera", False, Path("a.webm"), 0, 9000),
+        encode.Shot("b-camera", False, Path("b.webm"), 1000, 2000),
+        encode.Shot("a-screen", True, Path("s.webm"), 4000, 3000),
+    ]
+    pieces = encode.arrange(shots)
+    screen_tile, column = encode.layout(["a-camera", "b-camera"], screen=True)
+    _, grid = encode.layout(["a-camera", "b-camera"], screen=False)
+    a = [(p.start_ms, p.duration_ms, p.skip_ms, p.tile) for p in pieces if p.path.name == "a.webm"]
+    assert a == [
+        (0, 4000, 0, grid["a-camera"]),
+        (4000, 3000, 4000, column["a-camera"]),
+        (7000, 2000, 7000, grid["a-camera"]),
+    ]
+    assert [(p.start_ms, p.tile) for p in pieces if p.path.name == "s.webm"] == [(4000, screen_tile)]
+    assert grid["a-camera"] == encode.Tile(0, 0, 640, 720) and grid["b-camera"] == encode.Tile(640, 0, 640, 720)
+    assert screen_tile == encode.Tile(0, 0, 960, 720) and column["b-camera"] == encode.Tile(960, 180, 320, 180)
+    _, nine = encode.layout([str(n) for n in range(9)], screen=False)
+    assert nine["8"] == encode.Tile(852, 480, 426, 240)

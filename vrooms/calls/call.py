@@ -61,9 +61,12 @@ class Listener(Protocol):
 
 
 class Recorder(Protocol):
-    """Records a call (``recording.session``): told of every leg that joins the mix, and of the end."""
+    """Records a call (``recording.session``): told of every leg that joins the mix, every camera or
+    screen that goes live, and of the end."""
 
     def leg_added(self, participant: Participant) -> None: ...
+
+    def feed_added(self, participant: Participant, source: MediaSource) -> None: ...
 
     def call_ended(self) -> None: ...
 

@@ -512,6 +512,8 @@ class CallService:
         if isinstance(event, Connected) and source in participant.feeds and participant.in_call:
             participant.ready.add(source)
             self.video.sync_all(participant.call)
+            if participant.call.recorder is not None:
+                participant.call.recorder.feed_added(participant, source)
 
     async def unpublish(self, participant: Participant, source: MediaSource) -> None:
         async with participant.video_lock:

@@ -112,6 +112,15 @@ def _rtp_address(data: dict[str, Any]) -> tuple[str, int]:
 T = TypeVar("T")
 
 
+async def _record(handle: JanusHandle, base: Path | None) -> None:
+    """A leg's or feed's own recording, on or off: both plugins take "record" and "filename"."""
+    body: dict[str, Any] = {"request": "configure", "record": base is not None}
+    if base is not None:
+        body["filename"] = str(base)
+    with _mapped_errors():
+        await handle.request(body)
+
+
 async def _checked(leg: JanusAudioLeg, read: Callable[[], T]) -> T:
     """``read()`` the join's reply; a reply without what it must carry closes the leg."""
     try:
@@ -150,11 +159,7 @@ class JanusAudioLeg:
 
     async def record(self, base: Path | None) -> None:
         # janus_audiobridge.c: "record" + "filename" on configure; the plugin appends "-audio.mjr".
-        body: dict[str, Any] = {"request": "configure", "record": base is not None}
-        if base is not None:
-            body["filename"] = str(base)
-        with _mapped_errors():
-            await self.handle.request(body)
+        await _record(self.handle, base)
 
     async def close(self) -> None:
         await self.handle.detach()
@@ -169,6 +174,11 @@ class JanusVideoFeed:
     mid: str
     # The plane's feed -> mid table, which subscriptions read; a closed feed leaves it.
     mids: dict[int, str] = field(repr=False, default_factory=dict)
+
+    async def record(self, base: Path | None) -> None:
+        # janus_videoroom.c: "record" + "filename" on a publisher's configure; the plugin appends
+        # "-video-<mindex>.mjr" for each stream.
+        await _record(self.handle, base)
 
     async def close(self) -> None:
         self.mids.pop(self.feed_id, None)

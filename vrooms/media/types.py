@@ -87,6 +87,10 @@ class VideoFeed(Protocol):
 
     feed_id: int
 
+    async def record(self, base: Path | None) -> None:
+        """Write the stream to ``<base>-video-<n>.mjr`` (its own file), or stop (None)."""
+        ...
+
     async def close(self) -> None: ...
 
 

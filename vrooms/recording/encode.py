@@ -2,13 +2,18 @@
 
 Mixed: the mix of each segment (``mix-<n>.wav``, 48 kHz) is joined in order. Unmixed: each
 participant's ``.mjr`` of a segment (their RTP: Opus, decoded by janus-pp-rec, or a phone's
-G.711, unpacked here) is placed on the segment's timeline (silence before their first packet, after their last)
-and the segments joined: every participant's document has the recording's length, so
-the files line up second by second, as the channels of one ACS unmixed file do.
+G.711, unpacked here) is placed on the segment's timeline (silence before their first
+packet, after their last) and the segments joined: every participant's document has the
+recording's length, so the files line up second by second, as the channels of one ACS
+unmixed file do. Audio and video: the mixed audio, and every camera and screen (VP8,
+decoded by janus-pp-rec) placed on a 1280x720 canvas where and when it was live
+(``layout``: a grid of the cameras; a screen share takes the left three quarters and
+the cameras a column beside it), encoded H.264 + AAC in MP4.
 """
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -144,3 +149,138 @@ async def assemble(pieces: list[Piece], out: Path, fmt: str) -> None:
     if not pieces:
         pieces = [Piece(None, 0, 0)]
     await run_tool(_ffmpeg(pieces, out, fmt), "ffmpeg", _TOOL_SECONDS)
+
+
+# -- audio and video ------------------------------------------------------------------------------
+
+CANVAS = (1280, 720)
+FPS = 15
+
+
+@dataclass(frozen=True)
+class Tile:
+    """Where on the canvas a feed's picture goes (scaled to fit, centred)."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Shot:
+    """One feed's pictures, decoded: ``key`` names the feed, placed ``start_ms`` into the document."""
+
+    key: str
+    screen: bool
+    path: Path
+    start_ms: int
+    duration_ms: int
+
+    @property
+    def end_ms(self) -> int:
+        return self.start_ms + self.duration_ms
+
+
+@dataclass(frozen=True)
+class VideoPiece:
+    """Part of a shot on the canvas: ``skip_ms`` into its file, shown from ``start_ms`` for ``duration_ms``."""
+
+    path: Path
+    start_ms: int
+    duration_ms: int
+    tile: Tile
+    skip_ms: int = 0
+
+
+def _even(value: float) -> int:
+    return int(value) // 2 * 2
+
+
+def layout(cameras: list[str], screen: bool) -> tuple[Tile, dict[str, Tile]]:
+    """The screen's tile and each camera's: a near-square grid of the cameras, or, with a screen
+    share, the screen large on the left and the cameras in a column on the right."""
+    width, height = CANVAS
+    if screen:
+        side = width // 4
+        cell = _even(min(height / max(len(cameras), 4), side * 9 / 16))
+        column = [Tile(width - side, n * cell, side, cell) for n in range(len(cameras))]
+        return Tile(0, 0, width - side, height), dict(zip(cameras, column, strict=True))
+    columns = max(1, math.ceil(math.sqrt(len(cameras))))
+    rows = max(1, math.ceil(len(cameras) / columns))
+    cell_w, cell_h = _even(width / columns), _even(height / rows)
+    grid = [Tile((n % columns) * cell_w, (n // columns) * cell_h, cell_w, cell_h) for n in range(len(cameras))]
+    return Tile(0, 0, width, height), dict(zip(cameras, grid, strict=True))
+
+
+def _cut(begin: int, end: int, marks: list[int]) -> Iterator[tuple[int, int]]:
+    """``[begin, end)`` cut at every mark inside it."""
+    for mark in sorted(m for m in marks if begin < m < end):
+        yield begin, mark
+        begin = mark
+    yield begin, end
+
+
+def arrange(shots: list[Shot]) -> list[VideoPiece]:
+    """The layout changes with what is live: while a screen is shared the cameras stand in a
+    column beside it, otherwise they fill a grid; each camera keeps its place in either."""
+    cameras = list(dict.fromkeys(s.key for s in shots if not s.screen))
+    screen_tile, column = layout(cameras, screen=True)
+    _, grid = layout(cameras, screen=False)
+    screens = [s for s in shots if s.screen]
+    marks = [t for s in screens for t in (s.start_ms, s.end_ms)]
+    pieces = [VideoPiece(s.path, s.start_ms, s.duration_ms, screen_tile) for s in screens]
+    for shot in (s for s in shots if not s.screen):
+        for begin, end in _cut(shot.start_ms, shot.end_ms, marks):
+            sharing = any(s.start_ms <= begin < s.end_ms for s in screens)
+            tile = column[shot.key] if sharing else grid[shot.key]
+            pieces.append(VideoPiece(shot.path, begin, end - begin, tile, begin - shot.start_ms))
+    return pieces
+
+
+def mjr_length_ms(path: Path) -> int:
+    """Milliseconds from a recording's first packet to its last (0 if it has none)."""
+    last = 0
+    with path.open("rb") as handle:
+        if _header(handle) is None:
+            return 0
+        while len(head := handle.read(10)) == 10 and head.startswith(_FRAME_MAGIC):
+            millis, length = struct.unpack(">IH", head[4:])
+            last = millis
+            handle.seek(length, 1)
+    return last
+
+
+async def decode_video(mjr: Path) -> Path:
+    out = mjr.with_suffix(f"{DECODED}.webm")
+    await run_tool(["janus-pp-rec", str(mjr), str(out)], "janus-tools", _TOOL_SECONDS)
+    return out
+
+
+def _compose_command(audio: Path, pieces: list[VideoPiece], total_ms: int, out: Path) -> list[str]:
+    seconds = f"{max(total_ms, 1) / 1000:.3f}"
+    width, height = CANVAS
+    command = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+    command += ["-f", "lavfi", "-i", f"color=c=black:s={width}x{height}:r={FPS}:d={seconds}", "-i", str(audio)]
+    chains, last = [], "0:v"
+    for n, piece in enumerate(pieces):
+        command += ["-i", str(piece.path)]
+        t = piece.tile
+        chains.append(
+            f"[{n + 2}:v]trim=start={piece.skip_ms / 1000:.3f}:duration={piece.duration_ms / 1000:.3f},"
+            f"setpts=PTS-STARTPTS+{piece.start_ms / 1000:.3f}/TB,"
+            f"scale={t.width}:{t.height}:force_original_aspect_ratio=decrease,"
+            f"pad={t.width}:{t.height}:(ow-iw)/2:(oh-ih)/2[v{n}]"
+        )
+        chains.append(f"[{last}][v{n}]overlay={t.x}:{t.y}:eof_action=pass[o{n}]")
+        last = f"o{n}"
+    graph = ["-filter_complex", ";".join(chains)] if chains else []
+    encode = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "28", "-pix_fmt", "yuv420p", "-r", str(FPS)]
+    encode += ["-c:a", "aac", "-b:a", "96k", "-t", seconds, "-movflags", "+faststart"]
+    return [*command, *graph, "-map", f"[{last}]" if chains else "0:v", "-map", "1:a", *encode, str(out)]
+
+
+async def compose(audio: Path, pieces: list[VideoPiece], total_ms: int, out: Path) -> None:
+    """Write the call's picture (``pieces`` on the canvas) and ``audio`` as ``out`` (MP4)."""
+    timeout = _TOOL_SECONDS + 2 * total_ms / 1000  # encoding runs near real time on a small host
+    await run_tool(_compose_command(audio, pieces, total_ms, out), "ffmpeg", timeout)

@@ -19,9 +19,12 @@ from vrooms.api.responses import JSONResponse
 from vrooms.api.times import format_rfc3339
 from vrooms.context import Services
 from vrooms.errors import ApiError, not_found
+from vrooms.recording.encode import CANVAS, FPS
+from vrooms.recording.schemas import Content
 from vrooms.recording.store import Document, Phase, RecordingState, RecordingStore
 
-_MEDIA_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg"}
+_VIDEO = {"longerSideLength": CANVAS[0], "shorterSideLength": CANVAS[1], "framerate": FPS}
+_MEDIA_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "mp4": "video/mp4"}
 
 
 def _store(services: Services) -> RecordingStore:
@@ -67,10 +70,11 @@ async def metadata(request: Request) -> Response:
             "chunkDuration": document.duration_ms,
             "pauseResumeIntervals": _pauses(state),
             "recordingInfo": {
-                "contentType": "audio",
+                "contentType": state.content,
                 "channelType": state.channel,
                 "format": state.format,
                 "audioConfiguration": {"sampleRate": 48000, "channels": 1},
+                **({"videoConfiguration": _VIDEO} if state.content == Content.AUDIO_VIDEO else {}),
             },
             "participants": [{"participantId": raw_id} for raw_id in participants],
         }

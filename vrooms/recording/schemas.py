@@ -1,10 +1,12 @@
 """Wire format of call recording (``StartCallRecordingRequest``, ``RecordingStateResponse``, events).
 
 Paths and bodies of CallAutomation/stable (``/calling/recordings``) and the Event Grid data
-``AcsRecordingFileStatusUpdatedEventData``. What vrooms records: audio, mixed (the call's
-mix, as every participant hears it) or unmixed (one file per participant), as WAV or MP3.
-``audioVideo``/``mp4`` and external storage are refused by name (400), never silently
-downgraded; a request that names no content, channel or format gets audio, mixed, WAV.
+``AcsRecordingFileStatusUpdatedEventData``. What vrooms records, as ACS does: ``audioVideo``
+(mixed, MP4: the cameras in a grid, a screen share large, the call's mix as sound) or
+``audio``, mixed (the mix, as every participant hears it) or unmixed (one file per
+participant), as WAV or MP3. Defaults are ACS's: audioVideo, mixed, MP4, unless the request
+names an audio-only channel or format (unmixed, wav, mp3: then audio, and WAV). A combination
+ACS does not offer, and external storage, are refused by name (400), never downgraded.
 """
 
 from __future__ import annotations
@@ -22,9 +24,15 @@ class Channel(StrEnum):
     UNMIXED = "unmixed"
 
 
+class Content(StrEnum):
+    AUDIO = "audio"
+    AUDIO_VIDEO = "audioVideo"
+
+
 class Format(StrEnum):
     WAV = "wav"
     MP3 = "mp3"
+    MP4 = "mp4"
 
 
 @dataclass(frozen=True)
@@ -33,26 +41,45 @@ class StartRequest:
     server_call_id: str | None
     connection_id: str | None
     callback_uri: str | None
+    content: Content
     channel: Channel
     format: Format
     pause_on_start: bool
 
 
-def _choice(body: dict[str, Any], name: str, allowed: tuple[str, ...], default: str, why: str) -> str:
-    value = body.get(name, default)
-    if not isinstance(value, str) or value.lower() not in allowed:
-        raise bad_argument(f"{name} must be one of {', '.join(allowed)}{why}.", name)
-    return value.lower()
+def _choice(body: dict[str, Any], name: str, allowed: tuple[str, ...]) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    wanted = value.lower() if isinstance(value, str) else None
+    match = next((a for a in allowed if a.lower() == wanted), None)
+    if match is None:
+        raise bad_argument(f"{name} must be one of {', '.join(allowed)}.", name)
+    return match
+
+
+def _kind(body: dict[str, Any]) -> tuple[Content, Channel, Format]:
+    """Content, channel and format with ACS's defaults; audioVideo is mixed MP4, audio never MP4."""
+    content = _choice(body, "recordingContentType", tuple(Content))
+    channel = Channel(_choice(body, "recordingChannelType", tuple(Channel)) or Channel.MIXED)
+    fmt = _choice(body, "recordingFormatType", tuple(Format))
+    if content is None:
+        audio_only = channel == Channel.UNMIXED or fmt in (Format.WAV, Format.MP3)
+        content = Content.AUDIO if audio_only else Content.AUDIO_VIDEO
+    if content == Content.AUDIO_VIDEO:
+        if channel != Channel.MIXED:
+            raise bad_argument("audioVideo is mixed; record audio for a file each.", "recordingChannelType")
+        if fmt not in (None, Format.MP4):
+            raise bad_argument("An audioVideo recording is an mp4 file.", "recordingFormatType")
+        return Content.AUDIO_VIDEO, channel, Format.MP4
+    if fmt == Format.MP4:
+        raise bad_argument("mp4 is for audioVideo recordings; audio is wav or mp3.", "recordingFormatType")
+    return Content.AUDIO, channel, Format(fmt or Format.WAV)
 
 
 def parse_start(body: dict[str, Any]) -> StartRequest:
     refuse_unsupported(body, "externalStorage")
-    if body.get("recordingContentType", "audio") != "audio":
-        raise bad_argument(
-            "recordingContentType audioVideo is not offered by this server yet; record audio.", "recordingContentType"
-        )
-    channel = _choice(body, "recordingChannelType", ("mixed", "unmixed"), "mixed", "")
-    fmt = _choice(body, "recordingFormatType", ("wav", "mp3"), "wav", " (mp4 needs audioVideo, not offered yet)")
+    content, channel, fmt = _kind(body)
     connection_id = text(body, "callConnectionId", 128)
     locator = object_field(body, "callLocator", required=connection_id is None)
     if locator is not None and connection_id is not None:
@@ -62,7 +89,7 @@ def parse_start(body: dict[str, Any]) -> StartRequest:
     pause = body.get("pauseOnStart", False)
     if not isinstance(pause, bool):
         raise bad_argument("pauseOnStart must be true or false.", "pauseOnStart")
-    return StartRequest(room_id, server_call_id, connection_id, uri, Channel(channel), Format(fmt), pause)
+    return StartRequest(room_id, server_call_id, connection_id, uri, content, channel, fmt, pause)
 
 
 def state_response(recording_id: str, active: bool) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from vrooms.api.times import format_rfc3339, now_micros
 from vrooms.automation import callbacks, results
 from vrooms.calls.call import Call
+from vrooms.calls.models import MediaSource
 from vrooms.calls.service import CallService
 from vrooms.errors import ApiError, not_found
 from vrooms.events import repository as events_repository
@@ -30,8 +31,8 @@ from vrooms.events.models import Event, EventType
 from vrooms.media.config import RECORDING_PART
 from vrooms.media.tools import ToolFailed
 from vrooms.recording import encode
-from vrooms.recording.schemas import Channel, StartRequest, state_response
-from vrooms.recording.session import RecordingSession, leg_file, mix_file
+from vrooms.recording.schemas import Channel, Content, StartRequest, state_response
+from vrooms.recording.session import RecordingSession, feed_files, leg_file, mix_file
 from vrooms.recording.store import Document, Phase, RecordingState, RecordingStore, Segment
 
 log = logging.getLogger("vrooms.recording")
@@ -82,6 +83,7 @@ class RecordingService:
                 id=secrets.token_urlsafe(24),
                 call_id=call.id,
                 room_id=call.room_id,
+                content=str(request.content),
                 channel=str(request.channel),
                 format=str(request.format),
                 started_at=now_micros(),
@@ -99,7 +101,8 @@ class RecordingService:
                 await session.begin_segment()
             self.store.save(state)
             self._state_changed(state)
-        log.info("recording %s of call %s started (%s %s)", state.id[:8], call.id, state.channel, state.format)
+        kind = f"{state.content} {state.channel} {state.format}"
+        log.info("recording %s of call %s started (%s)", state.id[:8], call.id, kind)
         return state_response(state.id, state.active)
 
     def _target(self, request: StartRequest) -> tuple[Call, str | None, str | None]:
@@ -193,6 +196,8 @@ class RecordingService:
     async def _documents(self, state: RecordingState, folder: Path) -> list[Document]:
         if state.channel == Channel.MIXED:
             pieces = [encode.Piece(_existing(mix_file(folder, s.index)), 0, s.duration_ms) for s in state.segments]
+            if state.content == Content.AUDIO_VIDEO:
+                return [await _video_document(state, folder, pieces)]
             return [await self._document(state, folder, 0, None, pieces)]
         documents = []
         for n, (participant_id, raw_id) in enumerate(state.legs.items()):
@@ -270,7 +275,7 @@ class RecordingService:
             "recordingStorageInfo": {"recordingChunks": chunks},
             "recordingStartTime": format_rfc3339(state.started_at),
             "recordingDurationMs": state.duration_ms,
-            "recordingContentType": "Audio",
+            "recordingContentType": "AudioVideo" if state.content == Content.AUDIO_VIDEO else "Audio",
             "recordingChannelType": state.channel.capitalize(),
             "recordingFormatType": state.format.capitalize(),
             "sessionEndReason": state.end_reason,
@@ -307,6 +312,32 @@ class RecordingService:
         """After the calls ended (which stopped their recordings): let the documents be made."""
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=30)
+
+
+async def _video_document(state: RecordingState, folder: Path, mix: list[encode.Piece]) -> Document:
+    """The mix as sound, every camera and screen recorded where and when it was live."""
+    audio = folder / f"mix{encode.DECODED}.wav"
+    await encode.assemble(mix, audio, "wav")
+    name = f"document-0.{state.format}"
+    await encode.compose(audio, await _video_pieces(state, folder), state.duration_ms, folder / name)
+    return Document(f"{state.id}-0", name, None, state.duration_ms)
+
+
+async def _video_pieces(state: RecordingState, folder: Path) -> list[encode.VideoPiece]:
+    """Each feed's file of each segment, decoded, placed on the document's timeline and canvas."""
+    shots, elapsed = [], 0
+    for segment in state.segments:
+        for key, source in state.feeds.items():
+            for mjr in feed_files(folder, segment.index, key):
+                info = encode.mjr_header(mjr)
+                if info is None:
+                    continue  # no picture ever arrived
+                offset = max(0, (int(info["u"]) - segment.started_at) // 1000)
+                length = min(encode.mjr_length_ms(mjr), segment.duration_ms - offset)
+                path = await encode.decode_video(mjr)
+                shots.append(encode.Shot(key, source == MediaSource.SCREEN, path, elapsed + offset, length))
+        elapsed += segment.duration_ms
+    return encode.arrange(shots)
 
 
 def _existing(path: Path) -> Path | None:

@@ -14,11 +14,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from vrooms.api.times import now_micros
 from vrooms.calls.call import Call, Participant
+from vrooms.calls.models import MediaSource
 from vrooms.media.types import MediaError, MediaPlane
-from vrooms.recording.schemas import Channel
+from vrooms.recording.schemas import Channel, Content
 from vrooms.recording.store import Phase, RecordingState, Segment
 
 log = logging.getLogger("vrooms.recording")
@@ -37,6 +39,21 @@ def leg_file(folder: Path, segment: int, participant_id: str) -> Path:
     return Path(f"{leg_base(folder, segment, participant_id)}-audio.mjr")
 
 
+def feed_key(participant_id: str, source: MediaSource) -> str:
+    return f"{participant_id}-{source}"
+
+
+def feed_base(folder: Path, segment: int, key: str, feed_id: int) -> Path:
+    """A feed's file base: a camera turned off and on is a new feed, so a file of its own."""
+    return folder / f"{segment:03d}-{key}-{feed_id}"
+
+
+def feed_files(folder: Path, segment: int, key: str) -> list[Path]:
+    """What Janus wrote of a participant's camera (or screen) in a segment; it adds
+    ``-video-<mindex>.mjr`` to each base."""
+    return sorted(folder.glob(f"{segment:03d}-{key}-*-video-*.mjr"))
+
+
 @dataclass(eq=False)
 class RecordingSession:
     state: RecordingState
@@ -52,13 +69,19 @@ class RecordingSession:
     def unmixed(self) -> bool:
         return self.state.channel == Channel.UNMIXED
 
+    @property
+    def with_video(self) -> bool:
+        return self.state.content == Content.AUDIO_VIDEO
+
     # -- Recorder (calls.call) ------------------------------------------------------------
 
     def leg_added(self, participant: Participant) -> None:
         if self.state.active and self.unmixed:
-            task = asyncio.get_running_loop().create_task(self._record_leg(participant, self.state.segments[-1]))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._record_leg(participant, self.state.segments[-1]))
+
+    def feed_added(self, participant: Participant, source: MediaSource) -> None:
+        if self.state.active and self.with_video:
+            self._spawn(self._record_feed(participant, source, self.state.segments[-1]))
 
     def call_ended(self) -> None:
         self.on_call_ended(self)
@@ -71,11 +94,14 @@ class RecordingSession:
         self.state.segments.append(segment)
         self.state.phase = Phase.ACTIVE
         plane = self._plane()
-        if not self.unmixed:
-            await plane.record_mix(self.call.media, mix_file(self.folder, segment.index))
+        if self.unmixed:
+            legs = [p for p in self.call.participants.values() if p.audio is not None]
+            await asyncio.gather(*(self._record_leg(p, segment) for p in legs))
             return
-        legs = [p for p in self.call.participants.values() if p.audio is not None]
-        await asyncio.gather(*(self._record_leg(p, segment) for p in legs))
+        await plane.record_mix(self.call.media, mix_file(self.folder, segment.index))
+        if self.with_video:
+            live = [(p, source) for p in self.call.participants.values() for source in p.ready]
+            await asyncio.gather(*(self._record_feed(p, source, segment) for p, source in live))
 
     async def end_segment(self, phase: str) -> None:
         """Stop the open segment's recording; Janus closes its files (``.part`` until then)."""
@@ -88,12 +114,16 @@ class RecordingSession:
         plane = self.plane()
         if plane is None or self.call.ended:  # the media went with the call; Janus closed the files
             return
+        participants = list(self.call.participants.values())
         with contextlib.suppress(MediaError):
-            if not self.unmixed:
-                await plane.record_mix(self.call.media, None)
+            if self.unmixed:
+                legs = [p.audio for p in participants if p.audio is not None]
+                await asyncio.gather(*(leg.record(None) for leg in legs), return_exceptions=True)
                 return
-            legs = [p.audio for p in self.call.participants.values() if p.audio is not None]
-            await asyncio.gather(*(leg.record(None) for leg in legs), return_exceptions=True)
+            await plane.record_mix(self.call.media, None)
+            if self.with_video:
+                feeds = [feed for p in participants for feed in p.feeds.values()]
+                await asyncio.gather(*(feed.record(None) for feed in feeds), return_exceptions=True)
 
     async def _record_leg(self, participant: Participant, segment: Segment) -> None:
         leg = participant.audio
@@ -104,6 +134,22 @@ class RecordingSession:
             await leg.record(leg_base(self.folder, segment.index, participant.id))
         except MediaError as exc:
             log.warning("recording %s: could not record a participant's leg: %s", self.state.id, exc)
+
+    async def _record_feed(self, participant: Participant, source: MediaSource, segment: Segment) -> None:
+        feed = participant.feeds.get(source)
+        if feed is None or not participant.in_call:
+            return
+        key = feed_key(participant.id, source)
+        self.state.feeds[key] = str(source)
+        try:
+            await feed.record(feed_base(self.folder, segment.index, key, feed.feed_id))
+        except MediaError as exc:
+            log.warning("recording %s: could not record a %s: %s", self.state.id, source, exc)
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _plane(self) -> MediaPlane:
         plane = self.plane()

@@ -7,7 +7,8 @@ replaced atomically at every change, so it is always a state the recording was i
 
 Layout of ``<data_dir>/recordings/<recordingId>/``: ``mix-<segment>.wav`` (the mix while
 recording, written by Janus), ``<segment>-<participantId>-audio.mjr`` (one participant),
-the documents ``document-<n>.<format>``, and ``state.json``.
+``<segment>-<participantId>-<source>-video-<n>.mjr`` (a camera or screen), the documents
+``document-<n>.<format>``, and ``state.json``.
 """
 
 from __future__ import annotations
@@ -66,10 +67,13 @@ class RecordingState:
     channel: str
     format: str
     started_at: int
+    content: str = "audio"
     phase: str = Phase.ACTIVE
     segments: list[Segment] = field(default_factory=list)
     # Participant id -> raw id, for every leg recorded on its own (unmixed).
     legs: dict[str, str] = field(default_factory=dict)
+    # "<participantId>-<source>" -> source ("camera", "screen"), for every feed recorded (audioVideo).
+    feeds: dict[str, str] = field(default_factory=dict)
     # The callback subscription RecordingStateChanged goes to (None: nobody asked for it).
     callback_subscription: str | None = None
     connection_id: str | None = None
