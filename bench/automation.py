@@ -18,6 +18,11 @@ callback endpoint a local HTTP server in a thread.
 - Media streaming: N app connections streaming one room's mix at once (16 kHz PCM over
   WebSockets to a server in this process): AudioData messages per second per stream (full
   rate 50), CPU of Janus, the call host and all of the streams' ffmpeg processes.
+- Recording: R rooms recorded at once for S seconds, each with a Presenter sending a tone
+  and a 320x240 camera: CPU of Janus and the call host while recording, and the time from
+  ``stop_recording`` to ``RecordingFileStatusUpdated`` (the files made: janus-pp-rec, ffmpeg
+  composing and encoding H.264 for audioVideo MP4). Baseline in the same run: the same
+  rooms recorded as mixed WAV (audio only).
 """
 
 from __future__ import annotations
@@ -38,9 +43,11 @@ from bench.stats import percentile, save
 from tests.calls import CallWorld
 from tests.phones import Carrier, Scenario, free_udp_port, trunk_env, write_tone_wav
 from tests.servers import Server, signed_headers
-from tests.webhooks import CallbackReceiver, Received, StreamReceiver
+from tests.webhooks import CallbackReceiver, Received, Receiver, StreamReceiver
+from vrooms.client import PatternSource
 
 NUMBER = "+15551234567"
+RECORDING_FILES = "Microsoft.Communication.RecordingFileStatusUpdated"
 PROMPT = FileSource("file:prompt.wav")
 
 
@@ -234,6 +241,48 @@ async def streaming(
         await sink.stop()
 
 
+async def recordings(
+    world: CallWorld, app: CallAutomationClient, server: Server, rooms: int, seconds: float
+) -> dict[str, Any]:
+    """``rooms`` calls (a Presenter with a tone and a camera each) recorded at once, as MP4 and as WAV."""
+    hook = Receiver().start()
+    server.cli("events", "subscribe", "bench-recordings", hook.url, "--type", RECORDING_FILES)
+    calls, room_ids = [], []
+    try:
+        for _ in range(rooms):
+            presenter = world.user()
+            room_ids.append(world.room({presenter: "Presenter"}))
+            calls.append(await world.join(presenter, room_ids[-1], tone=440.0))
+            await calls[-1].start_video(PatternSource())
+        result: dict[str, Any] = {"rooms": rooms, "seconds": seconds}
+        for content, fmt in (("audio", "wav"), ("audioVideo", "mp4")):
+            meter = CpuMeter(server)
+            meter.start()
+            started = [
+                await app.start_recording(room_id=room_id, recording_content_type=content, recording_format_type=fmt)
+                for room_id in room_ids
+            ]
+            await asyncio.sleep(seconds)  # the recorded stretch: a window, not a wait for something
+            cpu = meter.stop()
+            before, stopped_at = len(hook.of_type(RECORDING_FILES)), time.time()
+            for recording in started:
+                await app.stop_recording(str(recording.recording_id))
+            ready = (await hook.wait_for(before + rooms, RECORDING_FILES, timeout=120 + 10 * seconds))[before:]
+            result[fmt] = {
+                "cpu_percent_recording": cpu,
+                "stop_to_files_ms": _ms([(e.at - stopped_at) * 1000 for e in ready]),
+            }
+        result["ratio_p50_mp4_to_wav"] = round(
+            result["mp4"]["stop_to_files_ms"]["p50"] / max(result["wav"]["stop_to_files_ms"]["p50"], 0.1), 1
+        )
+        return result
+    finally:
+        for call in calls:
+            await call.leave()
+        server.cli("events", "unsubscribe", "bench-recordings")
+        hook.stop()
+
+
 async def _frames_per_stream(sink: StreamReceiver, seconds: float) -> list[float]:
     """AudioData messages per second of each WebSocket over ``seconds`` (full rate: 50)."""
     before = sink.per_socket()
@@ -284,6 +333,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             print(f"{size} media streams of one room's mix ...")
             results["streaming"].append(await streaming(world, app, receiver, server, size))
             print(f"  {results['streaming'][-1]}")
+        results["recording"] = []
+        for rooms in args.recorded_rooms:
+            print(f"{rooms} rooms recorded at once for {args.recorded_seconds} s (WAV, then MP4) ...")
+            results["recording"].append(await recordings(world, app, server, rooms, args.recorded_seconds))
+            print(f"  {results['recording'][-1]}")
         await world.close()
         return results
     finally:
@@ -298,6 +352,8 @@ def main() -> None:
     parser.add_argument("--rooms", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--streams", type=lambda v: [int(n) for n in v.split(",")], default=[5, 10, 20, 40])
+    parser.add_argument("--recorded-rooms", type=lambda v: [int(n) for n in v.split(",")], default=[1, 4])
+    parser.add_argument("--recorded-seconds", type=float, default=20.0)
     args = parser.parse_args()
     results = asyncio.run(run(args))
     save("automation", results)

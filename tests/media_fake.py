@@ -62,6 +62,9 @@ class FakeLeg:
     async def record(self, base: Path | None) -> None:
         await self.plane.step("record")
 
+    async def isolate(self, slot: int | None) -> None:
+        await self.plane.step("isolate")
+
     async def close(self) -> None:
         self.closed = True
 
@@ -142,6 +145,10 @@ class FakePlane:
 
     async def stop_file(self, media: CallMedia, file_id: str) -> None:
         await self.step("stop_file")
+
+    async def forward_isolated(self, media: CallMedia, slot: int, to: tuple[str, int]) -> FakeLeg:
+        await self.step("forward_isolated")
+        return FakeLeg(self, "forward")
 
     async def record_mix(self, media: CallMedia, path: Path | None) -> None:
         await self.step("record_mix")

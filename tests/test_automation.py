@@ -789,12 +789,12 @@ async def stream_receiver() -> AsyncIterator[StreamReceiver]:
     await receiver.stop()
 
 
-def _streaming(url: str, *, start: bool = False) -> MediaStreamingOptions:
+def _streaming(url: str, *, start: bool = False, channel: str = "mixed") -> MediaStreamingOptions:
     return MediaStreamingOptions(
         transport_url=url,
         transport_type="websocket",
         content_type="audio",
-        audio_channel_type="mixed",
+        audio_channel_type=channel,
         start_media_streaming=start,
         enable_bidirectional=True,
         audio_format="pcm16KMono",
@@ -853,6 +853,36 @@ async def test_media_streaming_sends_the_mix_to_the_app_and_plays_what_it_sends_
     assert stopped.data["operationContext"] == "ctx-stop"
     await asyncio.wait_for(stream_receiver.closed.wait(), 10)
     await connection.hang_up(is_for_everyone=True)
+
+
+async def test_unmixed_media_streaming_sends_each_participant_apart(
+    world: CallWorld, app: CallAutomationClient, receiver: CallbackReceiver, stream_receiver: StreamReceiver
+) -> None:
+    """Each AudioData names its participant and carries that participant's tone alone; what the
+    app sends back is still heard in the call."""
+    presenter, attendee = world.user(), world.user()
+    room_id = world.room({presenter: "Presenter", attendee: "Attendee"})
+    listener = await world.join(presenter, room_id, tone=SECOND_HZ)
+    await world.join(attendee, room_id, tone=ATTENDEE_HZ)
+    properties = await app.connect_call(
+        callback_url=receiver.url,
+        room_id=room_id,
+        media_streaming=_streaming(stream_receiver.url, start=True, channel="unmixed"),
+    )
+    await receiver.wait_for_type("MediaStreamingStarted")
+    frames = await stream_receiver.wait_for_audio(300)
+    by_participant: dict[str, list[dict[str, Any]]] = {}
+    for frame in frames:
+        by_participant.setdefault(frame["participantRawID"], []).append(frame)
+    assert set(by_participant) == {presenter.raw_id, attendee.raw_id}
+    for raw_id, own, other in [(presenter.raw_id, SECOND_HZ, ATTENDEE_HZ), (attendee.raw_id, ATTENDEE_HZ, SECOND_HZ)]:
+        assert _pcm_level(by_participant[raw_id][-50:], own) > HEARD
+        assert _pcm_level(by_participant[raw_id][-50:], other) < SILENT
+
+    for message in _tone_messages(PROMPT_HZ, 4):
+        stream_receiver.outbox.put_nowait(message)
+    await hears(listener, PROMPT_HZ)
+    await app.get_call_connection(str(properties.call_connection_id)).hang_up(is_for_everyone=True)
 
 
 async def test_media_streaming_to_a_dead_websocket_fails_with_a_callback(

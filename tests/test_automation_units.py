@@ -101,8 +101,10 @@ def test_media_streaming_options_and_messages() -> None:
     options = {"transportUrl": "wss://app.test/ws", "transportType": "websocket", "audioChannelType": "mixed"}
     parsed = schemas.parse_connect({**base, "mediaStreamingOptions": {**options, "audioFormat": "pcm24KMono"}})
     assert parsed.streaming == schemas.StreamingOptions("wss://app.test/ws", 24000, False, False)
+    unmixed = schemas.parse_connect({**base, "mediaStreamingOptions": {**options, "audioChannelType": "Unmixed"}})
+    assert unmixed.streaming is not None and not unmixed.streaming.mixed
     refusals: list[tuple[dict[str, Any], str]] = [
-        ({"audioChannelType": "unmixed"}, "audioChannelType"),
+        ({"audioChannelType": "stereo"}, "audioChannelType"),
         ({"transportUrl": "https://app.test/ws"}, "transportUrl"),
         ({"audioFormat": "pcm8KMono"}, "audioFormat"),
         ({"enableBidirectional": "yes"}, "enableBidirectional"),
@@ -203,3 +205,17 @@ def test_raw_ids_in_paths_are_signed_as_the_sdks_quote_them() -> None:
     assert _identifiers_quoted("/c/x/participants/8:acs:a_b?v=1") == "/c/x/participants/8%3Aacs%3Aa_b?v=1"
     assert _identifiers_quoted("/c/x/participants/4:+1555") == "/c/x/participants/4%3A%2B1555"
     assert _identifiers_quoted("/calling/callConnections:connect?v=1") == "/calling/callConnections:connect?v=1"
+
+
+def test_speaker_slots_keep_everyone_while_there_is_room_then_the_talkers() -> None:
+    """A rule test (no media): four slots; a fifth participant gets one only by talking, in the
+    place of the occupant silent longest; someone who leaves frees theirs."""
+    slots = streaming.SpeakerSlots(4)
+    assert [slots.place(p, talking=False) for p in "abcd"] == [(0, None), (1, None), (2, None), (3, None)]
+    assert slots.place("e", talking=False) is None  # no room, and not talking
+    for talker in "bacd":
+        assert slots.place(talker, talking=True) is None  # has a slot already; heard now
+    assert slots.place("e", talking=True) == (1, "b")  # b was heard longest ago
+    assert slots.occupants == ["a", "e", "c", "d"]
+    assert slots.remove("c") == 2 and slots.remove("zz") is None
+    assert slots.place("b", talking=False) == (2, None)

@@ -102,6 +102,8 @@ class Connection:
         participant = message["participant"]
         raw, participant_id = participant["userId"], participant["participantId"]
         self._raw_ids[participant_id] = raw
+        if self.stream is not None:
+            self.stream.joined(participant_id, raw)
         pending = self.adds.get(raw)
         if pending is not None and pending.participant_id is None:
             pending.participant_id = participant_id  # in, not yet connected (a phone rings)
@@ -119,10 +121,16 @@ class Connection:
         participant_id = message["participantId"]
         raw = self._raw_ids.pop(participant_id, None)
         self.dtmf.pop(participant_id, None)
+        if self.stream is not None:
+            self.stream.left(participant_id)
         pending = self.adds.get(raw) if raw else None
         if pending is not None and pending.participant_id == participant_id:
             self.add_finished(pending, results.leave_result(message["reason"]))
         self.participants_changed()
+
+    def _speaking(self, message: dict[str, Any]) -> None:
+        if self.stream is not None and message.get("speaking"):
+            self.stream.talking(str(message["participantId"]))
 
     def _declined(self, message: dict[str, Any]) -> None:
         pending = self.adds.get(message["userId"])
@@ -196,6 +204,7 @@ _HANDLERS: dict[str, Callable[[Connection, dict[str, Any]], None]] = {
     "participantUpdated": Connection._updated,
     "participantLeft": Connection._left,
     "inviteDeclined": Connection._declined,
+    "speaking": Connection._speaking,
     "dtmfReceived": Connection._tone,
     "callEnded": Connection._call_ended,
 }

@@ -122,6 +122,7 @@ class StreamingOptions:
     sample_rate: int
     bidirectional: bool
     start_at_once: bool
+    mixed: bool = True
 
 
 _AUDIO_FORMATS = {"pcm16kmono": 16000, "pcm24kmono": 24000}
@@ -137,11 +138,9 @@ def parse_streaming(body: dict[str, Any]) -> StreamingOptions | None:
         raise bad_argument(f"{name}.transportType must be websocket.", f"{name}.transportType")
     if str(options.get("contentType", "audio")).lower() != "audio":
         raise bad_argument(f"{name}.contentType must be audio.", f"{name}.contentType")
-    if str(options.get("audioChannelType", "mixed")).lower() != "mixed":
-        raise bad_argument(
-            f"{name}.audioChannelType unmixed is not offered by this server yet; stream the mix.",
-            f"{name}.audioChannelType",
-        )
+    channel = str(options.get("audioChannelType", "mixed")).lower()
+    if channel not in ("mixed", "unmixed"):
+        raise bad_argument(f"{name}.audioChannelType must be mixed or unmixed.", f"{name}.audioChannelType")
     url = text(options, "transportUrl", _MAX_URI_CHARS, required=True) or ""
     parts = urlsplit(url)
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
@@ -153,7 +152,9 @@ def parse_streaming(body: dict[str, Any]) -> StreamingOptions | None:
     for key, value in flags.items():
         if not isinstance(value, bool):
             raise bad_argument(f"{name}.{key} must be true or false.", f"{name}.{key}")
-    return StreamingOptions(url, rate, flags["enableBidirectional"], flags["startMediaStreaming"])
+    return StreamingOptions(
+        url, rate, flags["enableBidirectional"], flags["startMediaStreaming"], mixed=channel == "mixed"
+    )
 
 
 @dataclass(frozen=True)

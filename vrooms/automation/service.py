@@ -520,11 +520,20 @@ class AutomationService:
             )
         if connection.stream is not None:
             raise bad_argument("Media streaming is already running on this call connection.", "mediaStreamingOptions")
+        if not connection.streaming.mixed and any(
+            c.call is connection.call and c.stream is not None and not c.stream.options.mixed
+            for c in self.connections.values()
+        ):
+            raise bad_argument(
+                "Another call connection streams this call unmixed; one unmixed stream per call at a time.",
+                "mediaStreamingOptions.audioChannelType",
+            )
         stream = MediaStream(
             connection.streaming,
             connection.streaming_id,
             plane=self.calls.media_plane(),
             media=connection.call.media,
+            isolate=partial(self._isolate, connection.call),
             on_broken=lambda broken, failure: self._spawn(self._stream_broken(connection, broken, failure)),
         )
         connection.stream = stream
@@ -542,7 +551,16 @@ class AutomationService:
         if connection.stream is not stream:  # stopped (or the connection closed) while it started
             await stream.stop()
             return
+        for participant in connection.call.participants.values():
+            stream.joined(participant.id, participant.user_id)
         _streaming_update(connection, EventType.MEDIA_STREAMING_STARTED, operation_context, "subscriptionStarted")
+
+    @staticmethod
+    async def _isolate(call: Call, participant_id: str, slot: int | None) -> None:
+        participant = call.participants.get(participant_id)
+        if participant is not None and participant.audio is not None:
+            with contextlib.suppress(MediaError):
+                await participant.audio.isolate(slot)
 
     async def stop_streaming(self, connection: Connection, operation_context: str | None) -> None:
         stream, connection.stream = connection.stream, None

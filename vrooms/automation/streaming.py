@@ -1,13 +1,18 @@
 """Media streaming: the call's audio to the app's WebSocket, as ACS sends it, and the app's audio back.
 
-One stream is one plain-RTP Opus leg in the call's AudioBridge room: Janus sends it the mix
-of everyone but itself (so an app never hears what it says), and mixes what it sends
-into what everyone hears. The leg's UDP socket is ours (``RtpRelay``); two ffmpeg processes
-(Debian's) sit between it and the WebSocket: one decodes the RTP into PCM at the rate the app asked for, one encodes the
-app's PCM back into Opus RTP, paced in real time (``-re``), so an app may send faster than
-real time. Messages (ACS's audio streaming schema): first ``AudioMetadata`` (subscription
-id, encoding PCM, rate, channels 1, frame length), then an ``AudioData`` every 20 ms with
-base64 PCM, an ISO 8601 timestamp, ``silent`` and ``participantRawID`` (null: it is the mix).
+A mixed stream is one plain-RTP Opus leg in the call's AudioBridge room: Janus sends it the
+mix of everyone but itself (so an app never hears what it says), and mixes what it sends
+into what everyone hears. The leg's UDP socket is ours (``RtpRelay``); ffmpeg processes
+(Debian's) sit between it and the WebSocket: one decodes the RTP into PCM at the rate the
+app asked for, one encodes the app's PCM back into Opus RTP, paced in real time (``-re``),
+so an app may send faster than real time. Unmixed, as ACS does it, carries up to four
+participants apart (``ISOLATED_SLOTS``; the AudioBridge forwards each slot's participant
+alone, one decoder each): whoever is heard takes a slot, the one silent longest making
+room (``SpeakerSlots``); the leg then exists only to send the app's audio back.
+
+Messages (ACS's audio streaming schema): first ``AudioMetadata`` (subscription id, encoding
+PCM, rate, channels 1, frame length), then an ``AudioData`` every 20 ms per stream with
+base64 PCM, an ISO 8601 timestamp, ``silent`` and ``participantRawID`` (null: the mix).
 From the app: ``AudioData`` (``data``: base64 PCM at the same rate) and ``StopAudio``
 (drops what was sent and not yet played). Keys are read case-insensitively, as apps send
 both ``kind`` and ``Kind``.
@@ -20,9 +25,10 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import itertools
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,7 +37,16 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from vrooms.automation.schemas import StreamingOptions
-from vrooms.media.types import OPUS_PAYLOAD_TYPE, AudioLeg, CallMedia, MediaEvent, MediaPlane
+from vrooms.media.types import (
+    ISOLATED_SLOTS,
+    OPUS_PAYLOAD_TYPE,
+    AudioLeg,
+    CallMedia,
+    Forward,
+    MediaError,
+    MediaEvent,
+    MediaPlane,
+)
 
 log = logging.getLogger("vrooms.automation")
 
@@ -130,12 +145,12 @@ def _get(message: dict[str, Any], key: str) -> Any:
     return next((v for k, v in message.items() if k.lower() == key.lower()), None)
 
 
-def audio_data(pcm: bytes, at: datetime) -> bytes:
+def audio_data(pcm: bytes, at: datetime, raw_id: str | None = None) -> bytes:
     samples = array.array("h", pcm)
     silent = max(samples, default=0) < _SILENT_BELOW and -min(samples, default=0) < _SILENT_BELOW
     data = {
         "timestamp": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "participantRawID": None,
+        "participantRawID": raw_id,
         "data": base64.b64encode(pcm).decode(),
         "silent": silent,
     }
@@ -170,6 +185,43 @@ def inbound_audio(raw: str | bytes) -> bytes | None:
     return pcm[: len(pcm) // 2 * 2]
 
 
+class SpeakerSlots:
+    """Who has a slot of their own: everyone while there is room; then whoever talks, in the place
+    of the occupant silent for longest."""
+
+    def __init__(self, size: int) -> None:
+        self.occupants: list[str | None] = [None] * size
+        self._heard: dict[str, int] = {}
+        self._clock = itertools.count()
+
+    def place(self, participant_id: str, *, talking: bool) -> tuple[int, str | None] | None:
+        """Give the participant a slot if they lack one (a talker may evict): (slot, evicted) or None."""
+        if talking:
+            self._heard[participant_id] = next(self._clock)
+        if participant_id in self.occupants:
+            return None
+        if None in self.occupants:
+            slot = self.occupants.index(None)
+        elif talking:
+            quietest = min(self.occupants, key=lambda p: self._heard.get(p or "", -1))
+            slot = self.occupants.index(quietest)
+        else:
+            return None
+        evicted, self.occupants[slot] = self.occupants[slot], participant_id
+        return slot, evicted
+
+    def remove(self, participant_id: str) -> int | None:
+        self._heard.pop(participant_id, None)
+        if participant_id not in self.occupants:
+            return None
+        slot = self.occupants.index(participant_id)
+        self.occupants[slot] = None
+        return slot
+
+
+Isolate = Callable[[str, int | None], Awaitable[None]]
+
+
 class MediaStream:
     def __init__(
         self,
@@ -178,22 +230,29 @@ class MediaStream:
         *,
         plane: MediaPlane,
         media: CallMedia,
+        isolate: Isolate,
         on_broken: Callable[[MediaStream, StreamingFailed], None],
     ) -> None:
+        """``isolate(participant_id, slot)`` puts a participant's audio alone on a slot (None: off)."""
         self.options = options
         self.subscription_id = subscription_id
+        self.slots = SpeakerSlots(ISOLATED_SLOTS)
         self._plane = plane
         self._media = media
+        self._isolate = isolate
         self._on_broken = on_broken
         self._leg: AudioLeg | None = None
         self._relay = RtpRelay()
-        self._decoder: asyncio.subprocess.Process | None = None
+        self._decoders: list[asyncio.subprocess.Process] = []
+        self._forwards: list[Forward] = []
         self._encoder: asyncio.subprocess.Process | None = None
         self._socket: ClientConnection | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._raw_ids: dict[str, str] = {}
+        self._moves = asyncio.Lock()
 
     async def start(self) -> None:
-        """Leg, decoder, WebSocket and metadata, in that order; on failure nothing is left running."""
+        """Leg, decoders, WebSocket and metadata, in that order; on failure nothing is left running."""
         try:
             await self._start()
         except BaseException:
@@ -201,24 +260,25 @@ class MediaStream:
             raise
 
     async def _start(self) -> None:
-        port = await self._relay.open()
-        self._leg, janus = await self._plane.join_rtp(
-            self._media,
-            display="media streaming",
-            send_to=("127.0.0.1", port),
-            muted=not self.options.bidirectional,
-            on_event=_ignore,
-            codec="opus",
-        )
-        self._decoder = await self._ffmpeg(
-            "-protocol_whitelist", "pipe,udp,rtp", "-fflags", "nobuffer", "-flags", "low_delay",
-            "-probesize", "32", "-analyzeduration", "0", "-f", "sdp", "-i", "pipe:0",
-            "-f", "s16le", "-ar", str(self.options.sample_rate), "-ac", "1", "pipe:1",
-        )  # fmt: skip
-        assert self._decoder.stdin is not None
-        self._decoder.stdin.write(_sdp(self._relay.decoder_port))  # the SDP on stdin: no file to clean up
-        self._decoder.stdin.close()
-        self._relay.connect(janus)
+        decoders: list[tuple[asyncio.subprocess.Process, int | None]] = []
+        if self.options.mixed or self.options.bidirectional:
+            port = await self._relay.open()
+            self._leg, janus = await self._plane.join_rtp(
+                self._media,
+                display="media streaming",
+                send_to=("127.0.0.1", port),
+                muted=not self.options.bidirectional,
+                on_event=_ignore,
+                codec="opus",
+            )
+            if self.options.mixed:
+                decoders.append((await self._start_decoder(self._relay.decoder_port), None))
+            self._relay.connect(janus)
+        if not self.options.mixed:
+            for slot in range(ISOLATED_SLOTS):
+                port = _free_udp_port()
+                decoders.append((await self._start_decoder(port), slot))
+                self._forwards.append(await self._plane.forward_isolated(self._media, slot, ("127.0.0.1", port)))
         if self.options.bidirectional:
             self._encoder = await self._start_encoder()
         try:
@@ -229,9 +289,55 @@ class MediaStream:
             raise StreamingFailed("initialWebSocketConnectionFailed", f"could not open the WebSocket: {exc}") from None
         await self._socket.send(metadata(self.subscription_id, self.options.sample_rate).decode())
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._send_audio())]
+        self._tasks = [loop.create_task(self._send_audio(decoder, slot)) for decoder, slot in decoders]
         if self.options.bidirectional:
             self._tasks.append(loop.create_task(self._receive_audio()))
+
+    async def _start_decoder(self, port: int) -> asyncio.subprocess.Process:
+        decoder = await self._ffmpeg(
+            "-protocol_whitelist", "pipe,udp,rtp", "-fflags", "nobuffer", "-flags", "low_delay",
+            "-probesize", "32", "-analyzeduration", "0", "-f", "sdp", "-i", "pipe:0",
+            "-f", "s16le", "-ar", str(self.options.sample_rate), "-ac", "1", "pipe:1",
+        )  # fmt: skip
+        self._decoders.append(decoder)
+        assert decoder.stdin is not None
+        decoder.stdin.write(_sdp(port))  # the SDP on stdin: no file to clean up
+        decoder.stdin.close()
+        return decoder
+
+    # -- who is streamed apart (unmixed) --------------------------------------------------------
+
+    def joined(self, participant_id: str, raw_id: str) -> None:
+        self._raw_ids[participant_id] = raw_id
+        self._move(participant_id, talking=False)
+
+    def talking(self, participant_id: str) -> None:
+        self._move(participant_id, talking=True)
+
+    def left(self, participant_id: str) -> None:
+        self._raw_ids.pop(participant_id, None)
+        self.slots.remove(participant_id)
+
+    def _move(self, participant_id: str, *, talking: bool) -> None:
+        if self.options.mixed or participant_id not in self._raw_ids:
+            return
+        change = self.slots.place(participant_id, talking=talking)
+        if change is not None:
+            self._tasks.append(asyncio.get_running_loop().create_task(self._apply(participant_id, *change)))
+
+    async def _apply(self, participant_id: str, slot: int, evicted: str | None) -> None:
+        async with self._moves:
+            if evicted is not None:
+                await self._isolate(evicted, None)
+            await self._isolate(participant_id, slot)
+
+    def _speaker(self, slot: int | None) -> tuple[bool, str | None]:
+        """Whether a frame of this decoder is sent, and as whose (None: the mix)."""
+        if slot is None:
+            return True, None
+        occupant = self.slots.occupants[slot]
+        raw_id = self._raw_ids.get(occupant) if occupant is not None else None
+        return raw_id is not None, raw_id
 
     async def _ffmpeg(self, *args: str) -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(
@@ -246,13 +352,15 @@ class MediaStream:
             "-payload_type", str(OPUS_PAYLOAD_TYPE), "-f", "rtp", f"rtp://127.0.0.1:{self._relay.encoder_port}",
         )  # fmt: skip
 
-    async def _send_audio(self) -> None:
-        assert self._decoder is not None and self._decoder.stdout is not None and self._socket is not None
+    async def _send_audio(self, decoder: asyncio.subprocess.Process, slot: int | None) -> None:
+        assert decoder.stdout is not None and self._socket is not None
         frame = int(self.options.sample_rate * FRAME_SECONDS) * 2
         try:
             while True:
-                pcm = await self._decoder.stdout.readexactly(frame)
-                await self._socket.send(audio_data(pcm, datetime.now(UTC)).decode())
+                pcm = await decoder.stdout.readexactly(frame)
+                send, raw_id = self._speaker(slot)
+                if send:
+                    await self._socket.send(audio_data(pcm, datetime.now(UTC), raw_id).decode())
         except asyncio.IncompleteReadError:
             self._broken(StreamingFailed("unspecifiedError", "the audio decoder stopped"))
         except websockets.ConnectionClosed:
@@ -300,10 +408,16 @@ class MediaStream:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._socket.close(), 2)
             self._socket = None
-        for process in (self._decoder, self._encoder):
-            if process is not None:
-                await _end(process)
-        self._decoder = self._encoder = None
+        forwards, self._forwards = self._forwards, []
+        for forward in forwards:
+            with contextlib.suppress(MediaError):
+                await forward.close()
+        for occupant in [o for o in self.slots.occupants if o is not None]:
+            self.slots.remove(occupant)
+            await self._isolate(occupant, None)
+        for process in [*self._decoders, *([self._encoder] if self._encoder else [])]:
+            await _end(process)
+        self._decoders, self._encoder = [], None
         self._relay.close()
         if self._leg is not None:
             leg, self._leg = self._leg, None

@@ -27,6 +27,7 @@ from vrooms.media import sdp
 from vrooms.media.janus import EventHandler as RawEventHandler
 from vrooms.media.janus import JanusConnection, JanusError, JanusHandle, JanusUnavailable, PluginReply
 from vrooms.media.types import (
+    ISOLATED_SLOTS,
     OPUS_PAYLOAD_TYPE,
     CallMedia,
     Connected,
@@ -43,6 +44,11 @@ from vrooms.media.types import (
 
 AUDIOBRIDGE = "janus.plugin.audiobridge"
 VIDEOROOM = "janus.plugin.videoroom"
+# AudioBridge forwarding groups (janus_audiobridge.c, "groups"; 5 at most per room): every leg is in
+# the shared one, and one at a time may be alone in a slot's group, whose forwarder then carries
+# that participant alone (unmixed media streaming). Groups do not change the mix anyone hears.
+_SHARED_GROUP = "shared"
+_SLOT_GROUPS = tuple(f"slot-{n}" for n in range(ISOLATED_SLOTS))
 
 
 def _new_id() -> int:
@@ -161,8 +167,33 @@ class JanusAudioLeg:
         # janus_audiobridge.c: "record" + "filename" on configure; the plugin appends "-audio.mjr".
         await _record(self.handle, base)
 
+    async def isolate(self, slot: int | None) -> None:
+        group = _SHARED_GROUP if slot is None else _SLOT_GROUPS[slot]
+        with _mapped_errors():
+            await self.handle.request({"request": "configure", "group": group})
+
     async def close(self) -> None:
         await self.handle.detach()
+
+
+@dataclass
+class JanusForward:
+    """An AudioBridge RTP forwarder (``rtp_forward``), stopped by its stream id."""
+
+    control: JanusHandle
+    media: JanusCallMedia
+    stream_id: int
+
+    async def close(self) -> None:
+        with _mapped_errors():
+            await self.control.request(
+                {
+                    "request": "stop_rtp_forward",
+                    "room": self.media.audio_room,
+                    "secret": self.media.secret,
+                    "stream_id": self.stream_id,
+                }
+            )
 
 
 @dataclass
@@ -279,6 +310,7 @@ class JanusMediaPlane:
                     "audio_level_average": 40,
                     # Plain-RTP legs (telephone calls over SIP, G.711) mix in beside WebRTC ones.
                     "allow_rtp_participants": True,
+                    "groups": [_SHARED_GROUP, *_SLOT_GROUPS],
                     **self._admin(),
                 }
             )
@@ -317,6 +349,7 @@ class JanusMediaPlane:
                     "room": media.audio_room,
                     "secret": media.secret,
                     "file_id": file_id,
+                    "group": _SHARED_GROUP,
                     "filename": str(path),
                     "loop": loop,
                 }
@@ -330,6 +363,27 @@ class JanusMediaPlane:
             await audio.request(
                 {"request": "stop_file", "room": media.audio_room, "secret": media.secret, "file_id": file_id}
             )
+
+    async def forward_isolated(self, media: CallMedia, slot: int, to: tuple[str, int]) -> JanusForward:
+        assert isinstance(media, JanusCallMedia)
+        with _mapped_errors():
+            audio, _ = await self._controls()
+            reply = await audio.request(
+                {
+                    "request": "rtp_forward",
+                    "room": media.audio_room,
+                    "secret": media.secret,
+                    "group": _SLOT_GROUPS[slot],
+                    "codec": "opus",
+                    "ptype": OPUS_PAYLOAD_TYPE,
+                    "host": to[0],
+                    "port": to[1],
+                    **self._admin(),
+                }
+            )
+        if "stream_id" not in reply.data:
+            raise MediaError("the media server did not start the forward")
+        return JanusForward(audio, media, int(reply.data["stream_id"]))
 
     async def record_mix(self, media: CallMedia, path: Path | None) -> None:
         """AudioBridge ``enable_recording``: the mixer writes the room's mix as 16-bit WAV at 48 kHz."""
@@ -357,7 +411,14 @@ class JanusMediaPlane:
         janus_id = _new_id()
         handle = await self.connection.attach(AUDIOBRIDGE, _typed(on_event, janus_id))
         try:
-            body = {"request": "join", "room": media.audio_room, "id": janus_id, "display": display, "muted": muted}
+            body = {
+                "request": "join",
+                "room": media.audio_room,
+                "id": janus_id,
+                "display": display,
+                "muted": muted,
+                "group": _SHARED_GROUP,
+            }
             return JanusAudioLeg(handle, janus_id), await handle.request({**body, **transport}, jsep)
         except BaseException:
             await handle.detach()

@@ -17,6 +17,8 @@ from typing import Protocol
 OPUS_PAYLOAD_TYPE = 111
 # The SSRC an audio feed's RTP must carry: the media plane tells streams apart by it.
 AUDIO_FEED_SSRC = 1000
+# How many participants' audio a call can have forwarded apart from the mix at once.
+ISOLATED_SLOTS = 4
 
 
 class MediaError(Exception):
@@ -78,6 +80,17 @@ class AudioLeg(Protocol):
     async def record(self, base: Path | None) -> None:
         """Write what this participant sends to ``<base>-audio.mjr`` (its own file), or stop (None)."""
         ...
+
+    async def isolate(self, slot: int | None) -> None:
+        """Put this participant's audio alone on ``slot``'s forward (``forward_isolated``), or take it
+        off (None). What they hear and what the mix carries do not change."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class Forward(Protocol):
+    """RTP the media plane sends somewhere until closed."""
 
     async def close(self) -> None: ...
 
@@ -148,6 +161,11 @@ class MediaPlane(Protocol):
 
     async def stop_file(self, media: CallMedia, file_id: str) -> None:
         """Stop a file ``play_file`` started (nothing happens if it has ended)."""
+        ...
+
+    async def forward_isolated(self, media: CallMedia, slot: int, to: tuple[str, int]) -> Forward:
+        """Send the audio of the participant isolated on ``slot`` (0 to ``ISOLATED_SLOTS`` - 1; nothing
+        while nobody is) to ``to`` as Opus RTP, payload type ``OPUS_PAYLOAD_TYPE``."""
         ...
 
     async def record_mix(self, media: CallMedia, path: Path | None) -> None:

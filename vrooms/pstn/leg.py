@@ -94,6 +94,7 @@ class PhoneLeg:
         self._mix: AudioLeg | None = None
         self._muted = False
         self._record_base: Path | None = None
+        self._slot: int | None = None
         self._closed = False
         self._events: asyncio.Queue[SipEvent] = events if events is not None else asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
@@ -132,6 +133,7 @@ class PhoneLeg:
         """Leave one call's mix for another's (a caller moved out of its lobby); the dialog goes on."""
         mix, self._mix = self._mix, None
         self._record_base = None  # the old call's recording; the new call's tells its own
+        self._slot = None
         if mix is not None:
             with contextlib.suppress(MediaError):
                 await mix.close()
@@ -198,6 +200,8 @@ class PhoneLeg:
         self._mix = mix
         if self._record_base is not None:
             await mix.record(self._record_base)
+        if self._slot is not None:
+            await mix.isolate(self._slot)
         await self._point_room_side(port)
         log.info("phone leg %s in the mix (rtpengine %d <-> AudioBridge %d)", self.call_id, self._room_port, port)
 
@@ -228,6 +232,12 @@ class PhoneLeg:
         mix = self._mix
         if mix is not None:
             await mix.record(base)
+
+    async def isolate(self, slot: int | None) -> None:
+        self._slot = slot
+        mix = self._mix
+        if mix is not None:
+            await mix.isolate(slot)
 
     async def close(self) -> None:
         """Hang up (CANCEL if still ringing, BYE once answered), free the relay and the mix leg."""
