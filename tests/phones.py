@@ -8,6 +8,7 @@ faked.
 
 from __future__ import annotations
 
+import json
 import math
 import socket
 import struct
@@ -322,3 +323,54 @@ class Carrier:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+class Softphone:
+    """baresip (Debian's) as the phone at a trunk's port: answers every call at once, sends a sine
+    tone, and keys digits on command through its ``ctrl_tcp`` JSON interface (RFC 4733 events)."""
+
+    def __init__(self, folder: Path, port: int, number: str, tone_hz: float = TONE_HZ) -> None:
+        """``number``: what it answers to (baresip takes only calls to its account's user)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        self.control_port = free_tcp_port()
+        modules = ["g711", "ausine", "aubridge", "account", "menu", "ctrl_tcp"]
+        config = [
+            "poll_method epoll",
+            f"sip_listen 127.0.0.1:{port}",
+            f"ctrl_tcp_listen 127.0.0.1:{self.control_port}",
+            f"audio_source ausine,{int(tone_hz)}",
+            "ausrc_srate 48000",  # ausine's only rate and layout; baresip resamples to G.711's 8 kHz mono
+            "ausrc_channels 2",
+            "audio_player aubridge,nowhere",  # what it hears goes nowhere: the test listens in the call
+            "module_path /usr/lib/baresip/modules",
+            *(f"module {name}.so" for name in modules),
+        ]
+        (folder / "config").write_text("\n".join(config) + "\n")
+        account = f"<sip:{number}@127.0.0.1>;regint=0;answermode=auto;audio_codecs=PCMU"
+        (folder / "accounts").write_text(account + "\n")
+        self.log = (folder / "baresip.log").open("wb")
+        self.process = subprocess.Popen(
+            ["baresip", "-f", str(folder)], stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT
+        )
+
+    def command(self, command: str, params: str = "") -> None:
+        """One ctrl_tcp command (a netstring of JSON), e.g. ``command("sndcode", "1")``."""
+        body = json.dumps({"command": command, "params": params, "token": command}).encode()
+        with socket.create_connection(("127.0.0.1", self.control_port), timeout=5) as control:
+            control.sendall(str(len(body)).encode() + b":" + body + b",")
+            control.recv(4096)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -28,7 +28,16 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from tests.audio_files import gray_frame_at, tone_per_second, video_info
 from tests.calls import HEARD, SILENT, CallWorld, disconnected, hears, hears_nothing_of, receives_audio, stops_hearing
-from tests.phones import TONE_HZ, Scenario, caller_xml, refused_caller_xml, trunk_env, write_tone_pcap, write_tone_wav
+from tests.phones import (
+    TONE_HZ,
+    Scenario,
+    Softphone,
+    caller_xml,
+    refused_caller_xml,
+    trunk_env,
+    write_tone_pcap,
+    write_tone_wav,
+)
 from tests.servers import Server, free_port, signed_headers
 from tests.webhooks import CallbackReceiver, Receiver, StreamReceiver
 from vrooms.client import Call, PatternSource
@@ -464,6 +473,30 @@ async def test_dtmf_is_recognized_with_max_tones_a_stop_tone_and_a_silence_timeo
     assert failed.data["resultInformation"]["subCode"] == 8510
     await connection.hang_up(is_for_everyone=True)
     assert phone.finish() == 0, phone.errors()
+
+
+@pytest.fixture
+def softphone(tmp_path: Path, trunk_port: int) -> Iterator[Softphone]:
+    phone = Softphone(tmp_path / "baresip", trunk_port, NUMBER)
+    yield phone
+    phone.stop()
+
+
+async def test_digits_keyed_on_a_softphone_are_recognized(
+    world: CallWorld, app: CallAutomationClient, receiver: CallbackReceiver, softphone: Softphone
+) -> None:
+    """baresip answers the app's call, is heard in the room, and keys 4, 2, 7 (RFC 4733 events)."""
+    listener, connection, target = await _phone_in_call(world, app, receiver)
+    await hears(listener, TONE_HZ)
+    await connection.start_recognizing_media(
+        "dtmf", target, dtmf_max_tones_to_collect=3, initial_silence_timeout=15, operation_context="ctx-keyed"
+    )
+    softphone.command("sndcode", "427")
+    completed = await receiver.wait_for_type(
+        "RecognizeCompleted", where=lambda e: e.data["operationContext"] == "ctx-keyed"
+    )
+    assert completed.data["dtmfResult"]["tones"] == ["four", "two", "seven"]
+    await connection.hang_up(is_for_everyone=True)
 
 
 async def test_bad_prompts_are_refused_by_field(
