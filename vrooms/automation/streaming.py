@@ -27,9 +27,11 @@ import binascii
 import contextlib
 import itertools
 import logging
+import signal
 import socket
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -37,6 +39,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from vrooms.automation.schemas import StreamingOptions
+from vrooms.launcher import die_with_parent
 from vrooms.media.types import (
     ISOLATED_SLOTS,
     OPUS_PAYLOAD_TYPE,
@@ -343,6 +346,7 @@ class MediaStream:
         return await asyncio.create_subprocess_exec(
             *_FFMPEG, *args,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+            preexec_fn=partial(die_with_parent, signal.SIGKILL),
         )  # fmt: skip
 
     async def _start_encoder(self) -> asyncio.subprocess.Process:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import signal
+from functools import partial
+
+from vrooms.launcher import die_with_parent
 
 log = logging.getLogger("vrooms.media")
 
@@ -19,7 +23,11 @@ async def run_tool(command: list[str], package: str, timeout_seconds: float | No
     if shutil.which(command[0]) is None:
         raise ToolFailed(f"{command[0]} is not installed on the server (apt-get install {package}).")
     process = await asyncio.create_subprocess_exec(
-        *command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        *command,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        preexec_fn=partial(die_with_parent, signal.SIGKILL),  # a looping prompt must not outlive a killed host
     )
     try:
         output, errors = await asyncio.wait_for(process.communicate(), timeout_seconds)
