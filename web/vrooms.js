@@ -34,10 +34,17 @@ const REQUEST_TIMEOUT_MS = 20000;
 const SOURCE_CAPABILITY = { camera: "sendVideo", screen: "shareScreen" };
 
 export class CallError extends Error {
-  constructor(code, message) {
+  // details: the error's other fields (a RoomNotYetOpen refusal carries validFrom).
+  constructor(code, message, details = {}) {
     super(`${code}: ${message}`);
     this.code = code;
+    this.details = details;
   }
+}
+
+function errorOf(message) {
+  const { type, id, code, message: text, ...details } = message;
+  return new CallError(code, text, details);
 }
 
 export class VroomsClient extends EventTarget {
@@ -63,11 +70,11 @@ export class VroomsClient extends EventTarget {
           this.userId = message.userId;
           resolve();
         } else if (message.type === "error" && message.id === null && !this.userId) {
-          reject(new CallError(message.code, message.message));
+          reject(errorOf(message));
         } else if ((message.type === "result" || message.type === "error") && this.#pending.has(message.id)) {
           const { ok, fail } = this.#pending.get(message.id);
           this.#pending.delete(message.id);
-          message.type === "result" ? ok(message) : fail(new CallError(message.code, message.message));
+          message.type === "result" ? ok(message) : fail(errorOf(message));
         } else {
           if (message.type === "invite") this.dispatchEvent(new CustomEvent("invite", { detail: message }));
           if (this.call) this.call.handle(message);
@@ -77,6 +84,7 @@ export class VroomsClient extends EventTarget {
         for (const { fail } of this.#pending.values()) fail(new CallError("NotConnected", "connection closed"));
         this.#pending.clear();
         if (this.call) this.call.handle({ type: "connectionClosed" });
+        this.dispatchEvent(new CustomEvent("closed"));
         reject(new CallError("NotConnected", "connection closed"));
       };
     });
@@ -100,6 +108,11 @@ export class VroomsClient extends EventTarget {
       this.#pending.set(id, { ok: settle(ok), fail: settle(fail) });
       this.#ws.send(JSON.stringify({ ...message, id }));
     });
+  }
+
+  /** What joining would give (role, capabilities, validity window), or the refusal, without joining. */
+  checkRoom(roomId) {
+    return this.request({ type: "checkRoom", roomId });
   }
 
   async join(roomId, { audio = null, displayName = "" } = {}) {
@@ -298,6 +311,12 @@ export class Call extends EventTarget {
     await this.request({ type: "resume" });
     for (const track of this.remoteAudio.getAudioTracks()) track.enabled = true;
     this.#setState("Connected");
+  }
+
+  /** Switch microphones mid-call: the new track replaces the old one, no renegotiation. */
+  async replaceAudio(track) {
+    const sender = this.#audioPc.getSenders().find((s) => s.track === null || s.track.kind === "audio");
+    if (sender) await sender.replaceTrack(track);
   }
 
   async startVideo(stream, source = "camera") {

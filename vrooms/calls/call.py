@@ -14,13 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from vrooms.auth.roles import ROLE_CAPABILITIES, Capability, Role, role_can
+from vrooms.auth.roles import ROLE_CAPABILITIES, Capability, Role
 from vrooms.calls import protocol
 from vrooms.calls.models import MediaSource, ParticipantState
 from vrooms.media.types import AudioLeg, CallMedia, VideoFeed, VideoSubscription
 
 Check = Callable[[], object]
 SOURCE_CAPABILITY = {MediaSource.CAMERA: Capability.SEND_VIDEO, MediaSource.SCREEN: Capability.SHARE_SCREEN}
+
+
+def capabilities_in(role: Role, *, pstn_dial_out_enabled: bool) -> list[str]:
+    """The role table says who may; a room setting can still say no one here (dial-out)."""
+    return sorted(c for c in ROLE_CAPABILITIES[role] if c != Capability.PSTN_DIAL_OUT or pstn_dial_out_enabled)
 
 
 class Telephony(Protocol):
@@ -109,13 +114,10 @@ class Participant:
     video_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def can(self, capability: Capability) -> bool:
-        """The role table says who may; a room setting can still say no one here."""
-        if capability == Capability.PSTN_DIAL_OUT and not self.call.pstn_dial_out_enabled:
-            return False
-        return role_can(self.role, capability)
+        return capability in capabilities_in(self.role, pstn_dial_out_enabled=self.call.pstn_dial_out_enabled)
 
     def capabilities(self) -> list[str]:
-        return sorted(c for c in ROLE_CAPABILITIES[self.role] if self.can(c))
+        return capabilities_in(self.role, pstn_dial_out_enabled=self.call.pstn_dial_out_enabled)
 
     @property
     def in_call(self) -> bool:

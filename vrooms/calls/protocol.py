@@ -107,8 +107,9 @@ def participant_updated(participant: Message) -> Message:
     return {"type": "participantUpdated", "participant": participant}
 
 
-def participant_left(participant_id: str, reason: str) -> Message:
-    return {"type": "participantLeft", "participantId": participant_id, "reason": reason}
+def participant_left(participant_id: str, reason: str, by: str | None = None) -> Message:
+    """``by``: the user id of whoever removed them, if someone did."""
+    return {"type": "participantLeft", "participantId": participant_id, "reason": reason, "by": by}
 
 
 def left(call_id: str, reason: str, by: str | None, call_end_reason: str | None) -> Message:
@@ -164,8 +165,8 @@ def captions(state: Message, by: str) -> Message:
     return {"type": "captions", **state, "by": by}
 
 
-def error(request_id: Any, code: str, message: str) -> Message:
-    return {"type": "error", "id": request_id, "code": str(code), "message": message}
+def error(request_id: Any, code: str, message: str, **details: Any) -> Message:
+    return {"type": "error", "id": request_id, "code": str(code), "message": message, **details}
 
 
 def result(request_id: Any, fields: Message | None) -> Message:

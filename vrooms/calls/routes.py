@@ -82,6 +82,10 @@ async def _join(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) -> d
     return await calls.join(peer, room_id, display, protocol.sdp(m))
 
 
+async def _check_room(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) -> dict[str, Any]:
+    return await calls.check_room(peer, protocol.required(m, "roomId", limit=32))
+
+
 async def _leave(calls: CallService, peer: SignalingPeer, _m: dict[str, Any]) -> None:
     await calls.leave(calls.in_call(peer), LeaveReason.LEFT)
 
@@ -168,6 +172,7 @@ async def _send_dtmf(calls: CallService, peer: SignalingPeer, m: dict[str, Any])
 
 HANDLERS: dict[str, Handler] = {
     "join": _join,
+    "checkRoom": _check_room,
     "leave": _leave,
     "setMuted": _set_muted,
     "hold": _hold,
@@ -207,7 +212,7 @@ async def _dispatch(calls: CallService, peer: SignalingPeer, raw: str, *, within
     except orjson.JSONDecodeError:
         peer.send(protocol.error(None, Refusal.BAD_MESSAGE, "Messages must be JSON."))
     except CallRefused as refusal:
-        peer.send(protocol.error(request_id, refusal.code, refusal.message))
+        peer.send(protocol.error(request_id, refusal.code, refusal.message, **refusal.details))
     except OfferRefused as exc:
         peer.send(protocol.error(request_id, Refusal.BAD_MESSAGE, exc.reason))
     except MediaError as exc:

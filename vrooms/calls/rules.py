@@ -7,16 +7,20 @@ unexpired, unrevoked, identity not deleted) is checked by ``IdentityService``.
 
 from __future__ import annotations
 
+from vrooms.api.times import format_rfc3339
 from vrooms.auth.roles import Role
 from vrooms.calls.models import CALL_SCOPES, Refusal
 from vrooms.rooms.models import Room
 
 
 class CallRefused(Exception):
-    def __init__(self, code: Refusal | str, message: str) -> None:
+    """A refusal with its code; ``details`` are fields a client needs to say more (the opening time)."""
+
+    def __init__(self, code: Refusal | str, message: str, **details: object) -> None:
         super().__init__(message)
         self.code = str(code)
         self.message = message
+        self.details = details
 
 
 def check_admission(scopes: tuple[str, ...], room: Room | None, role: Role | None, now: int) -> Role:
@@ -33,6 +37,11 @@ def check_admission(scopes: tuple[str, ...], room: Room | None, role: Role | Non
 def check_open(room: Room, now: int) -> None:
     """A call runs only within the room's validity window."""
     if now < room.valid_from:
-        raise CallRefused(Refusal.ROOM_NOT_YET_OPEN, "The room is not open yet (before its validFrom).")
+        raise CallRefused(
+            Refusal.ROOM_NOT_YET_OPEN,
+            "The room is not open yet (before its validFrom).",
+            validFrom=format_rfc3339(room.valid_from),
+        )
     if now >= room.valid_until:
-        raise CallRefused(Refusal.ROOM_EXPIRED, "The room is closed (past its validUntil).")
+        closed = format_rfc3339(room.valid_until)
+        raise CallRefused(Refusal.ROOM_EXPIRED, "The room is closed (past its validUntil).", validUntil=closed)

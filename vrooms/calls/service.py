@@ -20,11 +20,11 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from functools import partial
 from typing import Any
 
-from vrooms.api.times import now_micros
+from vrooms.api.times import format_rfc3339, now_micros
 from vrooms.auth.roles import Capability, Role, role_can
 from vrooms.auth.tokens import InvalidToken, TokenClaims
 from vrooms.calls import protocol
-from vrooms.calls.call import SOURCE_CAPABILITY, Call, Check, Participant, Peer, Telephony
+from vrooms.calls.call import SOURCE_CAPABILITY, Call, Check, Participant, Peer, Telephony, capabilities_in
 from vrooms.calls.models import CALL_SCOPES, EndReason, LeaveReason, MediaSource, ParticipantState, Refusal
 from vrooms.calls.records import CallRecords
 from vrooms.calls.rules import CallRefused, check_admission
@@ -164,6 +164,20 @@ class CallService:
         role = check_admission(claims.scopes, room, roles.get(claims.identity_id), self.clock())
         assert room is not None
         return claims, room, role
+
+    async def check_room(self, peer: Peer, room_id: str) -> dict[str, Any]:
+        """What a join would give, without joining: a pre-join screen asks only for the devices the
+        role may use, and shows a refusal (with the opening time) before anyone is asked for a camera."""
+        _, room, role = await self._admit(peer, room_id)
+        call = self.calls.get(room_id)
+        return {
+            "roomId": room_id,
+            "role": str(role),
+            "capabilities": capabilities_in(role, pstn_dial_out_enabled=room.pstn_dial_out_enabled),
+            "validFrom": format_rfc3339(room.valid_from),
+            "validUntil": format_rfc3339(room.valid_until),
+            "participants": len(call.participants) if call is not None and not call.ended else 0,
+        }
 
     async def join(self, peer: Peer, room_id: str, display_name: str, sdp: str) -> dict[str, Any]:
         if peer in self.participant_of:
@@ -383,7 +397,7 @@ class CallService:
         participant.peer.send(protocol.left(call.id, str(reason), by, str(end_reason) if end_reason else None))
         if call.active_speaker == participant.id:
             call.active_speaker = None
-        call.broadcast(protocol.participant_left(participant.id, str(reason)))
+        call.broadcast(protocol.participant_left(participant.id, str(reason), by))
         if had_video:
             self.video.sync_all(call)
 

@@ -1,0 +1,261 @@
+"""The call UI (web/vrooms-call.js, /web/call/) in headless Chromium with fake devices, beside aiortc peers.
+
+Buttons are found by their accessible names, as a screen reader or a script would; audio is
+measured at an aiortc receiver. ``VROOMS_SCREENSHOTS=<folder>`` saves the README's screenshots.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from playwright.async_api import Browser, Page, Playwright, async_playwright, expect
+
+from tests.calls import CallWorld, Member, hears, stops_hearing
+from tests.phones import write_tone_wav
+from vrooms.client import PatternSource
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ATTENDEE_HZ = 440.0
+AXE = Path(__file__).parent / "vendor" / "axe.min.js"
+_FLAGS = [
+    "--use-fake-ui-for-media-stream",  # grant whatever is asked
+    "--ignore-certificate-errors",  # the server's generated CA is not Chromium's
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+Launch = Callable[..., Awaitable[Browser]]
+
+
+@pytest.fixture
+async def playwright() -> AsyncIterator[Playwright]:
+    async with async_playwright() as started:
+        yield started
+
+
+@pytest.fixture
+async def launch(playwright: Playwright, tmp_path: Path) -> AsyncIterator[Launch]:
+    """A Chromium per participant: with fake camera and microphone (the microphone playing a tone
+    file, if given), or with no devices at all."""
+    browsers: list[Browser] = []
+
+    async def start(*, devices: bool = True, tone: float | None = None) -> Browser:
+        flags = list(_FLAGS)
+        if devices:
+            flags.append("--use-fake-device-for-media-stream")
+        if tone is not None:
+            wav = tmp_path / f"tone-{int(tone)}.wav"
+            write_tone_wav(wav, 10.0, tone)
+            flags.append(f"--use-file-for-fake-audio-capture={wav}")
+        browsers.append(await playwright.chromium.launch(executable_path=CHROMIUM, args=flags))
+        return browsers[-1]
+
+    yield start
+    for browser in browsers:
+        await browser.close()
+
+
+async def open_call(browser: Browser, world: CallWorld, member: Member, room: str, name: str) -> Page:
+    """The stand-alone page, the token in the fragment; returns at the pre-join screen."""
+    page = await browser.new_page(viewport={"width": 1280, "height": 800})
+    page.on("pageerror", lambda error: pytest.fail(f"{name}'s page: {error}"))
+    fragment = urlencode({"room": room, "token": member.token, "name": name})
+    await page.goto(f"{world.server.endpoint}/web/call/#{fragment}")
+    await expect(page.get_by_role("button", name="Join call")).to_be_enabled(timeout=20_000)
+    return page
+
+
+async def join(page: Page) -> None:
+    await page.get_by_role("button", name="Join call").click()
+    await expect(page.get_by_role("button", name="Leave call")).to_be_visible(timeout=20_000)
+    await expect(page.get_by_role("status").first).to_have_text("Connected", timeout=20_000)
+
+
+def tile(page: Page, participant_id: str, source: str = "camera") -> Any:
+    return page.locator(f'figure[data-participant="{participant_id}"][data-source="{source}"]')
+
+
+async def shows_video(page: Page, participant_id: str, source: str = "camera") -> None:
+    video = f'figure[data-participant="{participant_id}"][data-source="{source}"] video'
+    await page.wait_for_function(f"document.querySelector('{video}')?.videoWidth > 0", timeout=20_000)
+
+
+async def screenshot(page: Page, name: str) -> None:
+    folder = os.environ.get("VROOMS_SCREENSHOTS")
+    if folder:
+        await page.screenshot(path=str(Path(folder) / f"{name}.png"))
+
+
+async def test_two_browsers_and_an_aiortc_peer_mute_remove_and_end_through_the_ui(
+    world: CallWorld, launch: Launch
+) -> None:
+    presenter, attendee, python_user = world.user(), world.user(), world.user()
+    room = world.room({presenter: "Presenter", attendee: "Attendee", python_user: "Attendee"})
+    python = await world.join(python_user, room, display_name="Python")
+    await python.start_video(PatternSource())
+    host = await open_call(await launch(), world, presenter, room, "Paula")
+    await host.wait_for_function("document.querySelector('video.preview')?.videoWidth > 0")
+    await screenshot(host, "prejoin")
+    await join(host)
+    guest = await open_call(await launch(tone=ATTENDEE_HZ), world, attendee, room, "Arthur")
+    await join(guest)
+    guest_id = await guest.evaluate("window.vroomsUi.call.participantId")
+    host_id = await host.evaluate("window.vroomsUi.call.participantId")
+
+    # Everyone's tiles, named; each browser decodes the others' cameras.
+    for page, others in ((host, [guest_id, python.participant_id]), (guest, [host_id, python.participant_id])):
+        for other in others:
+            await shows_video(page, other)
+    await expect(tile(host, guest_id)).to_contain_text("Arthur")
+    await expect(tile(host, python.participant_id)).to_contain_text("Python")
+    await expect(tile(guest, host_id)).to_contain_text("Paula")
+    await hears(python, ATTENDEE_HZ)
+
+    # The Presenter mutes Arthur from the participant panel: the tone is gone at the aiortc receiver.
+    await host.get_by_role("button", name="Participants").click()
+    await host.get_by_role("button", name="Mute Arthur").click()
+    await stops_hearing(python, ATTENDEE_HZ)
+    await expect(guest.get_by_role("button", name="Unmute microphone")).to_be_visible()
+    await expect(tile(guest, guest_id)).to_contain_text("Muted")
+
+    # Removing Python: it is out, and Arthur is told why.
+    await host.get_by_role("button", name="Remove Python").click()
+    await python.wait_until(lambda: python.left_reason == "RemovedByPresenter")
+    await expect(guest.locator(".toast")).to_contain_text("Python left: removed by Paula")
+
+    await host.get_by_role("button", name="End call for everyone").click()
+    await expect(guest.get_by_role("alert")).to_contain_text("A Presenter ended the call for everyone.")
+    await expect(host.get_by_role("alert")).to_contain_text("A Presenter ended the call for everyone.")
+
+
+async def receives_media(page: Page) -> None:
+    """Audio packets and decoded video frames arrive (RTP statistics of the page's connections)."""
+    await page.wait_for_function(
+        "window.vroomsUi.call.inboundStats().then(s => s.audioPackets > 50 && s.videoFramesDecoded > 10)",
+        timeout=20_000,
+        polling=250,
+    )
+
+
+MEDIA_BUTTONS = ("Mute microphone", "Unmute microphone", "Turn camera off", "Turn camera on", "Share screen")
+
+
+async def has_no_media_buttons(page: Page) -> None:
+    for name in MEDIA_BUTTONS:
+        await expect(page.get_by_role("button", name=name, exact=True)).to_have_count(0)
+
+
+async def test_a_consumer_without_devices_joins_and_a_demoted_presenter_loses_its_controls(
+    world: CallWorld, launch: Launch
+) -> None:
+    """The Consumer's browser has no microphone or camera at all and is never asked for one; the
+    Presenter demoted through the Rooms API loses its media controls and its devices within 1 s."""
+    presenter, consumer, python_user = world.user(), world.user(), world.user()
+    room = world.room({presenter: "Presenter", consumer: "Consumer", python_user: "Presenter"})
+    python = await world.join(python_user, room, tone=ATTENDEE_HZ, display_name="Python")
+    await python.start_video(PatternSource())
+    viewer = await open_call(await launch(devices=False), world, consumer, room, "Vera")
+    await expect(viewer.get_by_text("You will join as Viewer.")).to_be_visible()
+    await join(viewer)
+    await shows_video(viewer, python.participant_id)
+    await receives_media(viewer)
+    await has_no_media_buttons(viewer)
+    await screenshot(viewer, "consumer")
+
+    host = await open_call(await launch(), world, presenter, room, "Paula")
+    await join(host)
+    host_id = await host.evaluate("window.vroomsUi.call.participantId")
+    await shows_video(viewer, host_id)
+    await expect(host.get_by_role("button", name="Share screen")).to_be_visible()
+    world.set_role(room, presenter, "Consumer")
+    for name in ("Mute microphone", "Turn camera off", "Share screen", "End call for everyone"):
+        await expect(host.get_by_role("button", name=name, exact=True)).to_have_count(0, timeout=1_000)
+    stopped = "(() => { const l = window.vroomsUi.local; return !l.audio && !l.camera; })()"
+    await host.wait_for_function(stopped, timeout=1_000)
+    await expect(host.get_by_role("status").first).to_have_text("Connected")
+
+
+async def tab_to(page: Page, name: str) -> None:
+    """Press Tab until the button called ``name`` has the focus (keyboard only, no clicks)."""
+    for _ in range(40):
+        await page.keyboard.press("Tab")
+        if await page.evaluate("document.activeElement?.textContent?.trim()") == name:
+            return
+    raise AssertionError(f"Tab never reached {name!r}")
+
+
+async def test_keyboard_alone_joins_mutes_and_leaves(world: CallWorld, launch: Launch) -> None:
+    attendee = world.user()
+    room = world.room({attendee: "Attendee"})
+    page = await open_call(await launch(), world, attendee, room, "Kim")
+    await tab_to(page, "Join call")
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("button", name="Leave call")).to_be_visible(timeout=20_000)
+    await tab_to(page, "Mute microphone")
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("button", name="Unmute microphone")).to_be_focused()
+    await tab_to(page, "Leave call")
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("alert")).to_contain_text("You left the call.")
+    released = "(() => { const l = window.vroomsUi.local; return !l.audio && !l.camera; })()"
+    assert await page.evaluate(released)
+
+
+async def serious_violations(page: Page) -> list[str]:
+    """axe-core's serious and critical findings on the page as it is now."""
+    await page.add_script_tag(path=str(AXE))
+    found = await page.evaluate(
+        "axe.run(document).then(r => r.violations.map(v => [v.impact, v.id, v.help, v.nodes.map(n => n.html).join()]))"
+    )
+    return [
+        f"{impact} {rule}: {text} ({nodes})" for impact, rule, text, nodes in found if impact in ("serious", "critical")
+    ]
+
+
+async def test_the_pre_join_and_in_call_screens_pass_an_accessibility_check(world: CallWorld, launch: Launch) -> None:
+    presenter, attendee, consumer, python_user = world.user(), world.user(), world.user(), world.user()
+    room = world.room({presenter: "Presenter", attendee: "Attendee", consumer: "Consumer", python_user: "Presenter"})
+    python = await world.join(python_user, room, display_name="Python")
+    await python.start_video(PatternSource())
+    browser = await launch()
+    page = await open_call(browser, world, presenter, room, "Paula")
+    assert await serious_violations(page) == []
+    await join(page)
+    for member, name in ((attendee, "Arthur"), (consumer, "Vera")):
+        await join(await open_call(browser, world, member, room, name))
+    await expect(page.locator("figure.tile")).to_have_count(4)
+    await page.get_by_role("button", name="Participants").click()
+    assert await serious_violations(page) == []
+    await page.get_by_role("button", name="Participants").click()
+    await screenshot(page, "grid-4")
+    await python.start_screen_share(PatternSource(640, 360, 5))
+    await shows_video(page, python.participant_id, "screen")
+    await screenshot(page, "screen-share")
+
+
+async def test_refusals_are_said_in_words_before_any_device_is_asked_for(world: CallWorld, launch: Launch) -> None:
+    """checkRoom refuses before the pre-join screen: nobody is asked for a camera to be told no."""
+    member, stranger = world.user(), world.user()
+    opens = datetime.now(UTC) + timedelta(days=1)
+    later = world.room({member: "Presenter"}, valid_from=opens, valid_until=opens + timedelta(hours=1))
+    browser = await launch()
+    page = await browser.new_page()
+    await page.goto(f"{world.server.endpoint}/web/call/#{urlencode({'room': later, 'token': member.token})}")
+    await expect(page.get_by_role("alert")).to_contain_text("This room opens at")
+    assert await page.evaluate("location.hash") == ""  # the token is out of the address bar
+    open_room = world.room({member: "Presenter"})
+    french = urlencode({"room": open_room, "token": stranger.token, "locale": "fr"})
+    page = await browser.new_page()
+    await page.goto(f"{world.server.endpoint}/web/call/#{french}")
+    await expect(page.get_by_role("alert")).to_contain_text("Vous n'êtes pas sur la liste des participants")
+    assert await page.evaluate("document.querySelector('video')") is None

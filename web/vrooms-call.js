@@ -1,0 +1,659 @@
+// The vrooms call UI: a complete room call (pre-join screen, video grid, role-aware controls) in
+// plain DOM on top of vrooms.js. No framework and no build step: an app mounts it in two lines,
+//
+//   import { VroomsCall } from "https://vrooms.example.org/web/vrooms-call.js";
+//   VroomsCall.mount(document.getElementById("call"), { endpoint, token, roomId, displayName });
+//
+// or writes <vrooms-call endpoint=… token=… room-id=…></vrooms-call>. Every control is a <button>
+// with a fixed accessible name (see locales/en.js), shown only while the role allows it: the server
+// enforces the role table; the UI follows the capabilities the server announces.
+
+import { VroomsClient } from "./vrooms.js";
+
+const RECONNECT_DELAYS_S = [1, 2, 4, 8, 15];
+// Refusals that no retry can cure: the UI says why and stops.
+const FINAL_REFUSALS = new Set([
+  "TokenInvalid", "TokenExpired", "TokenRevoked", "IdentityDeleted", "TokenScopeMissing",
+  "RoomNotFound", "NotOnRoster", "RoomNotYetOpen", "RoomExpired",
+]);
+const TOAST_MS = 6000;
+
+/** An element: h("button", { class: "x", onclick: f, "aria-label": "…" }, "text", child…). */
+function h(tag, props = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on")) element.addEventListener(key.slice(2), value);
+    else if (key === "class") element.className = value;
+    else if (key in element && !key.includes("-")) element[key] = value;
+    else element.setAttribute(key, value === true ? "" : value);
+  }
+  element.append(...children.filter((c) => c !== null && c !== undefined && c !== false));
+  return element;
+}
+
+function fill(template, values = {}) {
+  return String(template).replace(/\{(\w+)\}/g, (_, key) => values[key] ?? "");
+}
+
+async function loadStrings(locale) {
+  const language = String(locale || "en").toLowerCase().split("-")[0];
+  if (/^[a-z]{2,3}$/.test(language) && language !== "en") {
+    try {
+      return (await import(`./locales/${language}.js`)).default;
+    } catch {
+      // no such locale: English
+    }
+  }
+  return (await import("./locales/en.js")).default;
+}
+
+function initials(name) {
+  const parts = String(name || "?").trim().split(/\s+/);
+  return parts.slice(0, 2).map((p) => p[0] || "").join("").toUpperCase() || "?";
+}
+
+const sleep = (seconds) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+
+export class VroomsCall {
+  static mount(element, options) {
+    const ui = new VroomsCall(element, options);
+    ui.ready = ui.start();
+    return ui;
+  }
+
+  constructor(root, { endpoint, token, roomId, displayName = "", locale = navigator.language } = {}) {
+    Object.assign(this, { root, endpoint, token, roomId, displayName, locale });
+    this.client = null;
+    this.call = null;
+    this.room = null; // checkRoom's answer: role, capabilities, validity window
+    this.local = { audio: null, camera: null, screen: null };
+    this.wanted = { mic: true, camera: true };
+    this.devices = { mic: "", camera: "", speaker: "" };
+    this.tiles = new Map();
+    this.fit = new Set(); // tile keys shown "fit" (letterboxed) instead of "fill"
+    this.names = new Map(); // participant and user ids -> display name, kept for when they have left
+    this.idle = []; // roster members not in the call (for invitations), read when the panel opens
+    this.leaving = false;
+    this.meter = null;
+  }
+
+  // -- strings --------------------------------------------------------------------------------
+
+  t(key, values) {
+    const value = key.split(".").reduce((table, part) => (table ? table[part] : undefined), this.strings);
+    return fill(value ?? key, values);
+  }
+
+  reason(table, code, values = {}) {
+    const known = this.strings[table][code];
+    return fill(known ?? this.strings[table].default ?? code, { code, reason: code, ...values });
+  }
+
+  role(role) {
+    return this.strings.roles[role] || role;
+  }
+
+  time(iso) {
+    return new Intl.DateTimeFormat(this.locale, { dateStyle: "medium", timeStyle: "short" }).format(new Date(iso));
+  }
+
+  // -- start: connect, check the room, pre-join ----------------------------------------------
+
+  async start() {
+    this.strings = await loadStrings(this.locale);
+    this.root.classList.add("vrooms-call");
+    this.root.lang = this.locale;
+    this.#screen(h("p", { class: "status", role: "status" }, this.t("connecting")));
+    try {
+      await this.#connect();
+      this.room = await this.client.checkRoom(this.roomId);
+    } catch (error) {
+      this.#refused(error);
+      return;
+    }
+    await this.#prejoin();
+  }
+
+  async #connect() {
+    this.client = await VroomsClient.connect(this.endpoint, this.token);
+  }
+
+  may(capability) {
+    const capabilities = this.call ? this.call.capabilities : this.room ? this.room.capabilities : [];
+    return capabilities.includes(capability);
+  }
+
+  #screen(...content) {
+    this.#stopMeter();
+    this.root.replaceChildren(...content);
+  }
+
+  #refused(error) {
+    const code = error.code || "NotConnected";
+    const time = error.details?.validFrom || error.details?.validUntil;
+    const sentence = this.reason("refusals", code, { time: time ? this.time(time) : "" });
+    this.#screen(h("section", { class: "message", role: "alert" }, h("h2", {}, this.t("title")), h("p", {}, sentence)));
+  }
+
+  // -- pre-join --------------------------------------------------------------------------------
+
+  async #prejoin() {
+    this.preview = h("video", { class: "preview mirrored", autoplay: true, muted: true, playsInline: true });
+    this.notices = h("div", { class: "notices", "aria-live": "polite" });
+    this.pickers = h("div", { class: "pickers" });
+    this.toggles = h("div", { class: "toggles" });
+    this.nameInput = h("input", { id: "vrooms-name", value: this.displayName, autocomplete: "name" });
+    // Enabled once the devices are open: joining takes them as they are then.
+    const join = h("button", { class: "primary", type: "submit", disabled: true }, this.t("joinCall"));
+    this.joinButton = join;
+    const form = h(
+      "form",
+      { class: "prejoin", onsubmit: (event) => { event.preventDefault(); join.disabled = true; this.#join().finally(() => { join.disabled = false; }); } },
+      h("h2", {}, this.t("title")),
+      h("p", {}, this.t("joinAs", { role: this.role(this.room.role) })),
+      this.may("sendVideo") ? h("div", { class: "preview-box", "aria-label": this.t("preview"), role: "img" }, this.preview) : null,
+      this.notices,
+      h("label", { for: "vrooms-name" }, this.t("yourName")),
+      this.nameInput,
+      this.pickers,
+      this.toggles,
+      join,
+    );
+    this.#screen(form);
+    await this.#openDevices();
+  }
+
+  async #openDevices() {
+    this.joinButton.disabled = true;
+    this.notices.replaceChildren();
+    if (this.may("sendAudio") && this.wanted.mic) this.local.audio = await this.#capture("audio", this.devices.mic);
+    if (this.may("sendVideo") && this.wanted.camera) this.local.camera = await this.#capture("video", this.devices.camera);
+    if (this.preview) this.preview.srcObject = this.local.camera;
+    await this.#renderPickers();
+    this.#renderToggles();
+    this.#startMeter();
+    this.joinButton.disabled = false;
+  }
+
+  /** One kind of device, asked for alone: a missing camera must not cost the microphone. */
+  async #capture(kind, deviceId) {
+    const constraints = { [kind]: deviceId ? { deviceId: { exact: deviceId } } : true };
+    try {
+      return await navigator.mediaDevices.getUserMedia(constraints);
+    } catch (error) {
+      const device = this.t(kind === "audio" ? "microphone" : "camera").toLowerCase();
+      const key = error.name === "NotAllowedError" ? "denied" : error.name === "NotReadableError" ? "busy" : "missing";
+      this.notices.append(h("p", { class: "notice", role: "alert" }, this.t(`devices.${key}`, { device })));
+      return null;
+    }
+  }
+
+  async #renderPickers() {
+    const devices = await navigator.mediaDevices.enumerateDevices().catch(() => []);
+    const picker = (kind, label, key, onchange) => {
+      const options = devices.filter((d) => d.kind === kind && d.deviceId);
+      if (!options.length) return null;
+      const id = `vrooms-${key}`;
+      const select = h("select", { id, onchange: (e) => onchange(e.target.value) },
+        ...options.map((d, n) => h("option", { value: d.deviceId, selected: d.deviceId === this.devices[key] }, d.label || `${label} ${n + 1}`)));
+      return h("div", { class: "picker" }, h("label", { for: id }, label), select);
+    };
+    const reopen = (key) => async (deviceId) => {
+      this.devices[key] = deviceId;
+      this.#stopLocal(key === "mic" ? "audio" : "camera");
+      await this.#openDevices();
+    };
+    this.pickers.replaceChildren(
+      ...[
+        this.may("sendVideo") ? picker("videoinput", this.t("camera"), "camera", reopen("camera")) : null,
+        this.may("sendAudio") ? picker("audioinput", this.t("microphone"), "mic", reopen("mic")) : null,
+        "setSinkId" in HTMLMediaElement.prototype
+          ? picker("audiooutput", this.t("speaker"), "speaker", (id) => { this.devices.speaker = id; })
+          : null,
+      ].filter(Boolean),
+    );
+    if (this.local.audio) {
+      this.meterBar = h("meter", { min: 0, max: 1, value: 0, "aria-label": this.t("micLevel") });
+      this.pickers.append(h("div", { class: "picker" }, h("span", {}, this.t("micLevel")), this.meterBar));
+    }
+  }
+
+  #renderToggles() {
+    const buttons = [];
+    if (this.may("sendAudio")) {
+      buttons.push(h("button", { type: "button", "aria-pressed": String(!this.wanted.mic), onclick: () => this.#toggleWanted("mic") },
+        this.t(this.wanted.mic ? "muteMic" : "unmuteMic")));
+    }
+    if (this.may("sendVideo")) {
+      buttons.push(h("button", { type: "button", "aria-pressed": String(!this.wanted.camera), onclick: () => this.#toggleWanted("camera") },
+        this.t(this.wanted.camera ? "cameraOff" : "cameraOn")));
+    }
+    this.toggles.replaceChildren(...buttons);
+  }
+
+  async #toggleWanted(key) {
+    this.wanted[key] = !this.wanted[key];
+    if (key === "camera" && !this.wanted.camera) this.#stopLocal("camera");
+    if (key === "mic") {
+      for (const track of this.local.audio?.getAudioTracks() || []) track.enabled = this.wanted.mic;
+      this.#renderToggles();
+      this.toggles.firstChild?.focus();
+      return;
+    }
+    await this.#openDevices();
+    this.toggles.lastChild?.focus();
+  }
+
+  #startMeter() {
+    this.#stopMeter();
+    if (!this.local.audio || !this.meterBar) return;
+    const context = new AudioContext();
+    const analyser = context.createAnalyser();
+    context.createMediaStreamSource(this.local.audio).connect(analyser);
+    const samples = new Float32Array(analyser.fftSize);
+    const tick = () => {
+      analyser.getFloatTimeDomainData(samples);
+      const rms = Math.sqrt(samples.reduce((sum, v) => sum + v * v, 0) / samples.length);
+      if (this.meterBar) this.meterBar.value = Math.min(1, rms * 4);
+      this.meter.frame = requestAnimationFrame(tick);
+    };
+    this.meter = { context, frame: requestAnimationFrame(tick) };
+  }
+
+  #stopMeter() {
+    if (!this.meter) return;
+    cancelAnimationFrame(this.meter.frame);
+    this.meter.context.close();
+    this.meter = null;
+  }
+
+  #stopLocal(which) {
+    const stream = this.local[which];
+    if (stream) for (const track of stream.getTracks()) track.stop();
+    this.local[which] = null;
+  }
+
+  // -- joining -----------------------------------------------------------------------------------
+
+  async #join() {
+    this.displayName = this.nameInput ? this.nameInput.value.trim() : this.displayName;
+    try {
+      await this.#enter();
+    } catch (error) {
+      if (!this.call || this.call.state !== "Connected") this.#refused(error);
+      return;
+    }
+  }
+
+  /** Join with the devices opened before (also when rejoining after a lost connection). */
+  async #enter() {
+    const audio = this.may("sendAudio") ? this.local.audio : null;
+    this.call = await this.client.join(this.roomId, { audio, displayName: this.displayName });
+    this.#listen(this.call);
+    if (audio && !this.wanted.mic) await this.call.mute();
+    if (this.local.camera && this.may("sendVideo")) await this.call.startVideo(this.local.camera);
+    this.#renderCall();
+  }
+
+  #listen(call) {
+    const on = (type, handler) => call.addEventListener(type, (event) => handler(event.detail));
+    on("participantJoined", (m) => { this.#announce(this.t("joined", { name: m.participant.displayName })); this.#update(); });
+    on("participantUpdated", () => this.#update());
+    on("participantLeft", (m) => this.#participantLeft(m));
+    on("activeSpeaker", () => this.#update());
+    on("remoteVideo", () => this.#update());
+    on("stateChanged", () => this.#update());
+    on("captions", () => this.#update());
+    on("mutedByOthers", () => { this.#announce(this.t("youWereMuted")); this.#update(); });
+    on("permissions", (m) => this.#permissions(m));
+    on("left", (m) => this.#left(m));
+    on("connectionClosed", () => this.#lost());
+  }
+
+  // -- in the call -------------------------------------------------------------------------------
+
+  #renderCall() {
+    this.#stopMeter();
+    this.status = h("p", { class: "call-state", role: "status" });
+    this.live = h("div", { class: "sr-only", "aria-live": "polite" });
+    this.stage = h("section", { class: "stage", "aria-label": this.t("participants") });
+    this.panel = h("aside", { class: "panel", hidden: true, "aria-label": this.t("participants") });
+    this.captionsPanel = h("aside", { class: "panel captions", hidden: true, "aria-label": this.t("captions") });
+    this.toasts = h("div", { class: "toasts", role: "status" });
+    this.toolbar = h("div", { class: "toolbar", role: "toolbar", "aria-label": this.t("title") });
+    this.audio = h("audio", { autoplay: true });
+    this.audio.srcObject = this.call.remoteAudio;
+    if (this.devices.speaker && this.audio.setSinkId) this.audio.setSinkId(this.devices.speaker).catch(() => {});
+    this.tiles.clear();
+    this.root.replaceChildren(
+      h("header", {}, this.status),
+      h("div", { class: "body" }, this.stage, this.panel, this.captionsPanel),
+      this.toolbar, this.toasts, this.live, this.audio,
+    );
+    this.#update();
+  }
+
+  #update() {
+    if (!this.call || !this.stage) return;
+    this.status.textContent = this.t(`states.${this.call.state}`);
+    this.#updateTiles();
+    this.#updateToolbar();
+    if (!this.panel.hidden) this.#updatePanel();
+    if (!this.captionsPanel.hidden) this.#updateCaptions();
+  }
+
+  #everyone() {
+    for (const p of this.call.participants.values()) {
+      this.names.set(p.participantId, p.displayName);
+      this.names.set(p.userId, p.displayName);
+    }
+    this.names.set(this.client.userId, this.displayName);
+    const self = {
+      participantId: this.call.participantId, displayName: this.displayName || this.t("you"), role: this.call.role,
+      state: this.call.state, muted: this.call.muted, camera: this.call.publishing.includes("camera"),
+      screenShare: this.call.publishing.includes("screen"), self: true,
+    };
+    return [self, ...this.call.participants.values()];
+  }
+
+  #updateTiles() {
+    const wanted = new Map();
+    for (const p of this.#everyone()) {
+      wanted.set(`${p.participantId}:camera`, { p, source: "camera" });
+      if (p.screenShare && !p.self) wanted.set(`${p.participantId}:screen`, { p, source: "screen" });
+    }
+    for (const [key, tile] of this.tiles) if (!wanted.has(key)) { tile.remove(); this.tiles.delete(key); }
+    for (const [key, { p, source }] of wanted) {
+      let tile = this.tiles.get(key);
+      if (!tile) {
+        tile = this.#tile(key, p, source);
+        this.tiles.set(key, tile);
+        this.stage.append(tile);
+      }
+      this.#fillTile(tile, key, p, source);
+    }
+    this.stage.dataset.layout = [...wanted.values()].some((w) => w.source === "screen") ? "screen" : "grid";
+    this.stage.style.setProperty("--columns", String(Math.ceil(Math.sqrt(this.stage.childElementCount || 1))));
+  }
+
+  #tile(key, p, source) {
+    const video = h("video", { autoplay: true, playsInline: true, muted: true });
+    const fitButton = h("button", { type: "button", class: "fit", onclick: () => { this.fit.has(key) ? this.fit.delete(key) : this.fit.add(key); this.#update(); } });
+    return h("figure", { class: `tile ${source}`, "data-participant": p.participantId, "data-source": source },
+      video, h("div", { class: "avatar", "aria-hidden": "true" }), h("figcaption", {}), fitButton);
+  }
+
+  #fillTile(tile, key, p, source) {
+    const [video, avatar, caption, fitButton] = tile.children;
+    const stream = p.self ? this.local.camera : this.call.remoteVideo.get(p.participantId)?.[source];
+    const showing = Boolean(stream) && (source === "screen" || p.camera);
+    if (video.srcObject !== (showing ? stream : null)) video.srcObject = showing ? stream : null;
+    video.hidden = !showing;
+    video.classList.toggle("mirrored", Boolean(p.self));
+    video.classList.toggle("fit", this.fit.has(key) || source === "screen");
+    avatar.hidden = showing;
+    avatar.textContent = initials(p.displayName);
+    const name = p.self ? this.t("youName", { name: p.displayName }) : p.displayName;
+    const label = source === "screen" ? this.t("screenOf", { name: p.displayName }) : name;
+    const badges = [
+      h("span", { class: "role" }, this.role(p.role)),
+      p.muted ? h("span", { class: "badge muted" }, this.t("muted")) : null,
+      p.state === "OnHold" ? h("span", { class: "badge" }, this.t("onHold")) : null,
+      !["Connected", "OnHold"].includes(p.state) ? h("span", { class: "badge" }, this.t(`states.${p.state}`)) : null,
+      this.call.activeSpeaker === p.participantId ? h("span", { class: "badge speaking" }, this.t("speaking")) : null,
+    ];
+    caption.replaceChildren(h("span", { class: "name" }, label), ...badges.filter(Boolean));
+    tile.classList.toggle("active", this.call.activeSpeaker === p.participantId);
+    fitButton.hidden = !showing;
+    fitButton.textContent = this.t(this.fit.has(key) ? "fillName" : "fitName", { name: p.displayName });
+  }
+
+  #updateToolbar() {
+    const call = this.call;
+    const onHold = call.state === "OnHold";
+    // [control, label key, action, pressed (null: not a toggle), style]
+    const buttons = [
+      this.may("sendAudio") && this.local.audio ? ["mic", call.muted ? "unmuteMic" : "muteMic", () => this.#toggleMic(), call.muted] : null,
+      this.may("sendVideo") ? ["camera", this.local.camera ? "cameraOff" : "cameraOn", () => this.#toggleCamera(), !this.local.camera] : null,
+      this.may("shareScreen") ? ["screen", this.local.screen ? "stopSharing" : "shareScreen", () => this.#toggleScreen(), Boolean(this.local.screen)] : null,
+      ["participants", "participants", () => this.#openParticipants(), !this.panel.hidden],
+      this.may("startCaptions") || call.captions?.active
+        ? ["captions", "captions", () => this.#togglePanel(this.captionsPanel, () => this.#updateCaptions()), !this.captionsPanel.hidden] : null,
+      ["hold", onHold ? "resume" : "hold", () => (onHold ? call.resume() : call.hold()).then(() => this.#update()), onHold],
+      ["leave", "leaveCall", () => this.leave(), null, "danger"],
+      this.may("endCallForAll") ? ["end", "endForAll", () => call.endForAll(), null, "danger"] : null,
+    ].filter(Boolean);
+    const focused = this.toolbar.contains(document.activeElement) ? document.activeElement.dataset.control : null;
+    this.toolbar.replaceChildren(...buttons.map(([control, key, action, pressed, style]) => h("button", {
+      type: "button", class: style || "", "data-control": control,
+      "aria-pressed": pressed === null ? undefined : String(Boolean(pressed)),
+      onclick: () => Promise.resolve(action()).catch((e) => this.#toast(e.message)),
+    }, this.t(key))));
+    if (focused) this.toolbar.querySelector(`[data-control="${focused}"]`)?.focus();
+  }
+
+  async #toggleMic() {
+    if (this.call.muted) await this.call.unmute();
+    else await this.call.mute();
+    this.#update();
+  }
+
+  async #toggleCamera() {
+    if (this.local.camera) {
+      await this.call.stopVideo("camera");
+      this.#stopLocal("camera");
+    } else {
+      this.local.camera = await this.#capture("video", this.devices.camera);
+      if (this.local.camera) await this.call.startVideo(this.local.camera);
+    }
+    this.#update();
+  }
+
+  async #toggleScreen() {
+    if (this.local.screen) {
+      await this.call.stopScreenShare();
+      this.#stopLocal("screen");
+    } else {
+      this.local.screen = await navigator.mediaDevices.getDisplayMedia({ video: true });
+      this.local.screen.getVideoTracks()[0].addEventListener("ended", () => this.local.screen && this.#toggleScreen());
+      await this.call.startScreenShare(this.local.screen);
+    }
+    this.#update();
+  }
+
+  #togglePanel(panel, render) {
+    panel.hidden = !panel.hidden;
+    if (!panel.hidden) render();
+    this.#update();
+  }
+
+  async #openParticipants() {
+    if (this.panel.hidden && this.may("invite")) {
+      const reply = await this.call.request({ type: "listParticipants" }).catch(() => ({ idle: [] }));
+      this.idle = reply.idle || [];
+    }
+    this.#togglePanel(this.panel, () => this.#updatePanel());
+  }
+
+  #updatePanel() {
+    const rows = this.#everyone().map((p) => {
+      const name = p.self ? this.t("youName", { name: p.displayName }) : p.displayName;
+      const actions = [];
+      if (!p.self && this.may("muteOthers") && !p.muted) {
+        actions.push(h("button", { type: "button", onclick: () => this.call.muteParticipant(p.participantId).catch((e) => this.#toast(e.message)) }, this.t("muteName", { name: p.displayName })));
+      }
+      if (!p.self && this.may("removeParticipant")) {
+        actions.push(h("button", { type: "button", class: "danger", onclick: () => this.call.removeParticipant(p.participantId).catch((e) => this.#toast(e.message)) }, this.t("removeName", { name: p.displayName })));
+      }
+      const facts = [this.role(p.role), this.t(`states.${p.state}`), p.muted ? this.t("muted") : null].filter(Boolean).join(" · ");
+      return h("li", {}, h("span", { class: "name" }, name), h("span", { class: "facts" }, facts), h("span", { class: "actions" }, ...actions));
+    });
+    const sections = [h("h2", {}, this.t("participants")), h("ul", {}, ...rows)];
+    if (this.may("invite")) sections.push(this.#inviteList());
+    if (this.may("pstnDialOut")) sections.push(this.#dialForm());
+    this.panel.replaceChildren(...sections);
+  }
+
+  #inviteList() {
+    const list = h("ul", { class: "idle" });
+    const inCall = new Set([...this.call.participants.values()].map((p) => p.userId));
+    for (const member of this.idle.filter((m) => !inCall.has(m.userId))) {
+      const name = member.userId.slice(-8);
+      list.append(h("li", {}, h("span", { class: "name" }, name), h("span", { class: "facts" }, this.t("notInCall")),
+        h("button", { type: "button", onclick: () => this.call.request({ type: "invite", userId: member.userId })
+          .then(() => this.#toast(this.t("inviting", { name }))).catch((e) => this.#toast(e.message)) }, this.t("inviteName", { name }))));
+    }
+    return list;
+  }
+
+  #dialForm() {
+    const input = h("input", { id: "vrooms-phone", type: "tel", placeholder: "+15551234567", autocomplete: "tel" });
+    return h("form", { class: "dial", onsubmit: (event) => {
+      event.preventDefault();
+      this.call.dialOut(input.value.trim()).then(() => { input.value = ""; }).catch((e) => this.#toast(e.message));
+    } }, h("label", { for: "vrooms-phone" }, this.t("phoneNumber")), input, h("button", { type: "submit" }, this.t("callPhone")));
+  }
+
+  #updateCaptions() {
+    const captions = this.call.captions || { active: false, language: "en-us" };
+    const items = [h("h2", {}, this.t("captions")),
+      h("p", {}, captions.active ? this.t("captionsOn", { language: captions.language }) : this.t("captionsOff"))];
+    if (this.may("startCaptions")) {
+      const action = captions.active ? "stop" : "start";
+      items.push(h("button", { type: "button", onclick: () => this.#captions({ action }) }, this.t(captions.active ? "stopCaptions" : "startCaptions")));
+    }
+    if (captions.active && this.may("changeCaptionLanguage")) {
+      const select = h("select", { id: "vrooms-caption-language", onchange: (e) => this.#captions({ action: "setLanguage", language: e.target.value }) },
+        ...["en-us", "fr-fr", "de-de", "es-es"].map((l) => h("option", { value: l, selected: l === captions.language }, l)));
+      items.push(h("label", { for: "vrooms-caption-language" }, this.t("captionsLanguage")), select);
+    }
+    this.captionsPanel.replaceChildren(...items);
+  }
+
+  async #captions(request) {
+    const reply = await this.call.request({ type: "captions", ...request }).catch((e) => this.#toast(e.message));
+    if (reply) this.call.captions = { active: reply.active, language: reply.language };
+    this.#update();
+  }
+
+  // -- what the server says ------------------------------------------------------------------
+
+  #participantLeft(message) {
+    const name = this.names.get(message.participantId) || "";
+    const by = message.by ? this.names.get(message.by) || "" : "";
+    const text = message.reason && message.reason !== "Left"
+      ? this.t("leftBecause", { name, reason: this.reason("leaveReasons", message.reason, { by }) })
+      : this.t("left", { name });
+    this.#toast(text);
+    this.#announce(text);
+    this.#update();
+  }
+
+  async #permissions(message) {
+    if (!message.capabilities.includes("sendAudio")) this.#stopLocal("audio");
+    else if (!this.local.audio) {
+      // Promoted: a microphone again, into the audio connection (the server decides if it is mixed).
+      this.local.audio = await this.#capture("audio", this.devices.mic);
+      const track = this.local.audio?.getAudioTracks()[0];
+      if (track) await this.call.replaceAudio(track);
+    }
+    if (!message.capabilities.includes("sendVideo")) this.#stopLocal("camera");
+    if (!message.capabilities.includes("shareScreen")) this.#stopLocal("screen");
+    this.#announce(this.t("roleChanged", { role: this.role(message.role) }));
+    this.#update();
+  }
+
+  #left(message) {
+    if (message.reason === "ConnectionLost" && !this.leaving) {
+      this.#lost(); // the media path failed: join again
+      return;
+    }
+    this.#stopAll();
+    const sentence = message.callEndReason
+      ? this.strings.endReasons[message.callEndReason] || this.t("callEnded")
+      : this.reason("youLeft", message.reason);
+    this.#ended(sentence);
+  }
+
+  #ended(sentence) {
+    this.call = null;
+    this.stage = null;
+    this.#screen(h("section", { class: "message", role: "alert" }, h("h2", {}, this.t("callEnded")), h("p", {}, sentence),
+      h("button", { type: "button", class: "primary", onclick: () => { this.leaving = false; this.start(); } }, this.t("rejoin"))));
+  }
+
+  // -- a lost connection: reconnect and rejoin, with back-off -----------------------------------
+
+  async #lost() {
+    if (this.leaving || this.reconnecting || !this.stage) return;
+    this.reconnecting = true;
+    this.root.classList.add("reconnecting");
+    this.status.textContent = this.t("reconnecting");
+    this.#announce(this.t("reconnecting"));
+    this.#stopLocal("screen");
+    this.client?.close();
+    for (let attempt = 0; !this.leaving; attempt++) {
+      await sleep(RECONNECT_DELAYS_S[Math.min(attempt, RECONNECT_DELAYS_S.length - 1)]);
+      try {
+        await this.#connect();
+        await this.#enter();
+        break;
+      } catch (error) {
+        if (FINAL_REFUSALS.has(error.code)) {
+          this.#stopAll();
+          this.#refused(error);
+          break;
+        }
+        if (this.client) this.client.close();
+      }
+    }
+    this.reconnecting = false;
+    this.root.classList.remove("reconnecting");
+  }
+
+  // -- leaving -----------------------------------------------------------------------------------
+
+  async leave() {
+    this.leaving = true;
+    if (this.call) await this.call.leave();
+    this.#stopAll();
+    this.#ended(this.reason("youLeft", "Left"));
+  }
+
+  #stopAll() {
+    for (const which of ["audio", "camera", "screen"]) this.#stopLocal(which);
+    this.#stopMeter();
+    if (this.client) this.client.close();
+  }
+
+  #announce(text) {
+    if (!this.live) return;
+    this.live.textContent = "";
+    setTimeout(() => { if (this.live) this.live.textContent = text; }, 50);
+  }
+
+  #toast(text) {
+    if (!this.toasts) return;
+    const toast = h("p", { class: "toast" }, text);
+    this.toasts.append(toast);
+    setTimeout(() => toast.remove(), TOAST_MS);
+  }
+}
+
+/** <vrooms-call endpoint="https://…" token="…" room-id="…" display-name="…" locale="fr"> */
+class VroomsCallElement extends HTMLElement {
+  connectedCallback() {
+    const read = (name) => this.getAttribute(name) || undefined;
+    this.ui = VroomsCall.mount(this, {
+      endpoint: read("endpoint") || location.origin, token: read("token"), roomId: read("room-id"),
+      displayName: read("display-name") || "", locale: read("locale") || navigator.language,
+    });
+  }
+
+  disconnectedCallback() {
+    this.ui?.leave();
+  }
+}
+
+if (!customElements.get("vrooms-call")) customElements.define("vrooms-call", VroomsCallElement);
