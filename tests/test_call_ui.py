@@ -259,3 +259,23 @@ async def test_refusals_are_said_in_words_before_any_device_is_asked_for(world: 
     await page.goto(f"{world.server.endpoint}/web/call/#{french}")
     await expect(page.get_by_role("alert")).to_contain_text("Vous n'êtes pas sur la liste des participants")
     assert await page.evaluate("document.querySelector('video')") is None
+
+
+async def test_a_lost_call_host_shows_reconnecting_and_the_page_joins_again(world: CallWorld, launch: Launch) -> None:
+    """A second tab of the same user is in the call too; when the call host dies, both tabs say
+    "Reconnecting…" and join again once it is back, with their devices."""
+    member = world.user()
+    room = world.room({member: "Presenter"})
+    browser = await launch()
+    first = await open_call(browser, world, member, room, "Tab one")
+    await join(first)
+    second = await open_call(browser, world, member, room, "Tab two")
+    await join(second)
+    await expect(first.locator("figure.tile")).to_have_count(2)
+    world.server.kill_call_host()
+    for page in (first, second):
+        await expect(page.get_by_role("status").first).to_have_text("Reconnecting…", timeout=20_000)
+    for page in (first, second):
+        await expect(page.get_by_role("status").first).to_have_text("Connected", timeout=60_000)
+    await expect(first.locator("figure.tile")).to_have_count(2, timeout=20_000)
+    assert await first.evaluate("window.vroomsUi.call.publishing") == ["camera"]

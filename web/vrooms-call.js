@@ -291,9 +291,13 @@ export class VroomsCall {
     const audio = this.may("sendAudio") ? this.local.audio : null;
     this.call = await this.client.join(this.roomId, { audio, displayName: this.displayName });
     this.#listen(this.call);
-    if (audio && !this.wanted.mic) await this.call.mute();
-    if (this.local.camera && this.may("sendVideo")) await this.call.startVideo(this.local.camera);
     this.#renderCall();
+    if (audio && !this.wanted.mic) await this.call.mute();
+    if (this.local.camera && this.may("sendVideo")) {
+      // In the call either way: a camera the media server refuses now can be turned on again.
+      await this.call.startVideo(this.local.camera).catch((error) => this.#toast(error.message));
+    }
+    this.#update();
   }
 
   #listen(call) {
@@ -336,7 +340,7 @@ export class VroomsCall {
 
   #update() {
     if (!this.call || !this.stage) return;
-    this.status.textContent = this.t(`states.${this.call.state}`);
+    this.status.textContent = this.reconnecting ? this.t("reconnecting") : this.t(`states.${this.call.state}`);
     this.#updateTiles();
     this.#updateToolbar();
     if (!this.panel.hidden) this.#updatePanel();
@@ -610,6 +614,7 @@ export class VroomsCall {
     }
     this.reconnecting = false;
     this.root.classList.remove("reconnecting");
+    this.#update();
   }
 
   // -- leaving -----------------------------------------------------------------------------------
