@@ -103,8 +103,11 @@ async def latencies(
         added = await _callback(receiver, "AddParticipantSucceeded", connection_id, 0)
         add.append((added.at - started) * 1000)
         started = time.time()
-        recording = await app.start_recording(
-            call_connection_id=connection_id, recording_state_callback_url=receiver.url
+        recording = await app.start_recording(  # WAV: an MP4's composition after each stop would load the next round
+            call_connection_id=connection_id,
+            recording_state_callback_url=receiver.url,
+            recording_content_type="audio",
+            recording_format_type="wav",
         )
         recording_started = await _callback(receiver, "RecordingStateChanged", connection_id, 0)
         record.append((recording_started.at - started) * 1000)

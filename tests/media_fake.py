@@ -65,6 +65,9 @@ class FakeLeg:
     async def isolate(self, slot: int | None) -> None:
         await self.plane.step("isolate")
 
+    async def request_keyframe(self) -> None:
+        await self.plane.step("request_keyframe")
+
     async def close(self) -> None:
         self.closed = True
 

@@ -242,6 +242,11 @@ async def test_the_pre_join_and_in_call_screens_pass_an_accessibility_check(worl
     await shows_video(page, python.participant_id, "screen")
     await screenshot(page, "screen-share")
 
+    # The Devices panel offers what the role may switch mid-call.
+    await page.get_by_role("button", name="Devices").click()
+    for label in ("Camera", "Microphone", "Speaker"):
+        await expect(page.get_by_label(label, exact=True)).to_be_visible()
+
 
 async def test_refusals_are_said_in_words_before_any_device_is_asked_for(world: CallWorld, launch: Launch) -> None:
     """checkRoom refuses before the pre-join screen: nobody is asked for a camera to be told no."""

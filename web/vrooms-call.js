@@ -189,34 +189,57 @@ export class VroomsCall {
     }
   }
 
-  async #renderPickers() {
+  /** Pickers for what the role may use; ``change[key](deviceId)`` switches to the chosen device. */
+  async #deviceSelects(change) {
     const devices = await navigator.mediaDevices.enumerateDevices().catch(() => []);
-    const picker = (kind, label, key, onchange) => {
+    const picker = (kind, label, key) => {
       const options = devices.filter((d) => d.kind === kind && d.deviceId);
       if (!options.length) return null;
       const id = `vrooms-${key}`;
-      const select = h("select", { id, onchange: (e) => onchange(e.target.value) },
+      const select = h("select", { id, onchange: (e) => { this.devices[key] = e.target.value; change[key](e.target.value); } },
         ...options.map((d, n) => h("option", { value: d.deviceId, selected: d.deviceId === this.devices[key] }, d.label || `${label} ${n + 1}`)));
       return h("div", { class: "picker" }, h("label", { for: id }, label), select);
     };
-    const reopen = (key) => async (deviceId) => {
-      this.devices[key] = deviceId;
-      this.#stopLocal(key === "mic" ? "audio" : "camera");
+    return [
+      this.may("sendVideo") ? picker("videoinput", this.t("camera"), "camera") : null,
+      this.may("sendAudio") ? picker("audioinput", this.t("microphone"), "mic") : null,
+      "setSinkId" in HTMLMediaElement.prototype ? picker("audiooutput", this.t("speaker"), "speaker") : null,
+    ].filter(Boolean);
+  }
+
+  async #renderPickers() {
+    const reopen = (which) => async () => {
+      this.#stopLocal(which);
       await this.#openDevices();
     };
     this.pickers.replaceChildren(
-      ...[
-        this.may("sendVideo") ? picker("videoinput", this.t("camera"), "camera", reopen("camera")) : null,
-        this.may("sendAudio") ? picker("audioinput", this.t("microphone"), "mic", reopen("mic")) : null,
-        "setSinkId" in HTMLMediaElement.prototype
-          ? picker("audiooutput", this.t("speaker"), "speaker", (id) => { this.devices.speaker = id; })
-          : null,
-      ].filter(Boolean),
+      ...(await this.#deviceSelects({ camera: reopen("camera"), mic: reopen("audio"), speaker: () => {} })),
     );
     if (this.local.audio) {
       this.meterBar = h("meter", { min: 0, max: 1, value: 0, "aria-label": this.t("micLevel") });
       this.pickers.append(h("div", { class: "picker" }, h("span", {}, this.t("micLevel")), this.meterBar));
     }
+  }
+
+  /** Mid-call switches: a new microphone replaces the sent track, a new camera is published anew. */
+  async #updateDevices() {
+    const switchMic = async () => {
+      const stream = await this.#capture("audio", this.devices.mic);
+      if (!stream) return;
+      await this.call.replaceAudio(stream.getAudioTracks()[0]);
+      this.#stopLocal("audio");
+      this.local.audio = stream;
+    };
+    const switchCamera = async () => {
+      if (!this.local.camera) return;
+      this.#stopLocal("camera");
+      this.local.camera = await this.#capture("video", this.devices.camera);
+      if (this.local.camera) await this.call.startVideo(this.local.camera);
+      this.#update();
+    };
+    const speaker = (id) => this.audio.setSinkId?.(id).catch((e) => this.#toast(e.message));
+    const selects = await this.#deviceSelects({ mic: switchMic, camera: switchCamera, speaker });
+    this.devicesPanel.replaceChildren(h("h2", {}, this.t("settings")), ...selects);
   }
 
   #renderToggles() {
@@ -324,6 +347,7 @@ export class VroomsCall {
     this.stage = h("section", { class: "stage", "aria-label": this.t("participants") });
     this.panel = h("aside", { class: "panel", hidden: true, "aria-label": this.t("participants") });
     this.captionsPanel = h("aside", { class: "panel captions", hidden: true, "aria-label": this.t("captions") });
+    this.devicesPanel = h("aside", { class: "panel devices", hidden: true, "aria-label": this.t("settings") });
     this.toasts = h("div", { class: "toasts", role: "status" });
     this.toolbar = h("div", { class: "toolbar", role: "toolbar", "aria-label": this.t("title") });
     this.audio = h("audio", { autoplay: true });
@@ -332,7 +356,7 @@ export class VroomsCall {
     this.tiles.clear();
     this.root.replaceChildren(
       h("header", {}, this.status),
-      h("div", { class: "body" }, this.stage, this.panel, this.captionsPanel),
+      h("div", { class: "body" }, this.stage, this.panel, this.captionsPanel, this.devicesPanel),
       this.toolbar, this.toasts, this.live, this.audio,
     );
     this.#update();
@@ -424,6 +448,8 @@ export class VroomsCall {
       ["participants", "participants", () => this.#openParticipants(), !this.panel.hidden],
       this.may("startCaptions") || call.captions?.active
         ? ["captions", "captions", () => this.#togglePanel(this.captionsPanel, () => this.#updateCaptions()), !this.captionsPanel.hidden] : null,
+      this.may("sendAudio") || this.may("sendVideo")
+        ? ["devices", "settings", () => this.#togglePanel(this.devicesPanel, () => this.#updateDevices()), !this.devicesPanel.hidden] : null,
       ["hold", onHold ? "resume" : "hold", () => (onHold ? call.resume() : call.hold()).then(() => this.#update()), onHold],
       ["leave", "leaveCall", () => this.leave(), null, "danger"],
       this.may("endCallForAll") ? ["end", "endForAll", () => call.endForAll(), null, "danger"] : null,

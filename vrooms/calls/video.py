@@ -10,6 +10,7 @@ per participant; changes that arrive meanwhile are folded into the next round.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -81,6 +82,7 @@ class VideoSync:
         owners = call.feed_owners()
         wanted = {feed for feed, (owner, _) in owners.items() if owner is not participant}
         wanted |= {feed for feed, audience in call.audio_feeds.items() if participant.id in audience}
+        had = {s.feed_id for s in participant.subscription.streams} if participant.subscription else set()
         if participant.subscription is None:
             if not wanted:
                 return
@@ -99,6 +101,17 @@ class VideoSync:
         participant.peer.send(protocol.video_offer(offer, streams))
         answer = await asyncio.wait_for(participant.pending_answer, _ANSWER_TIMEOUT_SECONDS)
         await participant.subscription.start(answer)
+        await _request_keyframes({s.feed_id for s in participant.subscription.streams} - had, owners)
+
+
+async def _request_keyframes(feeds: set[int], owners: dict[int, tuple[Participant, MediaSource]]) -> None:
+    """The feeds this subscription just took: their senders send a full picture now."""
+    for feed_id in feeds & owners.keys():
+        owner, source = owners[feed_id]
+        feed = owner.feeds.get(source)
+        if feed is not None:
+            with contextlib.suppress(MediaError):
+                await feed.request_keyframe()
 
 
 def _described(

@@ -211,6 +211,12 @@ class JanusVideoFeed:
         # "-video-<mindex>.mjr" for each stream.
         await _record(self.handle, base)
 
+    async def request_keyframe(self) -> None:
+        # janus_videoroom.c sends a PLI to a publisher when a subscriber's connection comes up, not
+        # when an update adds the feed to a running subscription: "keyframe" on configure does.
+        with _mapped_errors():
+            await self.handle.request({"request": "configure", "keyframe": True})
+
     async def close(self) -> None:
         self.mids.pop(self.feed_id, None)
         await self.handle.detach()

@@ -104,6 +104,11 @@ class VideoFeed(Protocol):
         """Write the stream to ``<base>-video-<n>.mjr`` (its own file), or stop (None)."""
         ...
 
+    async def request_keyframe(self) -> None:
+        """Ask the sender for a full picture: a subscription that takes the feed mid-stream can
+        decode nothing before one."""
+        ...
+
     async def close(self) -> None: ...
 
 
