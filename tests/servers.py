@@ -141,6 +141,12 @@ class Server:
         )
         os.kill(int(host.stdout.split()[0]), signal.SIGKILL)
 
+    def janus_pid(self) -> int:
+        """The Janus the call host started for this server (found by its configuration folder)."""
+        pattern = f"--configs-folder={self.data_dir / 'janus'}"
+        found = subprocess.run(["pgrep", "-f", "--", pattern], capture_output=True, text=True, check=True)
+        return int(found.stdout.split()[0])
+
     def client(self) -> httpx.Client:
         verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=self.ca_path) if self.tls else False
         return httpx.Client(base_url=self.endpoint, verify=verify, timeout=30)

@@ -7,7 +7,9 @@ measured at an aiortc receiver. ``VROOMS_SCREENSHOTS=<folder>`` saves the README
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -86,13 +88,19 @@ def tile(page: Page, participant_id: str, source: str = "camera") -> Any:
 
 
 async def shows_video(page: Page, participant_id: str, source: str = "camera") -> None:
+    """The tile's video has decoded a frame and can be seen (laid out, not transparent)."""
     video = f'figure[data-participant="{participant_id}"][data-source="{source}"] video'
-    await page.wait_for_function(f"document.querySelector('{video}')?.videoWidth > 0", timeout=20_000)
+    seen = "(v => v && v.videoWidth > 0 && v.offsetWidth > 0 && getComputedStyle(v).opacity === '1')"
+    await page.wait_for_function(f"{seen}(document.querySelector('{video}'))", timeout=20_000)
 
 
 async def screenshot(page: Page, name: str) -> None:
     folder = os.environ.get("VROOMS_SCREENSHOTS")
     if folder:
+        # Every shown video has presented a few frames (the first decoded one may not be painted yet).
+        videos = "[...document.querySelectorAll('video:not([hidden])')]"
+        painted = f"{videos}.every(v => v.getVideoPlaybackQuality().totalVideoFrames > 5)"
+        await page.wait_for_function(painted, timeout=20_000)
         await page.screenshot(path=str(Path(folder) / f"{name}.png"))
 
 
@@ -120,6 +128,11 @@ async def test_two_browsers_and_an_aiortc_peer_mute_remove_and_end_through_the_u
     await expect(tile(host, python.participant_id)).to_contain_text("Python")
     await expect(tile(guest, host_id)).to_contain_text("Paula")
     await hears(python, ATTENDEE_HZ)
+
+    # Arthur talks: framed as the active speaker, and large in the speaker layout.
+    await expect(tile(host, guest_id)).to_have_class(re.compile(r"\bactive\b"), timeout=15_000)
+    await host.get_by_role("button", name="Speaker layout").click()
+    await expect(host.locator("section.stage")).to_have_attribute("data-layout", "speaker")
 
     # The Presenter mutes Arthur from the participant panel: the tone is gone at the aiortc receiver.
     await host.get_by_role("button", name="Participants").click()
@@ -278,9 +291,17 @@ async def test_a_lost_call_host_shows_reconnecting_and_the_page_joins_again(worl
     await join(second)
     await expect(first.locator("figure.tile")).to_have_count(2)
     world.server.kill_call_host()
+    await _rejoined(first, second)
+    assert await first.evaluate("window.vroomsUi.call.publishing") == ["camera"]
+
+    # The media server alone dies (the call ends with MediaServerFailure): the pages rejoin too.
+    os.kill(world.server.janus_pid(), signal.SIGKILL)
+    await _rejoined(first, second)
+
+
+async def _rejoined(first: Page, second: Page) -> None:
     for page in (first, second):
         await expect(page.get_by_role("status").first).to_have_text("Reconnecting…", timeout=20_000)
     for page in (first, second):
         await expect(page.get_by_role("status").first).to_have_text("Connected", timeout=60_000)
     await expect(first.locator("figure.tile")).to_have_count(2, timeout=20_000)
-    assert await first.evaluate("window.vroomsUi.call.publishing") == ["camera"]

@@ -241,20 +241,13 @@ async def test_pstn_dial_out_is_a_capability_only_where_the_room_enables_it(worl
     assert call.role == "Presenter"
 
 
-def _janus_pid(server: Server) -> int:
-    pattern = f"--configs-folder={server.data_dir / 'janus'}"
-    return int(
-        subprocess.run(["pgrep", "-f", "--", pattern], capture_output=True, text=True, check=True).stdout.split()[0]
-    )
-
-
 async def test_janus_killed_mid_call_participants_are_told_and_rejoin(world: CallWorld) -> None:
     presenter, attendee = world.user(), world.user()
     room = world.room({presenter: "Presenter", attendee: "Attendee"})
     p = await world.join(presenter, room, 500)
     a = await world.join(attendee, room, 900)
     await hears(a, 500)
-    old = _janus_pid(world.server)
+    old = world.server.janus_pid()
     os.kill(old, signal.SIGKILL)
     for call in (p, a):
         await disconnected(call, 5)
@@ -263,7 +256,7 @@ async def test_janus_killed_mid_call_participants_are_told_and_rejoin(world: Cal
     a2 = await a.client.join(room, audio=ToneSource(900))
     await hears(a2, 500)
     await hears(p2, 900)
-    assert _janus_pid(world.server) != old
+    assert world.server.janus_pid() != old
     assert Path(f"/proc/{old}").exists() is False
 
 

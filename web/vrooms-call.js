@@ -76,6 +76,7 @@ export class VroomsCall {
     this.idle = []; // roster members not in the call (for invitations), read when the panel opens
     this.leaving = false;
     this.meter = null;
+    this.speakerLayout = false; // the active speaker large, the others in a strip
   }
 
   // -- strings --------------------------------------------------------------------------------
@@ -401,13 +402,14 @@ export class VroomsCall {
       }
       this.#fillTile(tile, key, p, source);
     }
-    this.stage.dataset.layout = [...wanted.values()].some((w) => w.source === "screen") ? "screen" : "grid";
+    const sharing = [...wanted.values()].some((w) => w.source === "screen");
+    this.stage.dataset.layout = sharing ? "screen" : this.speakerLayout && this.call.activeSpeaker ? "speaker" : "grid";
     this.stage.style.setProperty("--columns", String(Math.ceil(Math.sqrt(this.stage.childElementCount || 1))));
   }
 
   #tile(key, p, source) {
     const video = h("video", { autoplay: true, playsInline: true, muted: true });
-    const fitButton = h("button", { type: "button", class: "fit", onclick: () => { this.fit.has(key) ? this.fit.delete(key) : this.fit.add(key); this.#update(); } });
+    const fitButton = h("button", { type: "button", class: "fit-toggle", onclick: () => { this.fit.has(key) ? this.fit.delete(key) : this.fit.add(key); this.#update(); } });
     return h("figure", { class: `tile ${source}`, "data-participant": p.participantId, "data-source": source },
       video, h("div", { class: "avatar", "aria-hidden": "true" }), h("figcaption", {}), fitButton);
   }
@@ -445,6 +447,7 @@ export class VroomsCall {
       this.may("sendAudio") && this.local.audio ? ["mic", call.muted ? "unmuteMic" : "muteMic", () => this.#toggleMic(), call.muted] : null,
       this.may("sendVideo") ? ["camera", this.local.camera ? "cameraOff" : "cameraOn", () => this.#toggleCamera(), !this.local.camera] : null,
       this.may("shareScreen") ? ["screen", this.local.screen ? "stopSharing" : "shareScreen", () => this.#toggleScreen(), Boolean(this.local.screen)] : null,
+      ["layout", "speakerLayout", () => { this.speakerLayout = !this.speakerLayout; this.#update(); }, this.speakerLayout],
       ["participants", "participants", () => this.#openParticipants(), !this.panel.hidden],
       this.may("startCaptions") || call.captions?.active
         ? ["captions", "captions", () => this.#togglePanel(this.captionsPanel, () => this.#updateCaptions()), !this.captionsPanel.hidden] : null,
@@ -595,8 +598,9 @@ export class VroomsCall {
   }
 
   #left(message) {
-    if (message.reason === "ConnectionLost" && !this.leaving) {
-      this.#lost(); // the media path failed: join again
+    const recoverable = ["MediaServerFailure", "ServerShutdown"].includes(message.callEndReason);
+    if ((message.reason === "ConnectionLost" || recoverable) && !this.leaving) {
+      this.#lost(); // the media path or the server went away: join again once it is back
       return;
     }
     this.#stopAll();

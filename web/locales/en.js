@@ -21,6 +21,7 @@ export default {
   cameraOn: "Turn camera on",
   shareScreen: "Share screen",
   stopSharing: "Stop sharing",
+  speakerLayout: "Speaker layout",
   participants: "Participants",
   captions: "Captions",
   captionsOn: "Captions are on ({language}).",

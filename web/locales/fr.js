@@ -19,6 +19,7 @@ export default {
   cameraOn: "Activer la caméra",
   shareScreen: "Partager l'écran",
   stopSharing: "Arrêter le partage",
+  speakerLayout: "Disposition orateur",
   participants: "Participants",
   captions: "Sous-titres",
   captionsOn: "Sous-titres activés ({language}).",
