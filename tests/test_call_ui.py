@@ -305,3 +305,20 @@ async def _rejoined(first: Page, second: Page) -> None:
     for page in (first, second):
         await expect(page.get_by_role("status").first).to_have_text("Connected", timeout=60_000)
     await expect(first.locator("figure.tile")).to_have_count(2, timeout=20_000)
+
+
+async def test_a_promoted_viewer_is_asked_for_a_microphone_and_heard(world: CallWorld, launch: Launch) -> None:
+    """A Consumer joins receive-only; promoted to Attendee, the page takes the microphone, offers
+    it to the server (audioOffer) and, once unmuted, is heard by an aiortc participant."""
+    viewer_user, python_user = world.user(), world.user()
+    room = world.room({viewer_user: "Consumer", python_user: "Presenter"})
+    python = await world.join(python_user, room, display_name="Python")
+    page = await open_call(await launch(tone=ATTENDEE_HZ), world, viewer_user, room, "Vic")
+    await join(page)
+    await has_no_media_buttons(page)
+    world.set_role(room, viewer_user, "Attendee")
+    unmute = page.get_by_role("button", name="Unmute microphone")
+    await expect(unmute.or_(page.get_by_role("button", name="Mute microphone"))).to_be_visible(timeout=10_000)
+    if await unmute.count():
+        await unmute.click()
+    await hears(python, ATTENDEE_HZ)

@@ -586,10 +586,10 @@ export class VroomsCall {
   async #permissions(message) {
     if (!message.capabilities.includes("sendAudio")) this.#stopLocal("audio");
     else if (!this.local.audio) {
-      // Promoted: a microphone again, into the audio connection (the server decides if it is mixed).
+      // Promoted: a microphone now, into the audio connection (the server decides if it is mixed).
       this.local.audio = await this.#capture("audio", this.devices.mic);
       const track = this.local.audio?.getAudioTracks()[0];
-      if (track) await this.call.replaceAudio(track);
+      if (track) await this.call.replaceAudio(track).catch((e) => this.#toast(e.message));
     }
     if (!message.capabilities.includes("sendVideo")) this.#stopLocal("camera");
     if (!message.capabilities.includes("shareScreen")) this.#stopLocal("screen");

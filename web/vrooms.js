@@ -313,10 +313,19 @@ export class Call extends EventTarget {
     this.#setState("Connected");
   }
 
-  /** Switch microphones mid-call: the new track replaces the old one, no renegotiation. */
+  /** Send this microphone: it replaces the one sent so far, or, on a connection that was
+   * receive-only (joined as a Consumer, promoted since), is offered to the server anew. */
   async replaceAudio(track) {
-    const sender = this.#audioPc.getSenders().find((s) => s.track === null || s.track.kind === "audio");
-    if (sender) await sender.replaceTrack(track);
+    const pc = this.#audioPc;
+    const transceiver = pc.getTransceivers().find((t) => t.receiver.track.kind === "audio");
+    if (!transceiver) return;
+    await transceiver.sender.replaceTrack(track);
+    if (transceiver.direction === "sendrecv") return;
+    transceiver.direction = "sendrecv";
+    await pc.setLocalDescription(await pc.createOffer());
+    await gathered(pc);
+    const reply = await this.request({ type: "audioOffer", sdp: pc.localDescription.sdp });
+    await pc.setRemoteDescription({ type: "answer", sdp: reply.sdp });
   }
 
   async startVideo(stream, source = "camera") {
