@@ -252,7 +252,8 @@ class MediaStream:
         self._socket: ClientConnection | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._raw_ids: dict[str, str] = {}
-        self._moves = asyncio.Lock()
+        # Slot changes for the media plane, applied in order by one task (_apply_moves).
+        self._moves: asyncio.Queue[tuple[str, int, str | None]] = asyncio.Queue()
 
     async def start(self) -> None:
         """Leg, decoders, WebSocket and metadata, in that order; on failure nothing is left running."""
@@ -293,6 +294,8 @@ class MediaStream:
         await self._socket.send(metadata(self.subscription_id, self.options.sample_rate).decode())
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._send_audio(decoder, slot)) for decoder, slot in decoders]
+        if not self.options.mixed:
+            self._tasks.append(loop.create_task(self._apply_moves()))
         if self.options.bidirectional:
             self._tasks.append(loop.create_task(self._receive_audio()))
 
@@ -326,10 +329,11 @@ class MediaStream:
             return
         change = self.slots.place(participant_id, talking=talking)
         if change is not None:
-            self._tasks.append(asyncio.get_running_loop().create_task(self._apply(participant_id, *change)))
+            self._moves.put_nowait((participant_id, *change))
 
-    async def _apply(self, participant_id: str, slot: int, evicted: str | None) -> None:
-        async with self._moves:
+    async def _apply_moves(self) -> None:
+        while True:
+            participant_id, slot, evicted = await self._moves.get()
             if evicted is not None:
                 await self._isolate(evicted, None)
             await self._isolate(participant_id, slot)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from vrooms.auth.roles import ROLE_CAPABILITIES, Capability, Role
+from vrooms.auth.roles import ROLE_CAPABILITIES, Capability, Role, role_can
 from vrooms.calls import protocol
 from vrooms.calls.models import MediaSource, ParticipantState
 from vrooms.media.types import AudioLeg, CallMedia, VideoFeed, VideoSubscription
@@ -23,9 +23,17 @@ Check = Callable[[], object]
 SOURCE_CAPABILITY = {MediaSource.CAMERA: Capability.SEND_VIDEO, MediaSource.SCREEN: Capability.SHARE_SCREEN}
 
 
-def capabilities_in(role: Role, *, pstn_dial_out_enabled: bool) -> list[str]:
+def allowed_in(role: Role, capability: Capability, *, pstn_dial_out_enabled: bool) -> bool:
     """The role table says who may; a room setting can still say no one here (dial-out)."""
-    return sorted(c for c in ROLE_CAPABILITIES[role] if c != Capability.PSTN_DIAL_OUT or pstn_dial_out_enabled)
+    if capability == Capability.PSTN_DIAL_OUT and not pstn_dial_out_enabled:
+        return False
+    return role_can(role, capability)
+
+
+def capabilities_in(role: Role, *, pstn_dial_out_enabled: bool) -> list[str]:
+    return sorted(
+        c for c in ROLE_CAPABILITIES[role] if allowed_in(role, c, pstn_dial_out_enabled=pstn_dial_out_enabled)
+    )
 
 
 class Telephony(Protocol):
@@ -114,7 +122,7 @@ class Participant:
     video_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def can(self, capability: Capability) -> bool:
-        return capability in capabilities_in(self.role, pstn_dial_out_enabled=self.call.pstn_dial_out_enabled)
+        return allowed_in(self.role, capability, pstn_dial_out_enabled=self.call.pstn_dial_out_enabled)
 
     def capabilities(self) -> list[str]:
         return capabilities_in(self.role, pstn_dial_out_enabled=self.call.pstn_dial_out_enabled)

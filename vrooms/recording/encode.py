@@ -121,9 +121,14 @@ async def decode_mjr(mjr: Path, info: dict[str, Any]) -> Piece:
         out = mjr.with_suffix(f"{DECODED}.ulaw")
         pcmu_stream(mjr, out)
         return Piece(out, 0, 0, ("-f", "mulaw", "-ar", "8000", "-ac", "1"))
-    out = mjr.with_suffix(f"{DECODED}.opus")
+    return Piece(await _post_process(mjr, "opus"), 0, 0)
+
+
+async def _post_process(mjr: Path, extension: str) -> Path:
+    """janus-pp-rec: a recording's packets as a file of the given kind (Ogg Opus, WebM VP8) beside it."""
+    out = mjr.with_suffix(f"{DECODED}.{extension}")
     await run_tool(["janus-pp-rec", str(mjr), str(out)], "janus-tools", _TOOL_SECONDS)
-    return Piece(out, 0, 0)
+    return out
 
 
 def _ffmpeg(pieces: list[Piece], out: Path, fmt: str) -> list[str]:
@@ -240,21 +245,14 @@ def arrange(shots: list[Shot]) -> list[VideoPiece]:
 
 def mjr_length_ms(path: Path) -> int:
     """Milliseconds from a recording's first packet to its last (0 if it has none)."""
-    last = 0
     with path.open("rb") as handle:
         if _header(handle) is None:
             return 0
-        while len(head := handle.read(10)) == 10 and head.startswith(_FRAME_MAGIC):
-            millis, length = struct.unpack(">IH", head[4:])
-            last = millis
-            handle.seek(length, 1)
-    return last
+        return max((millis for millis, _ in _frames(handle)), default=0)
 
 
 async def decode_video(mjr: Path) -> Path:
-    out = mjr.with_suffix(f"{DECODED}.webm")
-    await run_tool(["janus-pp-rec", str(mjr), str(out)], "janus-tools", _TOOL_SECONDS)
-    return out
+    return await _post_process(mjr, "webm")
 
 
 def _compose_command(audio: Path, pieces: list[VideoPiece], total_ms: int, out: Path) -> list[str]:
