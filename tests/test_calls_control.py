@@ -70,6 +70,7 @@ async def test_bad_messages_get_errors_and_the_connection_stays_usable(world: Ca
     kind: object
     for kind in (
         "join",
+        "checkRoom",
         "setMuted",
         "audioOffer",
         "publish",
@@ -104,6 +105,9 @@ async def test_bad_messages_get_errors_and_the_connection_stays_usable(world: Ca
             with pytest.raises(CallError) as error:
                 await client.signaling.request({**message, "type": kind})
             assert error.value.code in ("BadMessage", "NotInCall", "InvitationNotFound")
+    with pytest.raises(CallError) as error:
+        await client.signaling.request({"type": "checkRoom", "roomId": "salle-é\u202e"})
+    assert error.value.code == "RoomNotFound"
     with pytest.raises(CallError) as error:
         await client.signaling.request({"type": "setMuted", "muted": True})
     assert error.value.code == "NotInCall"
