@@ -6,7 +6,7 @@ host and Janus) and headless Chromium (Debian's, fake devices) through Playwrigh
 - First remote frame: an aiortc Presenter publishes a 320x240 camera; a fresh browser page
   loads the call UI (``/web/call/#…``), presses "Join call" as soon as it is enabled, and the
   time runs from the page's navigation start to the Presenter's tile showing a decoded
-  frame. Baseline in the same run: the bare ``vrooms.js`` developer page (``/web/?autojoin=1``)
+  frame. Baseline in the same run: the bare ``vrooms.js`` developer page (``/web/#autojoin=1``)
   joining the same room, to the same first frame. p50/p95 over ``--joins`` joins each.
 - 9-tile grid: eight aiortc participants with cameras and one browser (its self-view the
   ninth tile); the CPU of all of that browser's processes over ``--seconds``, in % of one
@@ -72,7 +72,7 @@ async def first_frames(
     for _ in range(joins):
         for times, url, selector, join in (
             (ui, f"/web/call/#{urlencode({'room': room, 'token': viewer.token, 'name': 'Bench'})}", tile, True),
-            (bare, f"/web/index.html?{urlencode({'token': viewer.token, 'room': room, 'autojoin': 1})}", plain, False),
+            (bare, f"/web/index.html#{urlencode({'token': viewer.token, 'room': room, 'autojoin': 1})}", plain, False),
         ):
             page = await browser.new_page()
             ready = _has_frame(presenter.participant_id, selector)

@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 import pytest
 from playwright.async_api import Browser, Page, Playwright, async_playwright, expect
 
-from tests.calls import CallWorld, Member, hears, stops_hearing
+from tests.calls import CallWorld, Member, hears, hears_nothing_of, sees_video, stops_hearing
 from tests.phones import write_tone_wav
 from vrooms.client import PatternSource
 
@@ -51,10 +51,10 @@ async def launch(playwright: Playwright, tmp_path: Path) -> AsyncIterator[Launch
     file, if given), or with no devices at all."""
     browsers: list[Browser] = []
 
-    async def start(*, devices: bool = True, tone: float | None = None) -> Browser:
+    async def start(*, devices: bool = True, tone: float | None = None, cameras: int = 1) -> Browser:
         flags = list(_FLAGS)
         if devices:
-            flags.append("--use-fake-device-for-media-stream")
+            flags.append(f"--use-fake-device-for-media-stream=device-count={cameras}")
         if tone is not None:
             wav = tmp_path / f"tone-{int(tone)}.wav"
             write_tone_wav(wav, 10.0, tone)
@@ -321,4 +321,49 @@ async def test_a_promoted_viewer_is_asked_for_a_microphone_and_heard(world: Call
     await expect(unmute.or_(page.get_by_role("button", name="Mute microphone"))).to_be_visible(timeout=10_000)
     if await unmute.count():
         await unmute.click()
+    await hears(python, ATTENDEE_HZ)
+
+
+async def test_a_microphone_muted_before_joining_is_heard_once_unmuted_and_devices_switch_without_a_gap(
+    world: CallWorld, launch: Launch
+) -> None:
+    """Muted on the pre-join screen, the microphone sends nothing until "Unmute microphone" in the
+    call. Another camera and microphone chosen in the Devices panel replace the tracks being sent:
+    the aiortc viewer never sees the camera go (same feed) and keeps decoding frames, and hears the
+    new microphone (muted and unmuted again after the switch, so the old one cannot be the source)."""
+    presenter, python_user = world.user(), world.user()
+    room = world.room({presenter: "Presenter", python_user: "Attendee"})
+    python = await world.join(python_user, room, display_name="Python")
+    # Chromium's fake_device_1 is a depth camera (Y16) that its encoder never sends: switch to 2.
+    page = await open_call(await launch(tone=ATTENDEE_HZ, cameras=3), world, presenter, room, "Paula")
+    await page.get_by_role("button", name="Mute microphone").click()
+    await join(page)
+    page_id = await page.evaluate("window.vroomsUi.call.participantId")
+    await sees_video(python, page_id)
+    camera_went: list[dict[str, Any]] = []
+
+    def camera_off(message: dict[str, Any]) -> None:
+        if message["participant"]["participantId"] == page_id and not message["participant"]["camera"]:
+            camera_went.append(message)
+
+    python.on("participantUpdated", camera_off)
+    await hears_nothing_of(python, ATTENDEE_HZ, 1.0)
+    await page.get_by_role("button", name="Unmute microphone").click()
+    await hears(python, ATTENDEE_HZ)
+
+    await page.get_by_role("button", name="Devices").click()
+    for label, which in (("Camera", "camera"), ("Microphone", "audio")):
+        track = f"window.vroomsUi.local.{which}.getTracks()[0]"
+        await page.evaluate(f"window.before = {track}")
+        select = page.get_by_label(label, exact=True)
+        current = await page.evaluate(f"{track}.getSettings().deviceId")
+        values = await select.locator("option").evaluate_all("options => options.map(o => o.value)")
+        await select.select_option(next(v for v in reversed(values) if v != current))
+        await page.wait_for_function(f"window.before.readyState === 'ended' && {track}.readyState === 'live'")
+    frames = python.video_frames(page_id)
+    await python.wait_until(lambda: python.video_frames(page_id) > frames + 30, 20)
+    assert camera_went == []
+    await page.get_by_role("button", name="Mute microphone").click()
+    await stops_hearing(python, ATTENDEE_HZ)
+    await page.get_by_role("button", name="Unmute microphone").click()
     await hears(python, ATTENDEE_HZ)

@@ -37,8 +37,8 @@ async def browser() -> AsyncIterator[Browser]:
 
 async def open_call(browser: Browser, world: CallWorld, member: Member, room: str, name: str) -> Page:
     page = await browser.new_page()
-    query = urlencode({"token": member.token, "room": room, "name": name, "autojoin": 1, "camera": 1})
-    await page.goto(f"{world.server.endpoint}/web/index.html?{query}")
+    fragment = urlencode({"token": member.token, "room": room, "name": name, "autojoin": 1, "camera": 1})
+    await page.goto(f"{world.server.endpoint}/web/index.html#{fragment}")
     await page.wait_for_function("window.vroomsCall && window.vroomsCall.state === 'Connected'", timeout=20_000)
     return page
 

@@ -222,22 +222,22 @@ export class VroomsCall {
     }
   }
 
-  /** Mid-call switches: a new microphone replaces the sent track, a new camera is published anew. */
+  /** Mid-call switches: the new device is opened first and its track replaces the one being sent
+   * (same connection, same feed: the others' pictures and sound never stop), then the old one is
+   * released. A device that cannot be opened leaves the current one in use. */
   async #updateDevices() {
-    const switchMic = async () => {
-      const stream = await this.#capture("audio", this.devices.mic);
+    const switchTo = (which, kind, replace) => async (deviceId) => {
+      if (!this.local[which]) return; // off: the new device is used when it is turned on
+      const stream = await this.#capture(kind, deviceId);
       if (!stream) return;
-      await this.call.replaceAudio(stream.getAudioTracks()[0]);
-      this.#stopLocal("audio");
-      this.local.audio = stream;
-    };
-    const switchCamera = async () => {
-      if (!this.local.camera) return;
-      this.#stopLocal("camera");
-      this.local.camera = await this.#capture("video", this.devices.camera);
-      if (this.local.camera) await this.call.startVideo(this.local.camera);
+      if (which === "audio") stream.getAudioTracks()[0].enabled = this.wanted.mic;
+      await replace(stream);
+      this.#stopLocal(which);
+      this.local[which] = stream;
       this.#update();
     };
+    const switchMic = switchTo("audio", "audio", (s) => this.call.replaceAudio(s.getAudioTracks()[0]));
+    const switchCamera = switchTo("camera", "video", (s) => this.call.replaceVideo(s));
     const speaker = (id) => this.audio.setSinkId?.(id).catch((e) => this.#toast(e.message));
     const selects = await this.#deviceSelects({ mic: switchMic, camera: switchCamera, speaker });
     this.devicesPanel.replaceChildren(h("h2", {}, this.t("settings")), ...selects);
@@ -257,14 +257,14 @@ export class VroomsCall {
   }
 
   async #toggleWanted(key) {
-    this.wanted[key] = !this.wanted[key];
-    if (key === "camera" && !this.wanted.camera) this.#stopLocal("camera");
     if (key === "mic") {
-      for (const track of this.local.audio?.getAudioTracks() || []) track.enabled = this.wanted.mic;
+      this.#sendMic(!this.wanted.mic);
       this.#renderToggles();
       this.toggles.firstChild?.focus();
       return;
     }
+    this.wanted.camera = !this.wanted.camera;
+    if (!this.wanted.camera) this.#stopLocal("camera");
     await this.#openDevices();
     this.toggles.lastChild?.focus();
   }
@@ -333,7 +333,7 @@ export class VroomsCall {
     on("remoteVideo", () => this.#update());
     on("stateChanged", () => this.#update());
     on("captions", () => this.#update());
-    on("mutedByOthers", () => { this.#announce(this.t("youWereMuted")); this.#update(); });
+    on("mutedByOthers", () => { this.#sendMic(false); this.#announce(this.t("youWereMuted")); this.#update(); });
     on("permissions", (m) => this.#permissions(m));
     on("left", (m) => this.#left(m));
     on("connectionClosed", () => this.#lost());
@@ -467,9 +467,21 @@ export class VroomsCall {
   }
 
   async #toggleMic() {
-    if (this.call.muted) await this.call.unmute();
-    else await this.call.mute();
+    if (this.call.muted) {
+      this.#sendMic(true);
+      await this.call.unmute();
+    } else {
+      await this.call.mute();
+      this.#sendMic(false);
+    }
     this.#update();
+  }
+
+  /** The microphone's track follows the mute state: muted, nothing of it leaves the browser (the
+   * server also keeps it out of the mix); the wish is kept for a rejoin after a lost connection. */
+  #sendMic(on) {
+    this.wanted.mic = on;
+    for (const track of this.local.audio?.getAudioTracks() || []) track.enabled = on;
   }
 
   async #toggleCamera() {

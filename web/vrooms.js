@@ -328,6 +328,16 @@ export class Call extends EventTarget {
     await pc.setRemoteDescription({ type: "answer", sdp: reply.sdp });
   }
 
+  /** Send another camera (or screen) in place of the one being published: the same feed, no
+   * renegotiation, so nobody's subscription changes and the picture never goes away; the encoder
+   * starts the new track with a full picture. Publishes afresh when nothing is published yet. */
+  async replaceVideo(stream, source = "camera") {
+    const pc = this.#publishers.get(source);
+    if (!pc) return this.startVideo(stream, source);
+    const sender = pc.getSenders().find((s) => s.track === null || s.track.kind === "video");
+    await sender.replaceTrack(stream.getVideoTracks()[0]);
+  }
+
   async startVideo(stream, source = "camera") {
     await this.stopVideo(source);
     const pc = new RTCPeerConnection();
