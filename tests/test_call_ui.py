@@ -6,6 +6,7 @@ measured at an aiortc receiver. ``VROOMS_SCREENSHOTS=<folder>`` saves the README
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -21,6 +22,7 @@ from playwright.async_api import Browser, Page, Playwright, async_playwright, ex
 
 from tests.calls import CallWorld, Member, hears, hears_nothing_of, sees_video, stops_hearing
 from tests.phones import write_tone_wav
+from tests.servers import Server
 from vrooms.client import PatternSource
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -367,3 +369,26 @@ async def test_a_microphone_muted_before_joining_is_heard_once_unmuted_and_devic
     await stops_hearing(python, ATTENDEE_HZ)
     await page.get_by_role("button", name="Unmute microphone").click()
     await hears(python, ATTENDEE_HZ)
+
+
+async def test_a_restarted_server_is_joined_again(tmp_path: Path, launch: Launch) -> None:
+    """The whole server stops (its calls end with ServerShutdown) and starts again on the same port:
+    the page says "Reconnecting…", joins again by itself and publishes its camera, which a
+    participant who joins afterwards receives."""
+    server = await asyncio.to_thread(Server(tmp_path / "restarted").start)
+    world = CallWorld(server)
+    try:
+        member, python_user = world.user(), world.user()
+        room = world.room({member: "Presenter", python_user: "Attendee"})
+        page = await open_call(await launch(), world, member, room, "Paula")
+        await join(page)
+        await asyncio.to_thread(server.stop)
+        await expect(page.get_by_role("status").first).to_have_text("Reconnecting…", timeout=20_000)
+        await asyncio.to_thread(server.start)
+        await expect(page.get_by_role("status").first).to_have_text("Connected", timeout=60_000)
+        page_id = await page.evaluate("window.vroomsUi.call.participantId")
+        python = await world.join(python_user, room, display_name="Python")
+        await sees_video(python, page_id)
+    finally:
+        await world.close()
+        await asyncio.to_thread(server.stop)
