@@ -148,6 +148,13 @@ async def test_two_browsers_and_an_aiortc_peer_mute_remove_and_end_through_the_u
     await python.wait_until(lambda: python.left_reason == "RemovedByPresenter")
     await expect(guest.locator(".toast")).to_contain_text("Python left: removed by Paula")
 
+    # Still on the roster: the panel offers to invite Python, by the name it had, and its client rings.
+    await host.get_by_role("button", name="Participants").click()
+    await host.get_by_role("button", name="Participants").click()
+    await host.get_by_role("button", name="Invite Python").click()
+    invitation = await asyncio.wait_for(python.client.invitations.get(), 10)
+    assert invitation.caller["userId"] == presenter.raw_id
+
     await host.get_by_role("button", name="End call for everyone").click()
     await expect(guest.get_by_role("alert")).to_contain_text("A Presenter ended the call for everyone.")
     await expect(host.get_by_role("alert")).to_contain_text("A Presenter ended the call for everyone.")

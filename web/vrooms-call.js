@@ -544,7 +544,8 @@ export class VroomsCall {
     const list = h("ul", { class: "idle" });
     const inCall = new Set([...this.call.participants.values()].map((p) => p.userId));
     for (const member of this.idle.filter((m) => !inCall.has(m.userId))) {
-      const name = member.userId.slice(-8);
+      // The roster has no names: the one this user had in the call earlier, else role and id.
+      const name = this.names.get(member.userId) || `${this.role(member.role)} …${member.userId.slice(-6)}`;
       list.append(h("li", {}, h("span", { class: "name" }, name), h("span", { class: "facts" }, this.t("notInCall")),
         h("button", { type: "button", onclick: () => this.call.request({ type: "invite", userId: member.userId })
           .then(() => this.#toast(this.t("inviting", { name }))).catch((e) => this.#toast(e.message)) }, this.t("inviteName", { name }))));
