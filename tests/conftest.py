@@ -15,6 +15,8 @@ from tests.calls import CallWorld
 from tests.phones import Carrier, Scenario, free_udp_port
 from tests.servers import Server, create_postgres_database, drop_postgres_database
 
+pytest_plugins = ["tests.browsers"]  # Chromium fixtures (playwright, launch) for every browser test
+
 
 @pytest.fixture(autouse=True)
 def _hermetic_env(monkeypatch: pytest.MonkeyPatch) -> None:

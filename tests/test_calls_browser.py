@@ -3,39 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-from collections.abc import AsyncIterator
 from urllib.parse import urlencode
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
+from tests.browsers import Launch
 from tests.calls import CallWorld, Member, hears, stops_hearing
 from vrooms.client import PatternSource
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
 
 @pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--use-fake-device-for-media-stream",  # a test picture and a beeping microphone
-                "--use-fake-ui-for-media-stream",  # grant camera and microphone
-                "--ignore-certificate-errors",  # the server's generated CA is not Chromium's
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-            ],
-        )
-        yield launched
-        await launched.close()
+async def browser(launch: Launch) -> Browser:
+    """Chromium with a fake camera (a test picture) and microphone (a beep)."""
+    return await launch()
 
 
-async def open_call(browser: Browser, world: CallWorld, member: Member, room: str, name: str) -> Page:
+async def open_developer_page(browser: Browser, world: CallWorld, member: Member, room: str, name: str) -> Page:
     page = await browser.new_page()
     fragment = urlencode({"token": member.token, "room": room, "name": name, "autojoin": 1, "camera": 1})
     await page.goto(f"{world.server.endpoint}/web/index.html#{fragment}")
@@ -48,7 +32,7 @@ async def test_a_browser_and_an_aiortc_peer_see_and_hear_each_other(world: CallW
     room = world.room({presenter: "Presenter", attendee: "Attendee", consumer: "Consumer"})
     python = await world.join(presenter, room, 500)
     await python.start_video(PatternSource())
-    page = await open_call(browser, world, attendee, room, "Chromium")
+    page = await open_developer_page(browser, world, attendee, room, "Chromium")
     browser_id = await page.evaluate("window.vroomsCall.participantId")
     assert await page.evaluate("window.vroomsCall.role") == "Attendee"
 
@@ -65,7 +49,7 @@ async def test_a_browser_and_an_aiortc_peer_see_and_hear_each_other(world: CallW
     await page.wait_for_function(f"document.querySelector('{selector}')?.videoWidth === 320", timeout=10_000)
 
     # A Consumer's browser cannot publish, even by calling the client library directly.
-    viewer = await open_call(browser, world, consumer, room, "Viewer")
+    viewer = await open_developer_page(browser, world, consumer, room, "Viewer")
     assert await viewer.evaluate("document.getElementById('camera').disabled")
     refusal = await viewer.evaluate(
         """async () => {
@@ -87,7 +71,7 @@ async def test_the_browser_client_moderates_shares_holds_and_follows_its_permiss
     room = world.room({presenter: "Presenter", attendee: "Attendee", listener: "Consumer"})
     a = await world.join(attendee, room, 700)
     c = await world.join(listener, room)
-    page = await open_call(browser, world, presenter, room, "Chromium")
+    page = await open_developer_page(browser, world, presenter, room, "Chromium")
     browser_id = await page.evaluate("window.vroomsCall.participantId")
     await hears(c, 700)
 

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.async_api import expect
 
+from tests.browsers import Launch, join, open_call
 from tests.calls import CallWorld, Member, hears, stops_hearing
 from tests.phones import (
     PASSWORD,
@@ -320,3 +322,32 @@ async def test_a_burst_of_dial_outs_stops_at_the_rooms_phone_leg_limit(world: Ca
     refused = [o.code for o in outcomes if isinstance(o, CallError)]
     assert len(admitted) == 2 and refused == ["PhoneLegLimitReached"] * 3
     await call.wait_until(lambda: all(_left_reason(call, p) == "NoAnswer" for p in admitted), 15)
+
+
+async def test_a_presenter_dials_a_phone_from_the_call_page(
+    world: CallWorld, carrier: Any, launch: Launch, tmp_path: Path
+) -> None:
+    """The phone form appears in the participant panel once the room allows dial-out (live); a
+    number being typed survives the panel's redraw when someone joins; Enter dials; the phone's
+    row reaches Connected; Remove in the panel hangs the phone up."""
+    phone = carrier(Scenario(play=[str(write_tone_pcap(tmp_path / "tone.pcap", seconds=8))]))
+    presenter, guest = world.user(), world.user()
+    room_id = world.room({presenter: "Presenter", guest: "Attendee"})
+    page = await open_call(await launch(), world, presenter, room_id, "Paula")
+    await join(page)
+    await page.get_by_role("button", name="Participants").click()
+    number = page.get_by_label("Phone number")
+    await expect(number).to_be_hidden()
+    world.rooms.update_room(room_id=room_id, pstn_dial_out_enabled=True)
+    await number.fill(NUMBER)
+    await world.join(guest, room_id, display_name="Gus")
+    await expect(page.locator(".panel li", has_text="Gus")).to_be_visible()
+    await expect(number).to_have_value(NUMBER)
+    await expect(number).to_be_focused()
+    await page.keyboard.press("Enter")
+    row = page.locator(".panel li", has_text=NUMBER)
+    await expect(row).to_contain_text("Connected", timeout=15_000)
+    await expect(page.locator("figure.tile", has_text=NUMBER)).to_be_visible()
+    await page.get_by_role("button", name=f"Remove {NUMBER}").click()
+    assert phone.finish() == 0, phone.errors()
+    await expect(row).to_have_count(0)

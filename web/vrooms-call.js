@@ -55,6 +55,14 @@ function initials(name) {
 
 const sleep = (seconds) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
 
+/** Redraw a container's buttons without taking the keyboard focus away: the button with the
+ * same data-key as the focused one gets it back (a call redraws on every speaker change). */
+function keepingFocus(container, redraw) {
+  const focused = container.contains(document.activeElement) ? document.activeElement.dataset.key : null;
+  redraw();
+  if (focused) container.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
+}
+
 export class VroomsCall {
   static mount(element, options) {
     const ui = new VroomsCall(element, options);
@@ -347,6 +355,7 @@ export class VroomsCall {
     this.live = h("div", { class: "sr-only", "aria-live": "polite" });
     this.stage = h("section", { class: "stage", "aria-label": this.t("participants") });
     this.panel = h("aside", { class: "panel", hidden: true, "aria-label": this.t("participants") });
+    this.panelLists = null; // built when the panel first opens
     this.captionsPanel = h("aside", { class: "panel captions", hidden: true, "aria-label": this.t("captions") });
     this.devicesPanel = h("aside", { class: "panel devices", hidden: true, "aria-label": this.t("settings") });
     this.toasts = h("div", { class: "toasts", role: "status" });
@@ -457,13 +466,11 @@ export class VroomsCall {
       ["leave", "leaveCall", () => this.leave(), null, "danger"],
       this.may("endCallForAll") ? ["end", "endForAll", () => call.endForAll(), null, "danger"] : null,
     ].filter(Boolean);
-    const focused = this.toolbar.contains(document.activeElement) ? document.activeElement.dataset.control : null;
-    this.toolbar.replaceChildren(...buttons.map(([control, key, action, pressed, style]) => h("button", {
-      type: "button", class: style || "", "data-control": control,
+    keepingFocus(this.toolbar, () => this.toolbar.replaceChildren(...buttons.map(([control, key, action, pressed, style]) => h("button", {
+      type: "button", class: style || "", "data-key": control,
       "aria-pressed": pressed === null ? undefined : String(Boolean(pressed)),
       onclick: () => Promise.resolve(action()).catch((e) => this.#toast(e.message)),
-    }, this.t(key))));
-    if (focused) this.toolbar.querySelector(`[data-control="${focused}"]`)?.focus();
+    }, this.t(key)))));
   }
 
   async #toggleMic() {
@@ -521,23 +528,31 @@ export class VroomsCall {
     this.#togglePanel(this.panel, () => this.#updatePanel());
   }
 
+  /** The participant panel: its lists are redrawn on every change, keeping the focused button;
+   * the phone form is built once, so a number being typed survives the redraws. */
   #updatePanel() {
-    const rows = this.#everyone().map((p) => {
-      const name = p.self ? this.t("youName", { name: p.displayName }) : p.displayName;
-      const actions = [];
-      if (!p.self && this.may("muteOthers") && !p.muted) {
-        actions.push(h("button", { type: "button", onclick: () => this.call.muteParticipant(p.participantId).catch((e) => this.#toast(e.message)) }, this.t("muteName", { name: p.displayName })));
-      }
-      if (!p.self && this.may("removeParticipant")) {
-        actions.push(h("button", { type: "button", class: "danger", onclick: () => this.call.removeParticipant(p.participantId).catch((e) => this.#toast(e.message)) }, this.t("removeName", { name: p.displayName })));
-      }
-      const facts = [this.role(p.role), this.t(`states.${p.state}`), p.muted ? this.t("muted") : null].filter(Boolean).join(" · ");
-      return h("li", {}, h("span", { class: "name" }, name), h("span", { class: "facts" }, facts), h("span", { class: "actions" }, ...actions));
-    });
-    const sections = [h("h2", {}, this.t("participants")), h("ul", {}, ...rows)];
-    if (this.may("invite")) sections.push(this.#inviteList());
-    if (this.may("pstnDialOut")) sections.push(this.#dialForm());
-    this.panel.replaceChildren(...sections);
+    if (!this.panelLists) {
+      this.panelLists = h("div");
+      this.dialForm = this.#dialForm();
+      this.panel.replaceChildren(h("h2", {}, this.t("participants")), this.panelLists, this.dialForm);
+    }
+    this.dialForm.hidden = !this.may("pstnDialOut");
+    keepingFocus(this.panelLists, () => this.panelLists.replaceChildren(
+      h("ul", {}, ...this.#everyone().map((p) => this.#participantRow(p))),
+      this.may("invite") ? this.#inviteList() : "",
+    ));
+  }
+
+  #participantRow(p) {
+    const name = p.self ? this.t("youName", { name: p.displayName }) : p.displayName;
+    const act = (key, label, action, style) => h("button", { type: "button", class: style, "data-key": `${key}:${p.participantId}`,
+      onclick: () => action(p.participantId).catch((e) => this.#toast(e.message)) }, this.t(label, { name: p.displayName }));
+    const actions = [
+      !p.self && this.may("muteOthers") && !p.muted ? act("mute", "muteName", (id) => this.call.muteParticipant(id)) : null,
+      !p.self && this.may("removeParticipant") ? act("remove", "removeName", (id) => this.call.removeParticipant(id), "danger") : null,
+    ];
+    const facts = [this.role(p.role), this.t(`states.${p.state}`), p.muted ? this.t("muted") : null].filter(Boolean).join(" · ");
+    return h("li", {}, h("span", { class: "name" }, name), h("span", { class: "facts" }, facts), h("span", { class: "actions" }, ...actions));
   }
 
   #inviteList() {
@@ -547,7 +562,7 @@ export class VroomsCall {
       // The roster has no names: the one this user had in the call earlier, else role and id.
       const name = this.names.get(member.userId) || `${this.role(member.role)} …${member.userId.slice(-6)}`;
       list.append(h("li", {}, h("span", { class: "name" }, name), h("span", { class: "facts" }, this.t("notInCall")),
-        h("button", { type: "button", onclick: () => this.call.request({ type: "invite", userId: member.userId })
+        h("button", { type: "button", "data-key": `invite:${member.userId}`, onclick: () => this.call.request({ type: "invite", userId: member.userId })
           .then(() => this.#toast(this.t("inviting", { name }))).catch((e) => this.#toast(e.message)) }, this.t("inviteName", { name }))));
     }
     return list;
