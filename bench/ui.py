@@ -8,6 +8,11 @@ host and Janus) and headless Chromium (Debian's, fake devices) through Playwrigh
   time runs from the page's navigation start to the Presenter's tile showing a decoded
   frame. Baseline in the same run: the bare ``vrooms.js`` developer page (``/web/#autojoin=1``)
   joining the same room, to the same first frame. p50/p95 over ``--joins`` joins each.
+- Camera switch: the browser's call swaps its camera for a newly opened one, and an aiortc
+  viewer's longest wait between two frames in the 3 s from the switch is measured; the way the
+  Devices panel switches (``replaceVideo``: the same feed, the track replaced) against
+  republishing (``startVideo``: unpublish, publish, the viewer's renegotiation), ``--switches``
+  rounds each, alternating.
 - 9-tile grid: eight aiortc participants with cameras and one browser (its self-view the
   ninth tile); the CPU of all of that browser's processes over ``--seconds``, in % of one
   core, beside Janus, the call host and the load generator (the aiortc encoders).
@@ -18,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -29,19 +33,13 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from bench.calls import CpuMeter, cpu_seconds
 from bench.stats import percentile, save
-from tests.calls import CallWorld, Member
+from tests import browsers
+from tests.calls import CallWorld, Member, sees_video
 from tests.servers import Server
 from vrooms.client import Call, PatternSource
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = [
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--ignore-certificate-errors",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--autoplay-policy=no-user-gesture-required",
-]
+FLAGS = [*browsers.FLAGS, "--use-fake-device-for-media-stream"]
+SWITCH_WINDOW_S = 3.0
 
 
 def _ms(values: list[float]) -> dict[str, float]:
@@ -82,6 +80,51 @@ async def first_frames(
     return {"joins": joins, "call_ui_ms": _ms(ui), "bare_vrooms_js_ms": _ms(bare), "ratio_p50": ratio}
 
 
+async def _longest_stall(viewer: Call, publisher_id: str, seconds: float) -> float:
+    """The longest time in ms, over ``seconds``, between two frames of the publisher's camera at
+    the viewer (a republished camera arrives on a new track whose count starts again)."""
+    loop = asyncio.get_running_loop()
+    start = last = loop.time()
+    longest, seen = 0.0, viewer.video_frames(publisher_id)
+    while (now := loop.time()) - start < seconds:
+        if (frames := viewer.video_frames(publisher_id)) != seen:
+            longest, last, seen = max(longest, now - last), now, frames
+        await asyncio.sleep(0.002)  # sampling period
+    return round(1000 * max(longest, now - last), 1)
+
+
+# A new camera in place of the one sent, by ``method``; the one before is released.
+_SWAP = """async (method) => {
+  const stream = await navigator.mediaDevices.getUserMedia({ video: true });
+  await window.vroomsUi.call[method](stream);
+  for (const track of (window.benchCamera || window.vroomsUi.local.camera).getTracks()) track.stop();
+  window.benchCamera = stream;
+}"""
+
+
+async def camera_switches(browser: Browser, world: CallWorld, switches: int) -> dict[str, Any]:
+    publisher_user, viewer_user = world.user(), world.user()
+    room = world.room({publisher_user: "Presenter", viewer_user: "Attendee"})
+    viewer = await world.join(viewer_user, room, display_name="Viewer")
+    page = await browser.new_page()
+    await page.goto(f"{world.server.endpoint}/web/call/#{urlencode({'room': room, 'token': publisher_user.token})}")
+    await page.get_by_role("button", name="Join call").click(timeout=30_000)
+    await page.wait_for_function("window.vroomsUi.call?.publishing.includes('camera')", timeout=30_000)
+    publisher_id = await page.evaluate("window.vroomsUi.call.participantId")
+    await sees_video(viewer, publisher_id)
+    stalls: dict[str, list[float]] = {"replaceVideo": [], "startVideo": []}
+    for _ in range(switches):
+        for method, times in stalls.items():
+            measured = asyncio.create_task(_longest_stall(viewer, publisher_id, SWITCH_WINDOW_S))
+            await page.evaluate(_SWAP, method)
+            times.append(await measured)
+    await page.close()
+    await viewer.leave()
+    result: dict[str, Any] = {"switches": switches, **{f"{m}_longest_gap_ms": _ms(t) for m, t in stalls.items()}}
+    result["ratio_p50"] = round(_ms(stalls["startVideo"])["p50"] / max(_ms(stalls["replaceVideo"])["p50"], 0.1), 2)
+    return result
+
+
 def _new_chromium_processes(before: set[int]) -> list[int]:
     return [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in before and "chromium" in _comm(int(p))]
 
@@ -101,7 +144,7 @@ async def grid_cpu(world: CallWorld, server: Server, playwright: Any, seconds: f
         calls.append(await world.join(member, room, display_name=f"Camera {n + 1}"))
         await calls[-1].start_video(PatternSource())
     before = {int(p) for p in os.listdir("/proc") if p.isdigit()}
-    browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+    browser = await playwright.chromium.launch(executable_path=browsers.CHROMIUM, args=FLAGS)
     try:
         page = await browser.new_page(viewport={"width": 1280, "height": 800})
         fragment = urlencode({"room": room, "token": members[8].token, "name": "Viewer"})
@@ -134,10 +177,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await presenter.start_video(PatternSource())
         results: dict[str, Any] = {"machine": {"cores": os.cpu_count()}}
         async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            browser = await playwright.chromium.launch(executable_path=browsers.CHROMIUM, args=FLAGS)
             print(f"Page load -> first remote video frame, {args.joins} joins each ...")
             results["first_frame"] = await first_frames(browser, world, room, viewer, presenter, args.joins)
             print(f"  {results['first_frame']}")
+            print(f"Camera switches, {args.switches} of each kind ...")
+            results["camera_switch"] = await camera_switches(browser, world, args.switches)
+            print(f"  {results['camera_switch']}")
             await browser.close()
             await presenter.leave()
             print(f"A 9-tile grid for {args.seconds} s ...")
@@ -153,6 +199,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--joins", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--switches", type=int, default=5)
     save("ui", asyncio.run(run(parser.parse_args())))
 
 

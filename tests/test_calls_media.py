@@ -156,3 +156,20 @@ async def test_a_camera_turned_off_and_on_again_is_received_again(world: CallWor
         await v.wait_until(lambda: v.video_frames(p.participant_id) > before + 5, 20)  # noqa: B023
         await p.stop_video("camera")
         await v.wait_until(lambda: not v.participants[p.participant_id]["camera"])
+
+
+async def test_a_replaced_camera_reaches_the_viewer_on_the_same_feed(world: CallWorld) -> None:
+    """replace_video swaps the track on the publishing connection: the viewer's subscription is not
+    renegotiated (no videoOffer), and the new camera's size arrives on the same track."""
+    presenter, viewer = world.user(), world.user()
+    room = world.room({presenter: "Presenter", viewer: "Attendee"})
+    p = await world.join(presenter, room)
+    v = await world.join(viewer, room)
+    await p.start_video(PatternSource(320, 240), "camera")
+    await v.wait_until(lambda: v.video_frames(p.participant_id) > 5, 20)
+    sink = v.remote_video[(p.participant_id, "camera")]
+    offers = sum(1 for event in v.events if event.get("type") == "videoOffer")
+    await p.replace_video(PatternSource(640, 360))
+    await v.wait_until(lambda: sink.width == 640, 20)
+    assert v.remote_video[(p.participant_id, "camera")] is sink
+    assert sum(1 for event in v.events if event.get("type") == "videoOffer") == offers

@@ -389,8 +389,9 @@ export class VroomsCall {
     this.names.set(this.client.userId, this.displayName);
     const self = {
       participantId: this.call.participantId, displayName: this.displayName || this.t("you"), role: this.call.role,
-      state: this.call.state, muted: this.call.muted, camera: this.call.publishing.includes("camera"),
+      state: this.call.state, camera: this.call.publishing.includes("camera"),
       screenShare: this.call.publishing.includes("screen"), self: true,
+      muted: this.call.muted && this.may("sendAudio"), // a Viewer has no microphone to be muted
     };
     return [self, ...this.call.participants.values()];
   }

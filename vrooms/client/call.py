@@ -327,6 +327,19 @@ class Call:
         self._publishers[source] = pc
         await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
 
+    async def replace_video(self, track: MediaStreamTrack, source: str = "camera") -> None:
+        """Send ``track`` in place of the published camera (or screen), on the same connection.
+
+        The feed stays the same, so nobody's subscription is renegotiated and the others'
+        picture never stops (``start_video`` again would unpublish and publish anew);
+        publishes ``track`` if nothing is published yet.
+        """
+        pc = self._publishers.get(source)
+        if pc is None:
+            await self.start_video(track, source)
+            return
+        pc.getTransceivers()[0].sender.replaceTrack(track)
+
     async def stop_video(self, source: str = "camera") -> None:
         pc = self._publishers.pop(source, None)
         if pc is not None:

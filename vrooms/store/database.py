@@ -195,6 +195,9 @@ class Database:
         while self._turns:
             await self._lock_file()
             committed: asyncio.Future[None] = loop.create_future()
+            # A failed batch whose only writer already raised its own error has nobody left to
+            # await this: mark the failure seen, or asyncio reports it as never retrieved.
+            committed.add_done_callback(lambda done: done.cancelled() or done.exception())
             try:
                 with self._writer.begin() as connection:
                     granted = 0
