@@ -84,6 +84,11 @@ async def test_two_browsers_and_an_aiortc_peer_mute_remove_and_end_through_the_u
     await host.get_by_role("button", name="Invite Python").click()
     invitation = await asyncio.wait_for(python.client.invitations.get(), 10)
     assert invitation.caller["userId"] == presenter.raw_id
+    await python.client.close()  # offline now: the refusal is said as a sentence
+    await host.get_by_role("button", name="Invite Python").click()
+    await expect(host.locator(".toast").last).to_have_text(
+        "Python is not online: only someone with the call page open can be rung."
+    )
 
     await host.get_by_role("button", name="End call for everyone").click()
     await expect(guest.get_by_role("alert")).to_contain_text("A Presenter ended the call for everyone.")

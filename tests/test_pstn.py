@@ -339,6 +339,9 @@ async def test_a_presenter_dials_a_phone_from_the_call_page(
     number = page.get_by_label("Phone number")
     await expect(number).to_be_hidden()
     world.rooms.update_room(room_id=room_id, pstn_dial_out_enabled=True)
+    await number.fill("5551234")  # no country code: the browser refuses it before anything is sent
+    await page.get_by_role("button", name="Call phone number").click()
+    assert not await number.evaluate("input => input.validity.valid")
     await number.fill(NUMBER)
     await world.join(guest, room_id, display_name="Gus")
     await expect(page.locator(".panel li", has_text="Gus")).to_be_visible()

@@ -246,7 +246,7 @@ export class VroomsCall {
     };
     const switchMic = switchTo("audio", "audio", (s) => this.call.replaceAudio(s.getAudioTracks()[0]));
     const switchCamera = switchTo("camera", "video", (s) => this.call.replaceVideo(s));
-    const speaker = (id) => this.audio.setSinkId?.(id).catch((e) => this.#toast(e.message));
+    const speaker = (id) => this.audio.setSinkId?.(id).catch((e) => this.#failed(e));
     const selects = await this.#deviceSelects({ mic: switchMic, camera: switchCamera, speaker });
     this.devicesPanel.replaceChildren(h("h2", {}, this.t("settings")), ...selects);
   }
@@ -327,7 +327,7 @@ export class VroomsCall {
     if (audio && !this.wanted.mic) await this.call.mute();
     if (this.local.camera && this.may("sendVideo")) {
       // In the call either way: a camera the media server refuses now can be turned on again.
-      await this.call.startVideo(this.local.camera).catch((error) => this.#toast(error.message));
+      await this.call.startVideo(this.local.camera).catch((error) => this.#failed(error));
     }
     this.#update();
   }
@@ -341,6 +341,7 @@ export class VroomsCall {
     on("remoteVideo", () => this.#update());
     on("stateChanged", () => this.#update());
     on("captions", () => this.#update());
+    on("inviteDeclined", (m) => this.#toast(this.t("declined", { name: this.names.get(m.userId) || m.userId })));
     on("mutedByOthers", () => { this.#sendMic(false); this.#announce(this.t("youWereMuted")); this.#update(); });
     on("permissions", (m) => this.#permissions(m));
     on("left", (m) => this.#left(m));
@@ -470,7 +471,7 @@ export class VroomsCall {
     keepingFocus(this.toolbar, () => this.toolbar.replaceChildren(...buttons.map(([control, key, action, pressed, style]) => h("button", {
       type: "button", class: style || "", "data-key": control,
       "aria-pressed": pressed === null ? undefined : String(Boolean(pressed)),
-      onclick: () => Promise.resolve(action()).catch((e) => this.#toast(e.message)),
+      onclick: () => Promise.resolve(action()).catch((e) => this.#failed(e)),
     }, this.t(key)))));
   }
 
@@ -547,7 +548,7 @@ export class VroomsCall {
   #participantRow(p) {
     const name = p.self ? this.t("youName", { name: p.displayName }) : p.displayName;
     const act = (key, label, action, style) => h("button", { type: "button", class: style, "data-key": `${key}:${p.participantId}`,
-      onclick: () => action(p.participantId).catch((e) => this.#toast(e.message)) }, this.t(label, { name: p.displayName }));
+      onclick: () => action(p.participantId).catch((e) => this.#failed(e)) }, this.t(label, { name: p.displayName }));
     const actions = [
       !p.self && this.may("muteOthers") && !p.muted ? act("mute", "muteName", (id) => this.call.muteParticipant(id)) : null,
       !p.self && this.may("removeParticipant") ? act("remove", "removeName", (id) => this.call.removeParticipant(id), "danger") : null,
@@ -564,17 +565,20 @@ export class VroomsCall {
       const name = this.names.get(member.userId) || `${this.role(member.role)} …${member.userId.slice(-6)}`;
       list.append(h("li", {}, h("span", { class: "name" }, name), h("span", { class: "facts" }, this.t("notInCall")),
         h("button", { type: "button", "data-key": `invite:${member.userId}`, onclick: () => this.call.request({ type: "invite", userId: member.userId })
-          .then(() => this.#toast(this.t("inviting", { name }))).catch((e) => this.#toast(e.message)) }, this.t("inviteName", { name }))));
+          .then(() => this.#toast(this.t("inviting", { name }))).catch((e) => this.#failed(e, { name })) }, this.t("inviteName", { name }))));
     }
     return list;
   }
 
   #dialForm() {
-    const input = h("input", { id: "vrooms-phone", type: "tel", placeholder: "+15551234567", autocomplete: "tel" });
+    // E.164, as the server takes it: the browser says what is wrong before anything is sent.
+    const input = h("input", { id: "vrooms-phone", type: "tel", placeholder: "+15551234567", autocomplete: "tel",
+      required: true, pattern: "\\+[1-9][0-9]{6,14}", "aria-describedby": "vrooms-phone-hint" });
     return h("form", { class: "dial", onsubmit: (event) => {
       event.preventDefault();
-      this.call.dialOut(input.value.trim()).then(() => { input.value = ""; }).catch((e) => this.#toast(e.message));
-    } }, h("label", { for: "vrooms-phone" }, this.t("phoneNumber")), input, h("button", { type: "submit" }, this.t("callPhone")));
+      this.call.dialOut(input.value.trim()).then(() => { input.value = ""; }).catch((e) => this.#failed(e));
+    } }, h("label", { for: "vrooms-phone" }, this.t("phoneNumber")), input,
+    h("p", { id: "vrooms-phone-hint", class: "hint" }, this.t("phoneHint")), h("button", { type: "submit" }, this.t("callPhone")));
   }
 
   #updateCaptions() {
@@ -594,7 +598,7 @@ export class VroomsCall {
   }
 
   async #captions(request) {
-    const reply = await this.call.request({ type: "captions", ...request }).catch((e) => this.#toast(e.message));
+    const reply = await this.call.request({ type: "captions", ...request }).catch((e) => this.#failed(e));
     if (reply) this.call.captions = { active: reply.active, language: reply.language };
     this.#update();
   }
@@ -618,7 +622,7 @@ export class VroomsCall {
       // Promoted: a microphone now, into the audio connection (the server decides if it is mixed).
       this.local.audio = await this.#capture("audio", this.devices.mic);
       const track = this.local.audio?.getAudioTracks()[0];
-      if (track) await this.call.replaceAudio(track).catch((e) => this.#toast(e.message));
+      if (track) await this.call.replaceAudio(track).catch((e) => this.#failed(e));
     }
     if (!message.capabilities.includes("sendVideo")) this.#stopLocal("camera");
     if (!message.capabilities.includes("shareScreen")) this.#stopLocal("screen");
@@ -695,6 +699,11 @@ export class VroomsCall {
     if (!this.live) return;
     this.live.textContent = "";
     setTimeout(() => { if (this.live) this.live.textContent = text; }, 50);
+  }
+
+  /** A request that failed, said as a sentence: the code's (locale "errors"), else the message. */
+  #failed(error, values = {}) {
+    this.#toast(this.reason("errors", error.code || error.name, { message: error.message, ...values }));
   }
 
   #toast(text) {
