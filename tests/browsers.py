@@ -6,6 +6,7 @@ the page shows (a decoded video frame, a status text), never on time.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -85,3 +86,15 @@ async def shows_video(page: Page, participant_id: str, source: str = "camera") -
     video = f'figure[data-participant="{participant_id}"][data-source="{source}"] video'
     seen = "(v => v && v.videoWidth > 0 && v.offsetWidth > 0 && getComputedStyle(v).opacity === '1')"
     await page.wait_for_function(f"{seen}(document.querySelector('{video}'))", timeout=20_000)
+
+
+async def screenshot(page: Page, name: str) -> None:
+    """With ``VROOMS_SCREENSHOTS=<folder>``, the page as it is now into ``<folder>/<name>.png``
+    (the README's pictures); otherwise nothing."""
+    folder = os.environ.get("VROOMS_SCREENSHOTS")
+    if folder:
+        # Every shown video has presented a few frames (the first decoded one may not be painted yet).
+        videos = "[...document.querySelectorAll('video:not([hidden])')]"
+        painted = f"{videos}.every(v => v.getVideoPlaybackQuality().totalVideoFrames > 5)"
+        await page.wait_for_function(painted, timeout=20_000)
+        await page.screenshot(path=str(Path(folder) / f"{name}.png"))

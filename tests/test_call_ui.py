@@ -17,23 +17,13 @@ from urllib.parse import urlencode
 
 from playwright.async_api import Page, expect
 
-from tests.browsers import Launch, join, open_call, shows_video, tile
+from tests.browsers import Launch, join, open_call, screenshot, shows_video, tile
 from tests.calls import CallWorld, hears, hears_nothing_of, sees_video, stops_hearing
 from tests.servers import Server
 from vrooms.client import PatternSource
 
 ATTENDEE_HZ = 440.0
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
-
-
-async def screenshot(page: Page, name: str) -> None:
-    folder = os.environ.get("VROOMS_SCREENSHOTS")
-    if folder:
-        # Every shown video has presented a few frames (the first decoded one may not be painted yet).
-        videos = "[...document.querySelectorAll('video:not([hidden])')]"
-        painted = f"{videos}.every(v => v.getVideoPlaybackQuality().totalVideoFrames > 5)"
-        await page.wait_for_function(painted, timeout=20_000)
-        await page.screenshot(path=str(Path(folder) / f"{name}.png"))
 
 
 async def test_two_browsers_and_an_aiortc_peer_mute_remove_and_end_through_the_ui(
@@ -151,7 +141,7 @@ async def tab_to(page: Page, name: str) -> None:
     raise AssertionError(f"Tab never reached {name!r}")
 
 
-async def test_keyboard_alone_joins_mutes_and_leaves(world: CallWorld, launch: Launch) -> None:
+async def test_keyboard_alone_joins_mutes_holds_and_leaves(world: CallWorld, launch: Launch) -> None:
     attendee = world.user()
     room = world.room({attendee: "Attendee"})
     page = await open_call(await launch(), world, attendee, room, "Kim")
@@ -161,6 +151,12 @@ async def test_keyboard_alone_joins_mutes_and_leaves(world: CallWorld, launch: L
     await tab_to(page, "Mute microphone")
     await page.keyboard.press("Enter")
     await expect(page.get_by_role("button", name="Unmute microphone")).to_be_focused()
+    await tab_to(page, "Hold call")
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("status").first).to_have_text("On hold")
+    await expect(page.get_by_role("button", name="Resume call")).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("status").first).to_have_text("Connected")
     await tab_to(page, "Leave call")
     await page.keyboard.press("Enter")
     await expect(page.get_by_role("alert")).to_contain_text("You left the call.")

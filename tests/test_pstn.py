@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from playwright.async_api import expect
 
-from tests.browsers import Launch, join, open_call
+from tests.browsers import Launch, join, open_call, screenshot
 from tests.calls import CallWorld, Member, hears, stops_hearing
 from tests.phones import (
     PASSWORD,
@@ -351,6 +351,7 @@ async def test_a_presenter_dials_a_phone_from_the_call_page(
     row = page.locator(".panel li", has_text=NUMBER)
     await expect(row).to_contain_text("Connected", timeout=15_000)
     await expect(page.locator("figure.tile", has_text=NUMBER)).to_be_visible()
+    await screenshot(page, "phone")
     await page.get_by_role("button", name=f"Remove {NUMBER}").click()
     assert phone.finish() == 0, phone.errors()
     await expect(row).to_have_count(0)

@@ -434,11 +434,11 @@ export class VroomsCall {
     video.classList.toggle("mirrored", Boolean(p.self));
     video.classList.toggle("fit", this.fit.has(key) || source === "screen");
     avatar.hidden = showing;
-    avatar.textContent = initials(p.displayName);
+    avatar.textContent = p.phoneNumber ? "☎" : initials(p.displayName);
     const name = p.self ? this.t("youName", { name: p.displayName }) : p.displayName;
     const label = source === "screen" ? this.t("screenOf", { name: p.displayName }) : name;
     const badges = [
-      h("span", { class: "role" }, this.role(p.role)),
+      h("span", { class: "role" }, this.#kind(p)),
       p.muted ? h("span", { class: "badge muted" }, this.t("muted")) : null,
       p.state === "OnHold" ? h("span", { class: "badge" }, this.t("onHold")) : null,
       !["Connected", "OnHold"].includes(p.state) ? h("span", { class: "badge" }, this.t(`states.${p.state}`)) : null,
@@ -545,6 +545,11 @@ export class VroomsCall {
     ));
   }
 
+  /** What a participant is, in words: a phone, or their role. */
+  #kind(p) {
+    return p.phoneNumber ? this.t("phone") : this.role(p.role);
+  }
+
   #participantRow(p) {
     const name = p.self ? this.t("youName", { name: p.displayName }) : p.displayName;
     const act = (key, label, action, style) => h("button", { type: "button", class: style, "data-key": `${key}:${p.participantId}`,
@@ -553,7 +558,7 @@ export class VroomsCall {
       !p.self && this.may("muteOthers") && !p.muted ? act("mute", "muteName", (id) => this.call.muteParticipant(id)) : null,
       !p.self && this.may("removeParticipant") ? act("remove", "removeName", (id) => this.call.removeParticipant(id), "danger") : null,
     ];
-    const facts = [this.role(p.role), this.t(`states.${p.state}`), p.muted ? this.t("muted") : null].filter(Boolean).join(" · ");
+    const facts = [this.#kind(p), this.t(`states.${p.state}`), p.muted ? this.t("muted") : null].filter(Boolean).join(" · ");
     return h("li", {}, h("span", { class: "name" }, name), h("span", { class: "facts" }, facts), h("span", { class: "actions" }, ...actions));
   }
 

@@ -47,6 +47,7 @@ export default {
   speaking: "Speaking",
   screenOf: "Screen of {name}",
   notInCall: "On the roster, not in the call",
+  phone: "Phone",
   phoneNumber: "Phone number",
   callPhone: "Call phone number",
   inviting: "Ringing {name}…",

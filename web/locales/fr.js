@@ -45,6 +45,7 @@ export default {
   speaking: "Parle",
   screenOf: "Écran de {name}",
   notInCall: "Sur la liste, absent de l'appel",
+  phone: "Téléphone",
   phoneNumber: "Numéro de téléphone",
   callPhone: "Appeler le numéro",
   inviting: "Appel de {name}…",
