@@ -330,3 +330,38 @@ async def test_a_restarted_server_is_joined_again(tmp_path: Path, launch: Launch
     finally:
         await world.close()
         await asyncio.to_thread(server.stop)
+
+
+# Every tile lies inside the stage, the stage ends above the toolbar, the toolbar is in the
+# window, and the tiles are at least ``min`` px wide.
+_GRID_FITS = """(min) => {
+  const inside = (a, b) =>
+    a.left >= b.left - 1 && a.right <= b.right + 1 && a.top >= b.top - 1 && a.bottom <= b.bottom + 1;
+  const stage = document.querySelector("section.stage").getBoundingClientRect();
+  const toolbar = document.querySelector(".toolbar").getBoundingClientRect();
+  const tiles = [...document.querySelectorAll("figure.tile")].map((t) => t.getBoundingClientRect());
+  const shown = toolbar.bottom <= innerHeight + 1 && stage.bottom <= toolbar.top + 1;
+  return shown && tiles.every((t) => inside(t, stage) && t.width >= min);
+}"""
+
+
+async def test_the_grid_fits_the_window_from_three_to_seventeen_tiles(world: CallWorld, launch: Launch) -> None:
+    """The tiles are sized to the stage, in a short wide window (an app's embedded call) and a
+    tall narrow one: none spills out of it or under the toolbar, none is needlessly small (sqrt(n)
+    columns did both: three tiles overflowed 1280x500, seventeen were 110 px wide in 600x900).
+    The browser's camera stays off: sixteen aiortc VP8 decoders in this process would only slow
+    the test down, and an avatar tile takes the same room."""
+    members = [world.user() for _ in range(17)]
+    room = world.room({member: "Attendee" for member in members})
+    page = await open_call(await launch(), world, members[0], room, "Paula")
+    await page.get_by_role("button", name="Turn camera off").click()
+    await join(page)
+    joined = 1
+    for count, smallest in ((3, 350), (17, 150)):
+        guests = members[joined:count]
+        await asyncio.gather(*(world.join(m, room, display_name=f"Guest {joined + n}") for n, m in enumerate(guests)))
+        joined = count
+        await expect(page.locator("figure.tile")).to_have_count(count)
+        for width, height in ((1280, 500), (600, 900)):
+            await page.set_viewport_size({"width": width, "height": height})
+            await page.wait_for_function(_GRID_FITS, arg=smallest, timeout=5_000)

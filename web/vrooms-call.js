@@ -17,6 +17,7 @@ const FINAL_REFUSALS = new Set([
   "RoomNotFound", "NotOnRoster", "RoomNotYetOpen", "RoomExpired",
 ]);
 const TOAST_MS = 6000;
+const TILE_ASPECT = 16 / 9;
 
 /** An element: h("button", { class: "x", onclick: f, "aria-label": "…" }, "text", child…). */
 function h(tag, props = {}, ...children) {
@@ -54,6 +55,20 @@ function initials(name) {
 }
 
 const sleep = (seconds) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+
+/** The column count that gives ``count`` 16:9 tiles the largest size in a stage of that size:
+ * neither sqrt(count) nor a fixed count fits both a wide window and a tall one. */
+function gridFor(count, width, height, gap) {
+  let best = { columns: 1, tileWidth: 0 };
+  for (let columns = 1; columns <= count; columns++) {
+    const rows = Math.ceil(count / columns);
+    const byWidth = (width - gap * (columns - 1)) / columns;
+    const byHeight = ((height - gap * (rows - 1)) / rows) * TILE_ASPECT;
+    const tileWidth = Math.max(0, Math.min(byWidth, byHeight));
+    if (tileWidth > best.tileWidth) best = { columns, tileWidth };
+  }
+  return best;
+}
 
 /** Redraw a container's buttons without taking the keyboard focus away: the button with the
  * same data-key as the focused one gets it back (a call redraws on every speaker change). */
@@ -365,6 +380,7 @@ export class VroomsCall {
     this.audio.srcObject = this.call.remoteAudio;
     if (this.devices.speaker && this.audio.setSinkId) this.audio.setSinkId(this.devices.speaker).catch(() => {});
     this.tiles.clear();
+    new ResizeObserver(() => this.stage && this.#layoutGrid()).observe(this.stage);
     this.root.replaceChildren(
       h("header", {}, this.status),
       h("div", { class: "body" }, this.stage, this.panel, this.captionsPanel, this.devicesPanel),
@@ -415,7 +431,18 @@ export class VroomsCall {
     }
     const sharing = [...wanted.values()].some((w) => w.source === "screen");
     this.stage.dataset.layout = sharing ? "screen" : this.speakerLayout && this.call.activeSpeaker ? "speaker" : "grid";
-    this.stage.style.setProperty("--columns", String(Math.ceil(Math.sqrt(this.stage.childElementCount || 1))));
+    this.#layoutGrid();
+  }
+
+  /** Size the grid's tiles to the stage (called on every change and on every resize). */
+  #layoutGrid() {
+    const { clientWidth, clientHeight, childElementCount } = this.stage;
+    const gap = parseFloat(getComputedStyle(this.stage).columnGap) || 0;
+    // An element mounted without a height leaves the stage none: plan for a 16:9 stage then.
+    const height = clientHeight || clientWidth / TILE_ASPECT;
+    const { columns, tileWidth } = gridFor(childElementCount || 1, clientWidth, height, gap);
+    this.stage.style.setProperty("--columns", String(columns));
+    this.stage.style.setProperty("--tile-width", `${Math.floor(tileWidth)}px`);
   }
 
   #tile(key, p, source) {
