@@ -247,6 +247,20 @@ def caller_xml(number: str, digits: str, *, pause_ms: int = 0, then_play: str | 
     return _scenario(steps)
 
 
+def _ack_refusal(number: str) -> str:
+    """The ACK of a final refusal (RFC 3261 17.1.1.3): part of the INVITE's transaction, so its
+    Request-URI and branch are the INVITE's (``[branch-4]``: the INVITE is four messages back).
+    A new branch, as a 2xx's ACK has, matches nothing: the server retransmits its refusal for
+    32 s, into whatever listens at this port next."""
+    return _send(
+        "ACK sip:" + number + "@[remote_ip]:[remote_port] SIP/2.0\n"
+        "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch-4]\n"
+        "From: <sip:+15557654321@[local_ip]>;tag=[pid]caller[call_number]\n[last_To:]\nCall-ID: [call_id]\n"
+        "CSeq: 1 ACK\nMax-Forwards: 70\nContent-Length: 0\n\n",
+        raw=True,
+    )
+
+
 def refused_caller_xml(number: str, status: int) -> str:
     """A caller whose INVITE must be refused with ``status`` (then it ACKs the refusal)."""
     return _scenario(
@@ -255,7 +269,7 @@ def refused_caller_xml(number: str, status: int) -> str:
             '<recv response="100" optional="true"/>',
             '<recv response="180" optional="true"/>',
             f'<recv response="{status}"/>',
-            _ack(),
+            _ack_refusal(number),
         ]
     )
 

@@ -184,8 +184,12 @@ async def test_the_pre_join_and_in_call_screens_pass_an_accessibility_check(worl
     page = await open_call(browser, world, presenter, room, "Paula")
     assert await serious_violations(page) == []
     await join(page)
-    for member, name in ((attendee, "Arthur"), (consumer, "Vera")):
-        await join(await open_call(browser, world, member, room, name))
+    guests = [
+        await open_call(browser, world, member, room, name)
+        for member, name in ((attendee, "Arthur"), (consumer, "Vera"))
+    ]
+    for guest in guests:
+        await join(guest)
     await expect(page.locator("figure.tile")).to_have_count(4)
     await page.get_by_role("button", name="Participants").click()
     assert await serious_violations(page) == []
@@ -199,6 +203,16 @@ async def test_the_pre_join_and_in_call_screens_pass_an_accessibility_check(worl
     await page.get_by_role("button", name="Devices").click()
     for label in ("Camera", "Microphone", "Speaker"):
         await expect(page.get_by_label(label, exact=True)).to_be_visible()
+
+    # Captions started by the Presenter are on for the Viewer too, whose role may not change the language.
+    await page.get_by_role("button", name="Captions").click()
+    await page.get_by_role("button", name="Start captions").click()
+    await expect(page.get_by_label("Caption language")).to_be_visible()
+    viewer = guests[1]
+    await viewer.get_by_role("button", name="Captions").click()
+    await expect(viewer.locator(".panel.captions")).to_contain_text("Captions are on (en-us).")
+    await expect(viewer.get_by_label("Caption language")).to_have_count(0)
+    assert await serious_violations(page) == []
 
 
 async def test_refusals_are_said_in_words_before_any_device_is_asked_for(world: CallWorld, launch: Launch) -> None:

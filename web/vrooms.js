@@ -211,6 +211,9 @@ export class Call extends EventTarget {
       case "mutedByOthers":
         this.muted = true;
         break;
+      case "captions":
+        this.captions = { active: message.active, language: message.language };
+        break;
       case "videoOffer":
         // One at a time, in order; a failed one is reported and does not stop the ones after it.
         this.#renegotiation = this.#renegotiation
