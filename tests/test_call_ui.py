@@ -278,19 +278,50 @@ async def test_a_promoted_viewer_is_asked_for_a_microphone_and_heard(world: Call
     await hears(python, ATTENDEE_HZ)
 
 
+# Every stream the page opens from now on (and the ones it has), for counting what is still live.
+_COUNT_OPENED = """() => {
+  window.opened = [window.vroomsUi.local.audio, window.vroomsUi.local.camera].filter(Boolean);
+  const open = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+  navigator.mediaDevices.getUserMedia = async (constraints) => {
+    const stream = await open(constraints);
+    window.opened.push(stream);
+    return stream;
+  };
+}"""
+_LIVE_MICROPHONES = "window.opened.flatMap((s) => s.getAudioTracks()).filter((t) => t.readyState === 'live').length"
+
+
+async def _pick_another(page: Page, label: str, which: str) -> None:
+    """Choose another device in the picker called ``label``; wait until the one before is released
+    and the new one is live in ``vroomsUi.local[which]``."""
+    track = f"window.vroomsUi.local.{which}.getTracks()[0]"
+    await page.evaluate(f"window.before = {track}")
+    select = page.get_by_label(label, exact=True)
+    current = await page.evaluate(f"{track}.getSettings().deviceId")
+    values = await select.locator("option").evaluate_all("options => options.map(o => o.value)")
+    await select.select_option(next(v for v in reversed(values) if v != current))
+    await page.wait_for_function(f"window.before.readyState === 'ended' && {track}.readyState === 'live'")
+
+
 async def test_a_microphone_muted_before_joining_is_heard_once_unmuted_and_devices_switch_without_a_gap(
     world: CallWorld, launch: Launch
 ) -> None:
-    """Muted on the pre-join screen, the microphone sends nothing until "Unmute microphone" in the
-    call. Another camera and microphone chosen in the Devices panel replace the tracks being sent:
-    the aiortc viewer never sees the camera go (same feed) and keeps decoding frames, and hears the
-    new microphone (muted and unmuted again after the switch, so the old one cannot be the source)."""
+    """Muted on the pre-join screen (and another microphone picked there), the microphone sends
+    nothing until "Unmute microphone" in the call; turning the camera off and on before joining
+    opens no second microphone. Another camera and microphone chosen in the Devices panel replace
+    the tracks being sent: the aiortc viewer never sees the camera go (same feed) and keeps
+    decoding frames, and hears the new microphone (muted and unmuted again after the switch, so
+    the old one cannot be the source)."""
     presenter, python_user = world.user(), world.user()
     room = world.room({presenter: "Presenter", python_user: "Attendee"})
     python = await world.join(python_user, room, display_name="Python")
     # Chromium's fake_device_1 is a depth camera (Y16) that its encoder never sends: switch to 2.
     page = await open_call(await launch(tone=ATTENDEE_HZ, cameras=3), world, presenter, room, "Paula")
-    await page.get_by_role("button", name="Mute microphone").click()
+    await page.evaluate(_COUNT_OPENED)
+    for name in ("Turn camera off", "Turn camera on", "Mute microphone"):
+        await page.get_by_role("button", name=name).click()
+    await _pick_another(page, "Microphone", "audio")
+    assert await page.evaluate(_LIVE_MICROPHONES) == 1
     await join(page)
     page_id = await page.evaluate("window.vroomsUi.call.participantId")
     await sees_video(python, page_id)
@@ -307,13 +338,7 @@ async def test_a_microphone_muted_before_joining_is_heard_once_unmuted_and_devic
 
     await page.get_by_role("button", name="Devices").click()
     for label, which in (("Camera", "camera"), ("Microphone", "audio")):
-        track = f"window.vroomsUi.local.{which}.getTracks()[0]"
-        await page.evaluate(f"window.before = {track}")
-        select = page.get_by_label(label, exact=True)
-        current = await page.evaluate(f"{track}.getSettings().deviceId")
-        values = await select.locator("option").evaluate_all("options => options.map(o => o.value)")
-        await select.select_option(next(v for v in reversed(values) if v != current))
-        await page.wait_for_function(f"window.before.readyState === 'ended' && {track}.readyState === 'live'")
+        await _pick_another(page, label, which)
     frames = python.video_frames(page_id)
     await python.wait_until(lambda: python.video_frames(page_id) > frames + 30, 20)
     assert camera_went == []

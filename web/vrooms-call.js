@@ -191,8 +191,13 @@ export class VroomsCall {
   async #openDevices() {
     this.joinButton.disabled = true;
     this.notices.replaceChildren();
-    if (this.may("sendAudio") && this.wanted.mic) this.local.audio = await this.#capture("audio", this.devices.mic);
-    if (this.may("sendVideo") && this.wanted.camera) this.local.camera = await this.#capture("video", this.devices.camera);
+    // Each device is opened once (a picker change closes its own first); a muted microphone is
+    // open but sends nothing, so it can be unmuted in the call.
+    if (this.may("sendAudio") && !this.local.audio) this.local.audio = await this.#capture("audio", this.devices.mic);
+    this.#sendMic(this.wanted.mic);
+    if (this.may("sendVideo") && this.wanted.camera && !this.local.camera) {
+      this.local.camera = await this.#capture("video", this.devices.camera);
+    }
     if (this.preview) this.preview.srcObject = this.local.camera;
     await this.#renderPickers();
     this.#renderToggles();
