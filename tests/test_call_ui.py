@@ -49,6 +49,7 @@ async def test_two_browsers_and_an_aiortc_peer_mute_remove_and_end_through_the_u
     await expect(tile(host, guest_id)).to_contain_text("Arthur")
     await expect(tile(host, python.participant_id)).to_contain_text("Python")
     await expect(tile(guest, host_id)).to_contain_text("Paula")
+    await expect(host.locator("header")).to_contain_text(re.compile(r"3 in the call · Room closes \w"))
     await hears(python, ATTENDEE_HZ)
 
     # Arthur talks: framed as the active speaker, and large in the speaker layout.

@@ -373,6 +373,7 @@ export class VroomsCall {
   #renderCall() {
     this.#stopMeter();
     this.status = h("p", { class: "call-state", role: "status" });
+    this.facts = h("p", { class: "call-facts" });
     this.live = h("div", { class: "sr-only", "aria-live": "polite" });
     this.stage = h("section", { class: "stage", "aria-label": this.t("participants") });
     this.panel = h("aside", { class: "panel", hidden: true, "aria-label": this.t("participants") });
@@ -387,7 +388,7 @@ export class VroomsCall {
     this.tiles.clear();
     new ResizeObserver(() => this.stage && this.#layoutGrid()).observe(this.stage);
     this.root.replaceChildren(
-      h("header", {}, this.status),
+      h("header", {}, this.status, this.facts),
       h("div", { class: "body" }, this.stage, this.panel, this.captionsPanel, this.devicesPanel),
       this.toolbar, this.toasts, this.live, this.audio,
     );
@@ -397,6 +398,9 @@ export class VroomsCall {
   #update() {
     if (!this.call || !this.stage) return;
     this.status.textContent = this.reconnecting ? this.t("reconnecting") : this.t(`states.${this.call.state}`);
+    const until = this.room?.validUntil; // an appointment's end: the call ends with the room
+    this.facts.textContent = [this.t("inCall", { count: this.call.participants.size + 1 }),
+      until ? this.t("closesAt", { time: this.time(until) }) : null].filter(Boolean).join(" · ");
     this.#updateTiles();
     this.#updateToolbar();
     if (!this.panel.hidden) this.#updatePanel();

@@ -47,6 +47,8 @@ export default {
   speaking: "Speaking",
   screenOf: "Screen of {name}",
   notInCall: "On the roster, not in the call",
+  inCall: "{count} in the call",
+  closesAt: "Room closes {time}",
   phone: "Phone",
   phoneNumber: "Phone number",
   callPhone: "Call phone number",

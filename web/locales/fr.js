@@ -45,6 +45,8 @@ export default {
   speaking: "Parle",
   screenOf: "Écran de {name}",
   notInCall: "Sur la liste, absent de l'appel",
+  inCall: "{count} dans l'appel",
+  closesAt: "La salle ferme le {time}",
   phone: "Téléphone",
   phoneNumber: "Numéro de téléphone",
   callPhone: "Appeler le numéro",
