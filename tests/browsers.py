@@ -32,6 +32,10 @@ FLAGS = [
 
 Launch = Callable[..., Awaitable[Browser]]
 
+# Uncaught errors of the call pages, reported when the test ends (an exception raised inside
+# Playwright's event handler would only close the page and hide the message).
+_page_errors: list[str] = []
+
 
 @pytest.fixture
 async def playwright() -> AsyncIterator[Playwright]:
@@ -56,15 +60,17 @@ async def launch(playwright: Playwright, tmp_path: Path) -> AsyncIterator[Launch
         browsers.append(await playwright.chromium.launch(executable_path=CHROMIUM, args=flags))
         return browsers[-1]
 
+    _page_errors.clear()
     yield start
     for browser in browsers:
         await browser.close()
+    assert not _page_errors, "\n".join(_page_errors)
 
 
 async def open_call(browser: Browser, world: CallWorld, member: Member, room: str, name: str) -> Page:
     """The stand-alone call page, the token in the fragment; returns at the pre-join screen."""
     page = await browser.new_page(viewport={"width": 1280, "height": 800})
-    page.on("pageerror", lambda error: pytest.fail(f"{name}'s page: {error}"))
+    page.on("pageerror", lambda error: _page_errors.append(f"{name}'s page: {error}"))
     fragment = urlencode({"room": room, "token": member.token, "name": name})
     await page.goto(f"{world.server.endpoint}/web/call/#{fragment}")
     await expect(page.get_by_role("button", name="Join call")).to_be_enabled(timeout=20_000)

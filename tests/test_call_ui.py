@@ -301,7 +301,9 @@ async def _pick_another(page: Page, label: str, which: str) -> None:
     current = await page.evaluate(f"{track}.getSettings().deviceId")
     values = await select.locator("option").evaluate_all("options => options.map(o => o.value)")
     await select.select_option(next(v for v in reversed(values) if v != current))
-    await page.wait_for_function(f"window.before.readyState === 'ended' && {track}.readyState === 'live'")
+    # Between the two, the page has no device of that kind for a moment.
+    replaced = f"window.vroomsUi.local.{which}?.getTracks()[0]"
+    await page.wait_for_function(f"window.before.readyState === 'ended' && {replaced}?.readyState === 'live'")
 
 
 async def test_a_microphone_muted_before_joining_is_heard_once_unmuted_and_devices_switch_without_a_gap(

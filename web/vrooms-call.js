@@ -98,6 +98,7 @@ export class VroomsCall {
     this.names = new Map(); // participant and user ids -> display name, kept for when they have left
     this.idle = []; // roster members not in the call (for invitations), read when the panel opens
     this.leaving = false;
+    this.deviceWork = Promise.resolve(); // the pre-join's device (re)openings, in turn
     this.meter = null;
     this.speakerLayout = false; // the active speaker large, the others in a strip
   }
@@ -188,7 +189,16 @@ export class VroomsCall {
     await this.#openDevices();
   }
 
-  async #openDevices() {
+  /** Open what the role may use and the user wants, ``release`` closed first; one run at a time:
+   * a click during a run waits for it (two runs at once would each open a device). */
+  #openDevices(release = null) {
+    const run = this.deviceWork.then(() => this.#openDevicesNow(release));
+    this.deviceWork = run.catch(() => {});
+    return run;
+  }
+
+  async #openDevicesNow(release) {
+    if (release) this.#stopLocal(release);
     this.joinButton.disabled = true;
     this.notices.replaceChildren();
     // Each device is opened once (a picker change closes its own first); a muted microphone is
@@ -237,10 +247,7 @@ export class VroomsCall {
   }
 
   async #renderPickers() {
-    const reopen = (which) => async () => {
-      this.#stopLocal(which);
-      await this.#openDevices();
-    };
+    const reopen = (which) => () => this.#openDevices(which);
     this.pickers.replaceChildren(
       ...(await this.#deviceSelects({ camera: reopen("camera"), mic: reopen("audio"), speaker: () => {} })),
     );
@@ -292,8 +299,7 @@ export class VroomsCall {
       return;
     }
     this.wanted.camera = !this.wanted.camera;
-    if (!this.wanted.camera) this.#stopLocal("camera");
-    await this.#openDevices();
+    await this.#openDevices(this.wanted.camera ? null : "camera");
     this.toggles.lastChild?.focus();
   }
 
