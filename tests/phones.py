@@ -215,9 +215,19 @@ def _invite(number: str) -> str:
     )
 
 
-def _ack() -> str:
+def _ack(refused: str | None = None) -> str:
+    """The ACK of a 2xx: a transaction of its own (new branch), to the answer's Contact.
+
+    With ``refused`` (the number called), the ACK of a final refusal (RFC 3261 17.1.1.3): part
+    of the INVITE's transaction, so its Request-URI and branch are the INVITE's (``[branch-4]``:
+    the INVITE is four messages back). A new branch there matches nothing, and the server
+    retransmits its refusal for 32 s, into whatever listens at this port next.
+    """
+    target, branch = (
+        ("sip:" + refused + "@[remote_ip]:[remote_port]", "[branch-4]") if refused else ("[next_url]", "[branch]")
+    )
     return _send(
-        "ACK [next_url] SIP/2.0\nVia: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n"
+        f"ACK {target} SIP/2.0\nVia: SIP/2.0/[transport] [local_ip]:[local_port];branch={branch}\n"
         "From: <sip:+15557654321@[local_ip]>;tag=[pid]caller[call_number]\n[last_To:]\nCall-ID: [call_id]\n"
         "CSeq: 1 ACK\nMax-Forwards: 70\nContent-Length: 0\n\n",
         raw=True,
@@ -247,20 +257,6 @@ def caller_xml(number: str, digits: str, *, pause_ms: int = 0, then_play: str | 
     return _scenario(steps)
 
 
-def _ack_refusal(number: str) -> str:
-    """The ACK of a final refusal (RFC 3261 17.1.1.3): part of the INVITE's transaction, so its
-    Request-URI and branch are the INVITE's (``[branch-4]``: the INVITE is four messages back).
-    A new branch, as a 2xx's ACK has, matches nothing: the server retransmits its refusal for
-    32 s, into whatever listens at this port next."""
-    return _send(
-        "ACK sip:" + number + "@[remote_ip]:[remote_port] SIP/2.0\n"
-        "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch-4]\n"
-        "From: <sip:+15557654321@[local_ip]>;tag=[pid]caller[call_number]\n[last_To:]\nCall-ID: [call_id]\n"
-        "CSeq: 1 ACK\nMax-Forwards: 70\nContent-Length: 0\n\n",
-        raw=True,
-    )
-
-
 def refused_caller_xml(number: str, status: int) -> str:
     """A caller whose INVITE must be refused with ``status`` (then it ACKs the refusal)."""
     return _scenario(
@@ -269,7 +265,7 @@ def refused_caller_xml(number: str, status: int) -> str:
             '<recv response="100" optional="true"/>',
             '<recv response="180" optional="true"/>',
             f'<recv response="{status}"/>',
-            _ack_refusal(number),
+            _ack(refused=number),
         ]
     )
 

@@ -337,8 +337,7 @@ export class Call extends EventTarget {
   async replaceVideo(stream, source = "camera") {
     const pc = this.#publishers.get(source);
     if (!pc) return this.startVideo(stream, source);
-    const sender = pc.getSenders().find((s) => s.track === null || s.track.kind === "video");
-    await sender.replaceTrack(stream.getVideoTracks()[0]);
+    await pc.getSenders()[0].replaceTrack(stream.getVideoTracks()[0]); // its one video stream
   }
 
   async startVideo(stream, source = "camera") {
