@@ -12,10 +12,31 @@ from azure.communication.identity import CommunicationIdentityClient
 from azure.communication.rooms import RoomsClient
 
 from tests.calls import CallWorld
-from tests.phones import Carrier, Scenario, free_udp_port
-from tests.servers import Server, create_postgres_database, drop_postgres_database
+from tests.phones import Carrier, Scenario, free_udp_port, phone_port
+from tests.servers import RUNNING, Server, create_postgres_database, drop_postgres_database
 
 pytest_plugins = ["tests.browsers"]  # Chromium fixtures (playwright, launch) for every browser test
+
+
+_LOG_STARTS = pytest.StashKey[dict[int, int]]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[_LOG_STARTS] = {id(server): server.log_path.stat().st_size for server in RUNNING}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test shows what each running server logged while it ran: a flaky failure in CI
+    is then explained by its own run, not guessed at from a rerun."""
+    outcome: Any = yield
+    report = outcome.get_result()
+    if report.failed and call.when == "call":
+        starts = item.stash.get(_LOG_STARTS, {})
+        for server in RUNNING:
+            tail = server.log_tail(starts.get(id(server), 0))
+            report.sections.append((f"log of the server in {server.data_dir.name}", tail or "(nothing)"))
 
 
 @pytest.fixture(autouse=True)
@@ -88,8 +109,9 @@ async def world(call_server: Server) -> AsyncIterator[CallWorld]:
 
 
 @pytest.fixture(scope="module")
-def trunk_port() -> int:
-    return free_udp_port()
+def trunk_port() -> Iterator[int]:
+    with phone_port() as port:
+        yield port
 
 
 @pytest.fixture(scope="module")

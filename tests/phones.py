@@ -8,12 +8,15 @@ faked.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import socket
 import struct
 import subprocess
+import time
 import wave
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +54,35 @@ def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def phone_port() -> Iterator[int]:
+    """A UDP port for a phone (sipp or baresip), its TCP twin and TCP ``port + 1`` held meanwhile.
+
+    baresip 1.0 also listens for SIP over TCP on the port and for TLS on ``port + 1`` (no setting
+    turns them off) and exits if either is taken; an outgoing connection's ephemeral port did
+    take one once, mid-suite. Sockets bound with ``SO_REUSEADDR`` but not listening keep the
+    kernel from handing those ports out, while baresip (which sets it too) can still bind them.
+    """
+    while True:
+        port = free_udp_port()
+        held: list[socket.socket] = []
+        try:
+            for tcp in (port, port + 1):
+                held.append(socket.socket())
+                held[-1].setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                held[-1].bind(("127.0.0.1", tcp))
+        except OSError:
+            for sock in held:
+                sock.close()
+            continue
+        break
+    try:
+        yield port
+    finally:
+        for sock in held:
+            sock.close()
 
 
 def _mulaw(sample: float) -> int:
@@ -362,6 +394,19 @@ class Softphone:
         self.process = subprocess.Popen(
             ["baresip", "-f", str(folder)], stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT
         )
+        self._wait_ready(folder / "baresip.log")
+
+    def _wait_ready(self, log: Path, timeout: float = 15) -> None:
+        """Until its control port answers (its modules load after SIP listens), or say why it died."""
+        deadline = time.monotonic() + timeout
+        while self.process.poll() is None and time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.control_port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"baresip did not start: {log.read_text(errors='replace')[-1500:]}")
 
     def command(self, command: str, params: str = "") -> None:
         """One ctrl_tcp command (a netstring of JSON), e.g. ``command("sndcode", "1")``."""

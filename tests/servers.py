@@ -26,6 +26,8 @@ from vrooms.media.supervisor import free_port as free_port  # re-exported: tests
 
 T = TypeVar("T")
 
+RUNNING: list[Server] = []  # every started, not yet stopped server: a failed test shows their logs
+
 POSTGRES_ADMIN_URL = os.environ.get("VROOMS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -102,6 +104,8 @@ class Server:
         # A file, not a pipe: the server and its call host log for as long as the tests run.
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(self.command(*args), env=env, stdout=log, stderr=log)
+        if all(running is not self for running in RUNNING):
+            RUNNING.append(self)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -114,7 +118,14 @@ class Server:
                 time.sleep(0.1)
         raise RuntimeError("vrooms serve did not answer within 30 s")
 
+    def log_tail(self, since: int, lines: int = 80) -> str:
+        """The last ``lines`` lines the server logged after byte ``since`` (a test's start)."""
+        with self.log_path.open("rb") as log:
+            log.seek(since)
+            return "\n".join(log.read().decode(errors="replace").splitlines()[-lines:])
+
     def stop(self) -> None:
+        RUNNING[:] = [running for running in RUNNING if running is not self]
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:

@@ -59,7 +59,7 @@ def automation_server(tmp_path_factory: pytest.TempPathFactory, trunk_port: int,
         "VROOMS_EVENT_RETRY_DELAYS_SECONDS": "[0.2, 0.4, 0.8]",
         "VROOMS_PROMPTS_DIR": str(prompts),
     }
-    server = Server(tmp_path_factory.mktemp("automation"), extra_env=env).start()
+    server = Server(tmp_path_factory.mktemp("automation"), extra_env=env, log_level="info").start()
     yield server
     server.stop()
 

@@ -165,6 +165,12 @@ class CallbackReceiver(Receiver):
         with self._lock:
             return [e.type.removeprefix("Microsoft.Communication.") for e in self.events]
 
+    def _failures(self) -> str:
+        """What the ``...Failed`` callbacks said (their ``resultInformation``), for a test's message."""
+        with self._lock:
+            failed = [e for e in self.events if e.type.endswith("Failed")]
+        return "".join(f"; {e.type.rsplit('.', 1)[-1]}: {e.data.get('resultInformation')}" for e in failed)
+
     async def wait_for_type(
         self, kind: str, timeout: float = 30.0, where: Callable[[Received], bool] = lambda _: True
     ) -> Received:
@@ -176,7 +182,7 @@ class CallbackReceiver(Receiver):
             if found is not None:
                 return found
             if time.monotonic() > deadline:
-                raise TimeoutError(f"no {kind} callback; got {self.types()}")
+                raise TimeoutError(f"no {kind} callback; got {self.types()}{self._failures()}")
             await asyncio.sleep(0.05)
 
 
