@@ -201,11 +201,7 @@ async def test_a_phone_added_by_the_app_answers_and_dtmf_travels_both_ways(
 ) -> None:
     """sipp echoes RTP: the digits the app sends come back from the phone, and are recognized."""
     phone = carrier(Scenario(), echo=True)
-    presenter = world.user()
-    room_id = world.room({presenter: "Presenter"})
-    world.rooms.update_room(room_id=room_id, pstn_dial_out_enabled=True)
-    await world.join(presenter, room_id)
-    connection = await _connect(app, room_id, receiver)
+    _, connection = await _presenter_and_app(world, app, receiver, phones=True)
     target = PhoneNumberIdentifier(NUMBER)
     added = await connection.add_participant(
         target, source_caller_id_number=PhoneNumberIdentifier("+15550000001"), operation_context="ctx-phone"
@@ -230,11 +226,7 @@ async def test_a_busy_phone_fails_the_add_with_its_code(
     world: CallWorld, app: CallAutomationClient, receiver: CallbackReceiver, carrier: Any
 ) -> None:
     phone = carrier(Scenario(final=486))
-    presenter = world.user()
-    room_id = world.room({presenter: "Presenter"})
-    world.rooms.update_room(room_id=room_id, pstn_dial_out_enabled=True)
-    await world.join(presenter, room_id)
-    connection = await _connect(app, room_id, receiver)
+    _, connection = await _presenter_and_app(world, app, receiver, phones=True)
     await connection.add_participant(PhoneNumberIdentifier(NUMBER), operation_context="ctx-busy")
     failed = await receiver.wait_for_type("AddParticipantFailed")
     assert failed.data["resultInformation"]["code"] == 486
@@ -246,10 +238,7 @@ async def test_a_busy_phone_fails_the_add_with_its_code(
 async def test_a_room_without_pstn_dial_out_refuses_a_phone_target(
     world: CallWorld, app: CallAutomationClient, receiver: CallbackReceiver
 ) -> None:
-    presenter = world.user()
-    room_id = world.room({presenter: "Presenter"})
-    await world.join(presenter, room_id)
-    connection = await _connect(app, room_id, receiver)
+    _, connection = await _presenter_and_app(world, app, receiver)
     with pytest.raises(HttpResponseError) as refused:
         await connection.add_participant(PhoneNumberIdentifier(NUMBER))
     assert refused.value.status_code == 403 and refused.value.error is not None
@@ -345,15 +334,23 @@ def test_the_callback_signing_key_is_published(automation_server: Server) -> Non
     assert (Path(automation_server.data_dir) / "callback-signing-key.pem").stat().st_mode & 0o077 == 0
 
 
+async def _presenter_and_app(
+    world: CallWorld, app: CallAutomationClient, receiver: CallbackReceiver, *, phones: bool = False
+) -> tuple[Call, CallConnectionClient]:
+    """A new room's call with a Presenter in it (``phones``: ``pstnDialOutEnabled``), the app connected."""
+    presenter = world.user()
+    room_id = world.room({presenter: "Presenter"})
+    if phones:
+        world.rooms.update_room(room_id=room_id, pstn_dial_out_enabled=True)
+    listener = await world.join(presenter, room_id)
+    return listener, await _connect(app, room_id, receiver)
+
+
 async def _phone_in_call(
     world: CallWorld, app: CallAutomationClient, receiver: CallbackReceiver
 ) -> tuple[Call, CallConnectionClient, PhoneNumberIdentifier]:
     """A Presenter (listening) and a phone the app added, answered; the room allows phones."""
-    presenter = world.user()
-    room_id = world.room({presenter: "Presenter"})
-    world.rooms.update_room(room_id=room_id, pstn_dial_out_enabled=True)
-    listener = await world.join(presenter, room_id)
-    connection = await _connect(app, room_id, receiver)
+    listener, connection = await _presenter_and_app(world, app, receiver, phones=True)
     target = PhoneNumberIdentifier(NUMBER)
     await connection.add_participant(target)
     await receiver.wait_for_type("AddParticipantSucceeded")
@@ -502,10 +499,7 @@ async def test_digits_keyed_on_a_softphone_are_recognized(
 async def test_bad_prompts_are_refused_by_field(
     world: CallWorld, app: CallAutomationClient, receiver: CallbackReceiver
 ) -> None:
-    presenter = world.user()
-    room_id = world.room({presenter: "Presenter"})
-    await world.join(presenter, room_id)
-    connection = await _connect(app, room_id, receiver)
+    _, connection = await _presenter_and_app(world, app, receiver)
     for source, target in [
         (FileSource("file:../keys.json"), "playSources[0].file.uri"),
         (FileSource("http://127.0.0.1:1/internal.wav"), "playSources[0].file.uri"),
@@ -559,10 +553,7 @@ async def test_an_app_answers_a_caller_collects_a_pin_and_moves_it_into_a_room_c
     pin = await receiver.wait_for_type("RecognizeCompleted")
     assert pin.data["dtmfResult"]["tones"] == ["two", "four", "six", "eight"]
 
-    presenter = world.user()
-    room_id = world.room({presenter: "Presenter"})
-    listener = await world.join(presenter, room_id)
-    room = await _connect(app, room_id, receiver)
+    listener, room = await _presenter_and_app(world, app, receiver)
     moved = await room.move_participants([CALLER], str(answered.call_connection_id), operation_context="ctx-move")
     assert [p.identifier.raw_id for p in moved.participants or [] if p.identifier] == [CALLER.raw_id]
     succeeded = await receiver.wait_for_type("MoveParticipantSucceeded")

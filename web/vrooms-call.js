@@ -666,8 +666,10 @@ export class VroomsCall {
   async #permissions(message) {
     if (!message.capabilities.includes("sendAudio")) this.#stopLocal("audio");
     else if (!this.local.audio) {
-      // Promoted: a microphone now, into the audio connection (the server decides if it is mixed).
+      // Promoted: a microphone now, into the audio connection, silent until the person unmutes
+      // (the server keeps a promoted Viewer muted: nobody's microphone goes live by someone else's act).
       this.local.audio = await this.#capture("audio", this.devices.mic);
+      this.#sendMic(!this.call.muted);
       const track = this.local.audio?.getAudioTracks()[0];
       if (track) await this.call.replaceAudio(track).catch((e) => this.#failed(e));
     }
