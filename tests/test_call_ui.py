@@ -107,7 +107,8 @@ async def test_a_consumer_without_devices_joins_and_a_demoted_presenter_loses_it
     world: CallWorld, launch: Launch
 ) -> None:
     """The Consumer's browser has no microphone or camera at all and is never asked for one; the
-    Presenter demoted through the Rooms API loses its media controls and its devices within 1 s."""
+    Presenter demoted through the Rooms API loses its media controls and its devices within 1 s.
+    "Muted" is shown for someone who muted, never for a Viewer (who cannot speak at all)."""
     presenter, consumer, python_user = world.user(), world.user(), world.user()
     room = world.room({presenter: "Presenter", consumer: "Consumer", python_user: "Presenter"})
     python = await world.join(python_user, room, tone=ATTENDEE_HZ, display_name="Python")
@@ -124,6 +125,11 @@ async def test_a_consumer_without_devices_joins_and_a_demoted_presenter_loses_it
     await join(host)
     host_id = await host.evaluate("window.vroomsUi.call.participantId")
     await shows_video(viewer, host_id)
+    vera_id = await viewer.evaluate("window.vroomsUi.call.participantId")
+    await python.mute()
+    await expect(tile(host, python.participant_id).locator(".badge.muted")).to_be_visible()
+    await expect(tile(host, vera_id)).to_contain_text("Viewer")
+    await expect(tile(host, vera_id).locator(".badge.muted")).to_have_count(0)
     await expect(host.get_by_role("button", name="Share screen")).to_be_visible()
     world.set_role(room, presenter, "Consumer")
     for name in ("Mute microphone", "Turn camera off", "Share screen", "End call for everyone"):
@@ -131,6 +137,8 @@ async def test_a_consumer_without_devices_joins_and_a_demoted_presenter_loses_it
     stopped = "(() => { const l = window.vroomsUi.local; return !l.audio && !l.camera; })()"
     await host.wait_for_function(stopped, timeout=1_000)
     await expect(host.get_by_role("status").first).to_have_text("Connected")
+    await expect(tile(viewer, host_id)).to_contain_text("Viewer")
+    await expect(tile(viewer, host_id).locator(".badge.muted")).to_have_count(0)
 
 
 async def tab_to(page: Page, name: str) -> None:

@@ -54,6 +54,10 @@ function initials(name) {
   return parts.slice(0, 2).map((p) => p[0] || "").join("").toUpperCase() || "?";
 }
 
+/** "Muted" only for someone who could speak: a Viewer is always muted, and saying so on every
+ * tile of a class would bury the badge that matters. */
+const mutedBadge = (p) => p.muted && p.canSpeak;
+
 const sleep = (seconds) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
 
 /** The column count that gives ``count`` 16:9 tiles the largest size in a stage of that size:
@@ -423,7 +427,7 @@ export class VroomsCall {
       participantId: this.call.participantId, displayName: this.displayName || this.t("you"), role: this.call.role,
       state: this.call.state, camera: this.call.publishing.includes("camera"),
       screenShare: this.call.publishing.includes("screen"), self: true,
-      muted: this.call.muted && this.may("sendAudio"), // a Viewer has no microphone to be muted
+      muted: this.call.muted, canSpeak: this.may("sendAudio"),
     };
     return [self, ...this.call.participants.values()];
   }
@@ -481,7 +485,7 @@ export class VroomsCall {
     const label = source === "screen" ? this.t("screenOf", { name: p.displayName }) : name;
     const badges = [
       h("span", { class: "role" }, this.#kind(p)),
-      p.muted ? h("span", { class: "badge muted" }, this.t("muted")) : null,
+      mutedBadge(p) ? h("span", { class: "badge muted" }, this.t("muted")) : null,
       p.state === "OnHold" ? h("span", { class: "badge" }, this.t("onHold")) : null,
       !["Connected", "OnHold"].includes(p.state) ? h("span", { class: "badge" }, this.t(`states.${p.state}`)) : null,
       this.call.activeSpeaker === p.participantId ? h("span", { class: "badge speaking" }, this.t("speaking")) : null,
@@ -597,10 +601,10 @@ export class VroomsCall {
     const act = (key, label, action, style) => h("button", { type: "button", class: style, "data-key": `${key}:${p.participantId}`,
       onclick: () => action(p.participantId).catch((e) => this.#failed(e)) }, this.t(label, { name: p.displayName }));
     const actions = [
-      !p.self && this.may("muteOthers") && !p.muted ? act("mute", "muteName", (id) => this.call.muteParticipant(id)) : null,
+      !p.self && this.may("muteOthers") && p.canSpeak && !p.muted ? act("mute", "muteName", (id) => this.call.muteParticipant(id)) : null,
       !p.self && this.may("removeParticipant") ? act("remove", "removeName", (id) => this.call.removeParticipant(id), "danger") : null,
     ];
-    const facts = [this.#kind(p), this.t(`states.${p.state}`), p.muted ? this.t("muted") : null].filter(Boolean).join(" · ");
+    const facts = [this.#kind(p), this.t(`states.${p.state}`), mutedBadge(p) ? this.t("muted") : null].filter(Boolean).join(" · ");
     return h("li", {}, h("span", { class: "name" }, name), h("span", { class: "facts" }, facts), h("span", { class: "actions" }, ...actions));
   }
 

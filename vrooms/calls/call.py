@@ -147,6 +147,7 @@ class Participant:
             "role": str(self.role),
             "state": str(self.state),
             "muted": self.muted,
+            "canSpeak": self.can(Capability.SEND_AUDIO),  # a Viewer is muted for good: nothing to show
             "speaking": self.speaking,
             "camera": MediaSource.CAMERA in self.feeds,
             "screenShare": MediaSource.SCREEN in self.feeds,
