@@ -108,7 +108,7 @@ async def test_a_consumer_without_devices_joins_and_a_demoted_presenter_loses_it
 ) -> None:
     """The Consumer's browser has no microphone or camera at all and is never asked for one; the
     Presenter demoted through the Rooms API loses its media controls and its devices within 1 s.
-    "Muted" is shown for someone who muted, never for a Viewer (who cannot speak at all)."""
+    "Muted" is shown for someone who muted; a Viewer (who cannot be heard or seen) has no tile."""
     presenter, consumer, python_user = world.user(), world.user(), world.user()
     room = world.room({presenter: "Presenter", consumer: "Consumer", python_user: "Presenter"})
     python = await world.join(python_user, room, tone=ATTENDEE_HZ, display_name="Python")
@@ -128,8 +128,9 @@ async def test_a_consumer_without_devices_joins_and_a_demoted_presenter_loses_it
     vera_id = await viewer.evaluate("window.vroomsUi.call.participantId")
     await python.mute()
     await expect(tile(host, python.participant_id).locator(".badge.muted")).to_be_visible()
-    await expect(tile(host, vera_id)).to_contain_text("Viewer")
-    await expect(tile(host, vera_id).locator(".badge.muted")).to_have_count(0)
+    for page in (host, viewer):  # a Viewer watches: the stage is for those who can be seen or heard
+        await expect(tile(page, vera_id)).to_have_count(0)
+        await expect(page.locator(".call-facts")).to_contain_text("3 in the call · 1 watching")
     await expect(host.get_by_role("button", name="Share screen")).to_be_visible()
     world.set_role(room, presenter, "Consumer")
     for name in ("Mute microphone", "Turn camera off", "Share screen", "End call for everyone"):
@@ -137,8 +138,8 @@ async def test_a_consumer_without_devices_joins_and_a_demoted_presenter_loses_it
     stopped = "(() => { const l = window.vroomsUi.local; return !l.audio && !l.camera; })()"
     await host.wait_for_function(stopped, timeout=1_000)
     await expect(host.get_by_role("status").first).to_have_text("Connected")
-    await expect(tile(viewer, host_id)).to_contain_text("Viewer")
-    await expect(tile(viewer, host_id).locator(".badge.muted")).to_have_count(0)
+    await expect(tile(viewer, host_id)).to_have_count(0)  # a Viewer now: counted, not shown
+    await expect(viewer.locator(".call-facts")).to_contain_text("2 watching")
 
 
 async def tab_to(page: Page, name: str) -> None:
@@ -185,10 +186,15 @@ async def serious_violations(page: Page) -> list[str]:
 
 
 async def test_the_pre_join_and_in_call_screens_pass_an_accessibility_check(world: CallWorld, launch: Launch) -> None:
-    presenter, attendee, consumer, python_user = world.user(), world.user(), world.user(), world.user()
-    room = world.room({presenter: "Presenter", attendee: "Attendee", consumer: "Consumer", python_user: "Presenter"})
+    """Also: four tiles for the four who can be heard; the Viewer is counted in the header and
+    listed in the panel, not given a tile."""
+    presenter, attendee, consumer, python_user, olga = (world.user() for _ in range(5))
+    room = world.room(
+        {presenter: "Presenter", attendee: "Attendee", consumer: "Consumer", python_user: "Presenter", olga: "Attendee"}
+    )
     python = await world.join(python_user, room, display_name="Python")
     await python.start_video(PatternSource())
+    await world.join(olga, room, display_name="Olga")
     browser = await launch()
     page = await open_call(browser, world, presenter, room, "Paula")
     assert await serious_violations(page) == []
@@ -200,7 +206,9 @@ async def test_the_pre_join_and_in_call_screens_pass_an_accessibility_check(worl
     for guest in guests:
         await join(guest)
     await expect(page.locator("figure.tile")).to_have_count(4)
+    await expect(page.locator(".call-facts")).to_contain_text("5 in the call · 1 watching")
     await page.get_by_role("button", name="Participants").click()
+    await expect(page.get_by_role("complementary", name="Participants")).to_contain_text("Vera")
     assert await serious_violations(page) == []
     await page.get_by_role("button", name="Participants").click()
     await screenshot(page, "grid-4")

@@ -58,6 +58,11 @@ function initials(name) {
  * tile of a class would bury the badge that matters. */
 const mutedBadge = (p) => p.muted && p.canSpeak;
 
+/** Who gets a tile: whoever can be heard or seen. A Viewer is listed in the panel and counted in
+ * the header instead: thirty Viewers in a class would otherwise shrink the teacher's picture to a
+ * thirty-first of the stage (and a Viewer's own tile would halve it on the Viewer's screen). */
+const heardOrSeen = (p) => p.canSpeak || p.camera || p.screenShare;
+
 const sleep = (seconds) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
 
 /** The column count that gives ``count`` 16:9 tiles the largest size in a stage of that size:
@@ -409,9 +414,13 @@ export class VroomsCall {
     if (!this.call || !this.stage) return;
     this.status.textContent = this.reconnecting ? this.t("reconnecting") : this.t(`states.${this.call.state}`);
     const until = this.room?.validUntil; // an appointment's end: the call ends with the room
-    this.facts.textContent = [this.t("inCall", { count: this.call.participants.size + 1 }),
+    const everyone = this.#everyone();
+    const shown = this.#onStage(everyone);
+    const watching = everyone.length - shown.length;
+    this.facts.textContent = [this.t("inCall", { count: everyone.length }),
+      watching ? this.t("watching", { count: watching }) : null,
       until ? this.t("closesAt", { time: this.time(until) }) : null].filter(Boolean).join(" · ");
-    this.#updateTiles();
+    this.#updateTiles(shown);
     this.#updateToolbar();
     if (!this.panel.hidden) this.#updatePanel();
     if (!this.captionsPanel.hidden) this.#updateCaptions();
@@ -432,9 +441,15 @@ export class VroomsCall {
     return [self, ...this.call.participants.values()];
   }
 
-  #updateTiles() {
+  /** The tiles: whoever can be heard or seen; a Viewer alone with other Viewers sees itself. */
+  #onStage(everyone) {
+    const shown = everyone.filter(heardOrSeen);
+    return shown.length ? shown : everyone.filter((p) => p.self);
+  }
+
+  #updateTiles(shown) {
     const wanted = new Map();
-    for (const p of this.#everyone()) {
+    for (const p of shown) {
       wanted.set(`${p.participantId}:camera`, { p, source: "camera" });
       if (p.screenShare && !p.self) wanted.set(`${p.participantId}:screen`, { p, source: "screen" });
     }

@@ -48,6 +48,7 @@ export default {
   screenOf: "Screen of {name}",
   notInCall: "On the roster, not in the call",
   inCall: "{count} in the call",
+  watching: "{count} watching",
   closesAt: "Room closes {time}",
   phone: "Phone",
   phoneNumber: "Phone number",

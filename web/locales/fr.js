@@ -46,6 +46,7 @@ export default {
   screenOf: "Écran de {name}",
   notInCall: "Sur la liste, absent de l'appel",
   inCall: "{count} dans l'appel",
+  watching: "{count} spectateur(s)",
   closesAt: "La salle ferme le {time}",
   phone: "Téléphone",
   phoneNumber: "Numéro de téléphone",
