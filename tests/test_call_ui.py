@@ -186,8 +186,9 @@ async def serious_violations(page: Page) -> list[str]:
 
 
 async def test_the_pre_join_and_in_call_screens_pass_an_accessibility_check(world: CallWorld, launch: Launch) -> None:
-    """Also: four tiles for the four who can be heard; the Viewer is counted in the header and
-    listed in the panel, not given a tile."""
+    """Also: four tiles for the four who can be heard, yourself first and cameras before initials
+    (Olga, camera off, joined before Arthur); the Viewer is counted in the header and listed in
+    the panel, not given a tile."""
     presenter, attendee, consumer, python_user, olga = (world.user() for _ in range(5))
     room = world.room(
         {presenter: "Presenter", attendee: "Attendee", consumer: "Consumer", python_user: "Presenter", olga: "Attendee"}
@@ -207,6 +208,7 @@ async def test_the_pre_join_and_in_call_screens_pass_an_accessibility_check(worl
         await join(guest)
     await expect(page.locator("figure.tile")).to_have_count(4)
     await expect(page.locator(".call-facts")).to_contain_text("5 in the call · 1 watching")
+    await expect(page.locator("figure.tile .name")).to_have_text(["Paula (you)", "Python", "Arthur", "Olga"])
     await page.get_by_role("button", name="Participants").click()
     await expect(page.get_by_role("complementary", name="Participants")).to_contain_text("Vera")
     assert await serious_violations(page) == []

@@ -63,6 +63,10 @@ const mutedBadge = (p) => p.muted && p.canSpeak;
  * thirty-first of the stage (and a Viewer's own tile would halve it on the Viewer's screen). */
 const heardOrSeen = (p) => p.canSpeak || p.camera || p.screenShare;
 
+/** The grid's order: yourself, then cameras that are on, then the rest, each in order of joining,
+ * so that in a large call the faces are together at the top, not scattered among initials. */
+const tileRank = (p) => (p.self ? 0 : p.camera ? 1 : 2);
+
 const sleep = (seconds) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
 
 /** The column count that gives ``count`` 16:9 tiles the largest size in a stage of that size:
@@ -449,7 +453,7 @@ export class VroomsCall {
 
   #updateTiles(shown) {
     const wanted = new Map();
-    for (const p of shown) {
+    for (const p of shown.toSorted((a, b) => tileRank(a) - tileRank(b))) {
       wanted.set(`${p.participantId}:camera`, { p, source: "camera" });
       if (p.screenShare && !p.self) wanted.set(`${p.participantId}:screen`, { p, source: "screen" });
     }
@@ -459,13 +463,23 @@ export class VroomsCall {
       if (!tile) {
         tile = this.#tile(key, p, source);
         this.tiles.set(key, tile);
-        this.stage.append(tile);
       }
       this.#fillTile(tile, key, p, source);
     }
+    this.#arrange([...wanted.keys()].map((key) => this.tiles.get(key)));
     const sharing = [...wanted.values()].some((w) => w.source === "screen");
     this.stage.dataset.layout = sharing ? "screen" : this.speakerLayout && this.call.activeSpeaker ? "speaker" : "grid";
     this.#layoutGrid();
+  }
+
+  /** Put the stage's tiles in this order, moving only those out of place (a moved video element
+   * is laid out again; the others keep playing untouched). */
+  #arrange(order) {
+    let next = this.stage.firstElementChild;
+    for (const tile of order) {
+      if (tile === next) next = next.nextElementSibling;
+      else this.stage.insertBefore(tile, next);
+    }
   }
 
   /** Size the grid's tiles to the stage (called on every change and on every resize). */
