@@ -20,8 +20,9 @@ from tests.calls import CallWorld, Member
 from tests.phones import write_tone_wav
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+GRANT = "--use-fake-ui-for-media-stream"  # grant whatever is asked (without it, headless refuses)
 FLAGS = [
-    "--use-fake-ui-for-media-stream",  # grant whatever is asked
+    GRANT,
     "--ignore-certificate-errors",  # the server's generated CA is not Chromium's
     "--no-sandbox",
     "--disable-gpu",
@@ -46,11 +47,14 @@ async def playwright() -> AsyncIterator[Playwright]:
 @pytest.fixture
 async def launch(playwright: Playwright, tmp_path: Path) -> AsyncIterator[Launch]:
     """A Chromium per participant: with fake cameras and a microphone (playing a tone file, if
-    given), or with no devices at all."""
+    given), or with no devices at all; ``grant=False``: every request for a device is refused,
+    as when a person answers the browser's question with "Block"."""
     browsers: list[Browser] = []
 
-    async def start(*, devices: bool = True, tone: float | None = None, cameras: int = 1) -> Browser:
-        flags = list(FLAGS)
+    async def start(
+        *, devices: bool = True, tone: float | None = None, cameras: int = 1, grant: bool = True
+    ) -> Browser:
+        flags = [flag for flag in FLAGS if grant or flag != GRANT]
         if devices:
             flags.append(f"--use-fake-device-for-media-stream=device-count={cameras}")
         if tone is not None:

@@ -142,6 +142,32 @@ async def test_a_consumer_without_devices_joins_and_a_demoted_presenter_loses_it
     await expect(viewer.locator(".call-facts")).to_contain_text("2 watching")
 
 
+async def test_a_blocked_or_missing_device_is_explained_and_the_call_joined_without_it(
+    world: CallWorld, launch: Launch
+) -> None:
+    """Device refusals in words on the pre-join screen, and joining still works: a person who
+    blocked the camera and microphone, and one whose machine has neither."""
+    blocked, bare, python_user = world.user(), world.user(), world.user()
+    room = world.room({blocked: "Attendee", bare: "Attendee", python_user: "Presenter"})
+    python = await world.join(python_user, room, display_name="Python")
+    await python.start_video(PatternSource())
+    for member, name, options, sentence in (
+        (blocked, "Bea", {"grant": False}, "The browser was not allowed to use your microphone."),
+        (bare, "Ned", {"devices": False}, "No microphone was found. You can join without one."),
+    ):
+        page = await open_call(await launch(**options), world, member, room, name)
+        await expect(page.get_by_role("alert").filter(has_text=sentence)).to_be_visible()
+        await expect(page.get_by_role("alert").filter(has_text="camera")).to_be_visible()
+        await expect(page.get_by_text("Your camera is off")).to_be_visible()
+        await expect(page.get_by_role("button", name="Mute microphone")).to_have_count(0)  # none to mute
+        await page.get_by_role("button", name="Turn camera on").click()  # asks again, refused again
+        await expect(page.get_by_role("alert").filter(has_text="camera")).to_be_visible()
+        await expect(page.get_by_role("button", name="Turn camera on")).to_be_focused()
+        await join(page)
+        await shows_video(page, python.participant_id)
+        await expect(page.get_by_role("button", name="Mute microphone")).to_have_count(0)
+
+
 async def tab_to(page: Page, name: str) -> None:
     """Press Tab until the button called ``name`` has the focus (keyboard only, no clicks)."""
     for _ in range(40):

@@ -178,6 +178,7 @@ export class VroomsCall {
 
   async #prejoin() {
     this.preview = h("video", { class: "preview mirrored", autoplay: true, muted: true, playsInline: true });
+    this.previewOff = h("p", { class: "preview-off" }, this.t("cameraIsOff"));
     this.notices = h("div", { class: "notices", "aria-live": "polite" });
     this.pickers = h("div", { class: "pickers" });
     this.toggles = h("div", { class: "toggles" });
@@ -190,7 +191,7 @@ export class VroomsCall {
       { class: "prejoin", onsubmit: (event) => { event.preventDefault(); join.disabled = true; this.#join().finally(() => { join.disabled = false; }); } },
       h("h2", {}, this.t("title")),
       h("p", {}, this.t("joinAs", { role: this.role(this.room.role) })),
-      this.may("sendVideo") ? h("div", { class: "preview-box", "aria-label": this.t("preview"), role: "img" }, this.preview) : null,
+      this.may("sendVideo") ? h("div", { class: "preview-box", "aria-label": this.t("preview"), role: "img" }, this.preview, this.previewOff) : null,
       this.notices,
       h("label", { for: "vrooms-name" }, this.t("yourName")),
       this.nameInput,
@@ -222,6 +223,7 @@ export class VroomsCall {
       this.local.camera = await this.#capture("video", this.devices.camera);
     }
     if (this.preview) this.preview.srcObject = this.local.camera;
+    if (this.previewOff) this.previewOff.hidden = Boolean(this.local.camera);
     await this.#renderPickers();
     this.#renderToggles();
     this.#startMeter();
@@ -291,15 +293,18 @@ export class VroomsCall {
     this.devicesPanel.replaceChildren(h("h2", {}, this.t("settings")), ...selects);
   }
 
+  /** A toggle for each device the role may use that is open, and "Turn camera on" also when the
+   * camera failed to open (it asks again: a camera another application held may be free now). */
   #renderToggles() {
     const buttons = [];
-    if (this.may("sendAudio")) {
+    if (this.may("sendAudio") && this.local.audio) {
       buttons.push(h("button", { type: "button", "aria-pressed": String(!this.wanted.mic), onclick: () => this.#toggleWanted("mic") },
         this.t(this.wanted.mic ? "muteMic" : "unmuteMic")));
     }
     if (this.may("sendVideo")) {
-      buttons.push(h("button", { type: "button", "aria-pressed": String(!this.wanted.camera), onclick: () => this.#toggleWanted("camera") },
-        this.t(this.wanted.camera ? "cameraOff" : "cameraOn")));
+      const live = Boolean(this.local.camera);
+      buttons.push(h("button", { type: "button", "aria-pressed": String(!live), onclick: () => this.#toggleWanted("camera") },
+        this.t(live ? "cameraOff" : "cameraOn")));
     }
     this.toggles.replaceChildren(...buttons);
   }
@@ -311,7 +316,7 @@ export class VroomsCall {
       this.toggles.firstChild?.focus();
       return;
     }
-    this.wanted.camera = !this.wanted.camera;
+    this.wanted.camera = !this.local.camera; // on if it is not live, whatever was wanted before
     await this.#openDevices(this.wanted.camera ? null : "camera");
     this.toggles.lastChild?.focus();
   }

@@ -12,6 +12,7 @@ export default {
   speaker: "Speaker",
   micLevel: "Microphone level",
   preview: "Your camera preview",
+  cameraIsOff: "Your camera is off",
   noCamera: "Camera is off",
   joinCall: "Join call",
   joining: "Joining…",

@@ -10,6 +10,7 @@ export default {
   speaker: "Haut-parleur",
   micLevel: "Niveau du micro",
   preview: "Aperçu de votre caméra",
+  cameraIsOff: "Votre caméra est coupée",
   noCamera: "Caméra coupée",
   joinCall: "Rejoindre l'appel",
   joining: "Connexion à l'appel…",
