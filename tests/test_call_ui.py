@@ -145,17 +145,19 @@ async def test_a_consumer_without_devices_joins_and_a_demoted_presenter_loses_it
 async def test_a_blocked_or_missing_device_is_explained_and_the_call_joined_without_it(
     world: CallWorld, launch: Launch
 ) -> None:
-    """Device refusals in words on the pre-join screen, and joining still works: a person who
-    blocked the camera and microphone, and one whose machine has neither."""
+    """Device refusals in words, and joining still works: a person who blocked the camera and
+    microphone, and one whose machine has neither. In the call "Unmute microphone" asks again:
+    refused, a toast says why; once the person allows it, the others hear them."""
     blocked, bare, python_user = world.user(), world.user(), world.user()
     room = world.room({blocked: "Attendee", bare: "Attendee", python_user: "Presenter"})
     python = await world.join(python_user, room, display_name="Python")
     await python.start_video(PatternSource())
+    pages: dict[str, Page] = {}
     for member, name, options, sentence in (
-        (blocked, "Bea", {"grant": False}, "The browser was not allowed to use your microphone."),
+        (blocked, "Bea", {"grant": False, "tone": ATTENDEE_HZ}, "The browser was not allowed to use your microphone."),
         (bare, "Ned", {"devices": False}, "No microphone was found. You can join without one."),
     ):
-        page = await open_call(await launch(**options), world, member, room, name)
+        page = pages[name] = await open_call(await launch(**options), world, member, room, name)
         await expect(page.get_by_role("alert").filter(has_text=sentence)).to_be_visible()
         await expect(page.get_by_role("alert").filter(has_text="camera")).to_be_visible()
         await expect(page.get_by_text("Your camera is off")).to_be_visible()
@@ -165,7 +167,14 @@ async def test_a_blocked_or_missing_device_is_explained_and_the_call_joined_with
         await expect(page.get_by_role("button", name="Turn camera on")).to_be_focused()
         await join(page)
         await shows_video(page, python.participant_id)
-        await expect(page.get_by_role("button", name="Mute microphone")).to_have_count(0)
+        await page.get_by_role("button", name="Unmute microphone").click()
+        await expect(page.locator(".toast").filter(has_text=sentence)).to_be_visible()
+
+    bea = pages["Bea"]
+    await bea.context.grant_permissions(["microphone"])  # the person allows it in the address bar
+    await bea.get_by_role("button", name="Unmute microphone").click()
+    await expect(bea.get_by_role("button", name="Mute microphone")).to_be_visible()
+    await hears(python, ATTENDEE_HZ)
 
 
 async def tab_to(page: Page, name: str) -> None:

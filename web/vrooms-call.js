@@ -238,7 +238,9 @@ export class VroomsCall {
     } catch (error) {
       const device = this.t(kind === "audio" ? "microphone" : "camera").toLowerCase();
       const key = error.name === "NotAllowedError" ? "denied" : error.name === "NotReadableError" ? "busy" : "missing";
-      this.notices.append(h("p", { class: "notice", role: "alert" }, this.t(`devices.${key}`, { device })));
+      const sentence = this.t(`devices.${key}`, { device });
+      if (this.stage) this.#toast(sentence); // in the call (the pre-join notices are gone)
+      else this.notices.append(h("p", { class: "notice", role: "alert" }, sentence));
       return null;
     }
   }
@@ -535,7 +537,7 @@ export class VroomsCall {
     const onHold = call.state === "OnHold";
     // [control, label key, action, pressed (null: not a toggle), style]
     const buttons = [
-      this.may("sendAudio") && this.local.audio ? ["mic", call.muted ? "unmuteMic" : "muteMic", () => this.#toggleMic(), call.muted] : null,
+      this.may("sendAudio") ? ["mic", this.local.audio && !call.muted ? "muteMic" : "unmuteMic", () => this.#toggleMic(), !this.local.audio || call.muted] : null,
       this.may("sendVideo") ? ["camera", this.local.camera ? "cameraOff" : "cameraOn", () => this.#toggleCamera(), !this.local.camera] : null,
       this.may("shareScreen") ? ["screen", this.local.screen ? "stopSharing" : "shareScreen", () => this.#toggleScreen(), Boolean(this.local.screen)] : null,
       ["layout", "speakerLayout", () => { this.speakerLayout = !this.speakerLayout; this.#update(); }, this.speakerLayout],
@@ -556,7 +558,11 @@ export class VroomsCall {
   }
 
   async #toggleMic() {
-    if (this.call.muted) {
+    if (!this.local.audio) {
+      // Joined without one (refused, or none plugged in): ask again; a toast says why not.
+      if (!(await this.#takeMicrophone(true))) return;
+      if (this.call.muted) await this.call.unmute();
+    } else if (this.call.muted) {
       this.#sendMic(true);
       await this.call.unmute();
     } else {
@@ -564,6 +570,16 @@ export class VroomsCall {
       this.#sendMic(false);
     }
     this.#update();
+  }
+
+  /** A microphone into the call's audio connection (promoted, or joined without one); false if
+   * the browser gave none (the person was told why). */
+  async #takeMicrophone(live) {
+    this.local.audio = await this.#capture("audio", this.devices.mic);
+    this.#sendMic(live);
+    const track = this.local.audio?.getAudioTracks()[0];
+    if (track) await this.call.replaceAudio(track);
+    return Boolean(track);
   }
 
   /** The microphone's track follows the mute state: muted, nothing of it leaves the browser (the
@@ -704,12 +720,9 @@ export class VroomsCall {
   async #permissions(message) {
     if (!message.capabilities.includes("sendAudio")) this.#stopLocal("audio");
     else if (!this.local.audio) {
-      // Promoted: a microphone now, into the audio connection, silent until the person unmutes
-      // (the server keeps a promoted Viewer muted: nobody's microphone goes live by someone else's act).
-      this.local.audio = await this.#capture("audio", this.devices.mic);
-      this.#sendMic(!this.call.muted);
-      const track = this.local.audio?.getAudioTracks()[0];
-      if (track) await this.call.replaceAudio(track).catch((e) => this.#failed(e));
+      // Promoted: a microphone now, silent until the person unmutes (the server keeps a promoted
+      // Viewer muted: nobody's microphone goes live by someone else's act).
+      await this.#takeMicrophone(!this.call.muted).catch((e) => this.#failed(e));
     }
     if (!message.capabilities.includes("sendVideo")) this.#stopLocal("camera");
     if (!message.capabilities.includes("shareScreen")) this.#stopLocal("screen");
