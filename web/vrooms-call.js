@@ -460,7 +460,7 @@ export class VroomsCall {
 
   #updateTiles(shown) {
     const wanted = new Map();
-    for (const p of shown.toSorted((a, b) => tileRank(a) - tileRank(b))) {
+    for (const p of [...shown].sort((a, b) => tileRank(a) - tileRank(b))) {
       wanted.set(`${p.participantId}:camera`, { p, source: "camera" });
       if (p.screenShare && !p.self) wanted.set(`${p.participantId}:screen`, { p, source: "screen" });
     }
