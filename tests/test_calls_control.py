@@ -155,12 +155,14 @@ async def test_role_downgrade_roster_removal_and_room_deletion_take_effect_in_th
     await s.start_video(PatternSource())
     await hears(listening, 500)
     await listening.wait_until(lambda: listening.video_frames(s.participant_id) > 5, 20)
+    assert listening.participants[s.participant_id]["canSpeak"] is True
 
     await asyncio.to_thread(world.set_role, room, speaker, "Consumer")
     await s.wait_until(lambda: s.role == "Consumer", timeout=1.0)
     assert "sendAudio" not in s.capabilities and "sendVideo" not in s.capabilities
     await listening.wait_until(lambda: not listening.participants[s.participant_id]["camera"], timeout=1.0)
     await listening.wait_until(lambda: listening.participants[s.participant_id]["muted"], timeout=1.0)
+    assert listening.participants[s.participant_id]["canSpeak"] is False  # a UI shows no "Muted" then
     frames = listening.video_frames(s.participant_id)
     await asyncio.sleep(1.0)
     assert listening.video_frames(s.participant_id) <= frames + 2  # at most what was in flight
