@@ -177,6 +177,37 @@ async def test_a_blocked_or_missing_device_is_explained_and_the_call_joined_with
     await hears(python, ATTENDEE_HZ)
 
 
+_STAGE_CASES = """async () => {
+  const { onStage, mutedBadge, gridFor } = await import("/web/stage.js");
+  const me = (canSpeak) => ({ participantId: "me", self: true, canSpeak });
+  const viewer = { participantId: "viewer", canSpeak: false, muted: true };
+  const face = { participantId: "face", canSpeak: true, camera: true, muted: false };
+  const initials = { participantId: "initials", canSpeak: true, muted: true };
+  const ids = (list) => onStage(list).map((p) => p.participantId);
+  return {
+    presenter: ids([viewer, initials, me(true), face]),
+    viewerWithOthers: ids([me(false), viewer, initials]),
+    viewersOnly: ids([me(false), viewer]),
+    badges: [mutedBadge(viewer), mutedBadge(initials), mutedBadge(face)],
+    columns: [gridFor(3, 1280, 420, 8).columns, gridFor(3, 600, 900, 8).columns, gridFor(17, 600, 700, 8).columns],
+  };
+}"""
+
+
+async def test_the_stage_rules(world: CallWorld, launch: Launch) -> None:
+    """web/stage.js alone, in the browser that runs it: who gets a tile and in what order, when
+    "Muted" shows, how many columns make the tiles largest."""
+    page = await (await launch(devices=False)).new_page()
+    await page.goto(f"{world.server.endpoint}/web/stage.js")  # its origin, for the import
+    assert await page.evaluate(_STAGE_CASES) == {
+        "presenter": ["me", "face", "initials"],  # yourself, cameras, then the rest; no Viewer
+        "viewerWithOthers": ["initials"],  # a Viewer's own tile would only halve the stage
+        "viewersOnly": ["me"],  # but not an empty stage
+        "badges": [False, True, False],
+        "columns": [3, 1, 3],  # a wide box: one row; a tall one: one column; 17 tiles: 3 x 6
+    }
+
+
 async def tab_to(page: Page, name: str) -> None:
     """Press Tab until the button called ``name`` has the focus (keyboard only, no clicks)."""
     for _ in range(40):

@@ -8,6 +8,7 @@
 // with a fixed accessible name (see locales/en.js), shown only while the role allows it: the server
 // enforces the role table; the UI follows the capabilities the server announces.
 
+import { TILE_ASPECT, gridFor, mutedBadge, onStage } from "./stage.js";
 import { VroomsClient } from "./vrooms.js";
 
 const RECONNECT_DELAYS_S = [1, 2, 4, 8, 15];
@@ -17,7 +18,6 @@ const FINAL_REFUSALS = new Set([
   "RoomNotFound", "NotOnRoster", "RoomNotYetOpen", "RoomExpired",
 ]);
 const TOAST_MS = 6000;
-const TILE_ASPECT = 16 / 9;
 
 /** An element: h("button", { class: "x", onclick: f, "aria-label": "…" }, "text", child…). */
 function h(tag, props = {}, ...children) {
@@ -54,34 +54,7 @@ function initials(name) {
   return parts.slice(0, 2).map((p) => p[0] || "").join("").toUpperCase() || "?";
 }
 
-/** "Muted" only for someone who could speak: a Viewer is always muted, and saying so on every
- * tile of a class would bury the badge that matters. */
-const mutedBadge = (p) => p.muted && p.canSpeak;
-
-/** Who gets a tile: whoever can be heard or seen. A Viewer is listed in the panel and counted in
- * the header instead: thirty Viewers in a class would otherwise shrink the teacher's picture to a
- * thirty-first of the stage (and a Viewer's own tile would halve it on the Viewer's screen). */
-const heardOrSeen = (p) => p.canSpeak || p.camera || p.screenShare;
-
-/** The grid's order: yourself, then cameras that are on, then the rest, each in order of joining,
- * so that in a large call the faces are together at the top, not scattered among initials. */
-const tileRank = (p) => (p.self ? 0 : p.camera ? 1 : 2);
-
 const sleep = (seconds) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
-
-/** The column count that gives ``count`` 16:9 tiles the largest size in a stage of that size:
- * neither sqrt(count) nor a fixed count fits both a wide window and a tall one. */
-function gridFor(count, width, height, gap) {
-  let best = { columns: 1, tileWidth: 0 };
-  for (let columns = 1; columns <= count; columns++) {
-    const rows = Math.ceil(count / columns);
-    const byWidth = (width - gap * (columns - 1)) / columns;
-    const byHeight = ((height - gap * (rows - 1)) / rows) * TILE_ASPECT;
-    const tileWidth = Math.max(0, Math.min(byWidth, byHeight));
-    if (tileWidth > best.tileWidth) best = { columns, tileWidth };
-  }
-  return best;
-}
 
 /** Redraw a container's buttons without taking the keyboard focus away: the button with the
  * same data-key as the focused one gets it back (a call redraws on every speaker change). */
@@ -426,7 +399,7 @@ export class VroomsCall {
     this.status.textContent = this.reconnecting ? this.t("reconnecting") : this.t(`states.${this.call.state}`);
     const until = this.room?.validUntil; // an appointment's end: the call ends with the room
     const everyone = this.#everyone();
-    const shown = this.#onStage(everyone);
+    const shown = onStage(everyone);
     const watching = everyone.length - shown.length;
     this.facts.textContent = [this.t("inCall", { count: everyone.length }),
       watching ? this.t("watching", { count: watching }) : null,
@@ -452,15 +425,9 @@ export class VroomsCall {
     return [self, ...this.call.participants.values()];
   }
 
-  /** The tiles: whoever can be heard or seen; a Viewer alone with other Viewers sees itself. */
-  #onStage(everyone) {
-    const shown = everyone.filter(heardOrSeen);
-    return shown.length ? shown : everyone.filter((p) => p.self);
-  }
-
   #updateTiles(shown) {
     const wanted = new Map();
-    for (const p of [...shown].sort((a, b) => tileRank(a) - tileRank(b))) {
+    for (const p of shown) {
       wanted.set(`${p.participantId}:camera`, { p, source: "camera" });
       if (p.screenShare && !p.self) wanted.set(`${p.participantId}:screen`, { p, source: "screen" });
     }
