@@ -50,6 +50,13 @@ async def drop_postgres_database(url: str) -> None:
         await conn.close()
 
 
+# The tests' webhook, callback and WebSocket receivers listen on loopback, which the server's
+# egress policies refuse by default (vrooms/egress.py); prompts keep the default (public only).
+LOCAL_RECEIVERS = {
+    f"VROOMS_EGRESS_{kind}": "public,private,loopback" for kind in ("CALLBACKS", "STREAMING", "WEBHOOKS")
+}
+
+
 @dataclass
 class Server:
     data_dir: Path
@@ -99,7 +106,7 @@ class Server:
             args.append("--no-tls")
         if self.access_log:
             args.append("--access-log")
-        env = {**os.environ, **self.extra_env}
+        env = {**os.environ, **LOCAL_RECEIVERS, **self.extra_env}
         self.data_dir.mkdir(parents=True, exist_ok=True)
         # A file, not a pipe: the server and its call host log for as long as the tests run.
         with self.log_path.open("ab") as log:

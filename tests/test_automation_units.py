@@ -14,6 +14,7 @@ from vrooms.auth.hmac import _identifiers_quoted
 from vrooms.automation import results, schemas, streaming
 from vrooms.automation.media import DtmfCollector, MediaOperation, MediaQueue, Outcome
 from vrooms.automation.prompts import PromptError, PromptRenderer, espeak_voice
+from vrooms.egress import EgressPolicy
 from vrooms.errors import ApiError
 
 
@@ -46,7 +47,9 @@ async def test_the_media_queue_runs_in_turn_and_cancels_what_is_queued_and_runni
             await gate.wait()
             log.append(f"end {name}")
 
-        return MediaOperation(work=work, cancelled=lambda: log.append(f"cancelled {name}"))
+        return MediaOperation(
+            work=work, cancelled=lambda: log.append(f"cancelled {name}"), failed=lambda: log.append(f"failed {name}")
+        )
 
     queue = MediaQueue()
     queue.submit(operation("a"), interrupt=False)
@@ -183,12 +186,12 @@ def test_voices_follow_the_locale_then_the_language_then_english() -> None:
 
 async def test_file_sources_never_reach_internal_addresses_or_outside_the_prompts_folder(tmp_path: Any) -> None:
     (tmp_path / "ok.wav").write_bytes(b"RIFF")
-    open_to_public = PromptRenderer(tmp_path / "cache", tmp_path, ())
+    open_to_public = PromptRenderer(tmp_path / "cache", tmp_path, EgressPolicy.parse("P", "public"), 1 << 20)
     await open_to_public.check_file_uri("file:ok.wav")
     for uri in ["http://127.0.0.1/a.wav", "http://10.1.2.3/a.wav", "file:../etc/passwd", "file:missing.wav"]:
         with pytest.raises(PromptError):
             await open_to_public.check_file_uri(uri)
-    listed = PromptRenderer(tmp_path / "cache", None, ("127.0.0.1",))
+    listed = PromptRenderer(tmp_path / "cache", None, EgressPolicy.parse("P", "127.0.0.1"), 1 << 20)
     await listed.check_file_uri("http://127.0.0.1/a.wav")
     with pytest.raises(PromptError):
         await listed.check_file_uri("https://example.org/a.wav")

@@ -13,9 +13,12 @@ import pytest
 from aiohttp import web
 
 from tests.test_events_store import subscription
+from vrooms.egress import EgressPolicy
 from vrooms.errors import ApiError
 from vrooms.events import webhooks
 from vrooms.events.models import NewSubscription
+
+LOOPBACK = EgressPolicy.parse("VROOMS_EGRESS_WEBHOOKS", "loopback")
 
 CHUNK = b"x" * 65536
 
@@ -43,12 +46,12 @@ async def endless_endpoint() -> AsyncIterator[str]:
 async def test_a_delivery_concludes_on_the_status_whatever_the_body(endless_endpoint: str) -> None:
     hook = replace(subscription("endless"), endpoint=endless_endpoint)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-        status = await asyncio.wait_for(webhooks.deliver(session, hook, [], "topic", 1), 10)
+        status = await asyncio.wait_for(webhooks.deliver(session, LOOPBACK, hook, [], "topic", 1), 10)
     assert status == 200
 
 
 async def test_a_handshake_answered_with_an_endless_body_is_refused_not_read(endless_endpoint: str) -> None:
     new = NewSubscription("endless", endless_endpoint, "EventGridSchema", None, None, None, None, 1)
     with pytest.raises(ApiError) as refused:
-        await asyncio.wait_for(webhooks.handshake(new, "topic"), 10)
+        await asyncio.wait_for(webhooks.handshake(new, "topic", LOOPBACK), 10)
     assert "validationResponse" in refused.value.message or "JSON" in refused.value.message

@@ -29,6 +29,7 @@ from vrooms.calls.notify import CallNotifier
 from vrooms.calls.proxy import signaling_proxy
 from vrooms.config import Settings
 from vrooms.context import Services
+from vrooms.egress import EgressPolicy
 from vrooms.errors import ApiError
 from vrooms.events import routes as events_routes
 from vrooms.events import webhooks
@@ -68,7 +69,13 @@ def build_services(settings: Settings) -> Services:
         identity=identity,
         oplog=OperationLogWriter(database, settings.oplog_flush_interval_seconds),
         calls=CallNotifier(settings.run_dir),
-        events=EventsService(handshake=partial(webhooks.handshake, topic=default_topic(settings))),
+        events=EventsService(
+            handshake=partial(
+                webhooks.handshake,
+                topic=default_topic(settings),
+                policy=EgressPolicy.parse("VROOMS_EGRESS_WEBHOOKS", settings.egress_webhooks),
+            )
+        ),
         automation=AutomationRelay(settings.signaling_socket),
         callback_signer=callback_signer(settings),
     )

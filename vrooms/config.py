@@ -8,6 +8,7 @@ flags as ``VROOMS_*`` variables before it starts them.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -97,6 +98,10 @@ class Settings(BaseSettings):
     # A dial-out nobody answers is given up (CANCEL) after this.
     sip_no_answer_seconds: float = Field(default=45.0, gt=0, le=600)
     sip_max_phone_legs_per_room: int = Field(default=10, ge=0, le=1000)
+    # Incoming calls at once (ringing, collecting a PIN or in a call): beyond the total a new one
+    # gets 503, beyond a called number's share 486, before any media is set up for it.
+    sip_max_incoming_calls: int = Field(default=100, ge=0, le=10000)
+    sip_max_incoming_calls_per_number: int = Field(default=20, ge=0, le=10000)
     # Static dial-in (until Call Automation answers calls): JSON {"+15550001111":
     # {"roomId": "...", "pin": "1234"}}: a caller to that number who keys the PIN joins as an Attendee.
     sip_dialin: dict[str, dict[str, str]] = Field(default_factory=dict)
@@ -133,7 +138,22 @@ class Settings(BaseSettings):
     # Prompts (``:play``): local files an app names as ``file:<name>``, and the hosts FileSource
     # URLs may be fetched from (comma-separated; default any host with public addresses only).
     prompts_dir: Path | None = None
-    prompt_url_hosts: str = ""
+    # The prompt cache (rendered clips, in <data_dir>/prompts-cache) is kept under this size.
+    prompt_cache_mb: int = Field(default=512, ge=16)
+    # Where the server may connect when an app names the URL (vrooms/egress.py says how each is
+    # read): comma-separated "public", "private", "loopback", CIDR networks or exact host names.
+    egress_prompts: str = "public"
+    egress_callbacks: str = "public,private"
+    egress_streaming: str = "public,private"
+    egress_webhooks: str = "public,private"
+
+    @field_validator("egress_prompts", "egress_callbacks", "egress_streaming", "egress_webhooks", mode="after")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for entry in (e.strip() for e in value.split(",")):
+            if "/" in entry:
+                ipaddress.ip_network(entry, strict=False)  # a ValueError names the bad network
+        return value
 
     @field_validator("data_dir", mode="after")
     @classmethod

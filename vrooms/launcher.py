@@ -9,29 +9,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import signal
 import subprocess
 import sys
 import threading
 import time
-from functools import partial
 from pathlib import Path
 
-_PR_SET_PDEATHSIG = 1
 _READY_TIMEOUT_SECONDS = 20.0
 
 
-def die_with_parent(sig: signal.Signals) -> None:
-    """In a child, before exec: the kernel sends ``sig`` when the parent dies (prctl(2))."""
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, sig)
+def tied_to_parent(command: list[str], sig: signal.Signals = signal.SIGKILL) -> list[str]:
+    """``command`` run so that the kernel sends it ``sig`` when this process dies (PR_SET_PDEATHSIG).
+
+    util-linux's ``setpriv`` sets it and then execs the command (same pid). Setting it in a
+    ``preexec_fn`` instead is unsafe in a process that runs threads (Python's subprocess docs):
+    the call host and the launcher both do."""
+    return ["setpriv", f"--pdeathsig={sig.name}", "--", *command]
 
 
 async def stop_process(process: asyncio.subprocess.Process | None) -> None:
-    """SIGTERM, then SIGKILL after 5 s: a managed media process (Janus, rtpengine) is gone after this."""
+    """SIGTERM, then SIGKILL after 5 s: a managed media process (Janus, rtpengine) is gone after this.
+    SIGCONT follows the SIGTERM: a stopped process (SIGSTOP: the hang a heartbeat found) would
+    otherwise hold its SIGTERM until the SIGKILL."""
     if process is None or process.returncode is not None:
         return
     process.terminate()
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGCONT)
     try:
         await asyncio.wait_for(process.wait(), 5)
     except TimeoutError:
@@ -59,9 +64,7 @@ class ChildProcess:
         if self.ready_path is not None:
             self.ready_path.unlink(missing_ok=True)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", self.module],
-            stdin=subprocess.DEVNULL,
-            preexec_fn=partial(die_with_parent, signal.SIGTERM),
+            tied_to_parent([sys.executable, "-m", self.module], signal.SIGTERM), stdin=subprocess.DEVNULL
         )
         deadline = time.monotonic() + _READY_TIMEOUT_SECONDS
         while self.ready_path is not None and not self.ready_path.exists():

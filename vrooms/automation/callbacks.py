@@ -16,6 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 from vrooms.api.times import now_micros
+from vrooms.egress import EgressPolicy, EgressRefused
+from vrooms.errors import bad_argument
 from vrooms.events import repository
 from vrooms.events.models import CALLBACK_SCHEMA, Event, EventType, Subscription
 from vrooms.store.database import Connection, Database
@@ -47,6 +49,15 @@ def parse_name(name: str) -> tuple[str, str] | None:
 
 def event(connection_id: str, kind: EventType, data: dict[str, Any]) -> Event:
     return Event(kind, subject(connection_id), connection_id, data)
+
+
+async def check_uri(policy: EgressPolicy, uri: str, field: str, schemes: tuple[str, ...] = ("http", "https")) -> None:
+    """A URL the server will open later, refused now (400 naming ``field``) if the egress policy
+    forbids it; the delivery checks again, at the address it connects to."""
+    try:
+        await policy.check(uri, schemes)
+    except EgressRefused as exc:
+        raise bad_argument(str(exc), field) from None
 
 
 async def open_subscription(conn: Connection, connection_id: str, call_id: str, callback_uri: str) -> None:

@@ -24,6 +24,9 @@ class MediaOperation:
     work: Callable[[], Awaitable[None]]
     # Reports the cancellation (PlayCanceled, RecognizeCanceled); runs once the work has cleaned up.
     cancelled: Callable[[], None]
+    # Reports a failure the work did not report itself (PlayFailed, RecognizeFailed): an app
+    # waits for one callback per operation, whatever went wrong.
+    failed: Callable[[], None]
 
 
 class MediaQueue:
@@ -55,6 +58,7 @@ class MediaQueue:
             operation.cancelled()
         except Exception:
             log.exception("a call automation media operation failed")
+            operation.failed()
         finally:
             self._running = None
             self._next()

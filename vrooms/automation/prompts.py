@@ -11,36 +11,51 @@ Voices (documented in the README): ``sourceLocale`` or the locale at the start o
 locale (``en-us``), else of its language (``de``), else English; ``voiceKind`` female or
 male picks espeak-ng's ``+f3`` / ``+m3`` variant.
 
-A ``FileSource`` is an http(s) URL, fetched with a size cap and a timeout; by default only
-hosts with public addresses (no loopback, private or link-local address: an app must not
-make the server fetch from its own network), or exactly the hosts of
-``VROOMS_PROMPT_URL_HOSTS``; or ``file:<name>``, a file under ``VROOMS_PROMPTS_DIR``.
+A ``FileSource`` is an http(s) URL, fetched under ``VROOMS_EGRESS_PROMPTS`` (by default
+public addresses only: an app must not make the server fetch from its own network) with a
+size cap and a timeout (``fetch``); or ``file:<name>``, a file under ``VROOMS_PROMPTS_DIR``.
+Either must be WAV or MP3, as ACS plays, told by its first bytes.
+
+Bounded on disk: a clip is at most ``MAX_CLIP_SECONDS`` (however its SSML stretches it:
+espeak-ng's output is capped as it is written), rendered under a temporary name and
+renamed once whole (a cancelled render leaves nothing a later play would take for a
+clip), and the cache is kept under its size by dropping the clips used longest ago, never
+one being played. Clips of URLs are not kept after their play (the URL may change).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
-import ipaddress
 import logging
-import socket
+import os
+import secrets
+import time
 import wave
+from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-import aiohttp
 import orjson
 
+from vrooms.automation.fetch import FetchFailed, fetch, sniff_file
+from vrooms.egress import EgressPolicy, EgressRefused
 from vrooms.media.tools import ToolFailed, run_tool
 from vrooms.media.types import AUDIO_FEED_SSRC, OPUS_PAYLOAD_TYPE
 
 log = logging.getLogger("vrooms.automation")
 
 _TOOL_SECONDS = 30.0
-_FETCH_SECONDS = 10.0
 _MAX_FETCH_BYTES = 20 * 1024 * 1024
 _MAX_TEXT_CHARS = 4000
+MAX_CLIP_SECONDS = 600
+# espeak-ng writes 22.05 kHz 16-bit mono: this many bytes are MAX_CLIP_SECONDS of speech.
+_MAX_SPEECH_BYTES = MAX_CLIP_SECONDS * 22050 * 2 + 4096
+# A temporary file older than this belongs to no render still running (a crash's leftovers).
+_STALE_PART_SECONDS = 600.0
 # At most this many espeak-ng / ffmpeg processes at once (the host has two cores).
 _RENDERERS = asyncio.Semaphore(2)
 
@@ -79,11 +94,13 @@ def espeak_voice(locale: str | None, kind: str | None, known: set[str]) -> str:
 
 
 class PromptRenderer:
-    def __init__(self, cache_dir: Path, files_dir: Path | None, url_hosts: tuple[str, ...]) -> None:
+    def __init__(self, cache_dir: Path, files_dir: Path | None, egress: EgressPolicy, cache_bytes: int) -> None:
         self.cache_dir = cache_dir
         self.files_dir = files_dir
-        self.url_hosts = url_hosts
+        self.egress = egress
+        self.cache_bytes = cache_bytes
         self._voices: set[str] | None = None
+        self._held: Counter[str] = Counter()  # clip key -> plays using it now
 
     async def voices(self) -> set[str]:
         """espeak-ng's voice names (``en-us``, ``de``, ...), read once."""
@@ -94,19 +111,13 @@ class PromptRenderer:
 
     async def check_file_uri(self, uri: str) -> None:
         """Refuse at once what may never be played (the request's 400); fetching can still fail later."""
-        parts = urlsplit(uri)
-        if parts.scheme == "file":
+        if urlsplit(uri).scheme == "file":
             self._local(uri)
-        elif parts.scheme not in ("http", "https") or not parts.hostname:
-            raise PromptError("file.uri must be an http(s) URL or file:<name> of a file in the prompts folder.")
-        else:
-            await self._check_host(parts.hostname.lower())
-
-    async def _check_host(self, host: str) -> None:
-        if self.url_hosts and host not in self.url_hosts:
-            raise PromptError(f"file.uri host {host} is not in VROOMS_PROMPT_URL_HOSTS.")
-        if not self.url_hosts and not await _public(host):
-            raise PromptError(f"{host} has an internal address; list it in VROOMS_PROMPT_URL_HOSTS to allow it.")
+            return
+        try:
+            await self.egress.check(uri)
+        except EgressRefused as exc:
+            raise PromptError(f"file.uri: {exc}") from None
 
     def _local(self, uri: str) -> Path:
         name = unquote(urlsplit(uri).path).lstrip("/")
@@ -117,64 +128,110 @@ class PromptRenderer:
             raise PromptError(f"No file {name!r} in the prompts folder.")
         return path
 
-    async def render(self, sources: list[Source]) -> Clip:
+    @contextlib.asynccontextmanager
+    async def clip(self, sources: list[Source]) -> AsyncIterator[Clip]:
+        """The sources as one clip, kept on disk (and out of eviction's reach) while the block runs."""
         key = hashlib.sha256(orjson.dumps([s.__dict__ for s in sources])).hexdigest()[:32]
-        clip = Clip(self.cache_dir / f"{key}.wav", self.cache_dir / f"{key}.opus", 0.0)
         cacheable = all(s.kind != "file" or s.value.startswith("file:") for s in sources)
-        if not (cacheable and clip.wav.exists() and clip.opus.exists()):
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
-            inputs = [await self._input(source, self.cache_dir / f"{key}.{n}.in") for n, source in enumerate(sources)]
-            async with _RENDERERS:
-                await _run(_ffmpeg(inputs, clip), "ffmpeg")
-        with wave.open(str(clip.wav)) as audio:
-            return Clip(clip.wav, clip.opus, audio.getnframes() / audio.getframerate())
+        self._held[key] += 1
+        try:
+            yield await self._render(key, sources, cacheable)
+        finally:
+            self._held[key] -= 1
+            if not self._held[key]:
+                del self._held[key]
+                if not cacheable:
+                    _unlink(*self._paths(key))
+            self._evict()
 
-    async def _input(self, source: Source, scratch: Path) -> Path:
-        if source.kind == "file":
-            return (
-                self._local(source.value)
-                if source.value.startswith("file:")
-                else await self._fetch(source.value, scratch)
-            )
+    def _paths(self, key: str) -> tuple[Path, Path]:
+        return self.cache_dir / f"{key}.wav", self.cache_dir / f"{key}.opus"
+
+    async def _render(self, key: str, sources: list[Source], cacheable: bool) -> Clip:
+        wav, opus = self._paths(key)
+        if not (cacheable and wav.exists() and opus.exists()):
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            part = self.cache_dir / f"{key}.{secrets.token_hex(4)}.part"
+            scratch = [part.with_suffix(f".{n}.part") for n in range(len(sources))]
+            staged = Clip(part.with_suffix(".wav.part"), part.with_suffix(".opus.part"), 0.0)
+            try:
+                inputs = [await self._input(source, path) for source, path in zip(sources, scratch, strict=True)]
+                async with _RENDERERS:
+                    await _run(_ffmpeg(inputs, staged), "ffmpeg")
+                if _seconds(staged.wav) > MAX_CLIP_SECONDS:
+                    raise PromptError(f"The prompt is longer than {MAX_CLIP_SECONDS // 60} minutes.")
+                os.replace(staged.opus, opus)  # the WAV last: both exist only once both are whole
+                os.replace(staged.wav, wav)
+            finally:
+                _unlink(*scratch, staged.wav, staged.opus)
+        os.utime(wav)  # used now: the last to be evicted
+        return Clip(wav, opus, _seconds(wav))
+
+    async def _input(self, source: Source, scratch: Path) -> tuple[Path, str]:
+        """The source as a file ffmpeg reads, and that file's format (never left to ffmpeg to guess)."""
+        try:
+            if source.kind != "file":
+                return await self._speak(source, scratch), "wav"
+            if source.value.startswith("file:"):
+                path = self._local(source.value)
+                return path, sniff_file(path, path.name)
+            return scratch, await fetch(source.value, scratch, self.egress, _MAX_FETCH_BYTES)
+        except FetchFailed as exc:
+            raise PromptError(str(exc), download=exc.download) from None
+
+    async def _speak(self, source: Source, scratch: Path) -> Path:
         text = source.value[:_MAX_TEXT_CHARS]
         markup = ["-m"] if source.kind == "ssml" else []
         async with _RENDERERS:
-            await _run(["espeak-ng", *markup, "-v", source.voice, "-w", str(scratch), "--", text], "espeak-ng")
+            command = ["espeak-ng", *markup, "-v", source.voice, "--stdout", "--", text]
+            scratch.write_bytes(await _run(command, "espeak-ng", max_output_bytes=_MAX_SPEECH_BYTES))
         return scratch
 
-    async def _fetch(self, url: str, scratch: Path) -> Path:
-        await self._check_host((urlsplit(url).hostname or "").lower())  # again: DNS may have changed
-        try:
-            timeout = aiohttp.ClientTimeout(total=_FETCH_SECONDS)
-            async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as response:
-                if response.status != 200:
-                    raise PromptError(f"Fetching {url[:200]} gave HTTP {response.status}.", download=True)
-                body = await response.content.read(_MAX_FETCH_BYTES + 1)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise PromptError(f"Fetching {url[:200]} failed: {type(exc).__name__}.", download=True) from None
-        if len(body) > _MAX_FETCH_BYTES:
-            raise PromptError(f"{url[:200]} is larger than {_MAX_FETCH_BYTES // 1024 // 1024} MB.", download=True)
-        scratch.write_bytes(body)
-        return scratch
+    def _evict(self) -> None:
+        """Drop the clips used longest ago (never one in use) until the cache is under its size,
+        and temporary files no render owns any more."""
+        if not self.cache_dir.is_dir():
+            return
+        now, sizes, used = time.time(), Counter[str](), dict[str, float]()
+        for path in self.cache_dir.iterdir():
+            key = path.name.split(".")[0]
+            stat = path.stat()
+            if path.suffix == ".part":
+                if key not in self._held and now - stat.st_mtime > _STALE_PART_SECONDS:
+                    _unlink(path)
+                continue
+            sizes[key] += stat.st_size
+            used[key] = max(used.get(key, 0.0), stat.st_mtime)
+        total = sum(sizes.values())
+        for key in sorted(used, key=used.__getitem__):
+            if total <= self.cache_bytes:
+                break
+            if key not in self._held:
+                _unlink(*self._paths(key))
+                total -= sizes[key]
 
 
-async def _public(host: str) -> bool:
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except OSError:
-        return True  # it will fail to download, with that reason
-    return all(ipaddress.ip_address(info[4][0]).is_global for info in infos)
+def _seconds(wav: Path) -> float:
+    with wave.open(str(wav)) as audio:
+        return float(audio.getnframes() / audio.getframerate())
 
 
-def _ffmpeg(inputs: list[Path], clip: Clip) -> list[str]:
-    """One ffmpeg run: the inputs in sequence, out as 8 kHz WAV and as 48 kHz Ogg Opus."""
+def _unlink(*paths: Path) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+def _ffmpeg(inputs: list[tuple[Path, str]], clip: Clip) -> list[str]:
+    """One ffmpeg run: the inputs in sequence, out as 8 kHz WAV and as 48 kHz Ogg Opus, each cut
+    just past ``MAX_CLIP_SECONDS`` (a longer result is refused, not played cut)."""
     sources = "".join(f"[{n}:a]" for n in range(len(inputs)))
     command = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y"]
-    for path in inputs:
-        command += ["-i", str(path)]
+    for path, kind in inputs:
+        command += ["-f", kind, "-i", str(path)]
     command += ["-filter_complex", f"{sources}concat=n={len(inputs)}:v=0:a=1,asplit=2[a][b]"]
-    command += ["-map", "[a]", "-ac", "1", "-ar", "8000", "-c:a", "pcm_s16le", str(clip.wav)]
-    command += ["-map", "[b]", "-ac", "1", "-ar", "48000", "-c:a", "libopus", str(clip.opus)]
+    longest = ["-t", str(MAX_CLIP_SECONDS + 1)]
+    command += ["-map", "[a]", *longest, "-ac", "1", "-ar", "8000", "-c:a", "pcm_s16le", "-f", "wav", str(clip.wav)]
+    command += ["-map", "[b]", *longest, "-ac", "1", "-ar", "48000", "-c:a", "libopus", "-f", "ogg", str(clip.opus)]
     return command
 
 
@@ -187,8 +244,10 @@ async def send_rtp(clip: Clip, to: tuple[str, int], *, loop: bool) -> None:
     await _run(command, "ffmpeg", None if loop else clip.seconds + _TOOL_SECONDS)
 
 
-async def _run(command: list[str], tool: str, timeout_seconds: float | None = _TOOL_SECONDS) -> bytes:
+async def _run(
+    command: list[str], tool: str, timeout_seconds: float | None = _TOOL_SECONDS, *, max_output_bytes: int | None = None
+) -> bytes:
     try:
-        return await run_tool(command, tool, timeout_seconds)
+        return await run_tool(command, tool, timeout_seconds, max_output_bytes=max_output_bytes)
     except ToolFailed as exc:
         raise PromptError(str(exc)) from None

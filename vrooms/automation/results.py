@@ -45,6 +45,7 @@ STREAMING_STARTED = Result(200, 0, "Media streaming started.")
 STREAMING_STOPPED = Result(200, 0, "Media streaming stopped.")
 STREAMING_FAILED = Result(500, 7040, "Media streaming failed.")
 PLAY_MEDIA_FAILED = Result(500, 7050, "The media server could not play the prompt; try again.")
+MEDIA_OPERATION_FAILED = Result(500, 7051, "The operation failed on the server; try again.")
 RECORDING_RECOVERED = Result(200, 7031, "The call host restarted; the recording was finished with what it had.")
 
 # Media operations: the codes ACS documents for play and recognize (MediaEventReasonCode).

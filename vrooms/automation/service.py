@@ -47,6 +47,7 @@ from vrooms.calls.call import Call, Participant, Telephony
 from vrooms.calls.models import EndReason, LeaveReason, ParticipantState, Refusal
 from vrooms.calls.rules import CallRefused, check_open
 from vrooms.calls.service import CallService
+from vrooms.egress import EgressPolicies
 from vrooms.errors import ApiError, bad_argument, not_found
 from vrooms.events import repository as events_repository
 from vrooms.events.models import EventType
@@ -78,6 +79,7 @@ class AutomationService:
         self,
         calls: CallService,
         prompts: PromptRenderer,
+        egress: EgressPolicies,
         recordings: RecordingStore,
         *,
         public_url: str,
@@ -85,9 +87,15 @@ class AutomationService:
     ) -> None:
         self.calls = calls
         self.prompts = prompts
+        self.egress = egress
         self.connections: dict[str, Connection] = {}
         self.recordings = RecordingService(
-            calls, self.connection, recordings, public_url, callback_retry_seconds=callback_retry_seconds
+            calls,
+            self.connection,
+            recordings,
+            public_url,
+            callback_retry_seconds=callback_retry_seconds,
+            callback_policy=egress.callbacks,
         )
         self._retry_seconds = callback_retry_seconds
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -100,7 +108,14 @@ class AutomationService:
 
     # -- connections ------------------------------------------------------------------
 
+    async def _check_urls(self, callback_uri: str, streaming: StreamingOptions | None) -> None:
+        await callbacks.check_uri(self.egress.callbacks, callback_uri, "callbackUri")
+        if streaming is not None:
+            field = "mediaStreamingOptions.transportUrl"
+            await callbacks.check_uri(self.egress.streaming, streaming.transport_url, field, ("ws", "wss"))
+
     async def connect(self, request: ConnectRequest) -> Connection:
+        await self._check_urls(request.callback_uri, request.streaming)
         call = await self._call_for(request)
         return await self._open(call, request.callback_uri, request.operation_context, request.streaming)
 
@@ -365,6 +380,9 @@ class AutomationService:
                 cancelled=partial(
                     connection.emit, EventType.PLAY_CANCELED, context, **_result(results.MEDIA_CANCELLED)
                 ),
+                failed=partial(
+                    connection.emit, EventType.PLAY_FAILED, context, **_result(results.MEDIA_OPERATION_FAILED)
+                ),
             ),
             interrupt=request.interrupt,
         )
@@ -373,8 +391,7 @@ class AutomationService:
         self, connection: Connection, sources: list[Source], targets: list[Participant], loop: bool, context: Any
     ) -> None:
         try:
-            clip = await self.prompts.render(sources)
-            async with contextlib.AsyncExitStack() as playing:
+            async with self.prompts.clip(sources) as clip, contextlib.AsyncExitStack() as playing:
                 senders = await self._start(playing, connection.call, clip, targets, loop=loop)
                 connection.emit(EventType.PLAY_STARTED, context, **_result(results.OK))
                 await self._play_out(clip, targets, senders, loop=loop)
@@ -456,6 +473,9 @@ class AutomationService:
                 cancelled=partial(
                     connection.emit, EventType.RECOGNIZE_CANCELED, context, **_result(results.MEDIA_CANCELLED)
                 ),
+                failed=partial(
+                    connection.emit, EventType.RECOGNIZE_FAILED, context, **_result(results.MEDIA_OPERATION_FAILED)
+                ),
             ),
             interrupt=request.interrupt,
         )
@@ -496,18 +516,18 @@ class AutomationService:
         self, target: Participant, prompt: list[Source], collector: DtmfCollector, *, barge_in: bool
     ) -> None:
         """Play the recognize prompt to the phone; with barge-in the first digit stops it."""
-        clip = await self.prompts.render(prompt)
         telephony = self.calls.telephony
         assert telephony is not None
-        await telephony.play_to(target, clip.wav)
-        played = asyncio.ensure_future(asyncio.sleep(clip.seconds))
-        keyed = asyncio.ensure_future(collector.first_tone.wait())
-        try:
-            await asyncio.wait([played, *([keyed] if barge_in else [])], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            played.cancel()
-            keyed.cancel()
-            await telephony.stop_playing(target)
+        async with self.prompts.clip(prompt) as clip:
+            await telephony.play_to(target, clip.wav)
+            played = asyncio.ensure_future(asyncio.sleep(clip.seconds))
+            keyed = asyncio.ensure_future(collector.first_tone.wait())
+            try:
+                await asyncio.wait([played, *([keyed] if barge_in else [])], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                played.cancel()
+                keyed.cancel()
+                await telephony.stop_playing(target)
 
     # -- media streaming ----------------------------------------------------------------------
 
@@ -533,6 +553,7 @@ class AutomationService:
             connection.streaming_id,
             plane=self.calls.media_plane(),
             media=connection.call.media,
+            egress=self.egress.streaming,
             isolate=partial(self._isolate, connection.call),
             on_broken=lambda broken, failure: self._spawn(self._stream_broken(connection, broken, failure)),
         )
@@ -585,6 +606,7 @@ class AutomationService:
 
     async def answer(self, request: AnswerRequest) -> Connection:
         """The caller is answered into a call of its own (a lobby) that the new connection watches."""
+        await self._check_urls(request.callback_uri, request.streaming)
         lobby = await self._telephony().answer_incoming(request.context)
         return await self._open(lobby, request.callback_uri, request.operation_context, request.streaming)
 

@@ -27,11 +27,9 @@ import binascii
 import contextlib
 import itertools
 import logging
-import signal
 import socket
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 import orjson
@@ -39,7 +37,9 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from vrooms.automation.schemas import StreamingOptions
-from vrooms.launcher import die_with_parent
+from vrooms.egress import EgressPolicy, EgressRefused
+from vrooms.launcher import tied_to_parent
+from vrooms.media.tools import free_udp_port
 from vrooms.media.types import (
     ISOLATED_SLOTS,
     OPUS_PAYLOAD_TYPE,
@@ -55,6 +55,10 @@ log = logging.getLogger("vrooms.automation")
 
 FRAME_SECONDS = 0.02
 _CONNECT_SECONDS = 10.0
+_CLOSE_SECONDS = 2.0
+# A frame that cannot be handed to the socket in this long means the app stopped reading.
+_STALL_SECONDS = 5.0
+_SEND_BUFFER_BYTES = 64 * 1024
 _MAX_MESSAGE_BYTES = 1 << 20
 _SILENT_BELOW = 64  # peak of a 16-bit frame under which it counts as silence
 _FFMPEG = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error"]
@@ -66,12 +70,6 @@ class StreamingFailed(Exception):
     def __init__(self, detail: str, message: str) -> None:
         super().__init__(message)
         self.detail = detail
-
-
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _sdp(port: int) -> bytes:
@@ -104,7 +102,7 @@ class RtpRelay:
         self.janus_side: asyncio.DatagramTransport | None = None
         self.encoder_side: asyncio.DatagramTransport | None = None
         self.janus: tuple[str, int] | None = None
-        self.decoder_port = _free_udp_port()
+        self.decoder_port = free_udp_port()
 
     async def open(self) -> int:
         loop = asyncio.get_running_loop()
@@ -233,6 +231,7 @@ class MediaStream:
         *,
         plane: MediaPlane,
         media: CallMedia,
+        egress: EgressPolicy,
         isolate: Isolate,
         on_broken: Callable[[MediaStream, StreamingFailed], None],
     ) -> None:
@@ -242,6 +241,7 @@ class MediaStream:
         self.slots = SpeakerSlots(ISOLATED_SLOTS)
         self._plane = plane
         self._media = media
+        self._egress = egress
         self._isolate = isolate
         self._on_broken = on_broken
         self._leg: AudioLeg | None = None
@@ -280,17 +280,12 @@ class MediaStream:
             self._relay.connect(janus)
         if not self.options.mixed:
             for slot in range(ISOLATED_SLOTS):
-                port = _free_udp_port()
+                port = free_udp_port()
                 decoders.append((await self._start_decoder(port), slot))
                 self._forwards.append(await self._plane.forward_isolated(self._media, slot, ("127.0.0.1", port)))
         if self.options.bidirectional:
             self._encoder = await self._start_encoder()
-        try:
-            self._socket = await websockets.connect(
-                self.options.transport_url, open_timeout=_CONNECT_SECONDS, max_size=_MAX_MESSAGE_BYTES
-            )
-        except (OSError, TimeoutError, websockets.InvalidHandshake, websockets.InvalidURI) as exc:
-            raise StreamingFailed("initialWebSocketConnectionFailed", f"could not open the WebSocket: {exc}") from None
+        self._socket = await self._connect()
         await self._socket.send(metadata(self.subscription_id, self.options.sample_rate).decode())
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._send_audio(decoder, slot)) for decoder, slot in decoders]
@@ -298,6 +293,32 @@ class MediaStream:
             self._tasks.append(loop.create_task(self._apply_moves()))
         if self.options.bidirectional:
             self._tasks.append(loop.create_task(self._receive_audio()))
+
+    async def _connect(self) -> ClientConnection:
+        """The app's WebSocket, at an address the egress policy allows (checked now, and connected
+        to by address: a name that resolves elsewhere a moment later changes nothing)."""
+        url = self.options.transport_url
+        try:
+            addresses = await self._egress.check(url, ("ws", "wss"))
+            by_address: dict[str, Any] = {"host": addresses[0]} if addresses else {}
+            connection = await websockets.connect(
+                url,
+                open_timeout=_CONNECT_SECONDS,
+                close_timeout=_CLOSE_SECONDS,
+                max_size=_MAX_MESSAGE_BYTES,
+                **by_address,
+            )
+        except EgressRefused as exc:
+            raise StreamingFailed("initialWebSocketConnectionFailed", f"transportUrl refused: {exc}") from None
+        except (OSError, TimeoutError, websockets.InvalidHandshake, websockets.InvalidURI) as exc:
+            raise StreamingFailed("initialWebSocketConnectionFailed", f"could not open the WebSocket: {exc}") from None
+        # Real-time audio: a consumer more than a moment behind is stalled, not late. A small send
+        # buffer makes a stall show as a send that does not finish (``_STALL_SECONDS``).
+        raw = connection.transport.get_extra_info("socket")
+        if raw is not None:
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SEND_BUFFER_BYTES)
+        connection.transport.set_write_buffer_limits(high=_SEND_BUFFER_BYTES)
+        return connection
 
     async def _start_decoder(self, port: int) -> asyncio.subprocess.Process:
         decoder = await self._ffmpeg(
@@ -348,9 +369,8 @@ class MediaStream:
 
     async def _ffmpeg(self, *args: str) -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(
-            *_FFMPEG, *args,
+            *tied_to_parent([*_FFMPEG, *args]),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-            preexec_fn=partial(die_with_parent, signal.SIGKILL),
         )  # fmt: skip
 
     async def _start_encoder(self) -> asyncio.subprocess.Process:
@@ -368,7 +388,10 @@ class MediaStream:
                 pcm = await decoder.stdout.readexactly(frame)
                 send, raw_id = self._speaker(slot)
                 if send:
-                    await self._socket.send(audio_data(pcm, datetime.now(UTC), raw_id).decode())
+                    message = audio_data(pcm, datetime.now(UTC), raw_id).decode()
+                    await asyncio.wait_for(self._socket.send(message), _STALL_SECONDS)
+        except TimeoutError:
+            self._broken(StreamingFailed("streamConnectionInterrupted", "the app stopped reading the WebSocket"))
         except asyncio.IncompleteReadError:
             self._broken(StreamingFailed("unspecifiedError", "the audio decoder stopped"))
         except websockets.ConnectionClosed:
@@ -414,7 +437,8 @@ class MediaStream:
         self._tasks = []
         if self._socket is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._socket.close(), 2)
+                await asyncio.wait_for(self._socket.close(), _CLOSE_SECONDS)
+            self._socket.transport.abort()  # a consumer that reads nothing never completes the close
             self._socket = None
         forwards, self._forwards = self._forwards, []
         for forward in forwards:

@@ -10,9 +10,9 @@ means several call hosts with their own Janus, each owning a share of the rooms.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -30,14 +30,16 @@ from vrooms.calls import notify, protocol
 from vrooms.calls.routes import signaling
 from vrooms.calls.service import CallService
 from vrooms.config import Settings
+from vrooms.egress import EgressPolicies
 from vrooms.events.wakeup import Wakeup
 from vrooms.media.keeper import keep_media
 from vrooms.pstn.config import telephony
 from vrooms.pstn.keeper import keep_telephony
 from vrooms.pstn.prompts import speak_prompts
 from vrooms.pstn.service import PstnService
-from vrooms.pstn.sip import SipStack
+from vrooms.pstn.sip import CallLimits, SipStack
 from vrooms.recording.store import RecordingStore
+from vrooms.supervision import TaskSet, heartbeat
 
 log = logging.getLogger("vrooms.calls")
 
@@ -62,16 +64,27 @@ async def _reconcile(settings: Settings, calls: CallService) -> None:
             log.exception("reconciling live calls failed; will retry")
 
 
-async def _start_telephony(settings: Settings, calls: CallService, spawn: Any) -> PstnService | None:
+async def _watch_sip(sip: SipStack, stop: Callable[[], None]) -> None:
+    """sippy's thread cannot be restarted in a process (its reactor is a singleton): a hung one
+    stops the call host, which the launcher starts again (calls end with a reason; clients rejoin)."""
+    reason = await heartbeat(sip.probe)
+    log.critical("the SIP stack stopped answering (%s); stopping the call host so that it restarts", reason)
+    stop()
+
+
+async def _start_telephony(
+    settings: Settings, calls: CallService, spawn: Any, stop: Callable[[], None]
+) -> PstnService | None:
     """Phone legs, if a SIP trunk is configured: the SIP stack here, rtpengine beside Janus."""
     config = telephony(settings)
     if config is None:
         return None
     pstn = PstnService(calls, config, await speak_prompts(settings.data_dir / "prompts"))
-    pstn.sip = SipStack(config.trunk, pstn.incoming)
-    pstn.sip.start()
+    pstn.sip = SipStack(config.trunk, pstn.incoming, CallLimits(config.max_incoming, config.max_incoming_per_number))
+    await pstn.sip.start()
     calls.telephony = pstn
     spawn(keep_telephony(settings, pstn))
+    spawn(_watch_sip(pstn.sip, stop))
     log.info("SIP trunk %s:%d, listening on %s", config.trunk.host, config.trunk.port, settings.sip_listen)
     return pstn
 
@@ -91,14 +104,14 @@ async def run(settings: Settings) -> None:
     calls.events_written = Wakeup(settings.run_dir).poke
     if abandoned := await calls.close_abandoned_calls():
         log.warning("ended %d call(s) left open by a call host that stopped without ending them", abandoned)
+    egress = EgressPolicies.from_settings(settings)
     prompts = PromptRenderer(
-        settings.data_dir / "prompts-cache",
-        settings.prompts_dir,
-        tuple(h.strip().lower() for h in settings.prompt_url_hosts.split(",") if h.strip()),
+        settings.data_dir / "prompts-cache", settings.prompts_dir, egress.prompts, settings.prompt_cache_mb << 20
     )
     automation = AutomationService(
         calls,
         prompts,
+        egress,
         RecordingStore(settings.data_dir / "recordings"),
         public_url=settings.effective_public_url,
         callback_retry_seconds=settings.event_ttl_seconds,
@@ -129,16 +142,17 @@ async def run(settings: Settings) -> None:
             lifespan="off",
         )
     )
-    tasks: set[asyncio.Task[Any]] = set()
-
-    def spawn(coroutine: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-
+    tasks = TaskSet(log)
+    spawn = tasks.spawn
     transport = await notify.listen(settings.run_dir, _on_notice(calls, spawn))
     spawn(keep_media(settings, calls.media_ready, calls.media_lost))
-    pstn = await _start_telephony(settings, calls, spawn)
+    failed = asyncio.Event()
+
+    def stop_failed() -> None:
+        failed.set()
+        server.should_exit = True
+
+    pstn = await _start_telephony(settings, calls, spawn, stop_failed)
     spawn(_reconcile(settings, calls))
     try:
         await server.serve(sockets=[signaling_socket])
@@ -147,13 +161,11 @@ async def run(settings: Settings) -> None:
         await automation.shutdown()
         if pstn is not None:
             await pstn.shutdown()
-        for task in list(tasks):
-            task.cancel()
-        for task in list(tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await tasks.cancel_all()
         transport.close()
         await services.database.dispose()
+    if failed.is_set():
+        raise SystemExit(1)  # the launcher starts the call host again
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ from vrooms import logs
 from vrooms.api.times import now_micros
 from vrooms.auth.callback_tokens import callback_signer
 from vrooms.config import Settings
+from vrooms.egress import EgressPolicies, EgressPolicy
 from vrooms.events import repository, wakeup, webhooks
 from vrooms.events.formats import default_topic
 from vrooms.events.models import Subscription
@@ -55,6 +56,21 @@ class Lane:
 
     def ready(self, now: int) -> bool:
         return bool(self.queue) and not self.running and self.queue[0].next_attempt_at <= now
+
+
+@dataclass(frozen=True)
+class Clients:
+    """One HTTP client per egress policy: webhooks (Event Grid subscriptions) and callbacks (apps')."""
+
+    webhooks: aiohttp.ClientSession
+    webhook_policy: EgressPolicy
+    callbacks: aiohttp.ClientSession
+    callback_policy: EgressPolicy
+
+    def of(self, subscription: Subscription) -> tuple[aiohttp.ClientSession, EgressPolicy]:
+        if subscription.is_callback:
+            return self.callbacks, self.callback_policy
+        return self.webhooks, self.webhook_policy
 
 
 class Dispatcher:
@@ -96,12 +112,17 @@ class Dispatcher:
         for item in pending:
             self._take(item)
 
-    async def run(self) -> None:
-        connector = aiohttp.TCPConnector(limit=self.settings.event_concurrency)
+    def _client(self, policy: EgressPolicy) -> aiohttp.ClientSession:
+        connector = policy.connector(limit=self.settings.event_concurrency)
         timeout = aiohttp.ClientTimeout(total=self.settings.event_delivery_timeout_seconds)
+        return aiohttp.ClientSession(connector=connector, timeout=timeout)
+
+    async def run(self) -> None:
+        policies = EgressPolicies.from_settings(self.settings)
         transport, woken = await wakeup.listen(self.settings.run_dir)
         try:
-            async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
+            async with self._client(policies.webhooks) as webhook, self._client(policies.callbacks) as callback:
+                client = Clients(webhook, policies.webhooks, callback, policies.callbacks)
                 while True:
                     try:
                         busy = await self.step(client)
@@ -115,7 +136,7 @@ class Dispatcher:
         finally:
             transport.close()
 
-    async def step(self, client: aiohttp.ClientSession) -> bool:
+    async def step(self, client: Clients) -> bool:
         """One loop: write outcomes, resync if due, fan out, start ready lanes. True if events came in."""
         await self._write_outcomes()
         now = now_micros()
@@ -158,7 +179,7 @@ class Dispatcher:
             }
         )
 
-    async def _send(self, client: aiohttp.ClientSession, key: LaneKey, lane: Lane) -> None:
+    async def _send(self, client: Clients, key: LaneKey, lane: Lane) -> None:
         try:
             async with self._slots:
                 while lane.queue and lane.queue[0].next_attempt_at <= now_micros():
@@ -167,8 +188,10 @@ class Dispatcher:
                         return
                     batch = lane.queue[: subscription.max_events_per_batch]
                     attempt = max(item.attempts for item in batch) + 1
+                    session, policy = client.of(subscription)
+                    events = [i.event for i in batch]
                     status = await webhooks.deliver(
-                        client, subscription, [i.event for i in batch], self.topic, attempt, self.signer
+                        session, policy, subscription, events, self.topic, attempt, self.signer
                     )
                     now = now_micros()
                     if status is not None and 200 <= status < 300:

@@ -22,10 +22,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from vrooms.media.config import JanusEndpoint
+from vrooms.supervision import heartbeat
 
 log = logging.getLogger("vrooms.media")
 
-_KEEPALIVE_SECONDS = 20.0  # Janus drops sessions silent for session_timeout (60 s).
 _REQUEST_TIMEOUT_SECONDS = 10.0
 
 EventHandler = Callable[[dict[str, Any]], None]
@@ -177,10 +177,14 @@ class JanusConnection:
             log.exception("handling a Janus event failed: %s", message)
 
     async def _keepalive(self) -> None:
-        while True:
-            await asyncio.sleep(_KEEPALIVE_SECONDS)
-            with contextlib.suppress(JanusError):
-                await self.call({"janus": "keepalive"}, ack_is_reply=True)
+        """A keepalive every heartbeat (Janus drops sessions silent for 60 s) that also tells a hung
+        Janus (SIGSTOP, a deadlock) from a busy one: two missed in a row and the connection counts
+        as lost, so every waiting request fails at once and the keeper restarts Janus."""
+        reason = await heartbeat(lambda: self.call({"janus": "keepalive"}, ack_is_reply=True))
+        log.error("Janus stopped answering (%s)", reason)
+        self._fail_all(f"Janus stopped answering ({reason})")
+        if self._ws is not None:
+            self._ws.transport.abort()
 
     def _fail_all(self, reason: str) -> None:
         if self.closed.is_set():

@@ -16,10 +16,9 @@ from vrooms.media.janus import JanusConnection, JanusError
 from vrooms.media.plane import JanusMediaPlane
 from vrooms.media.supervisor import JanusProcess
 from vrooms.media.types import MediaPlane
+from vrooms.supervision import Backoff
 
 log = logging.getLogger("vrooms.media")
-
-_MAX_BACKOFF_SECONDS = 10.0
 
 
 def _external(settings: Settings) -> JanusEndpoint:
@@ -35,7 +34,7 @@ async def keep_media(
     settings: Settings, on_ready: Callable[[MediaPlane], None], on_lost: Callable[[], Awaitable[None]]
 ) -> None:
     process = None if settings.janus_url else JanusProcess(settings)
-    backoff = 0.25
+    backoff = Backoff()
     while True:
         connection: JanusConnection | None = None
         try:
@@ -43,15 +42,15 @@ async def keep_media(
             connection = JanusConnection(endpoint)
             await connection.open()
         except (OSError, RuntimeError, JanusError) as exc:
-            log.error("media server unavailable: %s (retrying in %.1f s)", exc, backoff)
+            delay = backoff.next()
+            log.error("media server unavailable: %s (retrying in %.1f s)", exc, delay)
             if connection is not None:
                 await connection.close()
             if process is not None:
                 await process.stop()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
+            await asyncio.sleep(delay)
             continue
-        backoff = 0.25
+        backoff.reset()
         on_ready(JanusMediaPlane(connection, endpoint.admin_key, settings.video_bitrate))
         waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(connection.closed.wait())]
         if process is not None:

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import socket
 import time
-from functools import partial
 from pathlib import Path
 
 from vrooms.config import Settings
-from vrooms.launcher import die_with_parent, stop_process
+from vrooms.launcher import stop_process, tied_to_parent
 from vrooms.media.config import JanusEndpoint, janus_lib_dir, write_config
 from vrooms.media.interfaces import ice_interfaces
 
@@ -65,15 +63,13 @@ class JanusProcess:
             debug_level=self.settings.janus_debug_level,
         )
         log_file = (self.folder / "janus.log").open("ab")
+        command = [self.settings.janus_binary, f"--configs-folder={self.folder}"]
+        command += [f"--config={self.folder / 'janus.jcfg'}", "--disable-colors"]
         self.process = await asyncio.create_subprocess_exec(
-            self.settings.janus_binary,
-            f"--configs-folder={self.folder}",
-            f"--config={self.folder / 'janus.jcfg'}",
-            "--disable-colors",
+            *tied_to_parent(command),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log_file,
             stderr=asyncio.subprocess.STDOUT,
-            preexec_fn=partial(die_with_parent, signal.SIGKILL),
         )
         log_file.close()
         await self._wait_listening(port)

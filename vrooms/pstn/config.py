@@ -32,6 +32,8 @@ class Telephony:
     allow_prefixes: tuple[str, ...]
     no_answer_seconds: float
     max_legs_per_room: int
+    max_incoming: int
+    max_incoming_per_number: int
     dial_in: dict[str, DialInRule] = field(default_factory=dict)
 
 
@@ -92,6 +94,8 @@ def telephony(settings: Settings) -> Telephony | None:
             trusted_sources=frozenset(s.strip() for s in trusted.split(",") if s.strip()),
         ),
         allow_prefixes=tuple(p.strip() for p in settings.sip_allow_prefixes.split(",") if p.strip()),
+        max_incoming=settings.sip_max_incoming_calls,
+        max_incoming_per_number=settings.sip_max_incoming_calls_per_number,
         no_answer_seconds=settings.sip_no_answer_seconds,
         max_legs_per_room=settings.sip_max_phone_legs_per_room,
         dial_in=_dial_in(settings.sip_dialin),

@@ -1,7 +1,9 @@
 """Keeps the telephone side up: rtpengine (started here, or an external one), the DTMF reports, the SIP stack.
 
-When the rtpengine vrooms started dies, its legs end (``PstnService.engine_lost``)
-and a new one starts; new dial-outs wait for it (``PstnUnavailable`` meanwhile).
+When the rtpengine vrooms started dies or stops answering its ng pings (a hang: SIGSTOP,
+a deadlock), its legs end (``PstnService.engine_lost``) and a new one starts; new
+dial-outs wait for it (``PstnUnavailable`` meanwhile). An external rtpengine that stops
+answering is treated the same way, then reached again.
 """
 
 from __future__ import annotations
@@ -11,12 +13,11 @@ import logging
 
 from vrooms.config import Settings
 from vrooms.pstn.ng import NgClient, NgError
-from vrooms.pstn.rtpengine import Rtpengine, RtpengineProcess, free_udp_port, listen_dtmf, write_silence
+from vrooms.pstn.rtpengine import Rtpengine, RtpengineProcess, listen_dtmf, write_silence
 from vrooms.pstn.service import PstnService
+from vrooms.supervision import Backoff, heartbeat
 
 log = logging.getLogger("vrooms.pstn")
-
-_MAX_BACKOFF_SECONDS = 10.0
 
 
 async def _external(url: str, settings: Settings) -> Rtpengine:
@@ -28,15 +29,28 @@ async def _external(url: str, settings: Settings) -> Rtpengine:
     return engine
 
 
+async def _lost(engine: Rtpengine, process: RtpengineProcess | None) -> str:
+    """Once the engine exits or stops answering pings: why."""
+    watching: list[asyncio.Future[str | int]] = [asyncio.ensure_future(heartbeat(engine.ping))]
+    if process is not None:
+        watching.append(asyncio.ensure_future(process.wait()))
+    try:
+        done, _ = await asyncio.wait(watching, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in watching:
+            task.cancel()
+    result = done.pop().result()
+    return result if isinstance(result, str) else f"it exited with status {result}"
+
+
 async def keep_telephony(settings: Settings, pstn: PstnService) -> None:
-    dtmf_port = settings.rtpengine_dtmf_port or free_udp_port()
-    reports = await listen_dtmf(dtmf_port, pstn.tone_received)
+    reports, dtmf_port = await listen_dtmf(settings.rtpengine_dtmf_port, pstn.tone_received)
     process = None
     if not settings.rtpengine_url:
         process = RtpengineProcess(
             settings.rtpengine_binary, settings.data_dir / "rtpengine", settings.rtpengine_port_range, dtmf_port
         )
-    backoff = 0.25
+    backoff = Backoff()
     try:
         while True:
             try:
@@ -44,19 +58,17 @@ async def keep_telephony(settings: Settings, pstn: PstnService) -> None:
                     process.start() if process is not None else _external(str(settings.rtpengine_url), settings)
                 )
             except (OSError, RuntimeError, NgError) as exc:
-                log.error("rtpengine unavailable: %s (retrying in %.1f s)", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
+                delay = backoff.next()
+                log.error("rtpengine unavailable: %s (retrying in %.1f s)", exc, delay)
+                await asyncio.sleep(delay)
                 continue
-            backoff = 0.25
+            backoff.reset()
             pstn.engine_ready(engine)
-            if process is None:
-                await asyncio.Event().wait()  # an external rtpengine is the operator's to keep
-            assert process is not None
-            await process.wait()
-            log.error("rtpengine stopped; ending its phone legs and restarting it")
+            log.error("rtpengine lost (%s); ending its phone legs and restarting it", await _lost(engine, process))
             engine.client.close()
             await pstn.engine_lost()
+            if process is not None:
+                await process.stop()
     finally:
         reports.close()
         if process is not None:

@@ -17,18 +17,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
-import socket
 import time
 import wave
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from vrooms.launcher import die_with_parent, stop_process
+from vrooms.launcher import stop_process, tied_to_parent
+from vrooms.media.tools import free_udp_port
 from vrooms.pstn.ng import NgClient, NgError
 from vrooms.pstn.numbers import DTMF_TONES
 
@@ -43,12 +41,6 @@ _READY_TIMEOUT_SECONDS = 10.0
 DISCARD_PORT = 9
 
 DtmfHandler = Callable[[str, str, str], None]  # rtpengine call id, tag that sent it, tone
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def room_side_sdp(port: int = DISCARD_PORT, version: int = 1) -> str:
@@ -150,10 +142,12 @@ class _DtmfDatagrams(asyncio.DatagramProtocol):
             self.on_tone(call_id, tag, DTMF_TONES[event])
 
 
-async def listen_dtmf(port: int, on_tone: DtmfHandler) -> asyncio.DatagramTransport:
+async def listen_dtmf(port: int, on_tone: DtmfHandler) -> tuple[asyncio.DatagramTransport, int]:
+    """rtpengine's DTMF reports, on ``port`` (0: one the kernel picks, bound here and kept); the
+    transport and its port."""
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(lambda: _DtmfDatagrams(on_tone), local_addr=("127.0.0.1", port))
-    return transport
+    return transport, int(transport.get_extra_info("sockname")[1])
 
 
 class RtpengineProcess:
@@ -172,7 +166,7 @@ class RtpengineProcess:
         low, high = self.port_range.split("-")
         log_file = (self.folder / "rtpengine.log").open("ab")
         self.process = await asyncio.create_subprocess_exec(
-            self.binary,
+            *tied_to_parent([self.binary]),
             "--config-file=none",
             "--interface=127.0.0.1",
             f"--listen-ng=127.0.0.1:{ng_port}",
@@ -188,7 +182,6 @@ class RtpengineProcess:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log_file,
             stderr=asyncio.subprocess.STDOUT,
-            preexec_fn=partial(die_with_parent, signal.SIGKILL),
         )
         log_file.close()
         client = NgClient("127.0.0.1", ng_port)

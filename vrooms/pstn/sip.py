@@ -11,6 +11,13 @@ case-sensitively, and a Contact with ``;transport=UDP`` made its BYE fail).
 
 sippy's transports are UDP and WebSocket; a trunk over TCP or TLS is refused when
 the settings are read (``pstn.config``).
+
+Only the trunk speaks to us: every datagram from an address outside
+``trusted_sources`` is refused before sippy matches it to a dialog (a request gets 403,
+sent back to where it came from, never to its Via; a response is dropped), so a BYE,
+CANCEL or re-INVITE that copies a real call's Call-ID and tags from elsewhere ends
+nothing. New calls are limited (``CallLimits``): beyond the total 503, beyond a
+number's share 486, before any media is set up for them.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger("vrooms.pstn")
+
+_START_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -83,20 +92,61 @@ def _lower_transport(ua: Any) -> None:
             setattr(ua, name, (address[0], address[1].lower()))
 
 
+class CallLimits:
+    """Incoming calls at once, in all and per called number. Taken in sippy's thread when an
+    INVITE arrives, given back from asyncio when its dialog ends: hence the lock."""
+
+    def __init__(self, total: int, per_number: int) -> None:
+        self.total = total
+        self.per_number = per_number
+        self._lock = threading.Lock()
+        self._by_number: dict[str, int] = {}
+
+    def take(self, number: str) -> tuple[int, str] | None:
+        """None if the call may go on, else the SIP refusal."""
+        with self._lock:
+            if sum(self._by_number.values()) >= self.total:
+                return 503, "Service Unavailable"
+            if self._by_number.get(number, 0) >= self.per_number:
+                return 486, "Busy Here"
+            self._by_number[number] = self._by_number.get(number, 0) + 1
+            return None
+
+    def release(self, number: str) -> None:
+        with self._lock:
+            left = self._by_number.get(number, 0) - 1
+            if left > 0:
+                self._by_number[number] = left
+            else:
+                self._by_number.pop(number, None)
+
+    def count(self) -> int:
+        with self._lock:
+            return sum(self._by_number.values())
+
+
 class Dialog:
     """One SIP dialog (outgoing or incoming); every method may be called from asyncio."""
 
-    def __init__(self, stack: SipStack, on_event: SipHandler) -> None:
+    def __init__(self, stack: SipStack, on_event: SipHandler, on_end: Callable[[], None] | None = None) -> None:
         self.stack = stack
         self.on_event = on_event
         self.ua: Any = None
         self.ended = False
+        self._on_end = on_end
+
+    def _end(self) -> None:
+        """Once: the dialog is over for us (its incoming-call slot is given back)."""
+        if not self.ended:
+            self.ended = True
+            if self._on_end is not None:
+                self._on_end()
 
     def _deliver(self, event: SipEvent) -> None:
         if self.ended:
             return
         if isinstance(event, Ended):
-            self.ended = True
+            self._end()
         self.on_event(event)
 
     def from_sippy(self, event: Any, ua: Any) -> None:
@@ -122,7 +172,7 @@ class Dialog:
         """CANCEL while the call is pending, BYE once it is up; idempotent."""
         if self.ended:
             return
-        self.ended = True
+        self._end()
         self.stack.in_sip_thread(self._disconnect)
 
     def _disconnect(self) -> None:
@@ -143,14 +193,14 @@ class Dialog:
     def reject(self, code: int, reason: str) -> None:
         if self.ended:
             return
-        self.ended = True
+        self._end()
         self.stack.in_sip_thread(self._send, "CCEventFail", (code, reason))
 
     def redirect(self, number: str) -> None:
         """302 to the number at the trunk: the carrier calls it instead (Call Automation's redirect)."""
         if self.ended:
             return
-        self.ended = True
+        self._end()
         self.stack.in_sip_thread(self._send, "CCEventRedirect", (302, "Moved Temporarily", number))
 
     def _send(self, kind: str, data: tuple[Any, ...]) -> None:
@@ -188,25 +238,41 @@ IncomingHandler = Callable[[IncomingCall], SipHandler | None]
 class SipStack:
     """The process's one sippy stack: a thread running its reactor, and the trunk it talks to."""
 
-    def __init__(self, trunk: TrunkAddress, on_incoming: IncomingHandler) -> None:
+    def __init__(self, trunk: TrunkAddress, on_incoming: IncomingHandler, limits: CallLimits) -> None:
         self.trunk = trunk
         self.on_incoming = on_incoming
+        self.limits = limits
         self.loop = asyncio.get_running_loop()
         self._config: dict[str, Any] = {}
         self._started = threading.Event()
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Start sippy's thread; raises if it did not come up within ``_START_SECONDS`` (the loop
+        goes on meanwhile: the wait is in a worker thread)."""
         # sippy logs every SIP message (auth headers included) to stderr unless told otherwise.
         os.environ.setdefault("SIPLOG_BEND", "none")
         from sippy.Core.EventDispatcher import ED2  # noqa: F401  (created on the main thread: it sets a signal)
 
         self._thread = threading.Thread(target=self._run, name="sippy", daemon=True)
         self._thread.start()
-        self._started.wait(10)
+        if not await asyncio.to_thread(self._started.wait, _START_SECONDS):
+            raise RuntimeError(f"the SIP stack did not start within {_START_SECONDS:.0f} s")
         if self._failure is not None:
             raise RuntimeError(f"the SIP stack did not start: {self._failure}")
+
+    async def probe(self) -> None:
+        """Returns once sippy's thread has run a no-op: a heartbeat's probe (a hung or dead
+        thread never answers)."""
+        answered = self.loop.create_future()
+
+        def answer() -> None:
+            if not answered.done():
+                answered.set_result(None)
+
+        self.in_sip_thread(self.loop.call_soon_threadsafe, answer)
+        await answered
 
     def _run(self) -> None:
         from sippy.Core.EventDispatcher import ED2
@@ -223,7 +289,9 @@ class SipStack:
                 "_sip_port": self.trunk.listen_port,
                 "_sip_logger": SipLogger("vrooms-sip"),
             }
-            self._config["_sip_tm"] = SipTransactionManager(self._config, self._incoming)
+            self._config["_sip_tm"] = _guarded(SipTransactionManager, self.trunk.trusted_sources)(
+                self._config, self._incoming
+            )
             if self.trunk.register:
                 self._register()
         except BaseException as exc:  # reported to start(), which raises it
@@ -275,11 +343,9 @@ class SipStack:
     # -- incoming ---------------------------------------------------------------
 
     def _incoming(self, req: Any, sip_t: Any) -> Any:
+        """A request outside any dialog, from the trunk (``_guarded`` refused the rest)."""
         source = str(req.getSource()[0])
         method = req.getMethod()
-        if source not in self.trunk.trusted_sources:
-            log.warning("SIP %s from %s refused: not a trusted source (VROOMS_SIP_TRUSTED_SOURCES)", method, source)
-            return (req.genResponse(403, "Forbidden"), None, None)
         if req.getHFBody("to").getTag() is not None:
             return (req.genResponse(481, "Call Leg/Transaction Does Not Exist"), None, None)
         if method in ("OPTIONS", "NOTIFY"):
@@ -291,14 +357,19 @@ class SipStack:
     def _accept_invite(self, req: Any, sip_t: Any, source: str) -> Any:
         from sippy.UA import UA
 
-        dialog = Dialog(self, lambda _event: None)
+        called = str(req.getRURI().username or "")
+        refusal = self.limits.take(called)
+        if refusal is not None:
+            log.warning("incoming call to %s refused with %d: too many calls at once", called, refusal[0])
+            return (req.genResponse(*refusal), None, None)
+        dialog = Dialog(self, lambda _event: None, on_end=lambda: self.limits.release(called))
         ua = UA(self._config, event_cb=dialog.from_sippy)
         dialog.ua = ua
         reply = ua.recvRequest(req, sip_t)
         from_address = req.getHFBody("from").getUrl()
         call = IncomingCall(
             caller=str(from_address.username or ""),
-            called=str(req.getRURI().username or ""),
+            called=called,
             caller_name=str(req.getHFBody("from").getUri().name or ""),
             sdp=_text(req.getBody()),
             dialog=dialog,
@@ -333,3 +404,30 @@ class SipStack:
             target=((trunk.host, trunk.port), "udp"),
         )
         agent.doregister()
+
+
+def _guarded(manager: type[Any], trusted: frozenset[str]) -> type[Any]:
+    """sippy's transaction manager, refusing every datagram whose source is not ``trusted``
+    before it reaches a transaction or a dialog (sippy routes in-dialog requests to their
+    dialog by Call-ID; the request callback sees only new ones)."""
+    from sippy.SipRequest import SipRequest
+
+    class Guarded(manager):  # type: ignore[misc]
+        def handleIncoming(self, data_in: Any, ra: Any, server: Any, rtime: Any) -> None:
+            source = str(ra.address[0])
+            if source in trusted:
+                super().handleIncoming(data_in, ra, server, rtime)
+                return
+            data = data_in.decode(errors="replace") if isinstance(data_in, bytes) else str(data_in)
+            if data.startswith("SIP/2.0 "):
+                return  # a response from elsewhere: dropped
+            try:
+                request = SipRequest(data)
+            except Exception:
+                return
+            method = request.getMethod()
+            log.warning("SIP %s from %s refused: not a trusted source (VROOMS_SIP_TRUSTED_SOURCES)", method, source)
+            if method != "ACK":
+                server.send_to(request.genResponse(403, "Forbidden").localStr(None), ra.address)
+
+    return Guarded

@@ -25,6 +25,7 @@ from vrooms.automation import callbacks, results
 from vrooms.calls.call import Call
 from vrooms.calls.models import MediaSource
 from vrooms.calls.service import CallService
+from vrooms.egress import EgressPolicy
 from vrooms.errors import ApiError, not_found
 from vrooms.events import repository as events_repository
 from vrooms.events.models import Event, EventType
@@ -60,6 +61,7 @@ class RecordingService:
         public_url: str,
         *,
         callback_retry_seconds: float,
+        callback_policy: EgressPolicy,
     ) -> None:
         self.calls = calls
         self.connection_of = connection_of
@@ -67,6 +69,7 @@ class RecordingService:
         self.public_url = public_url
         self.sessions: dict[str, RecordingSession] = {}
         self._retry_seconds = callback_retry_seconds
+        self._callback_policy = callback_policy
         self._writers: dict[str, callbacks.CallbackWriter] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -74,6 +77,8 @@ class RecordingService:
 
     async def start(self, request: StartRequest) -> dict[str, Any]:
         call, connection_id, callback_uri = self._target(request)
+        if request.callback_uri is not None:
+            await callbacks.check_uri(self._callback_policy, request.callback_uri, "recordingStateCallbackUri")
         async with call.lock:
             if call.ended:
                 raise not_found("The call has ended.", "callLocator")
