@@ -13,10 +13,16 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.phones import write_tone_wav
+from vrooms.egress import EgressPolicy
 from vrooms.errors import ApiError
 from vrooms.recording import encode, schemas
 from vrooms.recording.service import RecordingService
 from vrooms.recording.store import Phase, RecordingState, RecordingStore, Segment
+from vrooms.store.database import Database
+from vrooms.store.migrate import upgrade_to_head
+
+PUBLIC = EgressPolicy.parse("VROOMS_EGRESS_CALLBACKS", "public")
 
 
 def _rtp(ssrc: int, seq: int, timestamp: int, payload: bytes, *, pt: int = 0) -> bytes:
@@ -89,17 +95,35 @@ def test_start_requests_default_as_acs_does_and_refuse_what_acs_does_not_offer()
         assert refused.value.status == 400 and refused.value.target == field
 
 
-async def test_an_encoder_failure_fails_the_recording_without_raising(tmp_path: Path) -> None:
+async def test_an_encoder_failure_keeps_the_raw_media_and_the_next_start_finishes_it(tmp_path: Path) -> None:
+    """Real ffmpeg: a mix it cannot read fails the documents, not the recording's only copy; once
+    the media can be read (here: replaced, as a fixed encoder would read them), the next call
+    host's recovery makes the document and only then drops the raw media."""
     store = RecordingStore(tmp_path)
     state = RecordingState("r" * 32, "call", "room", "mixed", "wav", 0, segments=[Segment(0, 0, 1_000_000)])
     store.save(state)
-    (store.folder(state.id) / "mix-000.wav").write_bytes(b"not a wav file at all")
-    calls: Any = SimpleNamespace(events_written=lambda: None)
-    service = RecordingService(calls, lambda _: None, store, "https://vrooms.test", callback_retry_seconds=1)  # type: ignore[arg-type, return-value]
+    mix = store.folder(state.id) / "mix-000.wav"
+    mix.write_bytes(b"not a wav file at all")
+    database = Database(f"sqlite:///{tmp_path / 'vrooms.db'}")
+    await upgrade_to_head(database)
+    calls: Any = SimpleNamespace(events_written=lambda: None, database=database)
+    service = RecordingService(
+        calls, lambda _: None, store, "https://vrooms.test", callback_retry_seconds=1, callback_policy=PUBLIC
+    )  # type: ignore[arg-type, return-value]
     await service.finish(state)
     saved = store.load(state.id)
     assert saved is not None and saved.phase == Phase.FAILED and saved.documents == []
-    assert not (store.folder(state.id) / "mix-000.wav").exists()
+    assert saved.encode_attempts == 1 and mix.exists()
+    assert [s.id for s in store.unfinished()] == [state.id]
+
+    write_tone_wav(mix, 1.0, 440.0)
+    assert await service.recover() == 1
+    await service.shutdown()
+    done = store.load(state.id)
+    assert done is not None and done.phase == Phase.DONE and len(done.documents) == 1
+    assert not mix.exists() and (store.folder(state.id) / done.documents[0].file).stat().st_size > 1000
+    assert store.unfinished() == []
+    await database.dispose()
 
 
 def test_cameras_fill_a_grid_and_stand_in_a_column_while_a_screen_is_shared() -> None:

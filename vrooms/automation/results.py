@@ -40,7 +40,11 @@ CALL_GONE = Result(410, 7005, "The call ended before the operation finished.")
 NOT_PENDING = Result(404, 7006, "No add with this invitation id is in progress.")
 TELEPHONY_FAILED = Result(500, 7007, "Sending the tones failed at the telephone relay.")
 HOST_RESTARTED = Result(500, 7008, "The call host restarted; the call ended.")
-RECORDING_FAILED = Result(500, 7030, "The recording could not be written or encoded; it has no files.")
+RECORDING_FAILED = Result(
+    500,
+    7030,
+    "The recording's files could not be made; its raw media are kept and it is tried again at the next start.",
+)
 STREAMING_STARTED = Result(200, 0, "Media streaming started.")
 STREAMING_STOPPED = Result(200, 0, "Media streaming stopped.")
 STREAMING_FAILED = Result(500, 7040, "Media streaming failed.")

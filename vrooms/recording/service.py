@@ -189,11 +189,18 @@ class RecordingService:
             state.documents = await self._documents(state, folder)
             state.phase = Phase.DONE
         except (ToolFailed, OSError) as exc:
-            log.error("recording %s could not be finished: %s", state.id[:8], exc)
+            state.encode_attempts += 1
+            log.error(
+                "recording %s could not be finished (attempt %d; its raw media are kept): %s",
+                state.id[:8],
+                state.encode_attempts,
+                exc,
+            )
             state.phase = Phase.FAILED
             state.end_reason = state.end_reason or "EncodingFailed"
-        for raw in [*folder.glob("*.mjr"), *folder.glob(f"*{encode.DECODED}*"), *folder.glob("mix-*.wav")]:
-            raw.unlink(missing_ok=True)
+        if state.phase == Phase.DONE:  # the raw media go only once the documents exist
+            for raw in [*folder.glob("*.mjr"), *folder.glob(f"*{encode.DECODED}*"), *folder.glob("mix-*.wav")]:
+                raw.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             self.store.save(state)
         await self._announce(state, recovered=recovered)
@@ -299,6 +306,8 @@ class RecordingService:
                 part.rename(part.with_suffix(""))
             if state.segments and state.segments[-1].ended_at is None:
                 state.segments[-1].ended_at = _last_write(folder, state.segments[-1].started_at)
+            if state.end_reason == "EncodingFailed":
+                state.end_reason = None  # tried again: a success ends it as a restart
             state.phase = Phase.STOPPED
             state.end_reason = state.end_reason or "ServerRestarted"
             if state.callback_subscription is not None:

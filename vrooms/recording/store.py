@@ -79,6 +79,8 @@ class RecordingState:
     connection_id: str | None = None
     end_reason: str | None = None
     documents: list[Document] = field(default_factory=list)
+    # Times making the documents failed; the raw media stay until they exist (``unfinished``).
+    encode_attempts: int = 0
 
     @property
     def active(self) -> bool:
@@ -125,11 +127,12 @@ class RecordingStore:
             return None
 
     def unfinished(self) -> list[RecordingState]:
-        """Recordings a call host was making when it stopped: they must still be finished."""
+        """Recordings a call host was making when it stopped, and those whose documents failed
+        fewer than ``MAX_ENCODE_ATTEMPTS`` times: they must still be finished."""
         if not self.root.is_dir():
             return []
         found = (self.load(p.name) for p in self.root.iterdir() if p.is_dir())
-        return [s for s in found if s is not None and s.phase in (Phase.ACTIVE, Phase.PAUSED, Phase.STOPPED)]
+        return [s for s in found if s is not None and _to_finish(s)]
 
     def document(self, state: RecordingState, document_id: str) -> tuple[Document, Path] | None:
         for document in state.documents:
@@ -142,3 +145,12 @@ class RecordingStore:
             return False
         shutil.rmtree(self.folder(recording_id), ignore_errors=True)
         return True
+
+
+MAX_ENCODE_ATTEMPTS = 3
+
+
+def _to_finish(state: RecordingState) -> bool:
+    if state.phase == Phase.FAILED:
+        return state.encode_attempts < MAX_ENCODE_ATTEMPTS
+    return state.phase in (Phase.ACTIVE, Phase.PAUSED, Phase.STOPPED)
