@@ -107,8 +107,9 @@ async def test_an_encoder_failure_keeps_the_raw_media_and_the_next_start_finishe
     database = Database(f"sqlite:///{tmp_path / 'vrooms.db'}")
     await upgrade_to_head(database)
     calls: Any = SimpleNamespace(events_written=lambda: None, database=database)
+    connection_of: Any = SimpleNamespace  # no connection is named in this test
     service = RecordingService(
-        calls, SimpleNamespace, store, "https://vrooms.test", callback_retry_seconds=1, callback_policy=PUBLIC
+        calls, connection_of, store, "https://vrooms.test", callback_retry_seconds=1, callback_policy=PUBLIC
     )
     await service.finish(state)
     saved = store.load(state.id)
