@@ -275,7 +275,7 @@ def test_bad_bodies_name_the_field_and_unknown_connections_are_404(automation_se
     assert bad_locator.status_code == 400 and bad_locator.json()["error"]["target"] == "callLocator.kind"
     no_room = post(
         "/calling/callConnections:connect",
-        {"callLocator": {"kind": "roomCallLocator", "roomId": "99999"}, "callbackUri": "https://app.test/cb"},
+        {"callLocator": {"kind": "roomCallLocator", "roomId": "99999"}, "callbackUri": "http://127.0.0.1:9/cb"},
     )
     assert no_room.status_code == 404
     unknown = post("/calling/callConnections/nope/participants:mute", {"targetParticipants": []})

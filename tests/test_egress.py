@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +16,8 @@ import pytest
 from aiohttp import web
 
 from tests.phones import write_tone_wav
+from tests.servers import Server, signed
+from tests.webhooks import Receiver
 from vrooms.automation.fetch import FetchFailed, fetch, sniff
 from vrooms.automation.prompts import MAX_CLIP_SECONDS, PromptError, PromptRenderer, Source
 from vrooms.egress import EgressPolicy, EgressRefused, address_class
@@ -191,3 +193,49 @@ async def test_the_cache_stays_under_its_size_and_never_drops_a_clip_in_use(tmp_
         assert held.wav.exists() and held.opus.exists()
     sizes = sum(p.stat().st_size for p in (tmp_path / "cache").iterdir())
     assert sizes <= 300_000
+
+
+# -- the server's own defaults: private networks yes, loopback and link-local no ------------------
+
+DEFAULTS = {f"VROOMS_EGRESS_{kind}": "public,private" for kind in ("CALLBACKS", "STREAMING", "WEBHOOKS")}
+
+
+@pytest.fixture(scope="module")
+def default_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = Server(tmp_path_factory.mktemp("egress"), extra_env=DEFAULTS).start()
+    yield server
+    server.stop()
+
+
+def test_callbacks_streaming_webhooks_and_recordings_are_refused_internal_addresses(default_server: Server) -> None:
+    """Each URL an app names is refused with a 400 naming its field, before anything is opened."""
+    receiver = Receiver().start()
+    try:
+        hook = signed(
+            default_server, "PUT", "/eventSubscriptions/inside?api-version=2026-11-25", {"endpointUrl": receiver.url}
+        )
+        assert hook.status_code == 400 and hook.json()["error"]["target"] == "endpointUrl"
+        assert "VROOMS_EGRESS_WEBHOOKS" in hook.json()["error"]["message"]
+        assert receiver.deliveries == 0 and receiver.events == []
+    finally:
+        receiver.stop()
+    room = {"kind": "roomCallLocator", "roomId": "99999"}
+    for body, field_ in [
+        ({"callLocator": room, "callbackUri": "http://127.0.0.1:9/cb"}, "callbackUri"),
+        ({"callLocator": room, "callbackUri": "http://169.254.169.254/latest/meta-data"}, "callbackUri"),
+        (
+            {
+                "callLocator": room,
+                "callbackUri": "https://10.0.0.7/cb",
+                "mediaStreamingOptions": {
+                    "transportUrl": "ws://[::1]:9/stream",
+                    "transportType": "websocket",
+                    "contentType": "audio",
+                    "audioChannelType": "mixed",
+                },
+            },
+            "mediaStreamingOptions.transportUrl",
+        ),
+    ]:
+        refused = signed(default_server, "POST", "/calling/callConnections:connect?api-version=2026-03-12", body)
+        assert refused.status_code == 400 and refused.json()["error"]["target"] == field_, refused.text

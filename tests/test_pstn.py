@@ -26,11 +26,13 @@ from tests.phones import (
     write_tone_pcap,
 )
 from tests.servers import Server
+from tests.sip_raw import Dialog, RawSip, answer_invite
 from vrooms.client import Call
 from vrooms.client.signaling import CallError
 
 NUMBER = "+15551234567"
 DIAL_IN, PIN = "+15550009999", "2468"
+DIAL_IN_2 = "+15550008888"  # a second number to the same room: the total limit across numbers
 INCOMING_CALL = "Microsoft.Communication.IncomingCall"
 
 
@@ -52,7 +54,9 @@ def phone_server(trunk_port: int, sip_listen: str, dial_in_room: tuple[Path, str
         log_level="info",
         extra_env={
             **trunk_env(trunk_port, sip_listen),
-            "VROOMS_SIP_DIALIN": json.dumps({DIAL_IN: {"roomId": room_id, "pin": PIN}}),
+            "VROOMS_SIP_DIALIN": json.dumps({n: {"roomId": room_id, "pin": PIN} for n in (DIAL_IN, DIAL_IN_2)}),
+            "VROOMS_SIP_MAX_INCOMING_CALLS": "6",
+            "VROOMS_SIP_MAX_INCOMING_CALLS_PER_NUMBER": "4",
         },
     ).start()
     yield server
@@ -344,6 +348,70 @@ async def test_a_presenter_dials_a_phone_from_the_call_page(
     await page.get_by_role("button", name=f"Remove {NUMBER}").click()
     assert phone.finish() == 0, phone.errors()
     await expect(row).to_have_count(0)
+
+
+def _listener(sip_listen: str) -> tuple[str, int]:
+    host, port = sip_listen.split(":")
+    return host, int(port)
+
+
+async def test_requests_in_a_dialog_from_another_address_are_refused_and_end_nothing(
+    world: CallWorld, trunk_port: int, sip_listen: str
+) -> None:
+    """A phone answers a dial-out; 127.0.0.2 then sends BYE, INFO, a re-INVITE and CANCEL with that
+    dialog's Call-ID and tags: each gets 403 and the phone stays Connected. The trunk's own BYE ends it."""
+    _, _, call = await _presenter_room(world)
+    trunk = RawSip(_listener(sip_listen), port=trunk_port)
+    stranger = RawSip(_listener(sip_listen), host="127.0.0.2")
+    try:
+        answering = asyncio.ensure_future(asyncio.to_thread(answer_invite, trunk))
+        participant_id = await call.dial_out(NUMBER)
+        dialog = await answering
+        await call.wait_until(lambda: (_phone(call) or {}).get("state") == "Connected", 15)
+        for method in ("BYE", "INFO", "INVITE", "CANCEL"):
+            dialog.cseq += 1
+            stranger.request(method, dialog)
+            assert await asyncio.to_thread(stranger.response, method) == 403
+        assert (_phone(call) or {}).get("state") == "Connected"
+        dialog.cseq += 1
+        trunk.request("BYE", dialog)
+        assert await asyncio.to_thread(trunk.response, "BYE") == 200
+        await call.wait_until(lambda: _left_reason(call, participant_id) is not None, 10)
+    finally:
+        trunk.close()
+        stranger.close()
+
+
+async def _answers(trunk: RawSip, number: str, count: int) -> tuple[list[Dialog], list[int]]:
+    dialogs = {d.call_id: d for d in (trunk.invite(number) for _ in range(count))}
+    answers = [await asyncio.to_thread(trunk.answered, dialogs) for _ in range(count)]
+    return [d for d, code in answers if code == 200], sorted(code for _, code in answers)
+
+
+async def test_a_burst_of_incoming_calls_is_answered_up_to_the_limits(trunk_port: int, sip_listen: str) -> None:
+    """Limits of 4 a number and 6 in all: 5 INVITEs to one number get 4 answers and a 486, 3 to
+    another 2 answers and a 503 (before any rtpengine session is made for them); hung up, the
+    slots are free again."""
+    trunk = RawSip(_listener(sip_listen), port=trunk_port)
+    try:
+        first, codes = await _answers(trunk, DIAL_IN, 5)
+        assert codes == [200, 200, 200, 200, 486]
+        second, codes = await _answers(trunk, DIAL_IN_2, 3)
+        assert codes == [200, 200, 503]
+        for dialog in first + second:
+            dialog.cseq += 1
+            trunk.request("BYE", dialog)
+            assert await asyncio.to_thread(trunk.response, "BYE") == 200
+        for _ in range(50):  # the slots are given back once each leg has ended
+            again, codes = await _answers(trunk, DIAL_IN, 1)
+            if codes == [200]:
+                break
+        assert codes == [200]
+        again[0].cseq += 1
+        trunk.request("BYE", again[0])
+        assert await asyncio.to_thread(trunk.response, "BYE") == 200
+    finally:
+        trunk.close()
 
 
 async def test_a_burst_of_dial_outs_stops_at_the_rooms_phone_leg_limit(world: CallWorld) -> None:
