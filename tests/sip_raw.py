@@ -26,6 +26,11 @@ def parse(data: bytes) -> tuple[str, dict[str, str], str]:
     return first, headers, body
 
 
+def _uri(address: str) -> str:
+    """The URI of a name-addr (``"Anonymous" <sip:x@h>;tag=t``) or of a bare addr-spec."""
+    return address.split("<", 1)[1].split(">", 1)[0] if "<" in address else address.split(";", 1)[0]
+
+
 @dataclass
 class Dialog:
     call_id: str
@@ -115,7 +120,7 @@ class RawSip:
                 continue
             dialog.remote = headers["to"]
             if code < 300:
-                dialog.remote_target = headers["contact"].strip("<>").split(">")[0]
+                dialog.remote_target = _uri(headers["contact"])
                 self.request("ACK", dialog)
             else:
                 self.request("ACK", dialog, branch=dialog.invite_branch)
@@ -130,7 +135,7 @@ def answer_invite(trunk: RawSip) -> Dialog:
         if first.startswith("INVITE "):
             break
     tag = secrets.token_hex(4)
-    contact = headers["contact"].strip("<>").split(">")[0]
+    contact = _uri(headers["contact"])
     trunk.sock.sendto(
         "\r\n".join(
             [

@@ -247,14 +247,18 @@ async def test_pstn_dial_out_is_a_capability_only_where_the_room_enables_it(worl
     assert call.role == "Presenter"
 
 
-async def test_janus_killed_mid_call_participants_are_told_and_rejoin(world: CallWorld) -> None:
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGSTOP])
+async def test_janus_killed_or_hung_mid_call_participants_are_told_and_rejoin(
+    world: CallWorld, how: signal.Signals
+) -> None:
+    """SIGKILL: Janus exits. SIGSTOP: it hangs, answering nothing; the heartbeat finds it within 5 s."""
     presenter, attendee = world.user(), world.user()
     room = world.room({presenter: "Presenter", attendee: "Attendee"})
     p = await world.join(presenter, room, 500)
     a = await world.join(attendee, room, 900)
     await hears(a, 500)
     old = world.server.janus_pid()
-    os.kill(old, signal.SIGKILL)
+    os.kill(old, how)
     for call in (p, a):
         await disconnected(call, 5)
         assert call.end_reason == "MediaServerFailure"

@@ -4,7 +4,7 @@ A process that exits is easy to notice; one that hangs (SIGSTOP, a deadlock, a f
 under a synchronous write) answers nothing and holds every request that waits on it for
 that request's own timeout, for ever. ``heartbeat`` probes a part every ``every`` seconds
 and returns once ``misses`` probes in a row failed or took longer than ``timeout``: with
-the defaults a hung part is declared lost within 0.5 + 2 x 2 = 4.5 s. ``Backoff`` spaces
+the defaults a hung part is declared lost within 2 x (0.5 + 1.5) = 4 s. ``Backoff`` spaces
 restarts (doubling, with jitter so that many nodes or clients do not return in step).
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 log = logging.getLogger("vrooms")
 
 HEARTBEAT_SECONDS = 0.5
-HEARTBEAT_TIMEOUT_SECONDS = 2.0
+HEARTBEAT_TIMEOUT_SECONDS = 1.5
 HEARTBEAT_MISSES = 2
 
 

@@ -12,6 +12,9 @@ import { TILE_ASPECT, gridFor, mutedBadge, onStage } from "./stage.js";
 import { VroomsClient } from "./vrooms.js";
 
 const RECONNECT_DELAYS_S = [1, 2, 4, 8, 15];
+// Each step is drawn between half and one and a half of its value (jitter): after a server
+// restart a whole class would otherwise come back in the same instant, and again at each step.
+const reconnectDelay = (attempt) => RECONNECT_DELAYS_S[Math.min(attempt, RECONNECT_DELAYS_S.length - 1)] * (0.5 + Math.random());
 // Refusals that no retry can cure: the UI says why and stops.
 const FINAL_REFUSALS = new Set([
   "TokenInvalid", "TokenExpired", "TokenRevoked", "IdentityDeleted", "TokenScopeMissing",
@@ -728,7 +731,7 @@ export class VroomsCall {
     this.#stopLocal("screen");
     this.client?.close();
     for (let attempt = 0; !this.leaving; attempt++) {
-      await sleep(RECONNECT_DELAYS_S[Math.min(attempt, RECONNECT_DELAYS_S.length - 1)]);
+      await sleep(reconnectDelay(attempt));
       try {
         await this.#connect();
         await this.#enter();

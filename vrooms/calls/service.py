@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine
 from functools import partial
 from typing import Any
@@ -30,7 +31,7 @@ from vrooms.calls.records import CallRecords
 from vrooms.calls.rules import CallRefused, check_admission
 from vrooms.calls.video import VideoSync
 from vrooms.identity.service import IdentityService
-from vrooms.media.types import AudioLeg, Connected, HungUp, MediaError, MediaEvent, MediaPlane, Talking
+from vrooms.media.types import AudioFeed, AudioLeg, Connected, HungUp, MediaError, MediaEvent, MediaPlane, Talking
 from vrooms.rooms import repository as rooms_repository
 from vrooms.rooms.models import Room
 from vrooms.store.database import Database
@@ -99,7 +100,8 @@ class CallService:
         self.peers: dict[str, set[Peer]] = {}
         self.participant_of: dict[Peer, Participant] = {}
         # Held while a call is created, so two first joiners cannot start two calls.
-        self._creating = asyncio.Lock()
+        # Room id -> the lock its call start holds; gone once nobody holds or waits on it.
+        self._creating: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         # Room changes are applied one at a time per room, each from a fresh read.
         self._room_locks: dict[str, asyncio.Lock] = {}
         # Counts change notices, so a join can tell that one landed while it was admitted.
@@ -298,9 +300,13 @@ class CallService:
             yield address
         finally:
             call.audio_feeds.pop(feed.feed_id, None)
-            await self.video.settle(audience)  # unsubscribed before the feed goes (see JanusAudioFeed)
-            with contextlib.suppress(MediaError):
-                await feed.close()
+            # Shielded: a second cancel (an interrupt, then a hang-up) must not leave the feed in Janus.
+            await asyncio.shield(self._close_feed(feed, audience))
+
+    async def _close_feed(self, feed: AudioFeed, audience: list[Participant]) -> None:
+        await self.video.settle(audience)  # unsubscribed before the feed goes (see JanusAudioFeed)
+        with contextlib.suppress(MediaError):
+            await feed.close()
 
     async def call_of(self, room: Room, user_id: str, role: Role) -> Call:
         """The room's live call, started by ``user_id`` if there is none (a dial-in caller, say)."""
@@ -309,7 +315,9 @@ class CallService:
     async def _call_of(self, room: Room, user_id: str, role: Role, plane: MediaPlane) -> Call:
         """The room's live call; the first admitted joiner starts it."""
         room_id = room.id
-        async with self._creating:
+        # One lock per room: a slow media server delays the starts in that room, not in every room.
+        lock = self._creating.get(room_id) or self._creating.setdefault(room_id, asyncio.Lock())
+        async with lock:
             call = self.calls.get(room_id)
             if call is not None and not call.ended:
                 return call

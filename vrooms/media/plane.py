@@ -15,10 +15,12 @@ typed values of ``media.types``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import secrets
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,6 +43,8 @@ from vrooms.media.types import (
     Talking,
     VideoSubscription,
 )
+
+log = logging.getLogger("vrooms.media")
 
 AUDIOBRIDGE = "janus.plugin.audiobridge"
 VIDEOROOM = "janus.plugin.videoroom"
@@ -320,20 +324,24 @@ class JanusMediaPlane:
                     **self._admin(),
                 }
             )
-            await video.request(
-                {
-                    "request": "create",
-                    "room": media.video_room,
-                    "description": description,
-                    "secret": media.secret,
-                    "publishers": max_publishers,
-                    "videocodec": "vp8",
-                    # The cap Janus announces to every publisher (REMB).
-                    "bitrate": self.video_bitrate,
-                    "notify_joining": False,
-                    **self._admin(),
-                }
-            )
+            try:
+                await video.request(
+                    {
+                        "request": "create",
+                        "room": media.video_room,
+                        "description": description,
+                        "secret": media.secret,
+                        "publishers": max_publishers,
+                        "videocodec": "vp8",
+                        # The cap Janus announces to every publisher (REMB).
+                        "bitrate": self.video_bitrate,
+                        "notify_joining": False,
+                        **self._admin(),
+                    }
+                )
+            except BaseException:  # the audio room must not outlive a call that never started
+                await asyncio.shield(_quietly(self.destroy_call(media)))
+                raise
             return media
 
     async def destroy_call(self, media: CallMedia) -> None:
@@ -472,22 +480,28 @@ class JanusMediaPlane:
         stream = {"type": "audio", "mindex": 0, "mid": "0", "codec": "opus"}
         with _mapped_errors():
             _, video = await self._controls()
-            reply = await video.request(
-                {
-                    "request": "add_remote_publisher",
-                    "room": media.video_room,
-                    "secret": media.secret,
-                    "id": feed_id,
-                    "display": display,
-                    # Loopback only: nothing from the network can speak into a prompt.
-                    "iface": "127.0.0.1",
-                    "streams": [stream],
-                }
-            )
-        if "port" not in reply.data:
-            raise MediaError("the media server did not open an RTP port for the audio feed")
-        self._feed_mids[feed_id] = "0"
         feed = JanusAudioFeed(video, media, feed_id, self._feed_mids)
+        try:
+            with _mapped_errors():
+                reply = await video.request(
+                    {
+                        "request": "add_remote_publisher",
+                        "room": media.video_room,
+                        "secret": media.secret,
+                        "id": feed_id,
+                        "display": display,
+                        # Loopback only: nothing from the network can speak into a prompt.
+                        "iface": "127.0.0.1",
+                        "streams": [stream],
+                    }
+                )
+            if "port" not in reply.data:
+                raise MediaError("the media server did not open an RTP port for the audio feed")
+        except BaseException:
+            # Cancelled (or failed) while Janus made it: it may exist all the same; the id is ours.
+            await asyncio.shield(_quietly(feed.close()))
+            raise
+        self._feed_mids[feed_id] = "0"
         return feed, (str(reply.data.get("ip", "127.0.0.1")), int(reply.data["port"]))
 
     async def publish(
@@ -558,3 +572,11 @@ class JanusMediaPlane:
         if "streams" in reply.data:
             subscription.streams = _received(reply.data["streams"])
         return str(reply.jsep["sdp"]) if reply.jsep else None
+
+
+async def _quietly(cleanup: Awaitable[None]) -> None:
+    """A best-effort undo on a path that is already failing: its own failure is logged, not raised."""
+    try:
+        await cleanup
+    except Exception as exc:
+        log.warning("cleaning up in the media server failed: %s", exc)
