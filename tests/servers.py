@@ -149,7 +149,8 @@ class Server:
         self.process.wait(timeout=15)
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.command(*args), capture_output=True, text=True, check=check, timeout=60)
+        env = {**os.environ, **LOCAL_RECEIVERS, **self.extra_env}
+        return subprocess.run(self.command(*args), capture_output=True, text=True, check=check, timeout=60, env=env)
 
     def kill_call_host(self) -> None:
         """SIGKILL the call host (the launcher starts a new one): a crash, as the host sees it."""

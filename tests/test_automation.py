@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
+import socket
 import ssl
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,7 @@ from typing import Any
 import jwt
 import numpy as np
 import pytest
+import websockets
 from azure.communication.callautomation import (
     CommunicationUserIdentifier,
     DtmfTone,
@@ -919,3 +923,57 @@ async def test_media_streaming_to_a_dead_websocket_fails_with_a_callback(
     await app.connect_call(callback_url=receiver.url, room_id=room_id, media_streaming=_streaming(dead, start=True))
     failed = await receiver.wait_for_type("MediaStreamingFailed")
     assert failed.data["mediaStreamingUpdate"]["mediaStreamingStatusDetails"] == "initialWebSocketConnectionFailed"
+
+
+def _streaming_tools() -> int:
+    """ffmpeg processes of media streams on this machine (decoders and encoders)."""
+    found = subprocess.run(["pgrep", "-fc", "ffmpeg.*(pipe:0|pipe:1)"], capture_output=True, text=True)
+    return int(found.stdout.strip() or 0)
+
+
+@contextlib.asynccontextmanager
+async def _reads_nothing() -> AsyncIterator[str]:
+    """A WebSocket server that accepts the stream and never reads it, with a tiny receive buffer
+    (a consumer that hangs: what the server sends piles up in TCP, then in the server)."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    listener.bind(("127.0.0.1", 0))
+    hung = asyncio.Event()
+
+    async def never_read(_: Any) -> None:
+        await hung.wait()
+
+    server = await websockets.serve(never_read, sock=listener, max_queue=1)
+    try:
+        yield f"ws://127.0.0.1:{listener.getsockname()[1]}/stream"
+    finally:
+        hung.set()
+        server.close()
+
+
+async def test_a_stream_whose_consumer_stops_reading_fails_and_releases_everything(
+    world: CallWorld, app: CallAutomationClient, receiver: CallbackReceiver
+) -> None:
+    """MediaStreamingFailed (streamConnectionInterrupted) once sends stall; its ffmpeg processes and
+    AudioBridge leg are gone, and a new stream on the same connection starts."""
+    presenter = world.user()
+    room_id = world.room({presenter: "Presenter"})
+    await world.join(presenter, room_id)
+    before = _streaming_tools()
+    async with _reads_nothing() as url:
+        properties = await app.connect_call(
+            callback_url=receiver.url, room_id=room_id, media_streaming=_streaming(url, start=True)
+        )
+        await receiver.wait_for_type("MediaStreamingStarted")
+        failed = await receiver.wait_for_type("MediaStreamingFailed", timeout=60)
+    assert failed.data["mediaStreamingUpdate"]["mediaStreamingStatusDetails"] == "streamConnectionInterrupted"
+    deadline = asyncio.get_running_loop().time() + 10
+    while _streaming_tools() > before and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.1)
+    assert _streaming_tools() == before
+    assert properties.call_connection_id is not None
+    connection = app.get_call_connection(properties.call_connection_id)
+    with pytest.raises(HttpResponseError) as refused:
+        await connection.stop_media_streaming()
+    assert refused.value.status_code == 400
+    await connection.hang_up(is_for_everyone=True)

@@ -280,17 +280,20 @@ async def test_a_presenter_mutes_a_phone_in_the_mix(world: CallWorld, carrier: A
     assert phone.finish() == 0, phone.errors()
 
 
-async def test_rtpengine_killed_ends_phone_legs_and_comes_back(
-    world: CallWorld, carrier: Any, phone_server: Server
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGSTOP])
+async def test_rtpengine_killed_or_hung_ends_phone_legs_and_comes_back(
+    world: CallWorld, carrier: Any, phone_server: Server, how: signal.Signals
 ) -> None:
+    """SIGKILL: rtpengine exits. SIGSTOP: it hangs; its ng pings go unanswered and within 5 s
+    the legs end and a new rtpengine starts (the hung one is stopped)."""
     first = carrier(Scenario())
     _, _, call = await _presenter_room(world)
     participant_id = await call.dial_out(NUMBER)
     await call.wait_until(lambda: (_phone(call) or {}).get("state") == "Connected", 15)
     pid_file = phone_server.data_dir / "rtpengine" / "rtpengine.pid"
     old_pid = int(pid_file.read_text())
-    os.kill(old_pid, signal.SIGKILL)
-    await call.wait_until(lambda: _left_reason(call, participant_id) is not None, 15)
+    os.kill(old_pid, how)
+    await call.wait_until(lambda: _left_reason(call, participant_id) is not None, 15 if how == signal.SIGKILL else 5)
     assert _left_reason(call, participant_id) == "TelephonyMediaFailure"
     assert first.finish() == 0, first.errors()  # the phone was hung up (BYE), not left ringing in silence
     second = carrier(Scenario())
