@@ -86,8 +86,7 @@ class World:
 
     async def settled(self) -> None:
         """Wait for the background work the service spawned (rechecks, ends)."""
-        while pending := [task for task in self.calls._tasks if not task.done()]:
-            await asyncio.gather(*pending, return_exceptions=True)
+        await self.calls._tasks.settled()
 
 
 @pytest.fixture

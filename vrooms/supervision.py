@@ -87,6 +87,21 @@ class TaskSet:
     def __len__(self) -> int:
         return len(self._tasks)
 
+    def cancel(self) -> None:
+        """Cancel them all, without waiting for them to end."""
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def wait(self, timeout: float) -> None:
+        """Let them finish, for at most ``timeout`` seconds."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=timeout)
+
+    async def settled(self) -> None:
+        """Wait until no task is left, counting those spawned meanwhile (their failures are logged)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
     async def cancel_all(self) -> None:
         tasks = list(self._tasks)
         for task in tasks:

@@ -28,6 +28,10 @@ from vrooms.events.payloads import identifier
 # A participant is "in the call" for the app once connected (a ringing phone is not yet).
 IN_CALL_STATES = (ParticipantState.CONNECTED, ParticipantState.ON_HOLD)
 
+# Who started a call that an app connected to first (the records' ``started_by``), and who an
+# app's invitations and mutes come from.
+AUTOMATION_USER = "vrooms:callAutomation"
+
 
 @dataclass(eq=False)
 class PendingAdd:

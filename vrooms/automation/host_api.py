@@ -76,45 +76,45 @@ async def _terminate(service: AutomationService, envelope: dict[str, Any]) -> An
 
 
 async def _participants(service: AutomationService, envelope: dict[str, Any]) -> Answer:
-    return 200, {"value": service.participants(_connection(service, envelope))}
+    return 200, {"value": service.participants.listed(_connection(service, envelope))}
 
 
 async def _participant(service: AutomationService, envelope: dict[str, Any]) -> Answer:
-    return 200, service.participant(_connection(service, envelope), str(envelope.get("participantRawId")))
+    return 200, service.participants.participant(_connection(service, envelope), str(envelope.get("participantRawId")))
 
 
 async def _add(service: AutomationService, envelope: dict[str, Any]) -> Answer:
     connection = _connection(service, envelope)
-    return 202, await service.add(connection, schemas.parse_add(envelope["body"]))
+    return 202, await service.participants.add(connection, schemas.parse_add(envelope["body"]))
 
 
 async def _remove(service: AutomationService, envelope: dict[str, Any]) -> Answer:
     request = schemas.parse_target(envelope["body"], "participantToRemove")
-    await service.remove(_connection(service, envelope), request)
+    await service.participants.remove(_connection(service, envelope), request)
     return 202, {"operationContext": request.operation_context}
 
 
 async def _mute(service: AutomationService, envelope: dict[str, Any]) -> Answer:
     request = schemas.parse_mute(envelope["body"])
-    await service.mute(_connection(service, envelope), request)
+    await service.participants.mute(_connection(service, envelope), request)
     return 200, {"operationContext": request.operation_context}
 
 
 async def _cancel_add(service: AutomationService, envelope: dict[str, Any]) -> Answer:
     request = schemas.parse_cancel_add(envelope["body"])
-    await service.cancel_add(_connection(service, envelope), request)
+    await service.participants.cancel_add(_connection(service, envelope), request)
     return 202, {"invitationId": request.invitation_id, "operationContext": request.operation_context}
 
 
 async def _hold(service: AutomationService, envelope: dict[str, Any]) -> Answer:
     request = schemas.parse_target(envelope["body"], "targetParticipant")
-    await service.hold(_connection(service, envelope), request, on_hold=envelope["op"] == "hold")
+    await service.participants.hold(_connection(service, envelope), request, on_hold=envelope["op"] == "hold")
     return 200, None
 
 
 async def _send_dtmf(service: AutomationService, envelope: dict[str, Any]) -> Answer:
     request = schemas.parse_send_dtmf(envelope["body"])
-    await service.send_dtmf(_connection(service, envelope), request)
+    await service.media.send_dtmf(_connection(service, envelope), request)
     return 202, {"operationContext": request.operation_context}
 
 
@@ -122,24 +122,24 @@ async def _continuous_dtmf(service: AutomationService, envelope: dict[str, Any])
     request = schemas.parse_target(envelope["body"], "targetParticipant")
     connection = _connection(service, envelope)
     if envelope["op"] == "startContinuousDtmfRecognition":
-        service.start_dtmf(connection, request)
+        service.media.start_dtmf(connection, request)
     else:
-        service.stop_dtmf(connection, request)
+        service.media.stop_dtmf(connection, request)
     return 200, None
 
 
 async def _play(service: AutomationService, envelope: dict[str, Any]) -> Answer:
-    await service.play(_connection(service, envelope), schemas.parse_play(envelope["body"]))
+    await service.media.play(_connection(service, envelope), schemas.parse_play(envelope["body"]))
     return 202, None
 
 
 async def _cancel_media(service: AutomationService, envelope: dict[str, Any]) -> Answer:
-    service.cancel_media(_connection(service, envelope))
+    service.media.cancel_media(_connection(service, envelope))
     return 202, None
 
 
 async def _recognize(service: AutomationService, envelope: dict[str, Any]) -> Answer:
-    await service.recognize(_connection(service, envelope), schemas.parse_recognize(envelope["body"]))
+    await service.media.recognize(_connection(service, envelope), schemas.parse_recognize(envelope["body"]))
     return 202, None
 
 
@@ -159,7 +159,7 @@ async def _redirect(service: AutomationService, envelope: dict[str, Any]) -> Ans
 
 
 async def _move(service: AutomationService, envelope: dict[str, Any]) -> Answer:
-    return 202, await service.move(_connection(service, envelope), schemas.parse_move(envelope["body"]))
+    return 202, await service.participants.move(_connection(service, envelope), schemas.parse_move(envelope["body"]))
 
 
 async def _streaming(service: AutomationService, envelope: dict[str, Any]) -> Answer:
@@ -167,9 +167,9 @@ async def _streaming(service: AutomationService, envelope: dict[str, Any]) -> An
     context = schemas.operation_context(envelope["body"])
     schemas.refuse_unsupported(envelope["body"], "operationCallbackUri")
     if envelope["op"] == "startMediaStreaming":
-        service.start_streaming(connection, context)
+        service.streams.start(connection, context)
     else:
-        await service.stop_streaming(connection, context)
+        await service.streams.stop(connection, context)
     return 202, None
 
 

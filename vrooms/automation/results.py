@@ -98,3 +98,11 @@ def call_end_result(reason: str) -> Result:
         return _END_RESULTS.get(EndReason(reason), CALL_GONE)
     except ValueError:
         return CALL_GONE
+
+
+def information(result: Result, message: str | None = None) -> dict[str, Any]:
+    """A callback's ``resultInformation`` field, ``message`` appended to the result's own."""
+    wire = result.wire()
+    if message:
+        wire["message"] = f"{wire['message']} {message}"
+    return {"resultInformation": wire}

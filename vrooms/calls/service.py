@@ -17,7 +17,7 @@ import contextlib
 import logging
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from functools import partial
 from typing import Any
 
@@ -35,6 +35,7 @@ from vrooms.media.types import AudioFeed, AudioLeg, Connected, HungUp, MediaErro
 from vrooms.rooms import repository as rooms_repository
 from vrooms.rooms.models import Room
 from vrooms.store.database import Database
+from vrooms.supervision import TaskSet
 
 log = logging.getLogger("vrooms.calls")
 
@@ -106,19 +107,7 @@ class CallService:
         self._room_locks: dict[str, asyncio.Lock] = {}
         # Counts change notices, so a join can tell that one landed while it was admitted.
         self._notices = 0
-        self._tasks: set[asyncio.Task[Any]] = set()
-
-    # -- background work ------------------------------------------------------------
-
-    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("call task failed", exc_info=task.exception())
+        self._tasks = TaskSet(log)
 
     # -- connections ----------------------------------------------------------------
 
@@ -211,7 +200,7 @@ class CallService:
                 )
             except MediaError:
                 if not call.participants:  # the call this join started must not linger empty
-                    self._spawn(self.end_call(call, EndReason.ALL_LEFT))
+                    self._tasks.spawn(self.end_call(call, EndReason.ALL_LEFT))
                 raise
             participant.mix_muted_applied = participant.mix_muted
             call.participants[participant.id] = participant
@@ -223,7 +212,7 @@ class CallService:
         call.broadcast(protocol.participant_joined(participant.to_wire()), skip=participant)
         self.video.sync(participant)
         if self._notices != notices:  # a roster, room or token change landed while this join was admitted
-            self._spawn(self._recheck(participant))
+            self._tasks.spawn(self._recheck(participant))
         return {
             **call.summary(),
             "participantId": participant.id,
@@ -362,7 +351,7 @@ class CallService:
             call.expiry.cancel()
         delay = max(0.0, (call.valid_until - self.clock()) / 1e6)
         call.expiry = asyncio.get_running_loop().call_later(
-            delay, lambda: self._spawn(self.end_call(call, EndReason.ROOM_EXPIRED))
+            delay, lambda: self._tasks.spawn(self.end_call(call, EndReason.ROOM_EXPIRED))
         )
 
     async def leave(
@@ -450,7 +439,7 @@ class CallService:
             participant.call.updated(participant)
         elif isinstance(event, HungUp):
             # ICE or DTLS failed, or the client closed its peer connection without leaving.
-            self._spawn(self.leave(participant, LeaveReason.CONNECTION_LOST))
+            self._tasks.spawn(self.leave(participant, LeaveReason.CONNECTION_LOST))
         elif isinstance(event, Talking):
             self._on_talking(participant, event.talking)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from enum import StrEnum
@@ -19,6 +20,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 
 from vrooms.client.media import AudioSink, ToneSource, VideoSink
 from vrooms.client.signaling import CallError, Signaling
+from vrooms.supervision import TaskSet
 
 _MEDIA_WAIT_SECONDS = 30.0
 
@@ -187,7 +189,7 @@ class Call:
         self._subscriber: RTCPeerConnection | None = None
         # mid -> the stream's description in the last videoOffer (kind, participantId, source)
         self._mids: dict[str, dict[str, Any]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet(logging.getLogger("vrooms.client"))
         self._renegotiation = asyncio.Lock()
 
     # -- events -----------------------------------------------------------------------
@@ -222,25 +224,25 @@ class Call:
             self.active_speaker = message["participantId"]
         elif kind == "permissions":
             self.role, self.capabilities = message["role"], message["capabilities"]
-            self._spawn(self._drop_forbidden_media())
+            self._tasks.spawn(self._drop_forbidden_media())
         elif kind == "mutedByOthers":
             self.muted = True
         elif kind == "captions":
             self.captions = {k: v for k, v in message.items() if k != "type"}
         elif kind == "videoOffer":
-            self._spawn(self._answer_video(message))
+            self._tasks.spawn(self._answer_video(message))
         elif kind == "left":
             self.left_reason = message.get("reason")
             self.end_reason = message.get("callEndReason")
             self._set_state(CallState.DISCONNECTED)
-            self._spawn(self.close_media())
+            self._tasks.spawn(self.close_media())
         elif kind == "connectionClosed" and self.state != CallState.DISCONNECTED:
             self.left_reason = "ConnectionLost"
             self._set_state(CallState.DISCONNECTED)
-            self._spawn(self.close_media())
+            self._tasks.spawn(self.close_media())
         for handler in self._handlers.get(kind, []):
             handler(message)
-        self._spawn(self._notify())
+        self._tasks.spawn(self._notify())
 
     def _set_state(self, state: CallState) -> None:
         if state != self.state:
@@ -250,11 +252,6 @@ class Call:
     async def _notify(self) -> None:
         async with self._changed:
             self._changed.notify_all()
-
-    def _spawn(self, coroutine: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     # -- joining ----------------------------------------------------------------------
 

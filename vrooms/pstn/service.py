@@ -16,10 +16,8 @@ import contextlib
 import logging
 import secrets
 import uuid
-from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from vrooms.auth.roles import Capability, Role
 from vrooms.calls import protocol
@@ -37,6 +35,7 @@ from vrooms.pstn.ng import NgError
 from vrooms.pstn.rtpengine import PHONE_TAG, Rtpengine
 from vrooms.pstn.sip import IncomingCall, SipEvent, SipHandler, SipStack
 from vrooms.rooms import repository as rooms_repository
+from vrooms.supervision import TaskSet
 
 log = logging.getLogger("vrooms.pstn")
 
@@ -77,13 +76,7 @@ class PstnService:
         self._legs: dict[str, _Leg] = {}
         self._ringing: dict[str, _Ringing] = {}  # incomingCallContext -> the ringing caller
         self._engine_up = asyncio.Event()
-        self._tasks: set[asyncio.Task[Any]] = set()
-
-    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        self._tasks = TaskSet(log)
 
     # -- dial-out ---------------------------------------------------------------------
 
@@ -153,9 +146,9 @@ class PstnService:
         if entry.admission is not None:
             entry.admission.cancel()
         if entry.participant is not None:
-            self._spawn(self.calls.leave(entry.participant, reason))
+            self._tasks.spawn(self.calls.leave(entry.participant, reason))
         else:
-            self._spawn(leg.close())
+            self._tasks.spawn(leg.close())
 
     def leg_closed(self, leg: PhoneLeg) -> None:
         self._legs.pop(leg.call_id, None)
@@ -222,10 +215,10 @@ class PstnService:
         events: asyncio.Queue[SipEvent] = asyncio.Queue()
         rule = self.config.dial_in.get(called)
         if rule is not None:
-            self._spawn(self._announce(incoming, called, context))
-            self._spawn(self._admit(incoming, rule, events))
+            self._tasks.spawn(self._announce(incoming, called, context))
+            self._tasks.spawn(self._admit(incoming, rule, events))
         else:
-            self._spawn(self._offer(incoming, called, context, events))
+            self._tasks.spawn(self._offer(incoming, called, context, events))
         return events.put_nowait
 
     async def _announce(self, incoming: IncomingCall, called: str, context: str) -> bool:
@@ -377,8 +370,7 @@ class PstnService:
     async def shutdown(self) -> None:
         for entry in list(self._legs.values()):
             await entry.leg.close()
-        for task in list(self._tasks):
-            task.cancel()
+        self._tasks.cancel()
 
 
 def _caller_number(caller: str) -> str:

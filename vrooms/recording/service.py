@@ -35,6 +35,7 @@ from vrooms.recording import encode
 from vrooms.recording.schemas import Channel, Content, StartRequest, state_response
 from vrooms.recording.session import RecordingSession, feed_files, leg_file, mix_file
 from vrooms.recording.store import Document, Phase, RecordingState, RecordingStore, Segment
+from vrooms.supervision import TaskSet
 
 log = logging.getLogger("vrooms.recording")
 
@@ -71,7 +72,7 @@ class RecordingService:
         self._retry_seconds = callback_retry_seconds
         self._callback_policy = callback_policy
         self._writers: dict[str, callbacks.CallbackWriter] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet(log)
 
     # -- requests -----------------------------------------------------------------------------
 
@@ -162,7 +163,7 @@ class RecordingService:
         return session
 
     def _ended(self, session: RecordingSession) -> None:
-        self._spawn(self._stop(session, "CallEnded"))
+        self._tasks.spawn(self._stop(session, "CallEnded"))
 
     async def _stop(self, session: RecordingSession, reason: str) -> None:
         async with session.lock:
@@ -177,7 +178,7 @@ class RecordingService:
             self.sessions.pop(session.state.id, None)
             if was_active:
                 self._state_changed(session.state)
-        self._spawn(self.finish(session.state))
+        self._tasks.spawn(self.finish(session.state))
 
     # -- the documents ------------------------------------------------------------------------
 
@@ -314,18 +315,12 @@ class RecordingService:
                 self._writers[state.id] = callbacks.CallbackWriter(
                     self.calls.database, state.callback_subscription, self._retry_seconds, self.calls.events_written
                 )
-            self._spawn(self.finish(state, recovered=True))
+            self._tasks.spawn(self.finish(state, recovered=True))
         return len(unfinished)
-
-    def _spawn(self, coroutine: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def shutdown(self) -> None:
         """After the calls ended (which stopped their recordings): let the documents be made."""
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=30)
+        await self._tasks.wait(30)
 
 
 async def _video_document(state: RecordingState, folder: Path, mix: list[encode.Piece]) -> Document:

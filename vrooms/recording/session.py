@@ -14,7 +14,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from vrooms.api.times import now_micros
 from vrooms.calls.call import Call, Participant
@@ -22,6 +21,7 @@ from vrooms.calls.models import MediaSource
 from vrooms.media.types import MediaError, MediaPlane
 from vrooms.recording.schemas import Channel, Content
 from vrooms.recording.store import Phase, RecordingState, Segment
+from vrooms.supervision import TaskSet
 
 log = logging.getLogger("vrooms.recording")
 
@@ -63,7 +63,7 @@ class RecordingSession:
     # Called when the call ends under the recording (it stops it).
     on_call_ended: Callable[[RecordingSession], None]
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _tasks: TaskSet = field(default_factory=lambda: TaskSet(log))
 
     @property
     def unmixed(self) -> bool:
@@ -77,11 +77,11 @@ class RecordingSession:
 
     def leg_added(self, participant: Participant) -> None:
         if self.state.active and self.unmixed:
-            self._spawn(self._record_leg(participant, self.state.segments[-1]))
+            self._tasks.spawn(self._record_leg(participant, self.state.segments[-1]))
 
     def feed_added(self, participant: Participant, source: MediaSource) -> None:
         if self.state.active and self.with_video:
-            self._spawn(self._record_feed(participant, source, self.state.segments[-1]))
+            self._tasks.spawn(self._record_feed(participant, source, self.state.segments[-1]))
 
     def call_ended(self) -> None:
         self.on_call_ended(self)
@@ -109,8 +109,7 @@ class RecordingSession:
         if segment is not None and segment.ended_at is None:
             segment.ended_at = now_micros()
         self.state.phase = phase
-        for task in list(self._tasks):
-            task.cancel()
+        self._tasks.cancel()
         plane = self.plane()
         if plane is None or self.call.ended:  # the media went with the call; Janus closed the files
             return
@@ -145,11 +144,6 @@ class RecordingSession:
             await feed.record(feed_base(self.folder, segment.index, key, feed.feed_id))
         except MediaError as exc:
             log.warning("recording %s: could not record a %s: %s", self.state.id, source, exc)
-
-    def _spawn(self, coroutine: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def _plane(self) -> MediaPlane:
         plane = self.plane()
