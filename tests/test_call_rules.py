@@ -78,7 +78,7 @@ class World:
     async def set_role(self, room_id: str, peer: FakePeer, role: Role | None) -> None:
         async with self.database.write() as conn:
             await self.rooms.change_roster(conn, room_id, {peer.user_id: role})
-        await self.calls.room_changed(room_id)
+        await self.calls.changes.room_changed(room_id)
 
     async def join(self, peer: FakePeer, room_id: str) -> Participant:
         await self.calls.join(peer, room_id, "", AUDIO)
@@ -129,10 +129,10 @@ async def test_demotion_during_unmute_leaves_the_mic_out_of_the_mix(world: World
         presenter = await world.user()
         room = await world.room({presenter: Role.PRESENTER})
         p = await world.join(presenter, room)
-        await world.calls.set_muted(p, True)
+        await world.calls.media.set_muted(p, True)
         # Land the demotion either while the unmute waits for the mixer, or just after.
         pause = world.plane.pause("set_muted") if attempt % 2 == 0 else None
-        unmute = asyncio.ensure_future(world.calls.set_muted(p, False))
+        unmute = asyncio.ensure_future(world.calls.media.set_muted(p, False))
         if pause is not None:
             await pause.reached.wait()
         demote = asyncio.ensure_future(world.set_role(room, presenter, Role.CONSUMER))
@@ -148,11 +148,11 @@ async def test_demotion_during_resume_keeps_the_participant_out_of_the_mix(world
     attendee = await world.user()
     room = await world.room({attendee: Role.ATTENDEE})
     a = await world.join(attendee, room)
-    await world.calls.set_muted(a, False)
-    await world.calls.set_on_hold(a, True)
+    await world.calls.media.set_muted(a, False)
+    await world.calls.media.set_on_hold(a, True)
     assert audio_leg(a).muted
     pause = world.plane.pause("set_muted")
-    resume = asyncio.ensure_future(world.calls.set_on_hold(a, False))
+    resume = asyncio.ensure_future(world.calls.media.set_on_hold(a, False))
     await pause.reached.wait()
     demote = asyncio.ensure_future(world.set_role(room, attendee, Role.CONSUMER))
     pause.release()
@@ -169,7 +169,7 @@ async def refusal_of_a_publish_during(
     participant = await world.join(publisher, room)
     await world.join(other, room)
     pause = world.plane.pause("publish")
-    publish = asyncio.ensure_future(world.calls.publish(participant, MediaSource.CAMERA, VIDEO))
+    publish = asyncio.ensure_future(world.calls.media.publish(participant, MediaSource.CAMERA, VIDEO))
     await pause.reached.wait()
     changing = asyncio.ensure_future(change(publisher, room))
     await until(lambda: landed(participant))
@@ -208,7 +208,7 @@ async def test_revocation_during_publish_ends_the_participation(world: World) ->
     async def revoke(peer: FakePeer, room: str) -> None:
         async with world.database.write() as conn:
             await world.identity.revoke_tokens(conn, peer.user_id)
-        await world.calls.user_changed(peer.user_id)
+        await world.calls.changes.user_changed(peer.user_id)
 
     presenter, code = await refusal_of_a_publish_during(world, Role.PRESENTER, revoke, lambda p: not p.in_call)
     assert code == "NotInCall"
@@ -240,7 +240,7 @@ async def test_moving_valid_from_into_the_future_ends_the_call(world: World) -> 
     later = now_micros() + 3_600_000_000
     async with world.database.write() as conn:
         await world.rooms.update(conn, room, RoomChanges(later, later + 3_600_000_000, None))
-    await world.calls.room_changed(room)
+    await world.calls.changes.room_changed(room)
     left = presenter.of_type("left")[-1]
     assert left["callEndReason"] == "RoomNotYetOpen"
 
@@ -253,5 +253,5 @@ async def test_offers_of_the_wrong_shape_are_refused_before_the_media_plane(worl
     two_videos = VIDEO + "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=sendonly\r\n"
     for offer in (with_audio, two_videos):
         with pytest.raises(OfferRefused):
-            await world.calls.publish(a, MediaSource.CAMERA, offer)
+            await world.calls.media.publish(a, MediaSource.CAMERA, offer)
     assert "publish" not in world.plane.calls

@@ -9,8 +9,7 @@ import pytest
 
 from vrooms.auth.roles import Capability, Role
 from vrooms.calls import protocol
-from vrooms.calls.rules import CallRefused, check_admission
-from vrooms.calls.service import not_allowed
+from vrooms.calls.rules import CallRefused, check_admission, not_allowed
 from vrooms.media import sdp
 from vrooms.media.config import write_config
 from vrooms.media.interfaces import ice_interfaces

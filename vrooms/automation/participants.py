@@ -162,7 +162,7 @@ class ParticipantOperations:
         await moderation.silence(self.calls, self.in_call(connection, request.raw_id), by=AUTOMATION_USER)
 
     async def hold(self, connection: Connection, request: TargetRequest, *, on_hold: bool) -> None:
-        await self.calls.set_on_hold(self.in_call(connection, request.raw_id), on_hold)
+        await self.calls.media.set_on_hold(self.in_call(connection, request.raw_id), on_hold)
 
     async def move(self, connection: Connection, request: MoveRequest) -> dict[str, Any]:
         """``moveHere``: phone participants of another call (an answered caller's) into this one."""

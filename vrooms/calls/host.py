@@ -48,9 +48,9 @@ def _on_notice(calls: CallService, spawn: Any) -> Any:
     def handle(notice: dict[str, Any]) -> None:
         event = notice.get("event")
         if event == "roomChanged" and isinstance(notice.get("roomId"), str):
-            spawn(calls.room_changed(notice["roomId"]))
+            spawn(calls.changes.room_changed(notice["roomId"]))
         elif event == "userChanged" and isinstance(notice.get("userId"), str):
-            spawn(calls.user_changed(notice["userId"]))
+            spawn(calls.changes.user_changed(notice["userId"]))
 
     return handle
 
@@ -59,7 +59,7 @@ async def _reconcile(settings: Settings, calls: CallService) -> None:
     while True:
         await asyncio.sleep(settings.call_reconcile_interval_seconds)
         try:
-            await calls.reconcile()
+            await calls.changes.reconcile()
         except Exception:
             log.exception("reconciling live calls failed; will retry")
 

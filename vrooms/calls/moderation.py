@@ -13,8 +13,8 @@ from vrooms.auth.roles import Capability
 from vrooms.calls import protocol
 from vrooms.calls.call import Call, Check, Listener, Participant, Peer
 from vrooms.calls.models import EndReason, LeaveReason, ParticipantState, Refusal
-from vrooms.calls.rules import CallRefused
-from vrooms.calls.service import CallService, ensure, not_allowed
+from vrooms.calls.rules import CallRefused, ensure, not_allowed
+from vrooms.calls.service import CallService
 from vrooms.rooms import repository as rooms_repository
 
 
@@ -33,7 +33,7 @@ async def mute_participant(calls: CallService, actor: Participant, participant_i
 async def silence(calls: CallService, target: Participant, *, by: str) -> None:
     """Mute someone else (a Presenter, or the server): the mixer first, then everyone is told."""
     target.muted = True
-    await calls.settle_audio(target)
+    await calls.media.settle_audio(target)
     if target.in_call:
         target.peer.send(protocol.muted_by_others(by))
         target.call.updated(target)

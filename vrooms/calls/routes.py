@@ -21,8 +21,8 @@ from vrooms.auth.roles import Capability
 from vrooms.calls import moderation, protocol
 from vrooms.calls.call import Telephony
 from vrooms.calls.models import LeaveReason, Refusal
-from vrooms.calls.rules import CallRefused
-from vrooms.calls.service import CallService, ensure
+from vrooms.calls.rules import CallRefused, ensure
+from vrooms.calls.service import CallService
 from vrooms.media.types import MediaError, OfferRefused
 
 log = logging.getLogger("vrooms.calls")
@@ -91,27 +91,27 @@ async def _leave(calls: CallService, peer: SignalingPeer, _m: dict[str, Any]) ->
 
 
 async def _set_muted(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) -> None:
-    await calls.set_muted(calls.in_call(peer), protocol.flag(m, "muted"))
+    await calls.media.set_muted(calls.in_call(peer), protocol.flag(m, "muted"))
 
 
 async def _hold(calls: CallService, peer: SignalingPeer, _m: dict[str, Any]) -> None:
-    await calls.set_on_hold(calls.in_call(peer), True)
+    await calls.media.set_on_hold(calls.in_call(peer), True)
 
 
 async def _resume(calls: CallService, peer: SignalingPeer, _m: dict[str, Any]) -> None:
-    await calls.set_on_hold(calls.in_call(peer), False)
+    await calls.media.set_on_hold(calls.in_call(peer), False)
 
 
 async def _audio_offer(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) -> dict[str, Any]:
-    return {"sdp": await calls.renegotiate_audio(calls.in_call(peer), protocol.sdp(m))}
+    return {"sdp": await calls.media.renegotiate_audio(calls.in_call(peer), protocol.sdp(m))}
 
 
 async def _publish(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) -> dict[str, Any]:
-    return {"sdp": await calls.publish(calls.in_call(peer), protocol.source(m), protocol.sdp(m))}
+    return {"sdp": await calls.media.publish(calls.in_call(peer), protocol.source(m), protocol.sdp(m))}
 
 
 async def _unpublish(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) -> None:
-    await calls.unpublish(calls.in_call(peer), protocol.source(m))
+    await calls.media.unpublish(calls.in_call(peer), protocol.source(m))
 
 
 async def _video_answer(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) -> None:

@@ -2,12 +2,13 @@
 
 Every request is checked against the role table (``vrooms.auth.roles``) and checked
 again after each await at which a role, a removal or the call's end could have
-landed (``_ensure`` / the ``check`` of ``leave`` and ``end_call``). Media state is
+landed (``rules.ensure`` / the ``check`` of ``leave`` and ``end_call``). Media state is
 never written from a decision taken before an await: the service changes the
-participant's state, then brings the media plane to it (``settle_audio``), which
+participant's state, then brings the media plane to it (``own_media``), which
 re-reads the state until the plane matches. Media lives behind ``media.types``;
 records and their events are written by ``records.CallRecords``; operations on others
-(moderation, invitations, captions) are in ``moderation``.
+(moderation, invitations, captions) are in ``moderation``; changes from outside (room,
+roster, tokens) in ``changes``.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from vrooms.api.times import format_rfc3339, now_micros
 from vrooms.auth.roles import Capability, Role, role_can
 from vrooms.auth.tokens import InvalidToken, TokenClaims
 from vrooms.calls import protocol
-from vrooms.calls.call import SOURCE_CAPABILITY, Call, Check, Participant, Peer, Telephony, capabilities_in
-from vrooms.calls.models import CALL_SCOPES, EndReason, LeaveReason, MediaSource, ParticipantState, Refusal
+from vrooms.calls.call import Call, Check, Participant, Peer, Telephony, capabilities_in
+from vrooms.calls.changes import RoomChanges
+from vrooms.calls.models import CALL_SCOPES, EndReason, LeaveReason, ParticipantState, Refusal
+from vrooms.calls.own_media import OwnMedia
 from vrooms.calls.records import CallRecords
 from vrooms.calls.rules import CallRefused, check_admission
 from vrooms.calls.video import VideoSync
@@ -43,12 +46,6 @@ log = logging.getLogger("vrooms.calls")
 _MAX_PUBLISHERS = 100
 # How long an answered caller may stay outside a room (a lobby call) before it ends.
 _LOBBY_MICROS = 24 * 3600 * 1_000_000
-# Token refusals that end a participation already under way (an expired token does not: ACS
-# checks the token when joining, not during the call).
-_ENDS_PARTICIPATION = {
-    Refusal.TOKEN_REVOKED: LeaveReason.TOKEN_REVOKED,
-    Refusal.IDENTITY_DELETED: LeaveReason.IDENTITY_DELETED,
-}
 
 
 class _PhonePeer:
@@ -62,25 +59,6 @@ class _PhonePeer:
 
     def send(self, message: dict[str, Any]) -> None:
         """Nothing reads it: the phone hears the call, it does not see it."""
-
-
-def not_allowed(capability: Capability, role: Role) -> CallRefused:
-    article = "An" if str(role)[0] in "AEIOU" else "A"
-    return CallRefused(Refusal.NOT_ALLOWED, f"{article} {role} may not {capability} in this call.")
-
-
-def ensure(participant: Participant, capability: Capability | None = None) -> Call:
-    """The participant's call, if they are still in it and (still) have ``capability``."""
-    if not participant.in_call:
-        raise CallRefused(Refusal.NOT_IN_CALL, "You are not in a call.")
-    if capability is not None and not participant.can(capability):
-        if role_can(participant.role, capability):  # the role may; the room says no one here
-            raise CallRefused(
-                Refusal.PSTN_DIAL_OUT_DISABLED,
-                "This room does not allow phone calls (its pstnDialOutEnabled is false).",
-            )
-        raise not_allowed(capability, participant.role)
-    return participant.call
 
 
 class CallService:
@@ -103,10 +81,8 @@ class CallService:
         # Held while a call is created, so two first joiners cannot start two calls.
         # Room id -> the lock its call start holds; gone once nobody holds or waits on it.
         self._creating: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-        # Room changes are applied one at a time per room, each from a fresh read.
-        self._room_locks: dict[str, asyncio.Lock] = {}
-        # Counts change notices, so a join can tell that one landed while it was admitted.
-        self._notices = 0
+        self.media = OwnMedia(self.video, self.media_plane)
+        self.changes = RoomChanges(self)
         self._tasks = TaskSet(log)
 
     # -- connections ----------------------------------------------------------------
@@ -173,7 +149,7 @@ class CallService:
     async def join(self, peer: Peer, room_id: str, display_name: str, sdp: str) -> dict[str, Any]:
         if peer in self.participant_of:
             raise CallRefused(Refusal.ALREADY_IN_CALL, "This connection is already in a call; leave it first.")
-        notices = self._notices
+        notices = self.changes.notices
         claims, room, role = await self._admit(peer, room_id)
         plane = self.media_plane()
         call = await self._call_of(room, claims.identity_id, role, plane)
@@ -211,8 +187,8 @@ class CallService:
                 call.recorder.leg_added(participant)
         call.broadcast(protocol.participant_joined(participant.to_wire()), skip=participant)
         self.video.sync(participant)
-        if self._notices != notices:  # a roster, room or token change landed while this join was admitted
-            self._tasks.spawn(self._recheck(participant))
+        if self.changes.notices != notices:  # a roster, room or token change landed while this join was admitted
+            self._tasks.spawn(self.changes.recheck(participant))
         return {
             **call.summary(),
             "participantId": participant.id,
@@ -264,7 +240,7 @@ class CallService:
         participant.audio = leg
         if participant.call.recorder is not None:
             participant.call.recorder.leg_added(participant)
-        await self.settle_audio(participant)
+        await self.media.settle_audio(participant)
 
     def set_state(self, participant: Participant, state: ParticipantState) -> None:
         if participant.in_call and participant.state != state:
@@ -323,7 +299,7 @@ class CallService:
             )
             await self.records.call_started(call)
             self.calls[room_id] = call
-            self._schedule_expiry(call)
+            self.schedule_expiry(call)
             log.info("call %s started in room %s by %s", call.id, room_id, user_id)
             return call
 
@@ -343,10 +319,10 @@ class CallService:
             lobby=True,
         )
         self.lobbies[call.id] = call
-        self._schedule_expiry(call)
+        self.schedule_expiry(call)
         return call
 
-    def _schedule_expiry(self, call: Call) -> None:
+    def schedule_expiry(self, call: Call) -> None:
         if call.expiry is not None:
             call.expiry.cancel()
         delay = max(0.0, (call.valid_until - self.clock()) / 1e6)
@@ -453,174 +429,6 @@ class CallService:
         if talking and call.active_speaker != speaker.id:
             call.active_speaker = speaker.id
             call.broadcast(protocol.active_speaker(speaker.id))
-
-    # -- own media ------------------------------------------------------------------
-
-    async def settle_audio(self, participant: Participant) -> None:
-        """Bring the mixer to ``participant.mix_muted``, re-reading it after every await until they agree.
-
-        Whatever changed while a request was on its way (a demotion during an unmute,
-        a hold during a mute), the last request sent is the current state.
-        """
-        async with participant.audio_lock:
-            while participant.in_call and participant.audio is not None:
-                wanted = participant.mix_muted
-                if wanted == participant.mix_muted_applied:
-                    return
-                participant.mix_muted_applied = None
-                await participant.audio.set_muted(wanted)
-                participant.mix_muted_applied = wanted
-
-    async def set_muted(self, participant: Participant, muted: bool) -> None:
-        call = ensure(participant, None if muted else Capability.SEND_AUDIO)
-        participant.muted = muted
-        await self.settle_audio(participant)
-        call.updated(participant)
-        if not muted:
-            ensure(participant, Capability.SEND_AUDIO)  # demoted meanwhile: the mixer already has it muted
-
-    async def set_on_hold(self, participant: Participant, on_hold: bool) -> None:
-        """Hold takes the participant out of the mix and shows them OnHold; resume puts them back.
-
-        Janus 1.1's AudioBridge cannot pause the mix it sends, so the client stops playing it.
-        """
-        call = ensure(participant)
-        if on_hold == (participant.state == ParticipantState.ON_HOLD):
-            return
-        participant.state = ParticipantState.ON_HOLD if on_hold else ParticipantState.CONNECTED
-        await self.settle_audio(participant)
-        call.updated(participant)
-
-    async def renegotiate_audio(self, participant: Participant, sdp: str) -> str:
-        ensure(participant)
-        assert participant.audio is not None
-        answer = await participant.audio.renegotiate(sdp, may_send=participant.can(Capability.SEND_AUDIO))
-        await self.settle_audio(participant)
-        ensure(participant)
-        return answer
-
-    async def publish(self, participant: Participant, source: MediaSource, sdp: str) -> str:
-        capability = SOURCE_CAPABILITY[source]
-        call = ensure(participant, capability)
-        async with participant.video_lock:
-            ensure(participant, capability)
-            await self._unpublish(participant, source)
-            feed, answer = await self.media_plane().publish(
-                call.media,
-                display=participant.display_name,
-                offer_sdp=sdp,
-                on_event=partial(self._on_feed_event, participant, source),
-            )
-            if not participant.may_publish(source):  # left, or lost the right, while the media plane answered
-                with contextlib.suppress(MediaError):
-                    await feed.close()
-                ensure(participant, capability)
-            participant.feeds[source] = feed
-        call.updated(participant)
-        return answer
-
-    def _on_feed_event(self, participant: Participant, source: MediaSource, event: MediaEvent) -> None:
-        if isinstance(event, Connected) and source in participant.feeds and participant.in_call:
-            participant.ready.add(source)
-            self.video.sync_all(participant.call)
-            if participant.call.recorder is not None:
-                participant.call.recorder.feed_added(participant, source)
-
-    async def unpublish(self, participant: Participant, source: MediaSource) -> None:
-        async with participant.video_lock:
-            await self._unpublish(participant, source)
-
-    async def _unpublish(self, participant: Participant, source: MediaSource) -> None:
-        feed = participant.feeds.pop(source, None)
-        participant.ready.discard(source)
-        if feed is None:
-            return
-        with contextlib.suppress(MediaError):
-            await feed.close()
-        if participant.in_call:
-            participant.call.updated(participant)
-            self.video.sync_all(participant.call)
-
-    # -- changes from outside: roster, room, tokens, identity, media server -----------
-
-    async def room_changed(self, room_id: str) -> None:
-        """Re-read a live call's room and roster; apply role changes, removals and the window at once."""
-        self._notices += 1
-        async with self._room_locks.setdefault(room_id, asyncio.Lock()):
-            call = self.calls.get(room_id)
-            if call is not None:
-                await self._apply_room(call)
-        if room_id not in self.calls:
-            self._room_locks.pop(room_id, None)
-
-    async def _apply_room(self, call: Call) -> None:
-        users = sorted({p.user_id for p in call.participants.values() if p.phone_number is None})
-        async with self.database.read() as conn:
-            room = await rooms_repository.get_room(conn, call.room_id)
-            roles = await rooms_repository.roles_of(conn, call.room_id, users) if room else {}
-        if room is None:
-            await self.end_call(call, EndReason.ROOM_DELETED)
-            return
-        if self.clock() < room.valid_from:
-            await self.end_call(call, EndReason.ROOM_NOT_YET_OPEN)
-            return
-        if room.valid_until != call.valid_until:
-            call.valid_until = room.valid_until
-            self._schedule_expiry(call)
-        room_gates_changed = room.pstn_dial_out_enabled != call.pstn_dial_out_enabled
-        call.pstn_dial_out_enabled = room.pstn_dial_out_enabled
-        for participant in [p for p in call.participants.values() if p.phone_number is None]:
-            role = roles.get(participant.user_id)
-            if role is None:
-                await self.leave(participant, LeaveReason.REMOVED_FROM_ROSTER)
-            else:
-                await self._change_role(participant, role, announce=room_gates_changed)
-
-    async def _change_role(self, participant: Participant, role: Role, *, announce: bool = False) -> None:
-        """The participant reconciles itself with its (new) role and its room's settings:
-        permissions first, then media."""
-        role_changed = role != participant.role
-        if role_changed:
-            participant.role = role
-            if not participant.can(Capability.SEND_AUDIO):
-                participant.muted = True
-        if role_changed or announce:
-            participant.peer.send(protocol.permissions(str(role), participant.capabilities()))
-        if role_changed:
-            participant.call.updated(participant)
-        with contextlib.suppress(MediaError):
-            await self.settle_audio(participant)  # also heals a mixer request that failed earlier
-        for source in SOURCE_CAPABILITY:
-            if not participant.may_publish(source) and source in participant.feeds:
-                await self.unpublish(participant, source)
-
-    async def user_changed(self, user_id: str) -> None:
-        """The user's tokens were revoked or the identity deleted: re-check their participations."""
-        self._notices += 1
-        mine = [p for call in list(self.calls.values()) for p in call.participants.values() if p.user_id == user_id]
-        await self._check_tokens(mine)
-        for room_id in sorted({p.call.room_id for p in mine}):
-            await self.room_changed(room_id)
-
-    async def _check_tokens(self, participants: list[Participant]) -> None:
-        for participant in [p for p in participants if p.phone_number is None]:
-            try:
-                async with self.database.read() as conn:
-                    await self.identity.verify_token(conn, participant.peer.token)
-            except InvalidToken as exc:
-                reason = _ENDS_PARTICIPATION.get(Refusal(exc.reason)) if exc.reason in set(Refusal) else None
-                if reason is not None:
-                    await self.leave(participant, reason)
-
-    async def _recheck(self, participant: Participant) -> None:
-        await self._check_tokens([participant])
-        await self.room_changed(participant.call.room_id)
-
-    async def reconcile(self) -> None:
-        """The safety net for a missed change notice: every live call and every token in it."""
-        for call in list(self.calls.values()):
-            await self._check_tokens(list(call.participants.values()))
-            await self.room_changed(call.room_id)
 
     async def media_lost(self) -> None:
         """The media server is gone: every call ends with a reason clients can show, and joins wait for it."""

@@ -4,7 +4,7 @@ Implements ``calls.call.Telephony`` for the signaling requests, and the server's
 dial-out (Call Automation) through the same ``dial``. The rules:
 
 - a participant dials out only with ``pstnDialOut`` in its role *and* a room whose
-  ``pstnDialOutEnabled`` is true (``calls.service.ensure``, re-checked after the awaits);
+  ``pstnDialOutEnabled`` is true (``calls.rules.ensure``, re-checked after the awaits);
 - the number is E.164, allowed by the prefix list, and the room is under its phone-leg limit;
 - a dial-in caller is admitted by the static rule (number -> room and PIN) after keying the PIN.
 """
@@ -23,8 +23,8 @@ from vrooms.auth.roles import Capability, Role
 from vrooms.calls import protocol
 from vrooms.calls.call import Call, Check, Participant
 from vrooms.calls.models import LeaveReason, ParticipantState, Refusal
-from vrooms.calls.rules import CallRefused
-from vrooms.calls.service import CallService, ensure
+from vrooms.calls.rules import CallRefused, ensure
+from vrooms.calls.service import CallService
 from vrooms.events import payloads
 from vrooms.events import repository as outbox
 from vrooms.media.types import MediaError, MediaEvent
