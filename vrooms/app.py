@@ -36,11 +36,13 @@ from vrooms.events import webhooks
 from vrooms.events.formats import default_topic
 from vrooms.events.service import EventsService
 from vrooms.identity import routes as identity_routes
+from vrooms.identity.commands import UserCommands
 from vrooms.identity.service import IdentityService
 from vrooms.oplog.repository import OperationLogWriter
 from vrooms.recording import routes as recording_routes
 from vrooms.rooms import routes as rooms_routes
 from vrooms.rooms import schemas as rooms_schemas
+from vrooms.rooms.commands import RoomCommands
 from vrooms.rooms.service import RoomsService
 from vrooms.store.database import Database
 
@@ -60,6 +62,7 @@ def build_services(settings: Settings) -> Services:
     tokens = TokenIssuer(signing_key, load_or_create_resource_id(settings.data_dir))
     rooms = RoomsService(max_participants=settings.max_room_participants)
     identity = IdentityService(resource_id=tokens.resource_id, tokens=tokens, rooms=rooms)
+    calls = CallNotifier(settings.run_dir)
     return Services(
         settings=settings,
         database=database,
@@ -68,7 +71,9 @@ def build_services(settings: Settings) -> Services:
         rooms=rooms,
         identity=identity,
         oplog=OperationLogWriter(database, settings.oplog_flush_interval_seconds),
-        calls=CallNotifier(settings.run_dir),
+        calls=calls,
+        room_commands=RoomCommands(database, rooms, calls),
+        user_commands=UserCommands(database, identity, calls),
         events=EventsService(
             handshake=partial(
                 webhooks.handshake,

@@ -322,9 +322,7 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
             request = identity_schemas.parse_create(
                 {"createTokenWithScopes": args.scopes.split(",")} if args.scopes else {}
             )
-            async with db.write() as conn:
-                user_id = await services.identity.create(conn)
-                token = await services.identity.issue_token(conn, user_id, request) if request else None
+            user_id, token = await services.user_commands.create(request)
             output: dict[str, Any] = {"identity": {"id": user_id}}
             if token:
                 output["accessToken"] = identity_schemas.token_to_wire(*token)
@@ -384,9 +382,8 @@ async def _rooms(services: Any, args: argparse.Namespace) -> None:
             "participants": participants,
         }
         new = schemas.parse_new_room(body, version)
-        async with db.write() as conn:
-            await _refuse_unknown_users(services, conn, list(participants))
-            room = await rooms.create(conn, new)
+        await _refuse_unknown_users(services, list(participants))
+        room = await services.room_commands.create(new)
         record = _cli_record(Operation.CREATE_ROOM)
         record.describe_room(room)
         record.added_participants_count = len(new.participants)
@@ -400,9 +397,7 @@ async def _rooms(services: Any, args: argparse.Namespace) -> None:
         _print_json({**schemas.room_to_wire(room), "participants": [schemas.participant_to_wire(p) for p in roster]})
     elif args.rooms_command == "delete":
         room_id = schemas.check_room_id(args.room_id)
-        async with db.write() as conn:
-            await rooms.delete(conn, room_id)
-        services.calls.room_changed(room_id)
+        await services.room_commands.delete(room_id)
         record = _cli_record(Operation.DELETE_ROOM)
         record.room_id = room_id
         await _log(services, record)
@@ -419,10 +414,8 @@ async def _participants(services: Any, args: argparse.Namespace) -> None:
     added = _parse_role_pairs(args.set)
     if changes := added | dict.fromkeys(args.remove):
         parsed = schemas.parse_roster_changes({"participants": changes}, schemas.V2025_03_13)
-        async with db.write() as conn:
-            await _refuse_unknown_users(services, conn, list(added))
-            change = await services.rooms.change_roster(conn, room_id, parsed)
-        services.calls.room_changed(room_id)
+        await _refuse_unknown_users(services, list(added))
+        change = await services.room_commands.change_roster(room_id, parsed)
         record = _cli_record(Operation.ADD_PARTICIPANTS)
         record.describe_roster_change(change)
         await _log(services, record)
@@ -431,9 +424,11 @@ async def _participants(services: Any, args: argparse.Namespace) -> None:
     _print_json([schemas.participant_to_wire(p) for p in roster])
 
 
-async def _refuse_unknown_users(services: Any, conn: Any, raw_ids: list[str]) -> None:
+async def _refuse_unknown_users(services: Any, raw_ids: list[str]) -> None:
     """REST takes any well-formed raw id, as ACS does; an operator typing one means a user."""
-    if unknown := await services.identity.unknown(conn, raw_ids):
+    async with services.database.read() as conn:
+        unknown = await services.identity.unknown(conn, raw_ids)
+    if unknown:
         raise SystemExit(f"vrooms: no such user: {', '.join(unknown)} (create one with `vrooms users create`)")
 
 

@@ -11,8 +11,10 @@ from vrooms.automation.relay import AutomationRelay
 from vrooms.calls.notify import CallNotifier
 from vrooms.config import Settings
 from vrooms.events.service import EventsService
+from vrooms.identity.commands import UserCommands
 from vrooms.identity.service import IdentityService
 from vrooms.oplog.repository import OperationLogWriter
+from vrooms.rooms.commands import RoomCommands
 from vrooms.rooms.service import RoomsService
 from vrooms.store.database import Database
 
@@ -28,6 +30,9 @@ class Services:
     oplog: OperationLogWriter
     # Tells the call host about roster, room and identity changes (fire-and-forget).
     calls: CallNotifier
+    # Changes that live calls must learn of, as the REST API and the CLI both make them.
+    room_commands: RoomCommands
+    user_commands: UserCommands
     events: EventsService
     # Call Automation requests go to the call host; callbacks are signed with this key.
     automation: AutomationRelay

@@ -17,10 +17,7 @@ from vrooms.identity import schemas
 
 async def create_identity(call: ApiCall) -> Response:
     request = schemas.parse_create(call.json(empty_ok=True))
-    services = call.services
-    async with services.database.write() as conn:
-        identity_id = await services.identity.create(conn)
-        token = await services.identity.issue_token(conn, identity_id, request) if request else None
+    identity_id, token = await call.services.user_commands.create(request)
     body: dict[str, object] = {"identity": {"id": identity_id}}
     if token is not None:
         body["accessToken"] = schemas.token_to_wire(*token)
@@ -41,17 +38,13 @@ async def issue_token(call: ApiCall) -> Response:
 
 async def revoke_tokens(call: ApiCall) -> Response:
     identity_id = _identity_id(call)
-    async with call.services.database.write() as conn:
-        await call.services.identity.revoke_tokens(conn, identity_id)
-    call.services.calls.user_changed(identity_id)  # participations under way end (TokenRevoked)
+    await call.services.user_commands.revoke_tokens(identity_id)
     return Response(status_code=204)
 
 
 async def delete_identity(call: ApiCall) -> Response:
     identity_id = _identity_id(call)
-    async with call.services.database.write() as conn:
-        await call.services.identity.delete(conn, identity_id)
-    call.services.calls.user_changed(identity_id)
+    await call.services.user_commands.delete(identity_id)
     return Response(status_code=204)
 
 

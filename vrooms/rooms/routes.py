@@ -115,18 +115,14 @@ async def get_room(call: ApiCall, record: OperationRecord) -> Response:
 async def update_room(call: ApiCall, record: OperationRecord) -> Response:
     room_id = _room_id(call, record)
     changes = schemas.parse_room_changes(call.json(empty_ok=True), call.version)
-    async with call.services.database.write() as conn:
-        room = await call.services.rooms.update(conn, room_id, changes)
-    call.services.calls.room_changed(room_id)
+    room = await call.services.room_commands.update(room_id, changes)
     record.describe_room(room)
     return JSONResponse(schemas.room_to_wire(room))
 
 
 async def delete_room(call: ApiCall, record: OperationRecord) -> Response:
     room_id = _room_id(call, record)
-    async with call.services.database.write() as conn:
-        await call.services.rooms.delete(conn, room_id)
-    call.services.calls.room_changed(room_id)
+    await call.services.room_commands.delete(room_id)
     return Response(status_code=204)
 
 
@@ -163,9 +159,7 @@ async def list_participants(call: ApiCall, record: OperationRecord) -> Response:
 async def update_participants(call: ApiCall, record: OperationRecord) -> Response:
     room_id = _room_id(call, record)
     changes = schemas.parse_roster_changes(call.json(empty_ok=True), call.version)
-    async with call.services.database.write() as conn:
-        change = await call.services.rooms.change_roster(conn, room_id, changes)
-    call.services.calls.room_changed(room_id)
+    change = await call.services.room_commands.change_roster(room_id, changes)
     record.describe_roster_change(change)
     return JSONResponse({})
 
