@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from vrooms.auth.hmac import _identifiers_quoted
-from vrooms.automation import results, schemas, streaming
+from vrooms.automation import results, schemas, speaker_slots, stream_messages
 from vrooms.automation.media import DtmfCollector, MediaOperation, MediaQueue, Outcome
 from vrooms.automation.prompts import PromptError, PromptRenderer, espeak_voice
 from vrooms.egress import EgressPolicy
@@ -118,7 +118,7 @@ def test_media_streaming_options_and_messages() -> None:
             schemas.parse_connect({**base, "mediaStreamingOptions": {**options, **bad}})
         assert refused.value.target in (f"mediaStreamingOptions.{field}", field)
 
-    meta = orjson.loads(streaming.metadata("sub-1", 24000))
+    meta = orjson.loads(stream_messages.metadata("sub-1", 24000))
     assert meta == {
         "kind": "AudioMetadata",
         "audioMetadata": {
@@ -129,15 +129,17 @@ def test_media_streaming_options_and_messages() -> None:
             "length": 960,
         },
     }
-    quiet = orjson.loads(streaming.audio_data(b"\x01\x00" * 320, datetime(2030, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)))
+    quiet = orjson.loads(
+        stream_messages.audio_data(b"\x01\x00" * 320, datetime(2030, 1, 2, 3, 4, 5, 678000, tzinfo=UTC))
+    )
     assert quiet["audioData"]["silent"] is True and quiet["audioData"]["timestamp"] == "2030-01-02T03:04:05.678Z"
-    loud = orjson.loads(streaming.audio_data(b"\x00\x40" * 320, datetime.now(UTC)))
+    loud = orjson.loads(stream_messages.audio_data(b"\x00\x40" * 320, datetime.now(UTC)))
     assert loud["audioData"]["silent"] is False and loud["audioData"]["participantRawID"] is None
     pcm = base64.b64encode(b"\x01\x02\x03").decode()
-    assert streaming.inbound_audio(orjson.dumps({"Kind": "AudioData", "AudioData": {"Data": pcm}})) == b"\x01\x02"
-    assert streaming.inbound_audio('{"kind": "StopAudio", "stopAudio": {}}') == b""
+    assert stream_messages.inbound_audio(orjson.dumps({"Kind": "AudioData", "AudioData": {"Data": pcm}})) == b"\x01\x02"
+    assert stream_messages.inbound_audio('{"kind": "StopAudio", "stopAudio": {}}') == b""
     for junk in ["not json", "[]", '{"kind": "AudioData", "audioData": {"data": "%%%"}}', '{"kind": "Other"}']:
-        assert streaming.inbound_audio(junk) is None
+        assert stream_messages.inbound_audio(junk) is None
 
 
 def test_play_and_recognize_requests() -> None:
@@ -213,7 +215,7 @@ def test_raw_ids_in_paths_are_signed_as_the_sdks_quote_them() -> None:
 def test_speaker_slots_keep_everyone_while_there_is_room_then_the_talkers() -> None:
     """A rule test (no media): four slots; a fifth participant gets one only by talking, in the
     place of the occupant silent longest; someone who leaves frees theirs."""
-    slots = streaming.SpeakerSlots(4)
+    slots = speaker_slots.SpeakerSlots(4)
     assert [slots.place(p, talking=False) for p in "abcd"] == [(0, None), (1, None), (2, None), (3, None)]
     assert slots.place("e", talking=False) is None  # no room, and not talking
     for talker in "bacd":

@@ -20,23 +20,21 @@ both ``kind`` and ``Kind``.
 
 from __future__ import annotations
 
-import array
 import asyncio
-import base64
-import binascii
 import contextlib
-import itertools
 import logging
 import socket
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from vrooms.automation.rtp_relay import RtpRelay
 from vrooms.automation.schemas import StreamingOptions
+from vrooms.automation.speaker_slots import SpeakerSlots
+from vrooms.automation.stream_messages import FRAME_SECONDS, audio_data, inbound_audio, metadata
 from vrooms.egress import EgressPolicy, EgressRefused
 from vrooms.launcher import tied_to_parent
 from vrooms.media.tools import free_udp_port
@@ -53,14 +51,12 @@ from vrooms.media.types import (
 
 log = logging.getLogger("vrooms.automation")
 
-FRAME_SECONDS = 0.02
 _CONNECT_SECONDS = 10.0
 _CLOSE_SECONDS = 2.0
 # A frame that cannot be handed to the socket in this long means the app stopped reading.
 _STALL_SECONDS = 5.0
 _SEND_BUFFER_BYTES = 64 * 1024
 _MAX_MESSAGE_BYTES = 1 << 20
-_SILENT_BELOW = 64  # peak of a 16-bit frame under which it counts as silence
 _FFMPEG = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error"]
 
 
@@ -80,144 +76,8 @@ def _sdp(port: int) -> bytes:
     ).encode()
 
 
-# An Opus 20 ms CELT frame of silence (RFC 6716 section 3.1) in an RTP packet of the leg's type.
-_SILENCE = bytes([0x80, OPUS_PAYLOAD_TYPE, 0, 1, 0, 0, 0, 0, 0, 0, 0x5E, 0xED, 0xF8, 0xFF, 0xFE])
-
-
-class _Forward(asyncio.DatagramProtocol):
-    def __init__(self, forward: Callable[[bytes], None]) -> None:
-        self.forward = forward
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.forward(data)
-
-
-class RtpRelay:
-    """The leg's one UDP socket, symmetric as the AudioBridge needs it: its plain-RTP socket is
-    connected to the address it sends to and takes packets from that address alone, and it sends
-    the mix only once it has heard from it (janus_audiobridge.c). The decoder gets what Janus
-    sends; what the encoder sends leaves from this socket."""
-
-    def __init__(self) -> None:
-        self.janus_side: asyncio.DatagramTransport | None = None
-        self.encoder_side: asyncio.DatagramTransport | None = None
-        self.janus: tuple[str, int] | None = None
-        self.decoder_port = free_udp_port()
-
-    async def open(self) -> int:
-        loop = asyncio.get_running_loop()
-        self.janus_side, _ = await loop.create_datagram_endpoint(
-            lambda: _Forward(self._to_decoder), local_addr=("127.0.0.1", 0)
-        )
-        self.encoder_side, _ = await loop.create_datagram_endpoint(
-            lambda: _Forward(self._to_janus), local_addr=("127.0.0.1", 0)
-        )
-        return int(self.janus_side.get_extra_info("sockname")[1])
-
-    @property
-    def encoder_port(self) -> int:
-        assert self.encoder_side is not None
-        return int(self.encoder_side.get_extra_info("sockname")[1])
-
-    def connect(self, janus: tuple[str, int]) -> None:
-        self.janus = janus
-        self._to_janus(_SILENCE)
-
-    def _to_decoder(self, packet: bytes) -> None:
-        if self.janus_side is not None:
-            self.janus_side.sendto(packet, ("127.0.0.1", self.decoder_port))
-
-    def _to_janus(self, packet: bytes) -> None:
-        if self.janus_side is not None and self.janus is not None:
-            self.janus_side.sendto(packet, self.janus)
-
-    def close(self) -> None:
-        for transport in (self.janus_side, self.encoder_side):
-            if transport is not None:
-                transport.close()
-        self.janus_side = self.encoder_side = None
-
-
 def _ignore(_event: MediaEvent) -> None:
     """The stream's leg has no participant whose state its media events could change."""
-
-
-def _get(message: dict[str, Any], key: str) -> Any:
-    return next((v for k, v in message.items() if k.lower() == key.lower()), None)
-
-
-def audio_data(pcm: bytes, at: datetime, raw_id: str | None = None) -> bytes:
-    samples = array.array("h", pcm)
-    silent = max(samples, default=0) < _SILENT_BELOW and -min(samples, default=0) < _SILENT_BELOW
-    data = {
-        "timestamp": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "participantRawID": raw_id,
-        "data": base64.b64encode(pcm).decode(),
-        "silent": silent,
-    }
-    return orjson.dumps({"kind": "AudioData", "audioData": data})
-
-
-def metadata(subscription_id: str, rate: int) -> bytes:
-    length = int(rate * FRAME_SECONDS) * 2
-    meta = {"subscriptionId": subscription_id, "encoding": "PCM", "sampleRate": rate, "channels": 1, "length": length}
-    return orjson.dumps({"kind": "AudioMetadata", "audioMetadata": meta})
-
-
-def inbound_audio(raw: str | bytes) -> bytes | None:
-    """The PCM of an app's ``AudioData``; ``b""`` for ``StopAudio``; None for anything else."""
-    try:
-        message = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(message, dict):
-        return None
-    kind = str(_get(message, "kind") or "").lower()
-    if kind == "stopaudio":
-        return b""
-    payload = _get(message, "audioData")
-    data = _get(payload, "data") if kind == "audiodata" and isinstance(payload, dict) else None
-    if not isinstance(data, str):
-        return None
-    try:
-        pcm = base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    return pcm[: len(pcm) // 2 * 2]
-
-
-class SpeakerSlots:
-    """Who has a slot of their own: everyone while there is room; then whoever talks, in the place
-    of the occupant silent for longest."""
-
-    def __init__(self, size: int) -> None:
-        self.occupants: list[str | None] = [None] * size
-        self._heard: dict[str, int] = {}
-        self._clock = itertools.count()
-
-    def place(self, participant_id: str, *, talking: bool) -> tuple[int, str | None] | None:
-        """Give the participant a slot if they lack one (a talker may evict): (slot, evicted) or None."""
-        if talking:
-            self._heard[participant_id] = next(self._clock)
-        if participant_id in self.occupants:
-            return None
-        if None in self.occupants:
-            slot = self.occupants.index(None)
-        elif talking:
-            quietest = min(self.occupants, key=lambda p: self._heard.get(p or "", -1))
-            slot = self.occupants.index(quietest)
-        else:
-            return None
-        evicted, self.occupants[slot] = self.occupants[slot], participant_id
-        return slot, evicted
-
-    def remove(self, participant_id: str) -> int | None:
-        self._heard.pop(participant_id, None)
-        if participant_id not in self.occupants:
-            return None
-        slot = self.occupants.index(participant_id)
-        self.occupants[slot] = None
-        return slot
 
 
 Isolate = Callable[[str, int | None], Awaitable[None]]
