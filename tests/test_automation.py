@@ -7,10 +7,12 @@ import asyncio
 import base64
 import contextlib
 import json
+import re
 import socket
 import ssl
 import subprocess
 from collections.abc import AsyncIterator, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,8 @@ from tests.servers import Server, free_port, signed_headers
 from tests.webhooks import CallbackReceiver, Receiver, StreamReceiver
 from vrooms.client import Call, PatternSource
 from vrooms.client.media import tone_amplitude
+from vrooms.media.config import JanusEndpoint
+from vrooms.media.janus import JanusConnection
 
 NUMBER = "+15551230000"
 INCOMING_CALL = "Microsoft.Communication.IncomingCall"
@@ -977,3 +981,66 @@ async def test_a_stream_whose_consumer_stops_reading_fails_and_releases_everythi
         await connection.stop_media_streaming()
     assert refused.value.status_code == 400
     await connection.hang_up(is_for_everyone=True)
+
+
+async def _cancel_after(connection: CallConnectionClient, seconds: float) -> None:
+    await asyncio.sleep(seconds)
+    await connection.cancel_all_media_operations()
+
+
+def _context_is(context: str, event: Any) -> bool:
+    return bool(event.data["operationContext"] == context)
+
+
+async def _prompt_feeds(server: Server) -> int:
+    """Remote publishers named "Call Automation" in every VideoRoom of the server's Janus: the
+    audio feeds of prompts to chosen participants, counted in Janus itself."""
+    folder = server.data_dir / "janus"
+    secret = re.search(r'api_secret = "([^"]+)"', (folder / "janus.jcfg").read_text())
+    port = re.search(r"ws_port = (\d+)", (folder / "janus.transport.websockets.jcfg").read_text())
+    admin = re.search(r'admin_key = "([^"]+)"', (folder / "janus.plugin.videoroom.jcfg").read_text())
+    assert secret and port and admin
+    janus = JanusConnection(JanusEndpoint(f"ws://127.0.0.1:{port[1]}", secret[1], admin[1]))
+    await janus.open()
+    try:
+        handle = await janus.attach("janus.plugin.videoroom", lambda _: None)
+        rooms = (await handle.request({"request": "list", "admin_key": admin[1]})).data["list"]
+        count = 0
+        for room in rooms:
+            listed = await handle.request({"request": "listparticipants", "room": room["room"]})
+            count += sum(p.get("display") == "Call Automation" for p in listed.data["participants"])
+        return count
+    finally:
+        await janus.close()
+
+
+async def test_interrupted_and_hung_up_targeted_prompts_leave_no_feed_in_janus(
+    world: CallWorld, app: CallAutomationClient, receiver: CallbackReceiver, automation_server: Server
+) -> None:
+    """Looping prompts to one participant, each cancelled at once (the cancel lands while Janus makes
+    the feed or while the participant's subscription takes it), then one left looping and the app
+    hanging up mid-loop: Janus holds that one feed, then none. (The SDK sends
+    interruptCallMediaOperation only for prompts to everyone, so the test cancels.)"""
+    target_user, other_user = world.user(), world.user()
+    room_id = world.room({target_user: "Presenter", other_user: "Attendee"})
+    target = await world.join(target_user, room_id)
+    await world.join(other_user, room_id)
+    connection = await _connect(app, room_id, receiver)
+    to = [CommunicationUserIdentifier(target_user.raw_id)]
+    for n in range(12):  # cancels sent 0 to 55 ms after the play: they land at every step of its start
+        play = connection.play_media([TONE_FILE], play_to=to, loop=True, operation_context=f"ctx-{n}")
+        await asyncio.gather(play, _cancel_after(connection, 0.005 * n))
+    await connection.cancel_all_media_operations()  # one that came before its play
+    for context in [f"ctx-{n}" for n in range(12)]:
+        await receiver.wait_for_type("PlayCanceled", where=partial(_context_is, context))
+    await connection.play_media([TONE_FILE], play_to=to, loop=True, operation_context="ctx-5")
+    await receiver.wait_for_type("PlayStarted", where=lambda e: e.data["operationContext"] == "ctx-5")
+    await hears(target, PROMPT_HZ)
+    assert await _prompt_feeds(automation_server) == 1
+    await connection.hang_up(is_for_everyone=False)  # the loop is cancelled with the connection
+    await receiver.wait_for_type("CallDisconnected")
+    await stops_hearing(target, PROMPT_HZ)
+    deadline = asyncio.get_running_loop().time() + 5
+    while await _prompt_feeds(automation_server) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.1)
+    assert await _prompt_feeds(automation_server) == 0

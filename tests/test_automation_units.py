@@ -65,6 +65,32 @@ async def test_the_media_queue_runs_in_turn_and_cancels_what_is_queued_and_runni
     assert log == ["start a", "cancelled b", "cancelled a", "start c", "end c"]
 
 
+async def test_an_operation_cancelled_before_it_started_is_reported_and_the_queue_goes_on() -> None:
+    """A rule test (no media): the cancel lands before the task's first step, so its body never
+    runs; the operation is still reported cancelled and the next one runs. A work that raises
+    is reported failed."""
+    log: list[str] = []
+
+    def operation(name: str, *, breaks: bool = False) -> MediaOperation:
+        async def work() -> None:
+            log.append(f"start {name}")
+            if breaks:
+                raise EOFError("a half-written clip")
+
+        return MediaOperation(
+            work=work, cancelled=lambda: log.append(f"cancelled {name}"), failed=lambda: log.append(f"failed {name}")
+        )
+
+    queue = MediaQueue()
+    queue.submit(operation("a"), interrupt=False)
+    queue.cancel_all()  # before the loop ran a's task at all
+    queue.submit(operation("b", breaks=True), interrupt=False)
+    queue.submit(operation("c"), interrupt=False)
+    for _ in range(6):
+        await asyncio.sleep(0)
+    assert log == ["cancelled a", "start b", "failed b", "start c"]
+
+
 def _identifier(raw: str) -> dict[str, Any]:
     return {"rawId": raw}
 

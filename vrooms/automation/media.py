@@ -12,16 +12,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from enum import Enum
+from functools import partial
+from typing import Any
 
 log = logging.getLogger("vrooms.automation")
 
 
 @dataclass(eq=False)
 class MediaOperation:
-    work: Callable[[], Awaitable[None]]
+    work: Callable[[], Coroutine[Any, Any, None]]
     # Reports the cancellation (PlayCanceled, RecognizeCanceled); runs once the work has cleaned up.
     cancelled: Callable[[], None]
     # Reports a failure the work did not report itself (PlayFailed, RecognizeFailed): an app
@@ -49,19 +51,21 @@ class MediaQueue:
     def _next(self) -> None:
         if self._running is None and self._waiting:
             operation = self._waiting.popleft()
-            self._running = operation, asyncio.get_running_loop().create_task(self._run(operation))
+            task = asyncio.get_running_loop().create_task(operation.work())
+            self._running = operation, task
+            task.add_done_callback(partial(self._finished, operation))
 
-    async def _run(self, operation: MediaOperation) -> None:
-        try:
-            await operation.work()
-        except asyncio.CancelledError:
+    def _finished(self, operation: MediaOperation, task: asyncio.Task[None]) -> None:
+        """Report how the work ended and start the next. A done callback, not a ``try`` in the task:
+        a task cancelled before its first step never runs its body, and its operation must still
+        be reported and the queue move on (else no callback ever, and every later one waits)."""
+        self._running = None
+        if task.cancelled():
             operation.cancelled()
-        except Exception:
-            log.exception("a call automation media operation failed")
+        elif task.exception() is not None:
+            log.error("a call automation media operation failed", exc_info=task.exception())
             operation.failed()
-        finally:
-            self._running = None
-            self._next()
+        self._next()
 
 
 class Outcome(Enum):
