@@ -16,7 +16,11 @@ import threading
 import time
 from pathlib import Path
 
+from vrooms.supervision import Backoff
+
 _READY_TIMEOUT_SECONDS = 20.0
+# A child that ran this long before it exited is restarted at once, not after a long back-off.
+_STEADY_SECONDS = 60.0
 
 
 def tied_to_parent(command: list[str], sig: signal.Signals = signal.SIGKILL) -> list[str]:
@@ -46,7 +50,12 @@ async def stop_process(process: asyncio.subprocess.Process | None) -> None:
 
 
 class ChildProcess:
-    """``python -m <module>``, restarted when it exits; ready once ``ready_path`` exists (if given)."""
+    """``python -m <module>``, restarted when it exits; ready once ``ready_path`` exists (if given).
+
+    Restarts back off (``Backoff``: 0.25 s doubling to 10 s, with jitter; a child that ran a
+    minute starts again from the shortest), and ``stop`` and a restart take one lock, so a
+    stopping server never leaves a child it started meanwhile.
+    """
 
     def __init__(self, module: str, name: str, ready_path: Path | None = None) -> None:
         self.module = module
@@ -54,41 +63,58 @@ class ChildProcess:
         self.ready_path = ready_path
         self.process: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._backoff = Backoff()
+        self._started_at = 0.0
         self._watcher = threading.Thread(target=self._watch, name=f"{name}-watcher", daemon=True)
 
     def start(self) -> None:
-        self._spawn()
+        with self._lock:
+            self._spawn()
         self._watcher.start()
 
     def _spawn(self) -> None:
+        """Start the child (the lock is held); waits for its ready file, if it has one."""
         if self.ready_path is not None:
             self.ready_path.unlink(missing_ok=True)
         self.process = subprocess.Popen(
             tied_to_parent([sys.executable, "-m", self.module], signal.SIGTERM), stdin=subprocess.DEVNULL
         )
-        deadline = time.monotonic() + _READY_TIMEOUT_SECONDS
+        self._started_at = time.monotonic()
+        deadline = self._started_at + _READY_TIMEOUT_SECONDS
         while self.ready_path is not None and not self.ready_path.exists():
-            if self.process.poll() is not None or time.monotonic() > deadline:
+            if self.process.poll() is not None or time.monotonic() > deadline or self._stopping.is_set():
                 print(f"vrooms: the {self.name} did not start.", file=sys.stderr)
                 return
             time.sleep(0.02)
 
     def _watch(self) -> None:
-        while not self._stopping.is_set():
+        while not self._stopping.wait(0.2):
             process = self.process
-            if process is not None and process.poll() is not None and not self._stopping.is_set():
-                print(f"vrooms: the {self.name} exited ({process.returncode}); restarting it.", file=sys.stderr)
-                time.sleep(0.5)
-                self._spawn()
-            self._stopping.wait(0.2)
+            if process is None or process.poll() is None:
+                continue
+            if time.monotonic() - self._started_at > _STEADY_SECONDS:
+                self._backoff.reset()
+            delay = self._backoff.next()
+            print(
+                f"vrooms: the {self.name} exited ({process.returncode}); restarting it in {delay:.1f} s.",
+                file=sys.stderr,
+            )
+            if self._stopping.wait(delay):
+                return
+            with self._lock:
+                if not self._stopping.is_set():
+                    self._spawn()
 
     def stop(self) -> None:
         self._stopping.set()
-        if self.process is None or self.process.poll() is not None:
+        with self._lock:
+            process = self.process
+        if process is None or process.poll() is not None:
             return
-        self.process.terminate()
+        process.terminate()
         try:
-            self.process.wait(10)
+            process.wait(10)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+            process.kill()
+            process.wait()

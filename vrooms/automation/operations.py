@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from functools import partial
 from typing import Any
 
@@ -106,21 +106,9 @@ class MediaOperations:
         targets = [ParticipantOperations.in_call(connection, raw) for raw in request.targets]
         sources = await self._sources(request.sources, "playSources")
         context = request.operation_context
-        connection.media.submit(
-            MediaOperation(
-                work=partial(self._play, connection, sources, targets, request.loop, context),
-                cancelled=partial(
-                    connection.emit, EventType.PLAY_CANCELED, context, **results.information(results.MEDIA_CANCELLED)
-                ),
-                failed=partial(
-                    connection.emit,
-                    EventType.PLAY_FAILED,
-                    context,
-                    **results.information(results.MEDIA_OPERATION_FAILED),
-                ),
-            ),
-            interrupt=request.interrupt,
-        )
+        work = partial(self._play, connection, sources, targets, request.loop, context)
+        operation = _reported(connection, context, work, EventType.PLAY_CANCELED, EventType.PLAY_FAILED)
+        connection.media.submit(operation, interrupt=request.interrupt)
 
     async def _play(
         self, connection: Connection, sources: list[Source], targets: list[Participant], loop: bool, context: Any
@@ -202,24 +190,9 @@ class MediaOperations:
         target = self._phone(connection, request.raw_id)
         prompt = await self._sources(request.prompt, "playPrompts")
         context = request.operation_context
-        connection.media.submit(
-            MediaOperation(
-                work=partial(self._recognize, connection, target, prompt, request),
-                cancelled=partial(
-                    connection.emit,
-                    EventType.RECOGNIZE_CANCELED,
-                    context,
-                    **results.information(results.MEDIA_CANCELLED),
-                ),
-                failed=partial(
-                    connection.emit,
-                    EventType.RECOGNIZE_FAILED,
-                    context,
-                    **results.information(results.MEDIA_OPERATION_FAILED),
-                ),
-            ),
-            interrupt=request.interrupt,
-        )
+        work = partial(self._recognize, connection, target, prompt, request)
+        operation = _reported(connection, context, work, EventType.RECOGNIZE_CANCELED, EventType.RECOGNIZE_FAILED)
+        connection.media.submit(operation, interrupt=request.interrupt)
 
     async def _recognize(
         self, connection: Connection, target: Participant, prompt: list[Source], request: RecognizeRequest
@@ -278,3 +251,18 @@ async def _cancel(task: asyncio.Future[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError, PromptError):
         await task
+
+
+def _reported(
+    connection: Connection,
+    context: str | None,
+    work: Callable[[], Coroutine[Any, Any, None]],
+    cancelled: EventType,
+    failed: EventType,
+) -> MediaOperation:
+    """``work`` queued with the callbacks that end it if it does not report itself."""
+    return MediaOperation(
+        work=work,
+        cancelled=partial(connection.emit, cancelled, context, **results.information(results.MEDIA_CANCELLED)),
+        failed=partial(connection.emit, failed, context, **results.information(results.MEDIA_OPERATION_FAILED)),
+    )
