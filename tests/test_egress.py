@@ -239,3 +239,18 @@ def test_callbacks_streaming_webhooks_and_recordings_are_refused_internal_addres
     ]:
         refused = signed(default_server, "POST", "/calling/callConnections:connect?api-version=2026-03-12", body)
         assert refused.status_code == 400 and refused.json()["error"]["target"] == field_, refused.text
+
+
+async def test_five_plays_of_one_new_prompt_at_once_each_get_the_whole_clip(tmp_path: Path) -> None:
+    """Each render writes its own temporary files and renames them whole: none reads another's
+    half-written clip, and one clip is left in the cache."""
+    renderer = PromptRenderer(tmp_path / "cache", None, LISTED, 64 << 20)
+    text = [Source("text", "Five callers hear this at the same moment.")]
+
+    async def play() -> float:
+        async with renderer.clip(text) as clip:
+            return clip.seconds
+
+    lengths = await asyncio.gather(*(play() for _ in range(5)))
+    assert len(set(lengths)) == 1 and lengths[0] > 1
+    assert sorted(p.suffix for p in (tmp_path / "cache").iterdir()) == [".opus", ".wav"]
