@@ -8,7 +8,11 @@
 // with a fixed accessible name (see locales/en.js), shown only while the role allows it: the server
 // enforces the role table; the UI follows the capabilities the server announces.
 
-import { TILE_ASPECT, gridFor, mutedBadge, onStage } from "./stage.js";
+import { LocalDevices } from "./devices.js";
+import { fill, h, keepingFocus, loadStrings, sleep } from "./dom.js";
+import { onStage } from "./stage.js";
+import { CaptionsPanel, ParticipantPanel } from "./panels.js";
+import { Tiles } from "./tiles.js";
 import { VroomsClient } from "./vrooms.js";
 
 const RECONNECT_DELAYS_S = [1, 2, 4, 8, 15];
@@ -22,51 +26,6 @@ const FINAL_REFUSALS = new Set([
 ]);
 const TOAST_MS = 6000;
 
-/** An element: h("button", { class: "x", onclick: f, "aria-label": "…" }, "text", child…). */
-function h(tag, props = {}, ...children) {
-  const element = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key.startsWith("on")) element.addEventListener(key.slice(2), value);
-    else if (key === "class") element.className = value;
-    else if (key in element && !key.includes("-")) element[key] = value;
-    else element.setAttribute(key, value === true ? "" : value);
-  }
-  element.append(...children.filter((c) => c !== null && c !== undefined && c !== false));
-  return element;
-}
-
-function fill(template, values = {}) {
-  return String(template).replace(/\{(\w+)\}/g, (_, key) => values[key] ?? "");
-}
-
-async function loadStrings(locale) {
-  const language = String(locale || "en").toLowerCase().split("-")[0];
-  if (/^[a-z]{2,3}$/.test(language) && language !== "en") {
-    try {
-      return (await import(`./locales/${language}.js`)).default;
-    } catch {
-      // no such locale: English
-    }
-  }
-  return (await import("./locales/en.js")).default;
-}
-
-function initials(name) {
-  const parts = String(name || "?").trim().split(/\s+/);
-  return parts.slice(0, 2).map((p) => p[0] || "").join("").toUpperCase() || "?";
-}
-
-const sleep = (seconds) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
-
-/** Redraw a container's buttons without taking the keyboard focus away: the button with the
- * same data-key as the focused one gets it back (a call redraws on every speaker change). */
-function keepingFocus(container, redraw) {
-  const focused = container.contains(document.activeElement) ? document.activeElement.dataset.key : null;
-  redraw();
-  if (focused) container.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
-}
-
 export class VroomsCall {
   static mount(element, options) {
     const ui = new VroomsCall(element, options);
@@ -79,16 +38,15 @@ export class VroomsCall {
     this.client = null;
     this.call = null;
     this.room = null; // checkRoom's answer: role, capabilities, validity window
-    this.local = { audio: null, camera: null, screen: null };
-    this.wanted = { mic: true, camera: true };
-    this.devices = { mic: "", camera: "", speaker: "" };
-    this.tiles = new Map();
+    this.media = new LocalDevices(this); // devices.js: the streams, choices, pickers, meter
+    this.local = this.media.local;
+    this.wanted = this.media.wanted;
+    this.devices = this.media.devices;
+    this.tiles = null; // the stage's (tiles.js), made with the call's screen
     this.fit = new Set(); // tile keys shown "fit" (letterboxed) instead of "fill"
     this.names = new Map(); // participant and user ids -> display name, kept for when they have left
-    this.idle = []; // roster members not in the call (for invitations), read when the panel opens
     this.leaving = false;
     this.deviceWork = Promise.resolve(); // the pre-join's device (re)openings, in turn
-    this.meter = null;
     this.speakerLayout = false; // the active speaker large, the others in a strip
   }
 
@@ -139,7 +97,7 @@ export class VroomsCall {
   }
 
   #screen(...content) {
-    this.#stopMeter();
+    this.media.stopMeter();
     this.root.replaceChildren(...content);
   }
 
@@ -188,61 +146,28 @@ export class VroomsCall {
   }
 
   async #openDevicesNow(release) {
-    if (release) this.#stopLocal(release);
+    if (release) this.media.stop(release);
     this.joinButton.disabled = true;
     this.notices.replaceChildren();
     // Each device is opened once (a picker change closes its own first); a muted microphone is
     // open but sends nothing, so it can be unmuted in the call.
-    if (this.may("sendAudio") && !this.local.audio) this.local.audio = await this.#capture("audio", this.devices.mic);
+    if (this.may("sendAudio") && !this.local.audio) this.local.audio = await this.media.capture("audio", this.devices.mic);
     this.#sendMic(this.wanted.mic);
     if (this.may("sendVideo") && this.wanted.camera && !this.local.camera) {
-      this.local.camera = await this.#capture("video", this.devices.camera);
+      this.local.camera = await this.media.capture("video", this.devices.camera);
     }
     if (this.preview) this.preview.srcObject = this.local.camera;
     if (this.previewOff) this.previewOff.hidden = Boolean(this.local.camera);
     await this.#renderPickers();
     this.#renderToggles();
-    this.#startMeter();
+    this.media.startMeter(this.meterBar);
     this.joinButton.disabled = false;
-  }
-
-  /** One kind of device, asked for alone: a missing camera must not cost the microphone. */
-  async #capture(kind, deviceId) {
-    const constraints = { [kind]: deviceId ? { deviceId: { exact: deviceId } } : true };
-    try {
-      return await navigator.mediaDevices.getUserMedia(constraints);
-    } catch (error) {
-      const device = this.t(kind === "audio" ? "microphone" : "camera").toLowerCase();
-      const key = error.name === "NotAllowedError" ? "denied" : error.name === "NotReadableError" ? "busy" : "missing";
-      const sentence = this.t(`devices.${key}`, { device });
-      if (this.stage) this.#toast(sentence); // in the call (the pre-join notices are gone)
-      else this.notices.append(h("p", { class: "notice", role: "alert" }, sentence));
-      return null;
-    }
-  }
-
-  /** Pickers for what the role may use; ``change[key](deviceId)`` switches to the chosen device. */
-  async #deviceSelects(change) {
-    const devices = await navigator.mediaDevices.enumerateDevices().catch(() => []);
-    const picker = (kind, label, key) => {
-      const options = devices.filter((d) => d.kind === kind && d.deviceId);
-      if (!options.length) return null;
-      const id = `vrooms-${key}`;
-      const select = h("select", { id, onchange: (e) => { this.devices[key] = e.target.value; change[key](e.target.value); } },
-        ...options.map((d, n) => h("option", { value: d.deviceId, selected: d.deviceId === this.devices[key] }, d.label || `${label} ${n + 1}`)));
-      return h("div", { class: "picker" }, h("label", { for: id }, label), select);
-    };
-    return [
-      this.may("sendVideo") ? picker("videoinput", this.t("camera"), "camera") : null,
-      this.may("sendAudio") ? picker("audioinput", this.t("microphone"), "mic") : null,
-      "setSinkId" in HTMLMediaElement.prototype ? picker("audiooutput", this.t("speaker"), "speaker") : null,
-    ].filter(Boolean);
   }
 
   async #renderPickers() {
     const reopen = (which) => () => this.#openDevices(which);
     this.pickers.replaceChildren(
-      ...(await this.#deviceSelects({ camera: reopen("camera"), mic: reopen("audio"), speaker: () => {} })),
+      ...(await this.media.selects({ camera: reopen("camera"), mic: reopen("audio"), speaker: () => {} })),
     );
     if (this.local.audio) {
       this.meterBar = h("meter", { min: 0, max: 1, value: 0, "aria-label": this.t("micLevel") });
@@ -256,18 +181,18 @@ export class VroomsCall {
   async #updateDevices() {
     const switchTo = (which, kind, replace) => async (deviceId) => {
       if (!this.local[which]) return; // off: the new device is used when it is turned on
-      const stream = await this.#capture(kind, deviceId);
+      const stream = await this.media.capture(kind, deviceId);
       if (!stream) return;
       if (which === "audio") stream.getAudioTracks()[0].enabled = this.wanted.mic;
       await replace(stream);
-      this.#stopLocal(which);
+      this.media.stop(which);
       this.local[which] = stream;
       this.#update();
     };
     const switchMic = switchTo("audio", "audio", (s) => this.call.replaceAudio(s.getAudioTracks()[0]));
     const switchCamera = switchTo("camera", "video", (s) => this.call.replaceVideo(s));
-    const speaker = (id) => this.audio.setSinkId?.(id).catch((e) => this.#failed(e));
-    const selects = await this.#deviceSelects({ mic: switchMic, camera: switchCamera, speaker });
+    const speaker = (id) => this.audio.setSinkId?.(id).catch((e) => this.failed(e));
+    const selects = await this.media.selects({ mic: switchMic, camera: switchCamera, speaker });
     this.devicesPanel.replaceChildren(h("h2", {}, this.t("settings")), ...selects);
   }
 
@@ -299,35 +224,6 @@ export class VroomsCall {
     this.toggles.lastChild?.focus();
   }
 
-  #startMeter() {
-    this.#stopMeter();
-    if (!this.local.audio || !this.meterBar) return;
-    const context = new AudioContext();
-    const analyser = context.createAnalyser();
-    context.createMediaStreamSource(this.local.audio).connect(analyser);
-    const samples = new Float32Array(analyser.fftSize);
-    const tick = () => {
-      analyser.getFloatTimeDomainData(samples);
-      const rms = Math.sqrt(samples.reduce((sum, v) => sum + v * v, 0) / samples.length);
-      if (this.meterBar) this.meterBar.value = Math.min(1, rms * 4);
-      this.meter.frame = requestAnimationFrame(tick);
-    };
-    this.meter = { context, frame: requestAnimationFrame(tick) };
-  }
-
-  #stopMeter() {
-    if (!this.meter) return;
-    cancelAnimationFrame(this.meter.frame);
-    this.meter.context.close();
-    this.meter = null;
-  }
-
-  #stopLocal(which) {
-    const stream = this.local[which];
-    if (stream) for (const track of stream.getTracks()) track.stop();
-    this.local[which] = null;
-  }
-
   // -- joining -----------------------------------------------------------------------------------
 
   async #join() {
@@ -349,7 +245,7 @@ export class VroomsCall {
     if (audio && !this.wanted.mic) await this.call.mute();
     if (this.local.camera && this.may("sendVideo")) {
       // In the call either way: a camera the media server refuses now can be turned on again.
-      await this.call.startVideo(this.local.camera).catch((error) => this.#failed(error));
+      await this.call.startVideo(this.local.camera).catch((error) => this.failed(error));
     }
     this.#update();
   }
@@ -363,7 +259,7 @@ export class VroomsCall {
     on("remoteVideo", () => this.#update());
     on("stateChanged", () => this.#update());
     on("captions", () => this.#update());
-    on("inviteDeclined", (m) => this.#toast(this.t("declined", { name: this.names.get(m.userId) || m.userId })));
+    on("inviteDeclined", (m) => this.toast(this.t("declined", { name: this.names.get(m.userId) || m.userId })));
     on("mutedByOthers", () => { this.#sendMic(false); this.#announce(this.t("youWereMuted")); this.#update(); });
     on("permissions", (m) => this.#permissions(m));
     on("left", (m) => this.#left(m));
@@ -373,22 +269,22 @@ export class VroomsCall {
   // -- in the call -------------------------------------------------------------------------------
 
   #renderCall() {
-    this.#stopMeter();
+    this.media.stopMeter();
     this.status = h("p", { class: "call-state", role: "status" });
     this.facts = h("p", { class: "call-facts" });
     this.live = h("div", { class: "sr-only", "aria-live": "polite" });
     this.stage = h("section", { class: "stage", "aria-label": this.t("participants") });
-    this.panel = h("aside", { class: "panel", hidden: true, "aria-label": this.t("participants") });
-    this.panelLists = null; // built when the panel first opens
-    this.captionsPanel = h("aside", { class: "panel captions", hidden: true, "aria-label": this.t("captions") });
+    this.participantsPanel = new ParticipantPanel(this);
+    this.panel = this.participantsPanel.element;
+    this.captions = new CaptionsPanel(this);
+    this.captionsPanel = this.captions.element;
     this.devicesPanel = h("aside", { class: "panel devices", hidden: true, "aria-label": this.t("settings") });
     this.toasts = h("div", { class: "toasts", role: "status" });
     this.toolbar = h("div", { class: "toolbar", role: "toolbar", "aria-label": this.t("title") });
     this.audio = h("audio", { autoplay: true });
     this.audio.srcObject = this.call.remoteAudio;
     if (this.devices.speaker && this.audio.setSinkId) this.audio.setSinkId(this.devices.speaker).catch(() => {});
-    this.tiles.clear();
-    new ResizeObserver(() => this.stage && this.#layoutGrid()).observe(this.stage);
+    this.tiles = new Tiles(this.stage, this, this.fit);
     this.root.replaceChildren(
       h("header", {}, this.status, this.facts),
       h("div", { class: "body" }, this.stage, this.panel, this.captionsPanel, this.devicesPanel),
@@ -401,19 +297,19 @@ export class VroomsCall {
     if (!this.call || !this.stage) return;
     this.status.textContent = this.reconnecting ? this.t("reconnecting") : this.t(`states.${this.call.state}`);
     const until = this.room?.validUntil; // an appointment's end: the call ends with the room
-    const everyone = this.#everyone();
+    const everyone = this.everyone();
     const shown = onStage(everyone);
     const watching = everyone.length - shown.length;
     this.facts.textContent = [this.t("inCall", { count: everyone.length }),
       watching ? this.t("watching", { count: watching }) : null,
       until ? this.t("closesAt", { time: this.time(until) }) : null].filter(Boolean).join(" · ");
-    this.#updateTiles(shown);
+    this.tiles.update(shown);
     this.#updateToolbar();
-    if (!this.panel.hidden) this.#updatePanel();
-    if (!this.captionsPanel.hidden) this.#updateCaptions();
+    if (!this.panel.hidden) this.participantsPanel.update();
+    if (!this.captionsPanel.hidden) this.captions.update();
   }
 
-  #everyone() {
+  everyone() {
     for (const p of this.call.participants.values()) {
       this.names.set(p.participantId, p.displayName);
       this.names.set(p.userId, p.displayName);
@@ -428,80 +324,6 @@ export class VroomsCall {
     return [self, ...this.call.participants.values()];
   }
 
-  #updateTiles(shown) {
-    const wanted = new Map();
-    for (const p of shown) {
-      wanted.set(`${p.participantId}:camera`, { p, source: "camera" });
-      if (p.screenShare && !p.self) wanted.set(`${p.participantId}:screen`, { p, source: "screen" });
-    }
-    for (const [key, tile] of this.tiles) if (!wanted.has(key)) { tile.remove(); this.tiles.delete(key); }
-    for (const [key, { p, source }] of wanted) {
-      let tile = this.tiles.get(key);
-      if (!tile) {
-        tile = this.#tile(key, p, source);
-        this.tiles.set(key, tile);
-      }
-      this.#fillTile(tile, key, p, source);
-    }
-    this.#arrange([...wanted.keys()].map((key) => this.tiles.get(key)));
-    const sharing = [...wanted.values()].some((w) => w.source === "screen");
-    this.stage.dataset.layout = sharing ? "screen" : this.speakerLayout && this.call.activeSpeaker ? "speaker" : "grid";
-    this.#layoutGrid();
-  }
-
-  /** Put the stage's tiles in this order, moving only those out of place (a moved video element
-   * is laid out again; the others keep playing untouched). */
-  #arrange(order) {
-    let next = this.stage.firstElementChild;
-    for (const tile of order) {
-      if (tile === next) next = next.nextElementSibling;
-      else this.stage.insertBefore(tile, next);
-    }
-  }
-
-  /** Size the grid's tiles to the stage (called on every change and on every resize). */
-  #layoutGrid() {
-    const { clientWidth, clientHeight, childElementCount } = this.stage;
-    const gap = parseFloat(getComputedStyle(this.stage).columnGap) || 0;
-    // An element mounted without a height leaves the stage none: plan for a 16:9 stage then.
-    const height = clientHeight || clientWidth / TILE_ASPECT;
-    const { columns, tileWidth } = gridFor(childElementCount || 1, clientWidth, height, gap);
-    this.stage.style.setProperty("--columns", String(columns));
-    this.stage.style.setProperty("--tile-width", `${Math.floor(tileWidth)}px`);
-  }
-
-  #tile(key, p, source) {
-    const video = h("video", { autoplay: true, playsInline: true, muted: true });
-    const fitButton = h("button", { type: "button", class: "fit-toggle", onclick: () => { this.fit.has(key) ? this.fit.delete(key) : this.fit.add(key); this.#update(); } });
-    return h("figure", { class: `tile ${source}`, "data-participant": p.participantId, "data-source": source },
-      video, h("div", { class: "avatar", "aria-hidden": "true" }), h("figcaption", {}), fitButton);
-  }
-
-  #fillTile(tile, key, p, source) {
-    const [video, avatar, caption, fitButton] = tile.children;
-    const stream = p.self ? this.local.camera : this.call.remoteVideo.get(p.participantId)?.[source];
-    const showing = Boolean(stream) && (source === "screen" || p.camera);
-    if (video.srcObject !== (showing ? stream : null)) video.srcObject = showing ? stream : null;
-    video.hidden = !showing;
-    video.classList.toggle("mirrored", Boolean(p.self));
-    video.classList.toggle("fit", this.fit.has(key) || source === "screen");
-    avatar.hidden = showing;
-    avatar.textContent = p.phoneNumber ? "☎" : initials(p.displayName);
-    const name = p.self ? this.t("youName", { name: p.displayName }) : p.displayName;
-    const label = source === "screen" ? this.t("screenOf", { name: p.displayName }) : name;
-    const badges = [
-      h("span", { class: "role" }, this.#kind(p)),
-      mutedBadge(p) ? h("span", { class: "badge muted" }, this.t("muted")) : null,
-      p.state === "OnHold" ? h("span", { class: "badge" }, this.t("onHold")) : null,
-      !["Connected", "OnHold"].includes(p.state) ? h("span", { class: "badge" }, this.t(`states.${p.state}`)) : null,
-      this.call.activeSpeaker === p.participantId ? h("span", { class: "badge speaking" }, this.t("speaking")) : null,
-    ];
-    caption.replaceChildren(h("span", { class: "name" }, label), ...badges.filter(Boolean));
-    tile.classList.toggle("active", this.call.activeSpeaker === p.participantId);
-    fitButton.hidden = !showing;
-    fitButton.textContent = this.t(this.fit.has(key) ? "fillName" : "fitName", { name: p.displayName });
-  }
-
   #updateToolbar() {
     const call = this.call;
     const onHold = call.state === "OnHold";
@@ -513,7 +335,7 @@ export class VroomsCall {
       ["layout", "speakerLayout", () => { this.speakerLayout = !this.speakerLayout; this.#update(); }, this.speakerLayout],
       ["participants", "participants", () => this.#openParticipants(), !this.panel.hidden],
       this.may("startCaptions") || call.captions?.active
-        ? ["captions", "captions", () => this.#togglePanel(this.captionsPanel, () => this.#updateCaptions()), !this.captionsPanel.hidden] : null,
+        ? ["captions", "captions", () => this.#togglePanel(this.captionsPanel, () => this.captions.update()), !this.captionsPanel.hidden] : null,
       this.may("sendAudio") || this.may("sendVideo")
         ? ["devices", "settings", () => this.#togglePanel(this.devicesPanel, () => this.#updateDevices()), !this.devicesPanel.hidden] : null,
       ["hold", onHold ? "resume" : "hold", () => (onHold ? call.resume() : call.hold()).then(() => this.#update()), onHold],
@@ -523,7 +345,7 @@ export class VroomsCall {
     keepingFocus(this.toolbar, () => this.toolbar.replaceChildren(...buttons.map(([control, key, action, pressed, style]) => h("button", {
       type: "button", class: style || "", "data-key": control,
       "aria-pressed": pressed === null ? undefined : String(Boolean(pressed)),
-      onclick: () => Promise.resolve(action()).catch((e) => this.#failed(e)),
+      onclick: () => Promise.resolve(action()).catch((e) => this.failed(e)),
     }, this.t(key)))));
   }
 
@@ -545,7 +367,7 @@ export class VroomsCall {
   /** A microphone into the call's audio connection (promoted, or joined without one); false if
    * the browser gave none (the person was told why). */
   async #takeMicrophone(live) {
-    this.local.audio = await this.#capture("audio", this.devices.mic);
+    this.local.audio = await this.media.capture("audio", this.devices.mic);
     this.#sendMic(live);
     const track = this.local.audio?.getAudioTracks()[0];
     if (track) await this.call.replaceAudio(track);
@@ -562,9 +384,9 @@ export class VroomsCall {
   async #toggleCamera() {
     if (this.local.camera) {
       await this.call.stopVideo("camera");
-      this.#stopLocal("camera");
+      this.media.stop("camera");
     } else {
-      this.local.camera = await this.#capture("video", this.devices.camera);
+      this.local.camera = await this.media.capture("video", this.devices.camera);
       if (this.local.camera) await this.call.startVideo(this.local.camera);
     }
     this.#update();
@@ -573,7 +395,7 @@ export class VroomsCall {
   async #toggleScreen() {
     if (this.local.screen) {
       await this.call.stopScreenShare();
-      this.#stopLocal("screen");
+      this.media.stop("screen");
     } else {
       this.local.screen = await navigator.mediaDevices.getDisplayMedia({ video: true });
       this.local.screen.getVideoTracks()[0].addEventListener("ended", () => this.local.screen && this.#toggleScreen());
@@ -589,89 +411,25 @@ export class VroomsCall {
   }
 
   async #openParticipants() {
-    if (this.panel.hidden && this.may("invite")) {
-      const reply = await this.call.request({ type: "listParticipants" }).catch(() => ({ idle: [] }));
-      this.idle = reply.idle || [];
-    }
-    this.#togglePanel(this.panel, () => this.#updatePanel());
+    await this.participantsPanel.readIdle();
+    this.#togglePanel(this.panel, () => this.participantsPanel.update());
   }
 
-  /** The participant panel: its lists are redrawn on every change, keeping the focused button;
-   * the phone form is built once, so a number being typed survives the redraws. */
-  #updatePanel() {
-    if (!this.panelLists) {
-      this.panelLists = h("div");
-      this.dialForm = this.#dialForm();
-      this.panel.replaceChildren(h("h2", {}, this.t("participants")), this.panelLists, this.dialForm);
-    }
-    this.dialForm.hidden = !this.may("pstnDialOut");
-    keepingFocus(this.panelLists, () => this.panelLists.replaceChildren(
-      h("ul", {}, ...this.#everyone().map((p) => this.#participantRow(p))),
-      this.may("invite") ? this.#inviteList() : "",
-    ));
+  /** A device could not be opened (LocalDevices asks): said in a toast in the call, else on the
+   * pre-join screen. */
+  deviceRefused(sentence) {
+    if (this.stage) this.toast(sentence); // in the call (the pre-join notices are gone)
+    else this.notices.append(h("p", { class: "notice", role: "alert" }, sentence));
+  }
+
+  /** Draw the call again (the tiles ask, when a tile's fit changes). */
+  redraw() {
+    this.#update();
   }
 
   /** What a participant is, in words: a phone, or their role. */
-  #kind(p) {
+  kind(p) {
     return p.phoneNumber ? this.t("phone") : this.role(p.role);
-  }
-
-  #participantRow(p) {
-    const name = p.self ? this.t("youName", { name: p.displayName }) : p.displayName;
-    const act = (key, label, action, style) => h("button", { type: "button", class: style, "data-key": `${key}:${p.participantId}`,
-      onclick: () => action(p.participantId).catch((e) => this.#failed(e)) }, this.t(label, { name: p.displayName }));
-    const actions = [
-      !p.self && this.may("muteOthers") && p.canSpeak && !p.muted ? act("mute", "muteName", (id) => this.call.muteParticipant(id)) : null,
-      !p.self && this.may("removeParticipant") ? act("remove", "removeName", (id) => this.call.removeParticipant(id), "danger") : null,
-    ];
-    const facts = [this.#kind(p), this.t(`states.${p.state}`), mutedBadge(p) ? this.t("muted") : null].filter(Boolean).join(" · ");
-    return h("li", {}, h("span", { class: "name" }, name), h("span", { class: "facts" }, facts), h("span", { class: "actions" }, ...actions));
-  }
-
-  #inviteList() {
-    const list = h("ul", { class: "idle" });
-    const inCall = new Set([...this.call.participants.values()].map((p) => p.userId));
-    for (const member of this.idle.filter((m) => !inCall.has(m.userId))) {
-      // The roster has no names: the one this user had in the call earlier, else role and id.
-      const name = this.names.get(member.userId) || `${this.role(member.role)} …${member.userId.slice(-6)}`;
-      list.append(h("li", {}, h("span", { class: "name" }, name), h("span", { class: "facts" }, this.t("notInCall")),
-        h("button", { type: "button", "data-key": `invite:${member.userId}`, onclick: () => this.call.request({ type: "invite", userId: member.userId })
-          .then(() => this.#toast(this.t("inviting", { name }))).catch((e) => this.#failed(e, { name })) }, this.t("inviteName", { name }))));
-    }
-    return list;
-  }
-
-  #dialForm() {
-    // E.164, as the server takes it: the browser says what is wrong before anything is sent.
-    const input = h("input", { id: "vrooms-phone", type: "tel", placeholder: "+15551234567", autocomplete: "tel",
-      required: true, pattern: "\\+[1-9][0-9]{6,14}", "aria-describedby": "vrooms-phone-hint" });
-    return h("form", { class: "dial", onsubmit: (event) => {
-      event.preventDefault();
-      this.call.dialOut(input.value.trim()).then(() => { input.value = ""; }).catch((e) => this.#failed(e));
-    } }, h("label", { for: "vrooms-phone" }, this.t("phoneNumber")), input,
-    h("p", { id: "vrooms-phone-hint", class: "hint" }, this.t("phoneHint")), h("button", { type: "submit" }, this.t("callPhone")));
-  }
-
-  #updateCaptions() {
-    const captions = this.call.captions || { active: false, language: "en-us" };
-    const items = [h("h2", {}, this.t("captions")),
-      h("p", {}, captions.active ? this.t("captionsOn", { language: captions.language }) : this.t("captionsOff"))];
-    if (this.may("startCaptions")) {
-      const action = captions.active ? "stop" : "start";
-      items.push(h("button", { type: "button", onclick: () => this.#captions({ action }) }, this.t(captions.active ? "stopCaptions" : "startCaptions")));
-    }
-    if (captions.active && this.may("changeCaptionLanguage")) {
-      const select = h("select", { id: "vrooms-caption-language", onchange: (e) => this.#captions({ action: "setLanguage", language: e.target.value }) },
-        ...["en-us", "fr-fr", "de-de", "es-es"].map((l) => h("option", { value: l, selected: l === captions.language }, l)));
-      items.push(h("label", { for: "vrooms-caption-language" }, this.t("captionsLanguage")), select);
-    }
-    this.captionsPanel.replaceChildren(...items);
-  }
-
-  async #captions(request) {
-    const reply = await this.call.request({ type: "captions", ...request }).catch((e) => this.#failed(e));
-    if (reply) this.call.captions = { active: reply.active, language: reply.language };
-    this.#update();
   }
 
   // -- what the server says ------------------------------------------------------------------
@@ -682,20 +440,20 @@ export class VroomsCall {
     const text = message.reason && message.reason !== "Left"
       ? this.t("leftBecause", { name, reason: this.reason("leaveReasons", message.reason, { by }) })
       : this.t("left", { name });
-    this.#toast(text);
+    this.toast(text);
     this.#announce(text);
     this.#update();
   }
 
   async #permissions(message) {
-    if (!message.capabilities.includes("sendAudio")) this.#stopLocal("audio");
+    if (!message.capabilities.includes("sendAudio")) this.media.stop("audio");
     else if (!this.local.audio) {
       // Promoted: a microphone now, silent until the person unmutes (the server keeps a promoted
       // Viewer muted: nobody's microphone goes live by someone else's act).
-      await this.#takeMicrophone(!this.call.muted).catch((e) => this.#failed(e));
+      await this.#takeMicrophone(!this.call.muted).catch((e) => this.failed(e));
     }
-    if (!message.capabilities.includes("sendVideo")) this.#stopLocal("camera");
-    if (!message.capabilities.includes("shareScreen")) this.#stopLocal("screen");
+    if (!message.capabilities.includes("sendVideo")) this.media.stop("camera");
+    if (!message.capabilities.includes("shareScreen")) this.media.stop("screen");
     this.#announce(this.t("roleChanged", { role: this.role(message.role) }));
     this.#update();
   }
@@ -728,7 +486,7 @@ export class VroomsCall {
     this.root.classList.add("reconnecting");
     this.status.textContent = this.t("reconnecting");
     this.#announce(this.t("reconnecting"));
-    this.#stopLocal("screen");
+    this.media.stop("screen");
     this.client?.close();
     for (let attempt = 0; !this.leaving; attempt++) {
       await sleep(reconnectDelay(attempt));
@@ -760,8 +518,8 @@ export class VroomsCall {
   }
 
   #stopAll() {
-    for (const which of ["audio", "camera", "screen"]) this.#stopLocal(which);
-    this.#stopMeter();
+    for (const which of ["audio", "camera", "screen"]) this.media.stop(which);
+    this.media.stopMeter();
     if (this.client) this.client.close();
   }
 
@@ -772,11 +530,11 @@ export class VroomsCall {
   }
 
   /** A request that failed, said as a sentence: the code's (locale "errors"), else the message. */
-  #failed(error, values = {}) {
-    this.#toast(this.reason("errors", error.code || error.name, { message: error.message, ...values }));
+  failed(error, values = {}) {
+    this.toast(this.reason("errors", error.code || error.name, { message: error.message, ...values }));
   }
 
-  #toast(text) {
+  toast(text) {
     if (!this.toasts) return;
     const toast = h("p", { class: "toast" }, text);
     this.toasts.append(toast);
