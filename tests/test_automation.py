@@ -1033,8 +1033,8 @@ async def test_interrupted_and_hung_up_targeted_prompts_leave_no_feed_in_janus(
     await connection.cancel_all_media_operations()  # one that came before its play
     for context in [f"ctx-{n}" for n in range(12)]:
         await receiver.wait_for_type("PlayCanceled", where=partial(_context_is, context))
-    await connection.play_media([TONE_FILE], play_to=to, loop=True, operation_context="ctx-5")
-    await receiver.wait_for_type("PlayStarted", where=lambda e: e.data["operationContext"] == "ctx-5")
+    await connection.play_media([TONE_FILE], play_to=to, loop=True, operation_context="ctx-last")
+    await receiver.wait_for_type("PlayStarted", where=partial(_context_is, "ctx-last"))
     await hears(target, PROMPT_HZ)
     assert await _prompt_feeds(automation_server) == 1
     await connection.hang_up(is_for_everyone=False)  # the loop is cancelled with the connection

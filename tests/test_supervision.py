@@ -5,12 +5,13 @@ singleton, so it runs apart from the test process)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 import textwrap
 
 from tests.phones import free_udp_port
-from vrooms.supervision import Backoff, TaskSet, heartbeat
+from vrooms.supervision import Backoff, TaskSet, heartbeat, to_the_end
 
 
 async def test_a_probe_that_hangs_or_fails_twice_in_a_row_is_reported_with_why() -> None:
@@ -85,3 +86,32 @@ def test_a_hung_sip_thread_is_found_by_its_heartbeat() -> None:
     assert lines[0] == "answers"
     assert lines[1].startswith("hung: no answer within 1.5 s")
     assert float(lines[1].split()[-1]) < 5.0  # the issue's bound, measured in the child
+
+
+async def test_a_cleanup_runs_to_its_end_through_repeated_cancels_then_the_cancel_goes_on() -> None:
+    """A rule test: the caller is cancelled twice while its cleanup runs; the cleanup finishes
+    before the caller ends, and the caller still ends cancelled."""
+    released = asyncio.Event()
+    gate = asyncio.Event()
+
+    async def cleanup() -> None:
+        await gate.wait()
+        released.set()
+
+    async def caller() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await to_the_end(cleanup())
+
+    task = asyncio.ensure_future(caller())
+    await asyncio.sleep(0)
+    task.cancel()
+    await asyncio.sleep(0)
+    task.cancel()  # a second cancel while the cleanup waits
+    await asyncio.sleep(0)
+    assert not task.done()
+    gate.set()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert task.cancelled() and released.is_set()

@@ -14,9 +14,11 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 log = logging.getLogger("vrooms")
+
+T = TypeVar("T")
 
 HEARTBEAT_SECONDS = 0.5
 HEARTBEAT_TIMEOUT_SECONDS = 1.5
@@ -45,6 +47,23 @@ async def heartbeat(
             continue
         if missed >= misses:
             return reason
+
+
+async def to_the_end(cleanup: Awaitable[T]) -> T:
+    """Await ``cleanup`` to its end even if the caller is cancelled meanwhile, then re-raise the
+    cancellation. ``asyncio.shield`` alone lets a second cancel (an interrupt, then a hang-up)
+    end the caller while the cleanup still runs, so the caller's callback would be sent before
+    what it held (a Janus feed, a process) is released."""
+    task = asyncio.ensure_future(cleanup)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    return task.result()
 
 
 class Backoff:

@@ -38,7 +38,7 @@ from vrooms.media.types import AudioFeed, AudioLeg, Connected, HungUp, MediaErro
 from vrooms.rooms import repository as rooms_repository
 from vrooms.rooms.models import Room
 from vrooms.store.database import Database
-from vrooms.supervision import TaskSet
+from vrooms.supervision import TaskSet, to_the_end
 
 log = logging.getLogger("vrooms.calls")
 
@@ -265,8 +265,8 @@ class CallService:
             yield address
         finally:
             call.audio_feeds.pop(feed.feed_id, None)
-            # Shielded: a second cancel (an interrupt, then a hang-up) must not leave the feed in Janus.
-            await asyncio.shield(self._close_feed(feed, audience))
+            # To the end, whatever is cancelled meanwhile: the play's callback follows the release.
+            await to_the_end(self._close_feed(feed, audience))
 
     async def _close_feed(self, feed: AudioFeed, audience: list[Participant]) -> None:
         await self.video.settle(audience)  # unsubscribed before the feed goes (see JanusAudioFeed)

@@ -16,12 +16,11 @@ typed values of ``media.types``. The AudioBridge half is ``audiobridge``, the Vi
 
 from __future__ import annotations
 
-import asyncio
-
 from vrooms.media.audiobridge import AudioBridgePlane
 from vrooms.media.janus_support import SHARED_GROUP, SLOT_GROUPS, JanusCallMedia, mapped_errors, new_id, quietly
 from vrooms.media.types import CallMedia
 from vrooms.media.videoroom import VideoRoomPlane
+from vrooms.supervision import to_the_end
 
 
 class JanusMediaPlane(AudioBridgePlane, VideoRoomPlane):
@@ -64,7 +63,7 @@ class JanusMediaPlane(AudioBridgePlane, VideoRoomPlane):
                     }
                 )
             except BaseException:  # the audio room must not outlive a call that never started
-                await asyncio.shield(quietly(self.destroy_call(media)))
+                await to_the_end(quietly(self.destroy_call(media)))
                 raise
             return media
 

@@ -15,6 +15,7 @@ import shutil
 import socket
 
 from vrooms.launcher import tied_to_parent
+from vrooms.supervision import to_the_end
 
 log = logging.getLogger("vrooms.media")
 
@@ -82,4 +83,4 @@ def free_udp_port() -> int:
 async def _kill(process: asyncio.subprocess.Process) -> None:
     with contextlib.suppress(ProcessLookupError):  # it may exit on its own as it is killed
         process.kill()
-    await asyncio.shield(process.wait())
+    await to_the_end(process.wait())

@@ -9,7 +9,6 @@ Plugin API: the comment block at the top of janus_videoroom.c (janus-gateway 1.1
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from vrooms.media.janus_support import (
     typed,
 )
 from vrooms.media.types import CallMedia, EventHandler, MediaError, ReceivedStream, VideoSubscription
+from vrooms.supervision import to_the_end
 
 
 @dataclass
@@ -143,7 +143,7 @@ class VideoRoomPlane(JanusControls):
                 raise MediaError("the media server did not open an RTP port for the audio feed")
         except BaseException:
             # Cancelled (or failed) while Janus made it: it may exist all the same; the id is ours.
-            await asyncio.shield(quietly(feed.close()))
+            await to_the_end(quietly(feed.close()))
             raise
         self.feed_mids[feed_id] = "0"
         return feed, (str(reply.data.get("ip", "127.0.0.1")), int(reply.data["port"]))
