@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from vrooms.auth.hmac import _identifiers_quoted
-from vrooms.automation import results, schemas, speaker_slots, stream_messages
+from vrooms.automation import media_schemas, results, schemas, speaker_slots, stream_messages
 from vrooms.automation.media import DtmfCollector, MediaOperation, MediaQueue, Outcome
 from vrooms.automation.prompts import PromptError, PromptRenderer, espeak_voice
 from vrooms.egress import EgressPolicy
@@ -169,7 +169,7 @@ def test_media_streaming_options_and_messages() -> None:
 
 
 def test_play_and_recognize_requests() -> None:
-    play = schemas.parse_play(
+    play = media_schemas.parse_play(
         {
             "playSources": [
                 {"kind": "text", "text": {"text": "Hi", "voiceName": "de-DE-KatjaNeural"}},
@@ -187,9 +187,9 @@ def test_play_and_recognize_requests() -> None:
     ]
     for body, target in bodies:
         with pytest.raises(ApiError) as refused:
-            schemas.parse_play(body)
+            media_schemas.parse_play(body)
         assert refused.value.target == target
-    recognize = schemas.parse_recognize(
+    recognize = media_schemas.parse_recognize(
         {
             "recognizeInputType": "dtmf",
             "recognizeOptions": {
@@ -200,7 +200,7 @@ def test_play_and_recognize_requests() -> None:
     )
     assert (recognize.max_tones, recognize.stop_tones, recognize.initial_silence_seconds) == (4, "#", 5.0)
     with pytest.raises(ApiError) as refused:
-        schemas.parse_recognize({"recognizeInputType": "speech", "recognizeOptions": {}})
+        media_schemas.parse_recognize({"recognizeInputType": "speech", "recognizeOptions": {}})
     assert refused.value.target == "recognizeInputType"
 
 

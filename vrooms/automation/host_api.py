@@ -20,7 +20,7 @@ from starlette.responses import Response
 
 from vrooms.api import repeatability
 from vrooms.api.times import now_micros
-from vrooms.automation import schemas
+from vrooms.automation import media_schemas, schemas
 from vrooms.automation.connection import Connection
 from vrooms.automation.service import AutomationService
 from vrooms.calls.models import Refusal
@@ -129,7 +129,7 @@ async def _continuous_dtmf(service: AutomationService, envelope: dict[str, Any])
 
 
 async def _play(service: AutomationService, envelope: dict[str, Any]) -> Answer:
-    await service.media.play(_connection(service, envelope), schemas.parse_play(envelope["body"]))
+    await service.media.play(_connection(service, envelope), media_schemas.parse_play(envelope["body"]))
     return 202, None
 
 
@@ -139,7 +139,7 @@ async def _cancel_media(service: AutomationService, envelope: dict[str, Any]) ->
 
 
 async def _recognize(service: AutomationService, envelope: dict[str, Any]) -> Answer:
-    await service.media.recognize(_connection(service, envelope), schemas.parse_recognize(envelope["body"]))
+    await service.media.recognize(_connection(service, envelope), media_schemas.parse_recognize(envelope["body"]))
     return 202, None
 
 

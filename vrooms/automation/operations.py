@@ -19,16 +19,10 @@ from typing import Any
 from vrooms.automation import results
 from vrooms.automation.connection import Connection
 from vrooms.automation.media import DtmfCollector, MediaOperation
+from vrooms.automation.media_schemas import PlayRequest, PlaySource, RecognizeRequest
 from vrooms.automation.participants import ParticipantOperations
 from vrooms.automation.prompts import Clip, PromptError, PromptRenderer, Source, espeak_voice, send_rtp
-from vrooms.automation.schemas import (
-    TONE_NAMES,
-    DtmfRequest,
-    PlayRequest,
-    PlaySource,
-    RecognizeRequest,
-    TargetRequest,
-)
+from vrooms.automation.schemas import TONE_NAMES, DtmfRequest, TargetRequest
 from vrooms.calls.call import Call, Participant
 from vrooms.calls.rules import CallRefused
 from vrooms.calls.service import CallService
