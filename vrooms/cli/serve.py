@@ -36,6 +36,10 @@ def serve(settings: Settings, access_log: bool) -> int:
     from vrooms.pstn.config import TelephonyConfigError, telephony
     from vrooms.tls import ensure_certificates
 
+    if "VROOMS_PROMPT_URL_HOSTS" in os.environ:  # replaced: ignoring it would open or close fetches silently
+        print("vrooms: VROOMS_PROMPT_URL_HOSTS is now VROOMS_EGRESS_PROMPTS (host names, networks,", file=sys.stderr)
+        print("  public, private, loopback; see the README, 'Outbound connections').", file=sys.stderr)
+        return 2
     try:  # a wrong telephone setting stops here, not in a call host that restarts forever
         trunk = telephony(settings)
     except TelephonyConfigError as exc:
