@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import ipaddress
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import aiohttp
@@ -17,10 +17,12 @@ from aiohttp import web
 
 from tests.phones import write_tone_wav
 from tests.servers import Server, signed
+from tests.test_events_store import subscription
 from tests.webhooks import Receiver
 from vrooms.automation.fetch import FetchFailed, fetch, sniff
 from vrooms.automation.prompts import MAX_CLIP_SECONDS, PromptError, PromptRenderer, Source
 from vrooms.egress import EgressPolicy, EgressRefused, address_class
+from vrooms.events import webhooks
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -254,3 +256,25 @@ async def test_five_plays_of_one_new_prompt_at_once_each_get_the_whole_clip(tmp_
     lengths = await asyncio.gather(*(play() for _ in range(5)))
     assert len(set(lengths)) == 1 and lengths[0] > 1
     assert sorted(p.suffix for p in (tmp_path / "cache").iterdir()) == [".opus", ".wav"]
+
+
+async def test_a_delivery_follows_no_redirect_and_never_reaches_a_refused_address() -> None:
+    """Event Grid follows no redirect: a 307 is the delivery's answer (retried later), and the
+    listener it points to hears nothing; a subscription whose endpoint is an address the policy
+    refuses gets no connection at all."""
+
+    async def ok(_: web.Request) -> web.StreamResponse:
+        return web.Response(text="ok")
+
+    async with (
+        serving("127.0.0.2", ok) as elsewhere,
+        serving("127.0.0.1", redirect_to(f"{elsewhere.url}/hook", 307)) as hook,
+    ):
+        policy = EgressPolicy.parse("VROOMS_EGRESS_WEBHOOKS", "loopback")
+        endpoint = replace(subscription("redirected"), endpoint=f"{hook.url}/hook")
+        async with aiohttp.ClientSession(connector=policy.connector()) as session:
+            assert await webhooks.deliver(session, policy, endpoint, [], "topic", 1) == 307
+            public = EgressPolicy.parse("VROOMS_EGRESS_WEBHOOKS", "public")
+            assert await webhooks.deliver(session, public, endpoint, [], "topic", 1) is None
+        assert hook.hits == ["/hook"]  # the first delivery only
+    assert elsewhere.hits == []
