@@ -7,8 +7,6 @@ before handing the main thread to uvicorn. Each is a child tied to ours
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import signal
 import subprocess
 import sys
@@ -16,37 +14,12 @@ import threading
 import time
 from pathlib import Path
 
+from vrooms.processes import tied_to_parent
 from vrooms.supervision import Backoff
 
 _READY_TIMEOUT_SECONDS = 20.0
 # A child that ran this long before it exited is restarted at once, not after a long back-off.
 _STEADY_SECONDS = 60.0
-
-
-def tied_to_parent(command: list[str], sig: signal.Signals = signal.SIGKILL) -> list[str]:
-    """``command`` run so that the kernel sends it ``sig`` when this process dies (PR_SET_PDEATHSIG).
-
-    util-linux's ``setpriv`` sets it and then execs the command (same pid). Setting it in a
-    ``preexec_fn`` instead is unsafe in a process that runs threads (Python's subprocess docs):
-    the call host and the launcher both do."""
-    return ["setpriv", f"--pdeathsig={sig.name}", "--", *command]
-
-
-async def stop_process(process: asyncio.subprocess.Process | None) -> None:
-    """SIGTERM, then SIGKILL after 5 s: a managed media process (Janus, rtpengine) is gone after this.
-    SIGCONT follows the SIGTERM: a stopped process (SIGSTOP: the hang a heartbeat found) would
-    otherwise hold its SIGTERM until the SIGKILL."""
-    if process is None or process.returncode is not None:
-        return
-    process.terminate()
-    with contextlib.suppress(ProcessLookupError):
-        process.send_signal(signal.SIGCONT)
-    try:
-        await asyncio.wait_for(process.wait(), 5)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await process.wait()
 
 
 class ChildProcess:

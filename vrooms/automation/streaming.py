@@ -36,7 +36,6 @@ from vrooms.automation.schemas import StreamingOptions
 from vrooms.automation.speaker_slots import SpeakerSlots
 from vrooms.automation.stream_messages import FRAME_SECONDS, audio_data, inbound_audio, metadata
 from vrooms.egress import EgressPolicy, EgressRefused
-from vrooms.launcher import tied_to_parent
 from vrooms.media.tools import free_udp_port
 from vrooms.media.types import (
     ISOLATED_SLOTS,
@@ -48,6 +47,7 @@ from vrooms.media.types import (
     MediaEvent,
     MediaPlane,
 )
+from vrooms.processes import tied_to_parent
 
 log = logging.getLogger("vrooms.automation")
 

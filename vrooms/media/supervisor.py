@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 from vrooms.config import Settings
-from vrooms.launcher import stop_process, tied_to_parent
 from vrooms.media.config import JanusEndpoint, janus_lib_dir, write_config
 from vrooms.media.interfaces import ice_interfaces
+from vrooms.processes import stop_process, tied_to_parent
 
 log = logging.getLogger("vrooms.media")
 

@@ -14,7 +14,7 @@ import logging
 import shutil
 import socket
 
-from vrooms.launcher import tied_to_parent
+from vrooms.processes import tied_to_parent
 from vrooms.supervision import to_the_end
 
 log = logging.getLogger("vrooms.media")

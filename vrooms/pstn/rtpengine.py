@@ -25,8 +25,8 @@ from typing import Any
 
 import orjson
 
-from vrooms.launcher import stop_process, tied_to_parent
 from vrooms.media.tools import free_udp_port
+from vrooms.processes import stop_process, tied_to_parent
 from vrooms.pstn.ng import NgClient, NgError
 from vrooms.pstn.numbers import DTMF_TONES
 
