@@ -992,9 +992,10 @@ def _context_is(context: str, event: Any) -> bool:
     return bool(event.data["operationContext"] == context)
 
 
-async def _prompt_feeds(server: Server) -> int:
-    """Remote publishers named "Call Automation" in every VideoRoom of the server's Janus: the
-    audio feeds of prompts to chosen participants, counted in Janus itself."""
+async def _prompt_feeds(server: Server, room_id: str) -> int:
+    """Remote publishers named "Call Automation" in the VideoRoom of ``room_id``'s call: the audio
+    feeds of prompts to chosen participants, counted in Janus itself (other tests' calls may still
+    be ending in the same Janus)."""
     folder = server.data_dir / "janus"
     secret = re.search(r'api_secret = "([^"]+)"', (folder / "janus.jcfg").read_text())
     port = re.search(r"ws_port = (\d+)", (folder / "janus.transport.websockets.jcfg").read_text())
@@ -1006,7 +1007,7 @@ async def _prompt_feeds(server: Server) -> int:
         handle = await janus.attach("janus.plugin.videoroom", lambda _: None)
         rooms = (await handle.request({"request": "list", "admin_key": admin[1]})).data["list"]
         count = 0
-        for room in rooms:
+        for room in [r for r in rooms if r.get("description") == f"room {room_id}"]:
             listed = await handle.request({"request": "listparticipants", "room": room["room"]})
             count += sum(p.get("display") == "Call Automation" for p in listed.data["participants"])
         return count
@@ -1017,30 +1018,30 @@ async def _prompt_feeds(server: Server) -> int:
 async def test_interrupted_and_hung_up_targeted_prompts_leave_no_feed_in_janus(
     world: CallWorld, app: CallAutomationClient, receiver: CallbackReceiver, automation_server: Server
 ) -> None:
-    """Looping prompts to one participant, each cancelled at once (the cancel lands while Janus makes
-    the feed or while the participant's subscription takes it), then one left looping and the app
-    hanging up mid-loop: Janus holds that one feed, then none. (The SDK sends
-    interruptCallMediaOperation only for prompts to everyone, so the test cancels.)"""
+    """Looping prompts to one participant, each cancelled 0 to 55 ms after it was sent (the cancel
+    lands at every step of its start: rendering, Janus making the feed, the subscription taking
+    it): once every PlayCanceled is in, Janus holds no feed. Then one left looping and the app
+    hanging up mid-loop: one feed, then none. (The SDK sends interruptCallMediaOperation only
+    for prompts to everyone, so the test cancels.)"""
     target_user, other_user = world.user(), world.user()
     room_id = world.room({target_user: "Presenter", other_user: "Attendee"})
-    target = await world.join(target_user, room_id)
+    await world.join(target_user, room_id)
     await world.join(other_user, room_id)
     connection = await _connect(app, room_id, receiver)
     to = [CommunicationUserIdentifier(target_user.raw_id)]
-    for n in range(12):  # cancels sent 0 to 55 ms after the play: they land at every step of its start
+    for n in range(12):
         play = connection.play_media([TONE_FILE], play_to=to, loop=True, operation_context=f"ctx-{n}")
         await asyncio.gather(play, _cancel_after(connection, 0.005 * n))
     await connection.cancel_all_media_operations()  # one that came before its play
     for context in [f"ctx-{n}" for n in range(12)]:
         await receiver.wait_for_type("PlayCanceled", where=partial(_context_is, context))
+    assert await _prompt_feeds(automation_server, room_id) == 0  # each released before its callback
     await connection.play_media([TONE_FILE], play_to=to, loop=True, operation_context="ctx-last")
     await receiver.wait_for_type("PlayStarted", where=partial(_context_is, "ctx-last"))
-    await hears(target, PROMPT_HZ)
-    assert await _prompt_feeds(automation_server) == 1
+    assert await _prompt_feeds(automation_server, room_id) == 1
     await connection.hang_up(is_for_everyone=False)  # the loop is cancelled with the connection
     await receiver.wait_for_type("CallDisconnected")
-    await stops_hearing(target, PROMPT_HZ)
     deadline = asyncio.get_running_loop().time() + 5
-    while await _prompt_feeds(automation_server) and asyncio.get_running_loop().time() < deadline:
+    while await _prompt_feeds(automation_server, room_id) and asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(0.1)
-    assert await _prompt_feeds(automation_server) == 0
+    assert await _prompt_feeds(automation_server, room_id) == 0

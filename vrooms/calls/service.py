@@ -32,7 +32,7 @@ from vrooms.calls.models import CALL_SCOPES, EndReason, LeaveReason, Participant
 from vrooms.calls.own_media import OwnMedia
 from vrooms.calls.records import CallRecords
 from vrooms.calls.rules import CallRefused, check_admission
-from vrooms.calls.video import VideoSync
+from vrooms.calls.video import FEED_RELEASE_SECONDS, VideoSync
 from vrooms.identity.service import IdentityService
 from vrooms.media.types import AudioFeed, AudioLeg, Connected, HungUp, MediaError, MediaEvent, MediaPlane, Talking
 from vrooms.rooms import repository as rooms_repository
@@ -269,7 +269,8 @@ class CallService:
             await to_the_end(self._close_feed(feed, audience))
 
     async def _close_feed(self, feed: AudioFeed, audience: list[Participant]) -> None:
-        await self.video.settle(audience)  # unsubscribed before the feed goes (see JanusAudioFeed)
+        # Unsubscribed before the feed goes (see JanusAudioFeed), whatever other rounds come first.
+        await self.video.settle(audience, without=feed.feed_id, timeout=FEED_RELEASE_SECONDS)
         with contextlib.suppress(MediaError):
             await feed.close()
 

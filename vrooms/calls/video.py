@@ -24,6 +24,11 @@ from vrooms.media.types import MediaError, MediaPlane, ReceivedStream
 log = logging.getLogger("vrooms.calls")
 
 _ANSWER_TIMEOUT_SECONDS = 10.0
+# A failed round is tried again this many times in all, after 0.1 s, 0.2 s...
+_ROUND_TRIES = 3
+_RETRY_SECONDS = 0.1
+# How long a feed's removal waits for its audience to stop taking it (many rounds may queue).
+FEED_RELEASE_SECONDS = 30.0
 
 
 class VideoSync:
@@ -51,13 +56,26 @@ class VideoSync:
             participant.pending_answer.cancel()
         return bool(participant.feeds)
 
-    async def settle(self, participants: list[Participant]) -> None:
-        """Renegotiate now and wait (bounded) until these participants' subscriptions match the call."""
+    async def settle(
+        self, participants: list[Participant], *, without: int | None = None, timeout: float = _ANSWER_TIMEOUT_SECONDS
+    ) -> None:
+        """Renegotiate now and wait (at most ``timeout``) until these participants' subscriptions match
+        the call; with ``without``, until none of them takes that feed any more, however many rounds
+        other changes add meanwhile (a feed removed while subscribed makes Janus offer on its own,
+        and an offer nobody answers holds back every later update of that subscription)."""
+        deadline = asyncio.get_running_loop().time() + timeout
         for participant in participants:
             self.sync(participant)
-        tasks = [p.sync_task for p in participants if p.sync_task is not None and not p.sync_task.done()]
-        if tasks:
-            await asyncio.wait(tasks, timeout=_ANSWER_TIMEOUT_SECONDS)
+        while True:
+            tasks = [p.sync_task for p in participants if p.sync_task is not None and not p.sync_task.done()]
+            remaining = deadline - asyncio.get_running_loop().time()
+            if not tasks or remaining <= 0:
+                return
+            await asyncio.wait(tasks, timeout=remaining)
+            if without is None or not any(_takes(p, without) for p in participants):
+                return
+            for participant in participants:
+                self.sync(participant)
 
     @staticmethod
     def answer(participant: Participant, sdp: str) -> None:
@@ -67,6 +85,7 @@ class VideoSync:
 
     async def _loop(self, participant: Participant) -> None:
         participant.sync_again = True
+        failures = 0
         while participant.sync_again:
             participant.sync_again = False
             plane = self._plane()
@@ -74,8 +93,13 @@ class VideoSync:
                 return
             try:
                 await self._once(participant.call, participant, plane)
+                failures = 0
             except (MediaError, TimeoutError) as exc:
-                log.warning("video renegotiation for %s failed: %s", participant.id, exc)
+                failures += 1
+                log.warning("video renegotiation for %s failed (%d): %s", participant.id, failures, exc)
+                if failures < _ROUND_TRIES:  # a feed that came or went mid-round: the next round sees it
+                    participant.sync_again = True
+                    await asyncio.sleep(_RETRY_SECONDS * failures)
 
     @staticmethod
     async def _once(call: Call, participant: Participant, plane: MediaPlane) -> None:
@@ -102,6 +126,11 @@ class VideoSync:
         answer = await asyncio.wait_for(participant.pending_answer, _ANSWER_TIMEOUT_SECONDS)
         await participant.subscription.start(answer)
         await _request_keyframes({s.feed_id for s in participant.subscription.streams} - had, owners)
+
+
+def _takes(participant: Participant, feed_id: int) -> bool:
+    subscription = participant.subscription
+    return participant.in_call and subscription is not None and feed_id in {s.feed_id for s in subscription.streams}
 
 
 async def _request_keyframes(feeds: set[int], owners: dict[int, tuple[Participant, MediaSource]]) -> None:

@@ -127,17 +127,21 @@ class VideoRoomPlane(JanusControls):
         feed = JanusAudioFeed(video, media, feed_id, self.feed_mids)
         try:
             with mapped_errors():
-                reply = await video.request(
-                    {
-                        "request": "add_remote_publisher",
-                        "room": media.video_room,
-                        "secret": media.secret,
-                        "id": feed_id,
-                        "display": display,
-                        # Loopback only: nothing from the network can speak into a prompt.
-                        "iface": "127.0.0.1",
-                        "streams": [stream],
-                    }
+                # Run to the end even if cancelled: Janus may take requests in parallel, so a
+                # removal sent while the add is in flight can come first and leave the feed for good.
+                reply = await to_the_end(
+                    video.request(
+                        {
+                            "request": "add_remote_publisher",
+                            "room": media.video_room,
+                            "secret": media.secret,
+                            "id": feed_id,
+                            "display": display,
+                            # Loopback only: nothing from the network can speak into a prompt.
+                            "iface": "127.0.0.1",
+                            "streams": [stream],
+                        }
+                    )
                 )
             if "port" not in reply.data:
                 raise MediaError("the media server did not open an RTP port for the audio feed")
@@ -203,7 +207,12 @@ class VideoRoomPlane(JanusControls):
     async def update_subscription(self, subscription: VideoSubscription, feeds: set[int]) -> str | None:
         assert isinstance(subscription, JanusVideoSubscription)
         add, remove = feeds - subscription.feeds, subscription.feeds - feeds
+        # A closed feed (gone from ``feed_mids``) has left the room, and Janus took its stream out of
+        # every subscription: unsubscribing it again fails the whole update ("No such feed"), and
+        # every later one with it, so the participant would never receive a new feed again.
+        remove = {feed for feed in remove if feed in self.feed_mids}
         if not add and not remove:
+            subscription.feeds = set(feeds)
             return None
         body: dict[str, Any] = {"request": "update"}
         if add:
