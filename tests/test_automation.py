@@ -1025,7 +1025,7 @@ async def test_interrupted_and_hung_up_targeted_prompts_leave_no_feed_in_janus(
     for prompts to everyone, so the test cancels.)"""
     target_user, other_user = world.user(), world.user()
     room_id = world.room({target_user: "Presenter", other_user: "Attendee"})
-    await world.join(target_user, room_id)
+    target = await world.join(target_user, room_id)
     await world.join(other_user, room_id)
     connection = await _connect(app, room_id, receiver)
     to = [CommunicationUserIdentifier(target_user.raw_id)]
@@ -1039,6 +1039,7 @@ async def test_interrupted_and_hung_up_targeted_prompts_leave_no_feed_in_janus(
     await connection.play_media([TONE_FILE], play_to=to, loop=True, operation_context="ctx-last")
     await receiver.wait_for_type("PlayStarted", where=partial(_context_is, "ctx-last"))
     assert await _prompt_feeds(automation_server, room_id) == 1
+    await hears(target, PROMPT_HZ)  # after the churn, the last prompt reaches its target
     await connection.hang_up(is_for_everyone=False)  # the loop is cancelled with the connection
     await receiver.wait_for_type("CallDisconnected")
     deadline = asyncio.get_running_loop().time() + 5
