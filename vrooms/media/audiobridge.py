@@ -32,6 +32,7 @@ from vrooms.media.janus_support import (
     typed,
 )
 from vrooms.media.types import OPUS_PAYLOAD_TYPE, CallMedia, EventHandler, MediaError
+from vrooms.supervision import to_the_end
 
 T = TypeVar("T")
 
@@ -183,7 +184,7 @@ class AudioBridgePlane(JanusControls):
             }
             return JanusAudioLeg(handle, janus_id), await handle.request({**body, **transport}, jsep)
         except BaseException:
-            await handle.detach()
+            await to_the_end(handle.detach())  # a second cancel must not leave the handle
             raise
 
     async def join_audio(

@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from vrooms.media.config import JanusEndpoint
-from vrooms.supervision import heartbeat
+from vrooms.supervision import heartbeat, to_the_end
 
 log = logging.getLogger("vrooms.media")
 
@@ -109,7 +109,16 @@ class JanusConnection:
         self._fail_all("connection closed")
 
     async def attach(self, plugin: str, on_event: EventHandler) -> JanusHandle:
-        reply = await self.call({"janus": "attach", "plugin": plugin})
+        """A new plugin handle. Cancelled while Janus makes it, it is still made: the request runs
+        to its end and the handle it made is detached, so none is left in the session."""
+        request = asyncio.ensure_future(self.call({"janus": "attach", "plugin": plugin}))
+        try:
+            reply = await to_the_end(request)
+        except asyncio.CancelledError:
+            if not request.cancelled() and request.exception() is None:
+                made = JanusHandle(self, int(request.result()["data"]["id"]), plugin, on_event)
+                await to_the_end(made.detach())
+            raise
         handle = JanusHandle(self, int(reply["data"]["id"]), plugin, on_event)
         self._handles[handle.id] = handle
         return handle

@@ -174,7 +174,7 @@ class VideoRoomPlane(JanusControls):
                 self.feed_mids[feed_id] = offer.mid
                 return JanusVideoFeed(handle, feed_id, offer.mid, self.feed_mids), answer_sdp_of(reply.jsep)
             except BaseException:
-                await handle.detach()
+                await to_the_end(handle.detach())  # a second cancel must not leave the handle
                 raise
 
     def _streams(self, feeds: set[int]) -> list[dict[str, Any]]:
@@ -199,7 +199,7 @@ class VideoRoomPlane(JanusControls):
                     }
                 )
             except BaseException:
-                await handle.detach()
+                await to_the_end(handle.detach())  # a second cancel must not leave the handle
                 raise
             subscription = JanusVideoSubscription(handle, set(feeds), _received(reply.data.get("streams", [])))
             return subscription, answer_sdp_of(reply.jsep)
