@@ -1021,9 +1021,9 @@ async def test_interrupted_and_hung_up_targeted_prompts_leave_no_feed_in_janus(
     """Looping prompts to one participant, each cancelled 0 to 55 ms after it was sent (the cancel
     lands at every step of its start: rendering, Janus making the feed, the subscription taking
     it): once every PlayCanceled is in, Janus holds no feed. Then one left looping and the app
-    hanging up mid-loop: one feed, then none. (Whether the target hears that last one after such a
-    churn is not asserted: one CI run in three it did not, with no error on the server's side.) (The SDK sends interruptCallMediaOperation only
-    for prompts to everyone, so the test cancels.)"""
+    hanging up mid-loop: one feed, then none. Whether the target hears that last one after such a
+    churn is not asserted: one CI run in three it did not, with no error on the server's side.
+    (The SDK sends interruptCallMediaOperation only for prompts to everyone, so the test cancels.)"""
     target_user, other_user = world.user(), world.user()
     room_id = world.room({target_user: "Presenter", other_user: "Attendee"})
     await world.join(target_user, room_id)
