@@ -29,7 +29,7 @@ from vrooms.calls.notify import CallNotifier
 from vrooms.calls.proxy import signaling_proxy
 from vrooms.config import Settings
 from vrooms.context import Services
-from vrooms.egress import EgressPolicy
+from vrooms.egress import EgressPolicies
 from vrooms.errors import ApiError
 from vrooms.events import routes as events_routes
 from vrooms.events import webhooks
@@ -78,7 +78,7 @@ def build_services(settings: Settings) -> Services:
             handshake=partial(
                 webhooks.handshake,
                 topic=default_topic(settings),
-                policy=EgressPolicy.parse("VROOMS_EGRESS_WEBHOOKS", settings.egress_webhooks),
+                policy=EgressPolicies.from_settings(settings).webhooks,
             )
         ),
         automation=AutomationRelay(settings.signaling_socket),

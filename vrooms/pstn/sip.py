@@ -120,10 +120,6 @@ class CallLimits:
             else:
                 self._by_number.pop(number, None)
 
-    def count(self) -> int:
-        with self._lock:
-            return sum(self._by_number.values())
-
 
 class Dialog:
     """One SIP dialog (outgoing or incoming); every method may be called from asyncio."""
