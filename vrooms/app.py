@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
@@ -26,7 +27,12 @@ from vrooms.auth.tokens import TokenIssuer, load_or_create_resource_id, load_or_
 from vrooms.automation import routes as automation_routes
 from vrooms.automation.relay import AutomationRelay
 from vrooms.calls.notify import CallNotifier
-from vrooms.calls.proxy import signaling_proxy
+from vrooms.calls.proxy import JoinRouter, signaling_proxy
+from vrooms.cluster.bus import ClusterBus
+from vrooms.cluster.notices import BusNotices
+from vrooms.cluster.placement import RoomPlacement
+from vrooms.cluster.registry import NodeRegistry
+from vrooms.cluster.routing import ClusterJoinRouter
 from vrooms.config import Settings
 from vrooms.context import Services
 from vrooms.egress import EgressPolicies
@@ -40,6 +46,7 @@ from vrooms.identity.commands import UserCommands
 from vrooms.identity.service import IdentityService
 from vrooms.oplog.repository import OperationLogWriter
 from vrooms.recording import routes as recording_routes
+from vrooms.rooms import repository as rooms_repository
 from vrooms.rooms import routes as rooms_routes
 from vrooms.rooms import schemas as rooms_schemas
 from vrooms.rooms.commands import RoomCommands
@@ -62,10 +69,12 @@ def build_services(settings: Settings) -> Services:
     tokens = TokenIssuer(signing_key, load_or_create_resource_id(settings.data_dir))
     rooms = RoomsService(max_participants=settings.max_room_participants)
     identity = IdentityService(resource_id=tokens.resource_id, tokens=tokens, rooms=rooms)
-    calls = CallNotifier(settings.run_dir)
+    bus = ClusterBus(settings.cluster, settings.cluster_name, settings.node_name) if settings.cluster else None
+    calls = BusNotices(bus) if bus is not None else CallNotifier(settings.run_dir)
     return Services(
         settings=settings,
         database=database,
+        bus=bus,
         keyring=KeyRing(settings),
         tokens=tokens,
         rooms=rooms,
@@ -129,12 +138,33 @@ async def handle_http_exception(_request: Request, exc: Exception) -> Response:
     return error_response(ApiError(exc.status_code, code, f"{exc.detail}: no such operation."))
 
 
+def _join_router(services: Services) -> JoinRouter | None:
+    """In a cluster, where a signaling ``join`` goes (``calls.proxy``); None on a single node."""
+    if services.bus is None:
+        return None
+    database = services.database
+
+    async def room_exists(room_id: str) -> bool:
+        async with database.read() as conn:
+            return await rooms_repository.get_room(conn, room_id) is not None
+
+    placement = RoomPlacement(services.bus, NodeRegistry(services.bus))
+    return ClusterJoinRouter(placement, services.settings.node_name, room_exists)
+
+
+def _node_tls(settings: Settings) -> ssl.SSLContext | None:
+    """How one node's relay trusts another's endpoint: the cluster's shared CA."""
+    return ssl.create_default_context(cafile=settings.tls_dir / "ca.pem") if settings.tls else None
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     services = build_services(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if services.bus is not None:
+            await services.bus.connect()
         services.oplog.start()
         purge = asyncio.create_task(_purge_repeatability_records(services))
         try:
@@ -143,6 +173,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             purge.cancel()
             await services.oplog.stop()
             await services.automation.close()
+            if services.bus is not None:
+                await services.bus.close()
             await services.database.dispose()
 
     app = Starlette(
@@ -166,4 +198,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.services = services
+    app.state.join_router = _join_router(services)
+    app.state.node_tls = _node_tls(settings)
     return app

@@ -10,10 +10,17 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
+import socket
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_node_name() -> str:
+    """The host name, in the characters a node name may hold (it names keys and subjects on the bus)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:64] or "node"
 
 
 def _default_data_dir() -> Path:
@@ -147,6 +154,16 @@ class Settings(BaseSettings):
     egress_streaming: str = "public,private"
     egress_webhooks: str = "public,private"
 
+    # -- Several nodes (cluster/) -----------------------------------------------------------
+    # A NATS server (nats://host:4222) makes this node one of a cluster: nodes sharing it, the
+    # cluster name and one PostgreSQL database are one service. None: a single node, as always.
+    cluster: str | None = Field(default=None, pattern=r"^(nats|tls)://\S+$")
+    # Scopes the bus's subjects and buckets, so that clusters (tests, staging) can share a NATS.
+    cluster_name: str = Field(default="vrooms", pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    node_name: str = Field(default_factory=_default_node_name, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    # The URL other nodes (and clients) reach this node's REST and signaling at; default: its own.
+    advertise: str | None = Field(default=None, pattern=r"^https?://[^\s/]+/?$")
+
     @field_validator("egress_prompts", "egress_callbacks", "egress_streaming", "egress_webhooks", mode="after")
     @classmethod
     def _networks(cls, value: str) -> str:
@@ -165,6 +182,20 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'vrooms.db'}"
+
+    @property
+    def local_host(self) -> str:
+        """The address a client on this machine reaches the service at (not a wildcard)."""
+        return "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+
+    @property
+    def local_endpoint(self) -> str:
+        host = f"[{self.local_host}]" if ":" in self.local_host else self.local_host
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}/"
+
+    @property
+    def effective_advertise(self) -> str:
+        return (self.advertise or self.local_endpoint).rstrip("/")
 
     @property
     def effective_keys_file(self) -> Path:

@@ -9,6 +9,8 @@ from vrooms.auth.keys import KeyRing
 from vrooms.auth.tokens import TokenIssuer
 from vrooms.automation.relay import AutomationRelay
 from vrooms.calls.notify import CallNotifier
+from vrooms.cluster.bus import ClusterBus
+from vrooms.cluster.notices import BusNotices
 from vrooms.config import Settings
 from vrooms.events.service import EventsService
 from vrooms.identity.commands import UserCommands
@@ -23,13 +25,15 @@ from vrooms.store.database import Database
 class Services:
     settings: Settings
     database: Database
+    # The cluster's bus (NATS), when this node is one of several.
+    bus: ClusterBus | None
     keyring: KeyRing
     tokens: TokenIssuer
     rooms: RoomsService
     identity: IdentityService
     oplog: OperationLogWriter
-    # Tells the call host about roster, room and identity changes (fire-and-forget).
-    calls: CallNotifier
+    # Tells the call host(s) about roster, room and identity changes (fire-and-forget).
+    calls: CallNotifier | BusNotices
     # Changes that live calls must learn of, as the REST API and the CLI both make them.
     room_commands: RoomCommands
     user_commands: UserCommands

@@ -10,28 +10,38 @@ means several call hosts with their own Janus, each owning a share of the rooms.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import signal
 import socket
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import nats.errors
+import orjson
 import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 
 from vrooms import logs
-from vrooms.app import build_services
+from vrooms.auth.tokens import TokenIssuer, load_or_create_resource_id, load_or_create_signing_key
 from vrooms.automation.host_api import RepeatMemory, automation_endpoint
 from vrooms.automation.prompts import PromptRenderer
 from vrooms.automation.service import AutomationService
 from vrooms.calls import notify, protocol
 from vrooms.calls.routes import signaling
 from vrooms.calls.service import CallService
+from vrooms.cluster import notices as bus_notices
+from vrooms.cluster.agent import NodeAgent, cpu_load
+from vrooms.cluster.bus import ClusterBus
+from vrooms.cluster.registry import NodeEntry
 from vrooms.config import Settings
 from vrooms.egress import EgressPolicies
 from vrooms.events.wakeup import Wakeup
+from vrooms.identity.service import IdentityService
 from vrooms.media.keeper import keep_media
 from vrooms.pstn.config import telephony
 from vrooms.pstn.keeper import keep_telephony
@@ -39,6 +49,8 @@ from vrooms.pstn.prompts import speak_prompts
 from vrooms.pstn.service import PstnService
 from vrooms.pstn.sip import CallLimits, SipStack
 from vrooms.recording.store import RecordingStore
+from vrooms.rooms.service import RoomsService
+from vrooms.store.database import Database
 from vrooms.supervision import TaskSet, heartbeat
 
 log = logging.getLogger("vrooms.calls")
@@ -98,11 +110,82 @@ def _private_socket(path: Path) -> socket.socket:
     return sock
 
 
+def _identity(settings: Settings, database: Database) -> IdentityService:
+    """Token checks (the call host verifies every joiner's token) and nothing else of the REST side."""
+    tokens = TokenIssuer(load_or_create_signing_key(settings.data_dir), load_or_create_resource_id(settings.data_dir))
+    rooms = RoomsService(max_participants=settings.max_room_participants)
+    return IdentityService(resource_id=tokens.resource_id, tokens=tokens, rooms=rooms)
+
+
+def _load(settings: Settings, calls: CallService) -> NodeEntry:
+    """This node's entry in the registry: health and load, as placement weighs them."""
+    live = [p for call in calls.calls.values() for p in call.participants.values()]
+    phones = sum(1 for p in live if p.phone_number is not None)
+    return NodeEntry(
+        name=settings.node_name,
+        advertise=settings.effective_advertise,
+        calls=len(calls.calls),
+        participants=len(live) - phones,
+        phone_legs=phones,
+        cpu=cpu_load(),
+        media=calls.plane is not None,
+        telephony=None if calls.telephony is None else True,
+    )
+
+
+async def _join_cluster(settings: Settings, calls: CallService, spawn: Any) -> NodeAgent | None:
+    """In a cluster: the bus, this node's agent (registry entry, room leases) and change notices."""
+    if settings.cluster is None:
+        return None
+    bus = ClusterBus(settings.cluster, settings.cluster_name, settings.node_name)
+    await bus.connect()
+    agent = NodeAgent(bus, partial(_load, settings, calls))
+    calls.placement = agent
+
+    async def lost(room_id: str) -> None:
+        call = calls.calls.get(room_id)
+        if call is not None:
+            await calls.hand_over(call)
+
+    async def sweep(alive: set[str], placed: set[str]) -> None:
+        if ended := await calls.close_orphaned_calls(alive, placed):
+            log.warning("ended %d call(s) of lost nodes that no node took over", ended)
+
+    async def reconnected() -> None:
+        spawn(calls.changes.reconcile())  # notices sent while we were away are lost: re-read everything
+
+    async def drain_requested(message: Any) -> None:
+        moved = await _drain(agent, calls)
+        await message.respond(orjson.dumps({"node": settings.node_name, "moved": moved}))
+        os.kill(os.getppid(), signal.SIGTERM)  # `vrooms serve` stops its workers, then this process
+
+    agent.on_lost, agent.sweep = lost, sweep
+    bus.on_reconnect.append(reconnected)
+    await bus_notices.listen(bus, _on_notice(calls, spawn))
+    await bus.subscribe(bus.subject("node", settings.node_name, "drain"), drain_requested)
+    spawn(agent.run())
+    log.info("node %s of cluster %s (NATS %s)", settings.node_name, settings.cluster_name, settings.cluster)
+    return agent
+
+
+async def _drain(agent: NodeAgent, calls: CallService) -> int:
+    """Take no new calls, move the running ones to other nodes (their clients follow at once)."""
+    agent.draining = True
+    with contextlib.suppress(nats.errors.Error):
+        await agent.registry.publish(agent.entry())  # out of placement before any client comes back
+    moving = list(calls.calls.values())
+    for call in moving:
+        await calls.hand_over(call)
+    log.warning("drained: %d call(s) moved to other nodes", len(moving))
+    return len(moving)
+
+
 async def run(settings: Settings) -> None:
-    services = build_services(settings)
-    calls = CallService(services.database, services.identity)
+    database = Database(settings.effective_database_url)
+    calls = CallService(database, _identity(settings, database), node=settings.node_name)
     calls.events_written = Wakeup(settings.run_dir).poke
-    if abandoned := await calls.close_abandoned_calls():
+    own_calls: list[str | None] | None = [settings.node_name] if settings.cluster else None
+    if abandoned := await calls.close_abandoned_calls(own_calls):
         log.warning("ended %d call(s) left open by a call host that stopped without ending them", abandoned)
     egress = EgressPolicies.from_settings(settings)
     prompts = PromptRenderer(
@@ -145,6 +228,7 @@ async def run(settings: Settings) -> None:
     tasks = TaskSet(log)
     spawn = tasks.spawn
     transport = await notify.listen(settings.run_dir, _on_notice(calls, spawn))
+    agent = await _join_cluster(settings, calls, spawn)
     spawn(keep_media(settings, calls.media_ready, calls.media_lost))
     failed = asyncio.Event()
 
@@ -157,13 +241,18 @@ async def run(settings: Settings) -> None:
     try:
         await server.serve(sockets=[signaling_socket])
     finally:
+        if agent is not None and not agent.draining:  # SIGTERM: in a cluster, the calls go on elsewhere
+            await _drain(agent, calls)
         await calls.shutdown()
         await automation.shutdown()
         if pstn is not None:
             await pstn.shutdown()
         await tasks.cancel_all()
         transport.close()
-        await services.database.dispose()
+        if agent is not None:
+            await agent.leave()
+            await agent.bus.close()
+        await database.dispose()
     if failed.is_set():
         raise SystemExit(1)  # the launcher starts the call host again
 

@@ -57,6 +57,9 @@ class Refusal(StrEnum):
     INCOMING_CALL_NOT_FOUND = "IncomingCallNotFound"
     # The call host is not running (answered by a REST worker's relay).
     CALLS_UNAVAILABLE = "CallsUnavailable"
+    # Several nodes: another node holds the room's call (the relay sends the join there), or no
+    # node can take it now; either way the client tries again.
+    ROOM_ELSEWHERE = "RoomOnAnotherNode"
 
 
 class EndReason(StrEnum):
@@ -74,6 +77,9 @@ class EndReason(StrEnum):
     SERVER_SHUTDOWN = "ServerShutdown"
     # The call host stopped without ending its calls (killed, crashed); found at its next start.
     SERVER_FAILURE = "ServerFailure"
+    # Not an end: the call goes on on another node (this one drains, or lost the room's lease).
+    # Clients join again at once and are back in the same call.
+    MOVED = "CallMoved"
 
 
 class LeaveReason(StrEnum):
@@ -102,6 +108,8 @@ class LeaveReason(StrEnum):
     WRONG_PIN = "WrongPin"
     # Call Automation moved the participant into another call (a caller, into a room's call).
     MOVED = "MovedToAnotherCall"
+    # The call moved to another node (see EndReason.MOVED); the client joins it again there.
+    CALL_MOVED = "CallMoved"
 
 
 class MediaSource(StrEnum):

@@ -33,11 +33,11 @@ class CallNotifier:
         with contextlib.suppress(OSError):
             self._sock.sendto(orjson.dumps(notice), self.path)
 
-    def room_changed(self, room_id: str) -> None:
+    async def room_changed(self, room_id: str) -> None:
         """The room's window, roster or existence changed; the call host re-reads it."""
         self._send({"event": "roomChanged", "roomId": room_id})
 
-    def user_changed(self, user_id: str) -> None:
+    async def user_changed(self, user_id: str) -> None:
         """The user's tokens were revoked or the identity deleted; the call host re-checks them."""
         self._send({"event": "userChanged", "userId": user_id})
 

@@ -58,9 +58,11 @@ def _participation_row(participant: Participant) -> dict[str, Any]:
 
 
 class CallRecords:
-    def __init__(self, database: Database, clock: Callable[[], int]) -> None:
+    def __init__(self, database: Database, clock: Callable[[], int], node: str = "") -> None:
         self.database = database
         self.clock = clock
+        # This node's name, on the calls it holds (see ``adopt``).
+        self.node = node
 
     async def call_started(self, call: Call) -> None:
         async with self.database.write() as conn:
@@ -71,6 +73,7 @@ class CallRecords:
                 started_at=call.started_at,
                 by=call.started_by,
                 role=call.started_by_role,
+                node=self.node,
             )
             await outbox.append(
                 conn, payloads.call_started(call.room_id, call.id, call.started_by, call.started_by_role)
@@ -127,14 +130,38 @@ class CallRecords:
             ),
         )
 
-    async def close_abandoned(self) -> int:
-        """At start-up: end the calls a killed call host left open, with records and events.
+    async def adopt(self, room_id: str) -> dict[str, Any] | None:
+        """The room's open call that a lost node held, now this node's (same id, same start); None if none.
 
-        Their participants lost their signaling connection when it died; this makes the
-        records and the event stream (CallParticipantRemoved, CallEnded) whole again.
+        Its participations end (ConnectionLost: their connections went with the node); the
+        participants' clients join again and start new ones in the same call. Called once this
+        node holds the room's lease, so no live node holds the call.
         """
         async with self.database.write() as conn:
-            abandoned = await repository.open_calls(conn)
+            for call in await repository.open_calls(conn, room_id=room_id):
+                if not await repository.take_over_call(conn, call["id"], from_node=call["node"], to_node=self.node):
+                    continue
+                for row in call["participants"]:
+                    await self._end_participation(conn, call, row, LeaveReason.CONNECTION_LOST, None)
+                return call
+        return None
+
+    async def close_abandoned(self, nodes: list[str | None] | None = None) -> int:
+        """End the calls that these nodes (None: any) left open, with records and events.
+
+        At start-up, a node's own (a killed call host's). Their participants lost their
+        signaling connection when it died; this makes the records and the event stream
+        (CallParticipantRemoved, CallEnded) whole again.
+        """
+        return await self._close_open(lambda _call: True, nodes)
+
+    async def close_orphans(self, alive: set[str], placed_rooms: set[str]) -> int:
+        """In a cluster: end the calls of lost nodes that no node adopted (their rooms' leases expired)."""
+        return await self._close_open(lambda call: call["node"] not in alive and call["room_id"] not in placed_rooms)
+
+    async def _close_open(self, which: Callable[[dict[str, Any]], bool], nodes: list[str | None] | None = None) -> int:
+        async with self.database.write() as conn:
+            abandoned = [call for call in await repository.open_calls(conn, nodes=nodes) if which(call)]
             for call in abandoned:
                 for row in call["participants"]:
                     await self._end_participation(conn, call, row, LeaveReason.CONNECTION_LOST, None)

@@ -4,16 +4,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, or_, select, update
 
-from vrooms.store.database import Connection
+from vrooms.store.database import Connection, rows_affected
 from vrooms.store.tables import call_participants, calls
 
 
-async def insert_call(conn: Connection, *, call_id: str, room_id: str, started_at: int, by: str, role: str) -> None:
+async def insert_call(
+    conn: Connection, *, call_id: str, room_id: str, started_at: int, by: str, role: str, node: str
+) -> None:
     await conn.execute(
-        insert(calls).values(id=call_id, room_id=room_id, started_at=started_at, started_by=by, started_by_role=role)
+        insert(calls).values(
+            id=call_id, room_id=room_id, started_at=started_at, started_by=by, started_by_role=role, node=node
+        )
     )
+
+
+async def take_over_call(conn: Connection, call_id: str, *, from_node: str | None, to_node: str) -> bool:
+    """Move an open call to ``to_node``, if it is still open and still ``from_node``'s (one winner)."""
+    result = await conn.execute(
+        update(calls).where(calls.c.id == call_id, calls.c.ended_at.is_(None), _node_is(from_node)).values(node=to_node)
+    )
+    return rows_affected(result) > 0
+
+
+def _node_is(node: str | None) -> Any:
+    return calls.c.node.is_(None) if node is None else calls.c.node == node
 
 
 async def end_call(conn: Connection, call_id: str, *, ended_at: int, reason: str, ended_by: str | None) -> None:
@@ -36,9 +52,16 @@ async def end_participation(
     )
 
 
-async def open_calls(conn: Connection) -> list[dict[str, Any]]:
-    """Calls never ended, each with its participations never ended (what a crash leaves behind)."""
-    rows = (await conn.execute(select(calls).where(calls.c.ended_at.is_(None)))).all()
+async def open_calls(
+    conn: Connection, *, room_id: str | None = None, nodes: list[str | None] | None = None
+) -> list[dict[str, Any]]:
+    """Calls never ended (of that room, of those nodes), each with its participations never ended."""
+    query = select(calls).where(calls.c.ended_at.is_(None))
+    if room_id is not None:
+        query = query.where(calls.c.room_id == room_id)
+    if nodes is not None:
+        query = query.where(or_(*(_node_is(node) for node in nodes)))
+    rows = (await conn.execute(query)).all()
     result = [dict(row._mapping) for row in rows]
     for call in result:
         participations = await conn.execute(

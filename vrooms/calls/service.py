@@ -30,6 +30,7 @@ from vrooms.calls.call import Call, Check, Participant, Peer, Telephony, capabil
 from vrooms.calls.changes import RoomChanges
 from vrooms.calls.models import CALL_SCOPES, EndReason, LeaveReason, ParticipantState, Refusal
 from vrooms.calls.own_media import OwnMedia
+from vrooms.calls.placement import CallPlacement, SingleNode
 from vrooms.calls.records import CallRecords
 from vrooms.calls.rules import CallRefused, check_admission
 from vrooms.calls.video import FEED_RELEASE_SECONDS, VideoSync
@@ -62,11 +63,21 @@ class _PhonePeer:
 
 
 class CallService:
-    def __init__(self, database: Database, identity: IdentityService, clock: Callable[[], int] = now_micros) -> None:
+    def __init__(
+        self,
+        database: Database,
+        identity: IdentityService,
+        clock: Callable[[], int] = now_micros,
+        *,
+        node: str = "",
+        placement: CallPlacement | None = None,
+    ) -> None:
         self.database = database
         self.identity = identity
         self.clock = clock
-        self.records = CallRecords(database, clock)
+        self.records = CallRecords(database, clock, node)
+        # Whether this node may hold a room's call (always, but in a cluster: see cluster.agent).
+        self.placement: CallPlacement = placement or SingleNode()
         self.plane: MediaPlane | None = None
         # Phone legs, when a SIP trunk is configured (the call host sets it).
         self.telephony: Telephony | None = None
@@ -287,17 +298,28 @@ class CallService:
             call = self.calls.get(room_id)
             if call is not None and not call.ended:
                 return call
-            media = await plane.create_call(f"room {room_id}", _MAX_PUBLISHERS)
+            await self.placement.claim(room_id)
+            adopted = await self.records.adopt(room_id)
+            try:
+                media = await plane.create_call(f"room {room_id}", _MAX_PUBLISHERS)
+            except BaseException:
+                await self.placement.release(room_id)
+                raise
             call = Call(
-                id=str(uuid.uuid4()),
+                id=adopted["id"] if adopted else str(uuid.uuid4()),
                 room_id=room_id,
                 valid_until=room.valid_until,
                 pstn_dial_out_enabled=room.pstn_dial_out_enabled,
                 media=media,
-                started_at=self.clock(),
-                started_by=user_id,
-                started_by_role=str(role),
+                started_at=adopted["started_at"] if adopted else self.clock(),
+                started_by=adopted["started_by"] if adopted else user_id,
+                started_by_role=adopted["started_by_role"] if adopted else str(role),
             )
+            if adopted:
+                log.warning("call %s in room %s adopted from node %s", call.id, room_id, adopted["node"])
+                self.calls[room_id] = call
+                self.schedule_expiry(call)
+                return call
             await self.records.call_started(call)
             self.calls[room_id] = call
             self.schedule_expiry(call)
@@ -399,12 +421,39 @@ class CallService:
                 call.recorder.call_ended()
             if self.calls.get(call.room_id) is call:
                 del self.calls[call.room_id]
+                await self.placement.release(call.room_id)
             self.lobbies.pop(call.id, None)
             if self.plane is not None:
                 with contextlib.suppress(MediaError):
                     await self.plane.destroy_call(call.media)
             await self.records.call_ended(call, reason, by)
         log.info("call %s in room %s ended: %s", call.id, call.room_id, reason)
+
+    async def hand_over(self, call: Call) -> None:
+        """The call goes on on another node (this one drains, or another took the room's lease).
+
+        Everyone here is told the call moved (their clients join again at once and land on the
+        node that takes the room), its media here is released, and its record stays open for
+        that node to adopt: no CallEnded, the participations end with ``CallMoved``.
+        """
+        async with call.lock:
+            if call.ended:
+                return
+            call.ended = True
+            if call.expiry is not None:
+                call.expiry.cancel()
+            for participant in list(call.participants.values()):
+                await self._drop(call, participant, LeaveReason.CALL_MOVED, end_reason=EndReason.MOVED)
+            for watcher in call.watchers:
+                watcher.send(protocol.call_ended(call.id, str(EndReason.MOVED), None))
+            call.watchers.clear()
+            if self.calls.get(call.room_id) is call:
+                del self.calls[call.room_id]
+                await self.placement.release(call.room_id)
+            if self.plane is not None:
+                with contextlib.suppress(MediaError):
+                    await self.plane.destroy_call(call.media)
+        log.warning("call %s in room %s handed over to another node", call.id, call.room_id)
 
     # -- media events ---------------------------------------------------------------
 
@@ -447,8 +496,11 @@ class CallService:
             for peer in peers:
                 peer.send(message)
 
-    async def close_abandoned_calls(self) -> int:
-        return await self.records.close_abandoned()
+    async def close_abandoned_calls(self, nodes: list[str | None] | None = None) -> int:
+        return await self.records.close_abandoned(nodes)
+
+    async def close_orphaned_calls(self, alive: set[str], placed_rooms: set[str]) -> int:
+        return await self.records.close_orphans(alive, placed_rooms)
 
     async def shutdown(self) -> None:
         for call in [*self.calls.values(), *self.lobbies.values()]:

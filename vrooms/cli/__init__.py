@@ -16,7 +16,7 @@ from typing import Any
 
 from vrooms import __version__
 from vrooms.cli.admin import admin, print_json
-from vrooms.cli.serve import endpoint_of, migrate, serve
+from vrooms.cli.serve import migrate, serve
 from vrooms.config import Settings
 
 _SETTINGS_FLAGS = (
@@ -38,6 +38,10 @@ _SETTINGS_FLAGS = (
     "sip_allow_prefixes",
     "rtpengine_url",
     "public_url",
+    "cluster",
+    "cluster_name",
+    "node_name",
+    "advertise",
 )
 
 
@@ -48,6 +52,14 @@ def _storage_flags(parser: argparse.ArgumentParser, default: Any) -> None:
     parser.add_argument(
         "--database-url", default=default, help="e.g. postgresql://user@host/db; default: SQLite in the data dir"
     )
+
+
+def _cluster_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("several nodes (a PostgreSQL --database-url and a NATS server)")
+    group.add_argument("--cluster", help="join the cluster on this NATS server, e.g. nats://10.0.0.5:4222")
+    group.add_argument("--cluster-name", help="the cluster's name on that NATS server (default vrooms)")
+    group.add_argument("--node-name", help="this node's name in the cluster (default: the host name)")
+    group.add_argument("--advertise", help="the URL other nodes reach this node at (default: its own endpoint)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -93,8 +105,17 @@ def _parser() -> argparse.ArgumentParser:
     telephony.add_argument("--rtpengine-url", help="an external rtpengine (udp:host:port) instead of starting one")
 
     serve.add_argument("--public-url", help="the URL apps reach this server at: Call Automation callbacks' JWT issuer")
+    _cluster_flags(serve)
 
     add_command("migrate", help="bring the database schema up to date")
+
+    cluster = add_command("cluster", help="the nodes of a cluster")
+    _cluster_flags(cluster)
+    cluster_action = subcommands(cluster, "cluster_command", "ACTION")
+    cluster_action("status", help="the nodes, their load and the rooms each holds").add_argument(
+        "--json", action="store_true", help="as JSON"
+    )
+    _cluster_flags(add_command("drain", help="move this node's calls to other nodes, then stop it"))
 
     keys = add_command("keys", help="show or rotate the access keys")
     keys_action = subcommands(keys, "keys_command", "ACTION")
@@ -164,9 +185,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _running_endpoint(settings: Settings) -> str:
     """The endpoint the last server on this data dir announced, else the one its flags name."""
     try:
-        return settings.endpoint_file.read_text().strip() or endpoint_of(settings)
+        return settings.endpoint_file.read_text().strip() or settings.local_endpoint
     except FileNotFoundError:
-        return endpoint_of(settings)
+        return settings.local_endpoint
 
 
 def _keys(settings: Settings, args: argparse.Namespace) -> int:
@@ -178,6 +199,8 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
         except RuntimeError as exc:
             print(f"vrooms: {exc}", file=sys.stderr)
             return 2
+        if settings.cluster:
+            asyncio.run(_publish_keys(settings))
         print(f"Rotated the {args.which} key. Running servers accept the new key within a second.")
     keys = load_or_create(settings)
     endpoint = getattr(args, "endpoint", None) or _running_endpoint(settings)
@@ -191,6 +214,18 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
             }
         )
     return 0
+
+
+async def _publish_keys(settings: Settings) -> None:
+    """In a cluster, the rotated keys go to every node (cluster/shared_files.py)."""
+    from vrooms.cluster.shared_files import KEYS, publish
+    from vrooms.store.database import Database
+
+    database = Database(settings.effective_database_url)
+    try:
+        await publish(settings, database, KEYS)
+    finally:
+        await database.dispose()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -209,6 +244,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "keys":
             return _keys(settings, args)
+        if args.command in ("cluster", "drain"):
+            from vrooms.cli import cluster
+
+            work = cluster.status(settings, args.json) if args.command == "cluster" else cluster.drain(settings)
+            return asyncio.run(work)
         return asyncio.run(admin(settings, args))
     except ApiError as error:
         target = f" ({error.target})" if error.target else ""

@@ -36,6 +36,8 @@ async def admin(settings: Settings, args: argparse.Namespace) -> int:
 
     services = build_services(settings)
     try:
+        if services.bus is not None:  # a change made here reaches the live calls on every node
+            await services.bus.connect()
         await upgrade_to_head(services.database)
         db = services.database
         if args.command == "rooms":
@@ -76,6 +78,8 @@ async def admin(settings: Settings, args: argparse.Namespace) -> int:
                 print(json.dumps(row))
         return 0
     finally:
+        if services.bus is not None:
+            await services.bus.close()
         await services.database.dispose()
 
 

@@ -17,18 +17,6 @@ from vrooms import __version__
 from vrooms.config import Settings
 
 
-def local_host(settings: Settings) -> str:
-    """The address a client on this machine reaches the service at (not a wildcard)."""
-    return "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-
-
-def endpoint_of(settings: Settings) -> str:
-    host = local_host(settings)
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{'https' if settings.tls else 'http'}://{host}:{settings.port}/"
-
-
 def serve(settings: Settings, access_log: bool) -> int:
     from vrooms.auth.callback_tokens import load_or_create_callback_key
     from vrooms.auth.keys import load_or_create
@@ -47,15 +35,22 @@ def serve(settings: Settings, access_log: bool) -> int:
         return 2
     if trunk is None:
         print("No SIP trunk (VROOMS_SIP_TRUNK_URI): phone requests will be refused.", file=sys.stderr)
+    if settings.cluster and (problem := asyncio.run(_cluster_problem(settings))):
+        print(f"vrooms: {problem}", file=sys.stderr)
+        return 2
     # Create every shared secret before the workers start, so they never race for it.
-    keys = load_or_create(settings)
+    load_or_create(settings)
     load_or_create_signing_key(settings.data_dir)
     load_or_create_resource_id(settings.data_dir)
     load_or_create_callback_key(settings.data_dir)
     print(f"vrooms {__version__}: migrating {safe_url(settings.effective_database_url)} ...", file=sys.stderr)
     asyncio.run(migrate(settings))
+    if settings.cluster:
+        asyncio.run(_share_files(settings))
+        threading.Thread(target=_follow_shared_files, args=(settings,), daemon=True).start()
+    keys = load_or_create(settings)
     ssl: dict[str, str] = {}
-    endpoint = endpoint_of(settings)
+    endpoint = settings.local_endpoint
     print(f"Serving the Rooms and Identity APIs at {endpoint} with {settings.workers} worker(s).", file=sys.stderr)
     if settings.tls:
         files = ensure_certificates(settings.tls_dir, settings.host)
@@ -86,6 +81,53 @@ def serve(settings: Settings, access_log: bool) -> int:
     return 0
 
 
+async def _cluster_problem(settings: Settings) -> str | None:
+    """Why this node cannot join its cluster (said before anything starts), or None."""
+    from vrooms.cluster.bus import ClusterBus
+
+    if not settings.effective_database_url.startswith("postgresql"):
+        return (
+            "a cluster keeps its state in PostgreSQL: give every node the same --database-url "
+            "postgresql://user@host/db (SQLite is for a single node)."
+        )
+    bus = ClusterBus(settings.cluster or "", settings.cluster_name, settings.node_name)
+    try:
+        await bus.connect()
+    except Exception as exc:  # nats-py raises several kinds; each means "not reachable"
+        return f"cannot reach the cluster's NATS at {settings.cluster} ({exc or type(exc).__name__}); is it running?"
+    await bus.close()
+    return None
+
+
+async def _share_files(settings: Settings) -> None:
+    from vrooms.cluster.shared_files import share
+    from vrooms.store.database import Database
+
+    database = Database(settings.effective_database_url)
+    try:
+        if taken := await share(settings, database):
+            print(f"Took the cluster's {', '.join(taken)}.", file=sys.stderr)
+    finally:
+        await database.dispose()
+
+
+def _follow_shared_files(settings: Settings) -> None:
+    """A key rotated on another node is accepted here within about a second (the KeyRing rereads the file)."""
+    from vrooms.cluster.shared_files import take_changes
+    from vrooms.store.database import Database
+
+    async def follow() -> None:
+        database = Database(settings.effective_database_url)
+        while True:
+            try:
+                await take_changes(settings, database)
+            except Exception as exc:  # the database restarting, say: try again next second
+                print(f"vrooms: could not read the cluster's shared files ({exc}).", file=sys.stderr)
+            await asyncio.sleep(1.0)
+
+    asyncio.run(follow())
+
+
 def _announce_when_ready(settings: Settings, endpoint: str, key: str) -> None:
     """Say the service is ready once its port accepts connections, not before.
 
@@ -94,7 +136,7 @@ def _announce_when_ready(settings: Settings, endpoint: str, key: str) -> None:
     """
     while True:
         try:
-            socket.create_connection((local_host(settings), settings.port), timeout=1).close()
+            socket.create_connection((settings.local_host, settings.port), timeout=1).close()
             break
         except OSError:
             time.sleep(0.1)

@@ -12,9 +12,9 @@ from vrooms.store.database import Database
 
 
 class LiveCallsNotice(Protocol):
-    """Where live calls learn of a change (the call host's notice socket)."""
+    """Where live calls learn of a change (the call host's notice socket, or the cluster's bus)."""
 
-    def user_changed(self, user_id: str) -> None: ...
+    async def user_changed(self, user_id: str) -> None: ...
 
 
 class UserCommands:
@@ -33,9 +33,9 @@ class UserCommands:
     async def revoke_tokens(self, user_id: str) -> None:
         async with self.database.write() as conn:
             await self.identity.revoke_tokens(conn, user_id)
-        self.calls.user_changed(user_id)  # participations under way end (TokenRevoked)
+        await self.calls.user_changed(user_id)  # participations under way end (TokenRevoked)
 
     async def delete(self, user_id: str) -> None:
         async with self.database.write() as conn:
             await self.identity.delete(conn, user_id)
-        self.calls.user_changed(user_id)
+        await self.calls.user_changed(user_id)

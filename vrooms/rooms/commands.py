@@ -14,9 +14,9 @@ from vrooms.store.database import Database
 
 
 class LiveCallsNotice(Protocol):
-    """Where live calls learn of a change (the call host's notice socket)."""
+    """Where live calls learn of a change (the call host's notice socket, or the cluster's bus)."""
 
-    def room_changed(self, room_id: str) -> None: ...
+    async def room_changed(self, room_id: str) -> None: ...
 
 
 class RoomCommands:
@@ -32,16 +32,16 @@ class RoomCommands:
     async def update(self, room_id: str, changes: RoomChanges) -> Room:
         async with self.database.write() as conn:
             room = await self.rooms.update(conn, room_id, changes)
-        self.calls.room_changed(room_id)
+        await self.calls.room_changed(room_id)
         return room
 
     async def delete(self, room_id: str) -> None:
         async with self.database.write() as conn:
             await self.rooms.delete(conn, room_id)
-        self.calls.room_changed(room_id)
+        await self.calls.room_changed(room_id)
 
     async def change_roster(self, room_id: str, changes: dict[str, Role | None]) -> RosterChange:
         async with self.database.write() as conn:
             change = await self.rooms.change_roster(conn, room_id, changes)
-        self.calls.room_changed(room_id)
+        await self.calls.room_changed(room_id)
         return change

@@ -148,8 +148,12 @@ calls = Table(
     Column("ended_at", BigInteger),
     Column("end_reason", String(32)),
     Column("ended_by", String(256)),
+    # The node that holds the live call (its settings.node_name); a surviving node adopts the
+    # open call of a lost one, so the call keeps its id (issue: several nodes).
+    Column("node", String(64)),
 )
 Index("ix_calls_room", calls.c.room_id, calls.c.started_at)
+Index("ix_calls_open", calls.c.ended_at, calls.c.room_id)
 
 call_participants = Table(
     "call_participants",
@@ -166,6 +170,17 @@ call_participants = Table(
     Column("removed_by", String(256)),
 )
 Index("ix_call_participants_call", call_participants.c.call_id)
+
+# Several nodes: the secrets every node must hold the same (access keys, token and callback
+# signing keys, the TLS CA), as files of the data dir. The first node to start writes them;
+# the others take them from here (cluster/shared_files.py), so nobody copies keys by hand.
+shared_files = Table(
+    "shared_files",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("content", LargeBinary, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
 
 # Events: an outbox written in the same transaction as the state change it reports,
 # subscriptions, and one delivery row per (subscription, event) after fan-out.

@@ -1,0 +1,121 @@
+"""A call host as a node of a cluster: its registry entry, its room leases, and the sweep of calls
+that lost nodes left behind.
+
+Every ``PUBLISH_INTERVAL_SECONDS`` the agent writes the node's entry (health and load, from the
+call host) and renews the lease of every room whose call it holds. A lease it finds taken
+(this node was cut off long enough for another to take the room) hands that call over: its
+participants join again, on the node that holds the room now. While NATS is away, calls go
+on; leases and the entry are written again once it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+
+import nats.errors
+
+from vrooms.calls.models import Refusal
+from vrooms.calls.rules import CallRefused
+from vrooms.cluster.bus import ClusterBus
+from vrooms.cluster.placement import Lease, NoNodeAvailable, RoomPlacement
+from vrooms.cluster.registry import PUBLISH_INTERVAL_SECONDS, NodeEntry, NodeRegistry
+
+log = logging.getLogger("vrooms.cluster")
+
+# How often (in rounds) the calls of lost nodes that nobody adopted are looked for: a room's
+# lease outlives its lost owner by up to its TTL, and only then is its call an orphan.
+_SWEEP_EVERY_ROUNDS = 10
+
+LoadProbe = Callable[[], NodeEntry]
+
+
+def cpu_load() -> float:
+    """The one-minute load average per core (what placement weighs besides streams)."""
+    return os.getloadavg()[0] / (os.cpu_count() or 1)
+
+
+class NodeAgent:
+    """Implements ``calls.placement.CallPlacement`` for a node of a cluster."""
+
+    def __init__(self, bus: ClusterBus, probe: LoadProbe) -> None:
+        self.bus = bus
+        self.registry = NodeRegistry(bus)
+        self.placement = RoomPlacement(bus, self.registry)
+        self.probe = probe
+        self.draining = False
+        self.held: dict[str, Lease] = {}
+        # Told when a lease turns out to be another node's: the call host hands that call over.
+        self.on_lost: Callable[[str], Awaitable[None]] = _nothing
+        # Told the live nodes and the placed rooms, to end the calls lost nodes left and nobody adopted.
+        self.sweep: Callable[[set[str], set[str]], Awaitable[None]] = _nothing_for
+
+    def entry(self) -> NodeEntry:
+        return replace(self.probe(), draining=self.draining)
+
+    async def claim(self, room_id: str) -> None:
+        try:
+            lease = await self.placement.claim(room_id, self.entry())
+        except (NoNodeAvailable, nats.errors.Error) as exc:
+            raise CallRefused(Refusal.ROOM_ELSEWHERE, f"The room cannot be placed now ({exc}); try again.") from None
+        if lease.node != self.bus.node_name:
+            raise CallRefused(Refusal.ROOM_ELSEWHERE, f"Node {lease.node} holds this room's call; join through it.")
+        self.held[room_id] = lease
+
+    async def release(self, room_id: str) -> None:
+        lease = self.held.pop(room_id, None)
+        if lease is None:
+            return
+        try:
+            await self.placement.release(lease)
+        except nats.errors.Error:
+            log.warning("could not release room %s's lease (it expires by itself)", room_id)
+
+    async def run(self) -> None:
+        """Publish the entry and renew the leases, every second, for as long as the node runs."""
+        rounds = 0
+        while True:
+            try:
+                await self._round(sweep=rounds % _SWEEP_EVERY_ROUNDS == 0)
+            except (nats.errors.Error, OSError) as exc:
+                self.bus.forget_buckets()
+                log.warning("the cluster bus is unreachable (%s); calls go on, placement waits", exc)
+            rounds += 1
+            await asyncio.sleep(PUBLISH_INTERVAL_SECONDS)
+
+    async def _round(self, *, sweep: bool) -> None:
+        me = self.entry()
+        await self.registry.publish(me)
+        for room_id, lease in list(self.held.items()):
+            renewed = await self.placement.renew(lease, me)
+            if self.held.get(room_id) is not lease:
+                continue  # released (or claimed again) while this renewal ran
+            if renewed is None:
+                del self.held[room_id]
+                log.warning("room %s is held by another node now; handing its call over", room_id)
+                await self.on_lost(room_id)
+            else:
+                self.held[room_id] = renewed
+        if sweep:
+            await self._sweep()
+
+    async def _sweep(self) -> None:
+        alive = {entry.name for entry in await self.registry.nodes()}
+        await self.sweep(alive, {lease.room_id for lease in await self.placement.all()})
+
+    async def leave(self) -> None:
+        """A clean exit: the entry goes at once, so placement skips this node without waiting."""
+        with contextlib.suppress(nats.errors.Error):
+            await self.registry.withdraw(self.bus.node_name)
+
+
+async def _nothing(_room_id: str) -> None:
+    return None
+
+
+async def _nothing_for(_alive: set[str], _placed: set[str]) -> None:
+    return None
