@@ -22,8 +22,7 @@ from vrooms.auth.roles import Role
 from vrooms.auth.tokens import TokenIssuer, load_or_create_resource_id, load_or_create_signing_key
 from vrooms.calls import moderation
 from vrooms.calls.call import Participant
-from vrooms.calls.models import LeaveReason, MediaSource
-from vrooms.calls.rules import CallRefused
+from vrooms.calls.models import CallRefused, LeaveReason, MediaSource
 from vrooms.calls.service import CallService
 from vrooms.identity.schemas import TokenRequest
 from vrooms.identity.service import IdentityService

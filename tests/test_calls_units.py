@@ -9,7 +9,8 @@ import pytest
 
 from vrooms.auth.roles import Capability, Role
 from vrooms.calls import protocol
-from vrooms.calls.rules import CallRefused, check_admission, not_allowed
+from vrooms.calls.models import CallRefused
+from vrooms.calls.rules import check_admission, not_allowed
 from vrooms.media import sdp
 from vrooms.media.config import write_config
 from vrooms.media.interfaces import ice_interfaces

@@ -23,8 +23,7 @@ from vrooms.api.times import now_micros
 from vrooms.automation import media_schemas, schemas
 from vrooms.automation.connection import Connection
 from vrooms.automation.service import AutomationService
-from vrooms.calls.models import Refusal
-from vrooms.calls.rules import CallRefused
+from vrooms.calls.models import CallRefused, Refusal
 from vrooms.errors import ApiError
 from vrooms.media.types import MediaError
 from vrooms.recording import schemas as recording_schemas

@@ -24,7 +24,7 @@ from vrooms.automation.participants import ParticipantOperations
 from vrooms.automation.prompts import Clip, PromptError, PromptRenderer, Source, espeak_voice, send_rtp
 from vrooms.automation.schemas import TONE_NAMES, DtmfRequest, TargetRequest
 from vrooms.calls.call import Call, Participant
-from vrooms.calls.rules import CallRefused
+from vrooms.calls.models import CallRefused
 from vrooms.calls.service import CallService
 from vrooms.errors import ApiError, bad_argument
 from vrooms.events.models import EventType

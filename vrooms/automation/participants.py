@@ -18,8 +18,7 @@ from vrooms.automation.connection import AUTOMATION_USER, IN_CALL_STATES, Connec
 from vrooms.automation.schemas import AddRequest, CancelAddRequest, MoveRequest, TargetRequest, participant_to_wire
 from vrooms.calls import moderation
 from vrooms.calls.call import Call, Participant, Telephony
-from vrooms.calls.models import LeaveReason, ParticipantState, Refusal
-from vrooms.calls.rules import CallRefused
+from vrooms.calls.models import CallRefused, LeaveReason, ParticipantState, Refusal
 from vrooms.calls.service import CallService
 from vrooms.errors import ApiError, bad_argument, not_found
 from vrooms.events.models import EventType

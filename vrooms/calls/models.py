@@ -62,6 +62,16 @@ class Refusal(StrEnum):
     ROOM_ELSEWHERE = "RoomOnAnotherNode"
 
 
+class CallRefused(Exception):
+    """A refusal with its code; ``details`` are fields a client needs to say more (the opening time)."""
+
+    def __init__(self, code: Refusal | str, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.code = str(code)
+        self.message = message
+        self.details = details
+
+
 class EndReason(StrEnum):
     """Why a call ended (for everyone)."""
 

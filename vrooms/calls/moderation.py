@@ -12,8 +12,8 @@ from typing import Any
 from vrooms.auth.roles import Capability
 from vrooms.calls import protocol
 from vrooms.calls.call import Call, Check, Listener, Participant, Peer
-from vrooms.calls.models import EndReason, LeaveReason, ParticipantState, Refusal
-from vrooms.calls.rules import CallRefused, ensure, not_allowed
+from vrooms.calls.models import CallRefused, EndReason, LeaveReason, ParticipantState, Refusal
+from vrooms.calls.rules import ensure, not_allowed
 from vrooms.calls.service import CallService
 from vrooms.rooms import repository as rooms_repository
 

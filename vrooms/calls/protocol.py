@@ -11,8 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from vrooms.calls.models import MediaSource, Refusal
-from vrooms.calls.rules import CallRefused
+from vrooms.calls.models import CallRefused, MediaSource, Refusal
 
 PROTOCOL_VERSION = 1
 MAX_MESSAGE_BYTES = 256 * 1024  # an SDP with many streams stays far below this

@@ -27,8 +27,7 @@ from websockets.asyncio.client import ClientConnection, connect, unix_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from vrooms.calls import protocol
-from vrooms.calls.models import Refusal
-from vrooms.calls.rules import CallRefused
+from vrooms.calls.models import CallRefused, Refusal
 
 _FORWARDED_HEADERS = ("authorization", "user-agent")
 # Set on a connection one node's relay opens to another: served there, never relayed again.

@@ -20,8 +20,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from vrooms.auth.roles import Capability
 from vrooms.calls import moderation, protocol
 from vrooms.calls.call import Telephony
-from vrooms.calls.models import LeaveReason, Refusal
-from vrooms.calls.rules import CallRefused, ensure
+from vrooms.calls.models import CallRefused, LeaveReason, Refusal
+from vrooms.calls.rules import ensure
 from vrooms.calls.service import CallService
 from vrooms.media.types import MediaError, OfferRefused
 

@@ -10,18 +10,8 @@ from __future__ import annotations
 from vrooms.api.times import format_rfc3339
 from vrooms.auth.roles import Capability, Role, role_can
 from vrooms.calls.call import Call, Participant
-from vrooms.calls.models import CALL_SCOPES, Refusal
+from vrooms.calls.models import CALL_SCOPES, CallRefused, Refusal
 from vrooms.rooms.models import Room
-
-
-class CallRefused(Exception):
-    """A refusal with its code; ``details`` are fields a client needs to say more (the opening time)."""
-
-    def __init__(self, code: Refusal | str, message: str, **details: object) -> None:
-        super().__init__(message)
-        self.code = str(code)
-        self.message = message
-        self.details = details
 
 
 def check_admission(scopes: tuple[str, ...], room: Room | None, role: Role | None, now: int) -> Role:

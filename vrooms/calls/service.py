@@ -28,11 +28,11 @@ from vrooms.auth.tokens import InvalidToken, TokenClaims
 from vrooms.calls import protocol
 from vrooms.calls.call import Call, Check, Participant, Peer, Telephony, capabilities_in
 from vrooms.calls.changes import RoomChanges
-from vrooms.calls.models import CALL_SCOPES, EndReason, LeaveReason, ParticipantState, Refusal
+from vrooms.calls.models import CALL_SCOPES, CallRefused, EndReason, LeaveReason, ParticipantState, Refusal
 from vrooms.calls.own_media import OwnMedia
 from vrooms.calls.placement import CallPlacement, SingleNode
 from vrooms.calls.records import CallRecords
-from vrooms.calls.rules import CallRefused, check_admission
+from vrooms.calls.rules import check_admission
 from vrooms.calls.video import FEED_RELEASE_SECONDS, VideoSync
 from vrooms.identity.service import IdentityService
 from vrooms.media.types import AudioFeed, AudioLeg, Connected, HungUp, MediaError, MediaEvent, MediaPlane, Talking

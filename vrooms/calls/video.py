@@ -17,8 +17,7 @@ from typing import Any
 
 from vrooms.calls import protocol
 from vrooms.calls.call import Call, Participant
-from vrooms.calls.models import MediaSource, Refusal
-from vrooms.calls.rules import CallRefused
+from vrooms.calls.models import CallRefused, MediaSource, Refusal
 from vrooms.media.types import MediaError, MediaPlane, ReceivedStream
 
 log = logging.getLogger("vrooms.calls")

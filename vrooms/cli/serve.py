@@ -43,6 +43,8 @@ def serve(settings: Settings, access_log: bool) -> int:
     load_or_create_signing_key(settings.data_dir)
     load_or_create_resource_id(settings.data_dir)
     load_or_create_callback_key(settings.data_dir)
+    if settings.tls:  # the CA (and a server certificate) now: in a cluster, the first node's CA is everyone's
+        ensure_certificates(settings.tls_dir, settings.host)
     print(f"vrooms {__version__}: migrating {safe_url(settings.effective_database_url)} ...", file=sys.stderr)
     asyncio.run(migrate(settings))
     if settings.cluster:

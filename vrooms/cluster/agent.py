@@ -19,8 +19,7 @@ from dataclasses import replace
 
 import nats.errors
 
-from vrooms.calls.models import Refusal
-from vrooms.calls.rules import CallRefused
+from vrooms.calls.models import CallRefused, Refusal
 from vrooms.cluster.bus import ClusterBus
 from vrooms.cluster.placement import Lease, NoNodeAvailable, RoomPlacement
 from vrooms.cluster.registry import PUBLISH_INTERVAL_SECONDS, NodeEntry, NodeRegistry

@@ -31,6 +31,7 @@ class ClusterBus:
         self.node_name = node_name
         self._nc: Client | None = None
         self._buckets: dict[str, KeyValue] = {}
+        self._closing = False
         self.on_reconnect: list[Callable[[], Awaitable[None]]] = []
 
     async def connect(self) -> None:
@@ -41,7 +42,8 @@ class ClusterBus:
                 await callback()
 
         async def disconnected() -> None:
-            log.warning("lost NATS at %s; reconnecting (calls go on meanwhile)", self.url)
+            if not self._closing:
+                log.warning("lost NATS at %s; reconnecting (calls go on meanwhile)", self.url)
 
         async def error(exc: Exception) -> None:
             log.debug("NATS: %s", exc)
@@ -88,5 +90,6 @@ class ClusterBus:
         await self.nc.subscribe(subject, cb=handle)
 
     async def close(self) -> None:
+        self._closing = True
         if self._nc is not None and not self._nc.is_closed:
             await self._nc.drain()

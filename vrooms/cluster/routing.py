@@ -11,9 +11,8 @@ from collections.abc import Awaitable, Callable
 
 import nats.errors
 
-from vrooms.calls.models import Refusal
+from vrooms.calls.models import CallRefused, Refusal
 from vrooms.calls.proxy import Upstream
-from vrooms.calls.rules import CallRefused
 from vrooms.cluster.placement import NoNodeAvailable, RoomPlacement
 
 

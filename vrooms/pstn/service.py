@@ -22,8 +22,8 @@ from pathlib import Path
 from vrooms.auth.roles import Capability, Role
 from vrooms.calls import protocol
 from vrooms.calls.call import Call, Check, Participant
-from vrooms.calls.models import LeaveReason, ParticipantState, Refusal
-from vrooms.calls.rules import CallRefused, ensure
+from vrooms.calls.models import CallRefused, LeaveReason, ParticipantState, Refusal
+from vrooms.calls.rules import ensure
 from vrooms.calls.service import CallService
 from vrooms.events import payloads
 from vrooms.events import repository as outbox

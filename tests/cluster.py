@@ -1,0 +1,89 @@
+"""Several vrooms nodes for the tests: one PostgreSQL database, one NATS, a cluster name of their own.
+
+Each node is a whole ``vrooms serve`` (REST workers, call host, its own Janus, dispatcher) with
+its own data dir and port; only PostgreSQL and NATS are shared, as on several hosts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.servers import Server
+
+NATS_URL = os.environ.get("VROOMS_TEST_NATS", "nats://127.0.0.1:4222")
+
+
+@dataclass
+class Cluster:
+    root: Path
+    database_url: str
+    nats_url: str = NATS_URL
+    name: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:12]}")
+    nodes: list[Server] = field(default_factory=list)
+
+    def node(self, node_name: str, **env: str) -> Server:
+        """A node (not started): ``start()`` it, or use ``start`` to start several at once."""
+        server = Server(
+            self.root / node_name,
+            database_url=self.database_url,
+            extra_env={
+                "VROOMS_CLUSTER": self.nats_url,
+                "VROOMS_CLUSTER_NAME": self.name,
+                "VROOMS_NODE_NAME": node_name,
+                **env,
+            },
+        )
+        self.nodes.append(server)
+        return server
+
+    def start(self, *names: str) -> list[Server]:
+        """Nodes one after the other (the first writes the shared secrets), then all placeable."""
+        started = [self.node(name).start() for name in names]
+        self.wait_for_nodes(len(self.nodes))
+        return started
+
+    def status(self) -> dict[str, Any]:
+        node = next(server for server in self.nodes if server.process and server.process.poll() is None)
+        result = node.cli("cluster", "status", "--json")
+        status: dict[str, Any] = json.loads(result.stdout)
+        return status
+
+    def wait_for_nodes(self, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
+        """Until ``count`` nodes are alive with their media up (their Janus answers)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            nodes = [n for n in self.status()["nodes"] if n.get("media") and not n.get("lost")]
+            if len(nodes) == count:
+                return nodes
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(nodes)} of {count} nodes up: {self.status()}")
+            time.sleep(0.2)
+
+    def holder(self, room_id: str) -> str | None:
+        """The node that holds the room's call (its lease), if any."""
+        for node in self.status()["nodes"]:
+            if room_id in node["rooms"] and not node.get("lost"):
+                return str(node["name"])
+        return None
+
+    def stop(self) -> None:
+        for server in self.nodes:
+            if server.process and server.process.poll() is None:
+                server.stop()
+
+
+@contextmanager
+def cluster_of(root: Path, database_url: str, **options: Any) -> Iterator[Cluster]:
+    cluster = Cluster(root, database_url, **options)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
