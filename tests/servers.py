@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -146,6 +147,21 @@ class Server:
         """``kill -9``: no shutdown code runs."""
         assert self.process is not None
         self.process.kill()
+        self.process.wait(timeout=15)
+
+    def kill_everything(self) -> None:
+        """``kill -9`` of every process of this node at once: server, workers, call host, Janus, dispatcher."""
+        assert self.process is not None
+        pids, frontier = [self.process.pid], [self.process.pid]
+        while frontier:
+            children = subprocess.run(
+                ["ps", "-o", "pid=", "--ppid", ",".join(map(str, frontier))], capture_output=True, text=True
+            )
+            frontier = [int(pid) for pid in children.stdout.split()]
+            pids += frontier
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self.process.wait(timeout=15)
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

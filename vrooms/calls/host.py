@@ -229,6 +229,7 @@ async def run(settings: Settings) -> None:
     spawn = tasks.spawn
     transport = await notify.listen(settings.run_dir, _on_notice(calls, spawn))
     agent = await _join_cluster(settings, calls, spawn)
+    app.state.node_endpoints = (lambda: agent.endpoints) if agent is not None else list
     spawn(keep_media(settings, calls.media_ready, calls.media_lost))
     failed = asyncio.Event()
 

@@ -90,8 +90,9 @@ def source(message: dict[str, Any]) -> MediaSource:
 Message = dict[str, Any]
 
 
-def hello(user_id: str) -> Message:
-    return {"type": "hello", "protocol": PROTOCOL_VERSION, "userId": user_id}
+def hello(user_id: str, nodes: list[str]) -> Message:
+    """The first message; ``nodes``: in a cluster, the endpoints a client may connect through if this one goes."""
+    return {"type": "hello", "protocol": PROTOCOL_VERSION, "userId": user_id, "nodes": nodes}
 
 
 def media_available(available: bool) -> Message:

@@ -79,7 +79,8 @@ Handler = Callable[[CallService, SignalingPeer, dict[str, Any]], Awaitable[dict[
 async def _join(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) -> dict[str, Any]:
     room_id = protocol.required(m, "roomId", limit=32)
     display = protocol.text(m, "displayName", optional=True) or ""
-    return await calls.join(peer, room_id, display, protocol.sdp(m))
+    muted = protocol.flag(m, "muted") if "muted" in m else False
+    return await calls.join(peer, room_id, display, protocol.sdp(m), muted=muted)
 
 
 async def _check_room(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) -> dict[str, Any]:
@@ -236,7 +237,7 @@ async def signaling(websocket: WebSocket) -> None:
         return
     peer = SignalingPeer(websocket, claims.identity_id, token)
     writer = asyncio.create_task(peer.write())
-    peer.send(protocol.hello(claims.identity_id))
+    peer.send(protocol.hello(claims.identity_id, websocket.app.state.node_endpoints()))
     calls.connected(peer)
     budget: protocol.RequestBudget = websocket.app.state.request_budget()
     try:

@@ -157,7 +157,10 @@ class CallService:
             "participants": len(call.participants) if call is not None and not call.ended else 0,
         }
 
-    async def join(self, peer: Peer, room_id: str, display_name: str, sdp: str) -> dict[str, Any]:
+    async def join(
+        self, peer: Peer, room_id: str, display_name: str, sdp: str, *, muted: bool = False
+    ) -> dict[str, Any]:
+        """``muted``: join with the microphone muted (a client coming back after its node was lost)."""
         if peer in self.participant_of:
             raise CallRefused(Refusal.ALREADY_IN_CALL, "This connection is already in a call; leave it first.")
         notices = self.changes.notices
@@ -175,13 +178,13 @@ class CallService:
                 peer=peer,
                 call=call,
                 joined_at=self.clock(),
-                muted=not role_can(role, Capability.SEND_AUDIO),
+                muted=muted or not role_can(role, Capability.SEND_AUDIO),
             )
             try:
                 participant.audio, answer = await plane.join_audio(
                     call.media,
                     display=participant.display_name,
-                    may_send=role_can(role, Capability.SEND_AUDIO),
+                    may_send=not participant.mix_muted,
                     offer_sdp=sdp,
                     on_event=partial(self.on_audio_event, participant),
                 )

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 
+from vrooms.client.comeback import come_back
 from vrooms.client.media import AudioSink, ToneSource, VideoSink
 from vrooms.client.signaling import CallError, Signaling
 from vrooms.supervision import TaskSet
@@ -94,6 +95,8 @@ class CallClient:
         self.media_available = asyncio.Event()
         self.call: Call | None = None
         self._connected = False
+        # Where to connect again if this endpoint goes (a cluster names its nodes in the hello).
+        self.endpoints = [endpoint]
 
     @property
     def user_id(self) -> str:
@@ -103,10 +106,33 @@ class CallClient:
         if not self._connected:
             await self.signaling.open(self.endpoint, self.token, ca_file=self.ca_file, user_agent=self.user_agent)
             self._connected = True
+            self._learn_endpoints()
         return self
+
+    async def reconnect(self) -> None:
+        """A new signaling connection, through the first of the known endpoints that answers."""
+        failure: Exception = CallError("NotConnected", "No endpoint answered.")
+        for endpoint in self.endpoints:
+            signaling = Signaling(self._on_event)
+            try:
+                await signaling.open(endpoint, self.token, ca_file=self.ca_file, user_agent=self.user_agent)
+            except (OSError, TimeoutError, CallError) as exc:
+                failure = exc
+                continue
+            self.signaling = signaling
+            # The one that answered first next time; the others after it.
+            self.endpoints = [endpoint, *(e for e in self.endpoints if e != endpoint)]
+            self._learn_endpoints()
+            return
+        raise failure
+
+    def _learn_endpoints(self) -> None:
+        named = [str(node) for node in self.signaling.hello.get("nodes") or [] if isinstance(node, str)]
+        self.endpoints = [*self.endpoints, *(node for node in named if node not in self.endpoints)]
 
     async def close(self) -> None:
         if self.call is not None:
+            self.call._leaving = True  # closing is leaving: the call does not come back
             await self.call.close_media()
         await self.signaling.close()
 
@@ -191,6 +217,11 @@ class Call:
         self._mids: dict[str, dict[str, Any]] = {}
         self._tasks = TaskSet(logging.getLogger("vrooms.client"))
         self._renegotiation = asyncio.Lock()
+        # What the join sent, to send it again when the call comes back (see client.comeback).
+        self._audio: MediaStreamTrack | None = None
+        self._display_name = ""
+        self._leaving = False
+        self._coming_back = False
 
     # -- events -----------------------------------------------------------------------
 
@@ -231,18 +262,50 @@ class Call:
             self.captions = {k: v for k, v in message.items() if k != "type"}
         elif kind == "videoOffer":
             self._tasks.spawn(self._answer_video(message))
+        elif kind == "left" and message.get("reason") == "CallMoved":
+            self._come_back()  # the call goes on on another node
         elif kind == "left":
             self.left_reason = message.get("reason")
             self.end_reason = message.get("callEndReason")
             self._set_state(CallState.DISCONNECTED)
             self._tasks.spawn(self.close_media())
-        elif kind == "connectionClosed" and self.state != CallState.DISCONNECTED:
-            self.left_reason = "ConnectionLost"
-            self._set_state(CallState.DISCONNECTED)
-            self._tasks.spawn(self.close_media())
+        elif kind == "connectionClosed" and self.state != CallState.DISCONNECTED and not self._leaving:
+            self._come_back()  # the node went away (or the network did): the call may go on elsewhere
         for handler in self._handlers.get(kind, []):
             handler(message)
         self._tasks.spawn(self._notify())
+
+    def _come_back(self) -> None:
+        if not self._coming_back:
+            self._coming_back = True
+            self._set_state(CallState.CONNECTING)
+            self._tasks.spawn(come_back(self.client, self))
+
+    async def reset_media(self) -> None:
+        """Before joining again: the old peer connections go (their server side is gone)."""
+        await self.close_media()
+        self._audio_pc = RTCPeerConnection()
+        self._subscriber = None
+        self._mids.clear()
+        self.participants.clear()
+        self.remote_audio = None
+        self.remote_video.clear()
+        self.private_audio.clear()
+
+    async def rejoin(self) -> None:
+        """Join the same room again (the server puts this client back in the same call)."""
+        try:
+            await self.start(self._audio, self._display_name, muted=self.muted)
+        except BaseException:
+            await self.reset_media()  # a half-made peer connection is not reused
+            raise
+        self._coming_back = False
+
+    def give_up(self) -> None:
+        self._coming_back = False
+        self.left_reason = "ConnectionLost"
+        self._set_state(CallState.DISCONNECTED)
+        self._tasks.spawn(self.close_media())
 
     def _set_state(self, state: CallState) -> None:
         if state != self.state:
@@ -255,7 +318,8 @@ class Call:
 
     # -- joining ----------------------------------------------------------------------
 
-    async def start(self, audio: MediaStreamTrack | None, display_name: str) -> None:
+    async def start(self, audio: MediaStreamTrack | None, display_name: str, *, muted: bool = False) -> None:
+        self._audio, self._display_name = audio, display_name
         pc = self._audio_pc
 
         @pc.on("track")
@@ -264,6 +328,8 @@ class Call:
 
         @pc.on("connectionstatechange")
         def _on_state() -> None:
+            if pc is not self._audio_pc:
+                return  # a peer connection left behind when the call came back on another node
             if pc.connectionState == "connected" and self.state == CallState.CONNECTING:
                 self._set_state(CallState.CONNECTED)
             elif pc.connectionState == "failed" and self.state != CallState.DISCONNECTED:
@@ -272,7 +338,13 @@ class Call:
         pc.addTransceiver(audio or ToneSource(0), direction="sendrecv")
         await pc.setLocalDescription(await pc.createOffer())
         reply = await self.client.signaling.request(
-            {"type": "join", "roomId": self.room_id, "displayName": display_name, "sdp": pc.localDescription.sdp}
+            {
+                "type": "join",
+                "roomId": self.room_id,
+                "displayName": display_name,
+                "sdp": pc.localDescription.sdp,
+                **({"muted": True} if muted else {}),
+            }
         )
         self.id, self.participant_id = reply["callId"], reply["participantId"]
         self.role, self.capabilities = reply["role"], reply["capabilities"]
@@ -386,6 +458,7 @@ class Call:
         return [*listing["participants"], *listing["idle"]]
 
     async def leave(self) -> None:
+        self._leaving = True
         if self.state != CallState.DISCONNECTED:
             with contextlib.suppress(CallError):
                 await self.request({"type": "leave"})

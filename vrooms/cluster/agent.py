@@ -48,6 +48,9 @@ class NodeAgent:
         self.probe = probe
         self.draining = False
         self.held: dict[str, Lease] = {}
+        # The endpoints of the live nodes (clients get them in their hello, to come back through).
+        self.endpoints: list[str] = []
+        self.alive: list[str] = []
         # Told when a lease turns out to be another node's: the call host hands that call over.
         self.on_lost: Callable[[str], Awaitable[None]] = _nothing
         # Told the live nodes and the placed rooms, to end the calls lost nodes left and nobody adopted.
@@ -99,12 +102,14 @@ class NodeAgent:
                 await self.on_lost(room_id)
             else:
                 self.held[room_id] = renewed
+        nodes = await self.registry.nodes()
+        self.alive = [node.name for node in nodes]
+        self.endpoints = [node.advertise for node in nodes if node.accepts_calls]
         if sweep:
             await self._sweep()
 
     async def _sweep(self) -> None:
-        alive = {entry.name for entry in await self.registry.nodes()}
-        await self.sweep(alive, {lease.room_id for lease in await self.placement.all()})
+        await self.sweep(set(self.alive), {lease.room_id for lease in await self.placement.all()})
 
     async def leave(self) -> None:
         """A clean exit: the entry goes at once, so placement skips this node without waiting."""
