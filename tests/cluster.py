@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,11 +31,13 @@ class Cluster:
     name: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:12]}")
     nodes: list[Server] = field(default_factory=list)
 
-    def node(self, node_name: str, **env: str) -> Server:
+    def node(self, node_name: str, *, host: str = "127.0.0.1", prefix: list[str] | None = None, **env: str) -> Server:
         """A node (not started): ``start()`` it, or use ``start`` to start several at once."""
         server = Server(
             self.root / node_name,
             database_url=self.database_url,
+            host=host,
+            prefix=prefix or [],
             extra_env={
                 "VROOMS_CLUSTER": self.nats_url,
                 "VROOMS_CLUSTER_NAME": self.name,
@@ -67,6 +71,13 @@ class Cluster:
                 raise AssertionError(f"{len(nodes)} of {count} nodes up: {self.status()}")
             time.sleep(0.2)
 
+    def wait_for(self, condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not within {timeout} s: {what}; {self.status()}")
+            time.sleep(0.1)
+
     def holder(self, room_id: str) -> str | None:
         """The node that holds the room's call (its lease), if any."""
         for node in self.status()["nodes"]:
@@ -78,6 +89,39 @@ class Cluster:
         for server in self.nodes:
             if server.process and server.process.poll() is None:
                 server.stop()
+
+
+@dataclass
+class NatsServer:
+    """A NATS server of the test's own (JetStream on), to stop and start again mid-call."""
+
+    store: Path
+    port: int
+    host: str = "127.0.0.1"
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+    def start(self) -> None:
+        self.store.mkdir(parents=True, exist_ok=True)
+        command = ["nats-server", "-a", self.host, "-p", str(self.port), "-js", "-sd", str(self.store)]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection((self.host, self.port), timeout=0.5).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
 
 
 @contextmanager

@@ -69,10 +69,13 @@ class Server:
     log_level: str = "warning"
     access_log: bool = False
     process: subprocess.Popen[bytes] | None = None
+    # Where it listens, and what runs it (``ip netns exec NS`` puts it in a network namespace).
+    host: str = "127.0.0.1"
+    prefix: list[str] = field(default_factory=list)
 
     @property
     def endpoint(self) -> str:
-        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     @property
     def ca_path(self) -> str:
@@ -92,7 +95,7 @@ class Server:
         return f"endpoint={self.endpoint}/;accesskey={self.key}"
 
     def command(self, *args: str) -> list[str]:
-        base = [sys.executable, "-m", "vrooms", "--data-dir", str(self.data_dir)]
+        base = [*self.prefix, sys.executable, "-m", "vrooms", "--data-dir", str(self.data_dir)]
         if self.database_url:
             base += ["--database-url", self.database_url]
         return base + list(args)
@@ -103,6 +106,7 @@ class Server:
 
     def start(self) -> Server:
         args = ["serve", "--port", str(self.port), "--workers", str(self.workers), "--log-level", self.log_level]
+        args += ["--host", self.host]
         if not self.tls:
             args.append("--no-tls")
         if self.access_log:

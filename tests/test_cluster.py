@@ -12,12 +12,14 @@ from collections.abc import AsyncIterator, Iterator
 from functools import partial
 from pathlib import Path
 
+import httpx
 import pytest
 from azure.communication.identity import CommunicationIdentityClient, CommunicationUserIdentifier
 
-from tests.calls import CallWorld, disconnected, hears
-from tests.cluster import Cluster, cluster_of
-from tests.servers import create_postgres_database, drop_postgres_database
+from tests.calls import CallWorld, disconnected, hears, receives_audio
+from tests.cluster import Cluster, NatsServer, cluster_of
+from tests.netns import network, socket_url
+from tests.servers import create_postgres_database, drop_postgres_database, free_port
 from vrooms.client import Call
 
 
@@ -25,7 +27,8 @@ from vrooms.client import Call
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     database_url = asyncio.run(create_postgres_database())
     with cluster_of(tmp_path_factory.mktemp("cluster"), database_url) as started:
-        started.start("a", "b", "c")
+        started.node("a", VROOMS_METRICS_LISTEN=f"127.0.0.1:{free_port()}").start()
+        started.start("b", "c")
         yield started
     asyncio.run(drop_postgres_database(database_url))
 
@@ -112,6 +115,20 @@ async def test_a_role_change_and_a_revocation_through_another_node_reach_the_cal
     print(f"a revocation in {time.monotonic() - started:.3f} s")
 
 
+def test_metrics_of_a_node_sum_its_processes(cluster: Cluster) -> None:
+    """/metrics (Prometheus text) of node a: REST latency from its workers, calls and media from
+    its call host, the outbox from its dispatcher; on the address the setting names, without a key."""
+    a = cluster.nodes[0]
+    with a.client() as client:
+        assert client.get("/rooms/nope", headers={"x": "y"}).status_code == 401
+    text = httpx.get(f"http://{a.extra_env['VROOMS_METRICS_LISTEN']}/metrics").text
+    assert 'vrooms_http_request_seconds_count{method="GET",route="/rooms/{roomId}",status="401"}' in text
+    assert "vrooms_media_up 1.0" in text
+    assert 'vrooms_signaling_joins_total{to="this node"}' in text or 'to="another node"' in text
+    assert "vrooms_outbox_lag_seconds" in text
+    assert "vrooms_calls " in text
+
+
 @pytest.fixture
 def own_cluster(tmp_path: Path) -> Iterator[Cluster]:
     """A cluster for one test (it kills or drains nodes)."""
@@ -156,5 +173,121 @@ async def test_kill_9_of_the_node_holding_the_call_keeps_the_call(own_cluster: C
         now = own_cluster.holder(room_id)
         print(f"node {holder} killed: everyone back in call {call_id} after {back:.2f} s, on node {now}")
         assert now not in (None, holder)
+    finally:
+        await asyncio.gather(*(world.close() for world in worlds))
+
+
+async def test_a_drain_moves_three_calls_and_stops_the_node(own_cluster: Cluster) -> None:
+    """``vrooms drain`` on the node holding three calls: each call goes on elsewhere, the node exits 0."""
+    (drained,) = own_cluster.start("a")  # the three calls start on a: nowhere else to go
+
+    world = CallWorld(drained)
+    try:
+        rooms, calls = [], []
+        for _ in range(3):
+            members = [world.user(), world.user()]
+            room_id = world.room(dict.fromkeys(members, "Attendee"))
+            rooms.append(room_id)
+            # Joined through node a's own call host (relayed connections would follow the room anyway).
+            calls += [await world.join(members[0], room_id, tone=500), await world.join(members[1], room_id)]
+        assert all(own_cluster.holder(room_id) == "a" for room_id in rooms)
+        own_cluster.start("b")
+        before = {call: (call.id, call.participant_id) for call in calls}
+        result = drained.cli("drain")
+        assert "moved 3 call(s)" in result.stdout
+        for call, (call_id, participant_id) in before.items():
+            await call.wait_until(partial(_back, call, call_id, participant_id), timeout=15)
+        assert all(own_cluster.holder(room_id) == "b" for room_id in rooms)
+        assert drained.process is not None and drained.process.wait(timeout=30) == 0
+        await hears(calls[1], 500)
+    finally:
+        await world.close()
+
+
+@pytest.fixture
+def own_nats(tmp_path: Path) -> Iterator[NatsServer]:
+    server = NatsServer(tmp_path / "nats", free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+async def test_calls_go_on_while_nats_restarts_and_placement_resumes(tmp_path: Path, own_nats: NatsServer) -> None:
+    """Media never depends on the bus: a call through two nodes goes on while NATS is down; once it
+    is back, the nodes are in the registry again, the call's lease is renewed and new rooms are placed."""
+    database_url = await create_postgres_database()
+    try:
+        with cluster_of(tmp_path / "nodes", database_url, nats_url=own_nats.url) as cluster:
+            cluster.start("a", "b")
+            worlds = [CallWorld(node) for node in cluster.nodes]
+            try:
+                alice, bob = worlds[0].user(), worlds[0].user()
+                room_id = worlds[0].room({alice: "Attendee", bob: "Attendee"})
+                calls = [await worlds[0].join(alice, room_id, tone=500), await worlds[1].join(bob, room_id, tone=700)]
+                holder = cluster.holder(room_id)
+                own_nats.stop()
+                await receives_audio(calls[1], 3.0)  # media time, with the bus down
+                await hears(calls[1], 500)
+                await hears(calls[0], 700)
+                own_nats.start()
+                cluster.wait_for_nodes(2)
+                cluster.wait_for(lambda: cluster.holder(room_id) == holder, "the call's lease renewed")
+                carol, dave = worlds[1].user(), worlds[1].user()
+                other_room = worlds[1].room({carol: "Attendee", dave: "Attendee"})
+                more = [await worlds[1].join(carol, other_room, tone=900), await worlds[0].join(dave, other_room)]
+                assert more[0].id == more[1].id
+                await hears(more[1], 900)
+                assert all(call.state == "Connected" for call in calls)
+            finally:
+                await asyncio.gather(*(world.close() for world in worlds))
+    finally:
+        await drop_postgres_database(database_url)
+
+
+async def test_three_nodes_in_network_namespaces_one_call_and_a_failover(tmp_path: Path) -> None:
+    """Each node in a network namespace of its own, on an address of its own (nothing shared but
+    PostgreSQL's socket and NATS on the bridge): joins through all three meet, hear each other,
+    and come back on a survivor when the holder's every process is killed."""
+    database_url = await create_postgres_database()
+    try:
+        with network() as net:
+            nats = NatsServer(tmp_path / "nats", free_port(), host=net.gateway)
+            nats.start()
+            try:
+                with cluster_of(tmp_path / "nodes", socket_url(database_url), nats_url=nats.url) as cluster:
+                    for name in ("a", "b", "c"):
+                        prefix, address = net.host()
+                        cluster.node(name, host=address, prefix=prefix).start()
+                    cluster.wait_for_nodes(3)
+                    assert {node["advertise"] for node in cluster.status()["nodes"]} == {
+                        node.endpoint for node in cluster.nodes
+                    }
+                    await _one_call_then_failover(cluster)
+            finally:
+                nats.stop()
+    finally:
+        await drop_postgres_database(database_url)
+
+
+async def _one_call_then_failover(cluster: Cluster) -> None:
+    worlds = [CallWorld(node) for node in cluster.nodes]
+    try:
+        members = [worlds[0].user() for _ in range(3)]
+        room_id = worlds[1].room(dict.fromkeys(members, "Attendee"))
+        calls = [
+            await world.join(member, room_id, tone=440 + 220 * i)
+            for i, (world, member) in enumerate(zip(worlds, members, strict=True))
+        ]
+        assert len({call.id for call in calls}) == 1
+        await hears(calls[2], 440)
+        await hears(calls[0], 880)
+        holder = cluster.holder(room_id)
+        victim = next(node for node in cluster.nodes if node.extra_env["VROOMS_NODE_NAME"] == holder)
+        before = [call.participant_id for call in calls]
+        victim.kill_everything()
+        for call, participant_id in zip(calls, before, strict=True):
+            await call.wait_until(partial(_back, call, calls[0].id, participant_id), timeout=20)
+        survivors = [call for call, world in zip(calls, worlds, strict=True) if world.server is not victim]
+        await hears(survivors[0], 440 + 220 * calls.index(survivors[1]))
     finally:
         await asyncio.gather(*(world.close() for world in worlds))

@@ -21,6 +21,7 @@ from vrooms.api import repeatability
 from vrooms.api.endpoint import ApiCall, endpoint
 from vrooms.api.responses import JSONResponse, error_response, handle_api_error, handle_unexpected
 from vrooms.api.times import now_micros
+from vrooms.api.timing import RequestTiming
 from vrooms.auth.callback_tokens import JWKS_PATH, OPENID_PATHS, callback_signer
 from vrooms.auth.keys import KeyRing
 from vrooms.auth.tokens import TokenIssuer, load_or_create_resource_id, load_or_create_signing_key
@@ -197,6 +198,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         },
         lifespan=lifespan,
     )
+    app.add_middleware(RequestTiming, routes=app.routes)
     app.state.services = services
     app.state.join_router = _join_router(services)
     app.state.node_tls = _node_tls(settings)

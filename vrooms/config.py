@@ -154,6 +154,10 @@ class Settings(BaseSettings):
     egress_streaming: str = "public,private"
     egress_webhooks: str = "public,private"
 
+    # /metrics (Prometheus text) at this address:port, e.g. 127.0.0.1:9464; None: off. It has no
+    # key: bind it where only the monitoring reaches.
+    metrics_listen: str | None = Field(default=None, pattern=r"^\S+:\d{1,5}$")
+
     # -- Several nodes (cluster/) -----------------------------------------------------------
     # A NATS server (nats://host:4222) makes this node one of a cluster: nodes sharing it, the
     # cluster name and one PostgreSQL database are one service. None: a single node, as always.

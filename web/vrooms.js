@@ -30,6 +30,19 @@ function gathered(pc) {
 // As long as the Python SDK waits; a server that does not answer by then is treated as gone.
 const REQUEST_TIMEOUT_MS = 20000;
 
+// Coming back after the call's node went away or the call moved (a cluster): refusals that a
+// moment later may be a success, and how long to keep trying.
+const TRANSIENT = new Set(["NotConnected", "CallsUnavailable", "MediaUnavailable", "RoomOnAnotherNode", "AlreadyInCall"]);
+const COME_BACK_MS = 60000;
+
+// 0.1-0.2 s, then doubling to 0.75-1.5 s, drawn at random in the upper half: a thousand clients of
+// a lost node do not come back in the same millisecond.
+function comeBackDelay(attempt) {
+  return Math.min(1500, 200 * 2 ** attempt) * (0.5 + Math.random() / 2);
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
 // Which capability each published source needs (the server's role table decides; this follows it).
 const SOURCE_CAPABILITY = { camera: "sendVideo", screen: "shareScreen" };
 
@@ -50,10 +63,34 @@ function errorOf(message) {
 export class VroomsClient extends EventTarget {
   static async connect(endpoint, token) {
     const client = new VroomsClient();
+    client.#token = token;
+    client.endpoints = [endpoint];
     await client.#open(websocketUrl(endpoint, token));
     return client;
   }
 
+  /** A new connection through the first known endpoint that answers (a cluster names its nodes in the hello). */
+  async reconnect() {
+    let failure = new CallError("NotConnected", "no endpoint answered");
+    for (const endpoint of this.endpoints) {
+      try {
+        await this.#open(websocketUrl(endpoint, this.#token));
+        this.endpoints = [endpoint, ...this.endpoints.filter((e) => e !== endpoint)];
+        return;
+      } catch (error) {
+        failure = error;
+      }
+    }
+    throw failure;
+  }
+
+  get connected() {
+    return this.#ws !== null && this.#ws.readyState === WebSocket.OPEN;
+  }
+
+  #token = "";
+  #closing = false;
+  endpoints = [];
   #ws = null;
   #nextId = 1;
   #pending = new Map();
@@ -64,12 +101,15 @@ export class VroomsClient extends EventTarget {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(url);
       this.#ws = ws;
+      let opened = false;
       ws.onmessage = (event) => {
         const message = JSON.parse(event.data);
         if (message.type === "hello") {
           this.userId = message.userId;
+          opened = true;
+          for (const node of message.nodes || []) if (!this.endpoints.includes(node)) this.endpoints.push(node);
           resolve();
-        } else if (message.type === "error" && message.id === null && !this.userId) {
+        } else if (message.type === "error" && message.id === null && !opened) {
           reject(errorOf(message));
         } else if ((message.type === "result" || message.type === "error") && this.#pending.has(message.id)) {
           const { ok, fail } = this.#pending.get(message.id);
@@ -81,9 +121,10 @@ export class VroomsClient extends EventTarget {
         }
       };
       ws.onclose = () => {
+        if (ws !== this.#ws) return; // a connection replaced by a newer one
         for (const { fail } of this.#pending.values()) fail(new CallError("NotConnected", "connection closed"));
         this.#pending.clear();
-        if (this.call) this.call.handle({ type: "connectionClosed" });
+        if (this.call) this.call.handle({ type: "connectionClosed", closing: this.#closing });
         this.dispatchEvent(new CustomEvent("closed"));
         reject(new CallError("NotConnected", "connection closed"));
       };
@@ -123,6 +164,7 @@ export class VroomsClient extends EventTarget {
   }
 
   close() {
+    this.#closing = true;
     this.#ws.close();
   }
 }
@@ -138,6 +180,11 @@ export class Call extends EventTarget {
   #subscriber = null;
   #mids = new Map();
   #renegotiation = Promise.resolve();
+  // What the join sent, to send it again when the call comes back on another node.
+  #audioStream = null;
+  #displayName = "";
+  #leaving = false;
+  #comingBack = false;
 
   constructor(client, roomId) {
     super();
@@ -156,10 +203,16 @@ export class Call extends EventTarget {
     }
   }
 
-  async start(audioStream, displayName) {
+  async start(audioStream, displayName, { muted = false } = {}) {
+    this.#audioStream = audioStream;
+    this.#displayName = displayName;
     const pc = this.#audioPc;
-    pc.ontrack = (event) => this.remoteAudio.addTrack(event.track);
+    pc.ontrack = (event) => {
+      for (const old of this.remoteAudio.getTracks()) this.remoteAudio.removeTrack(old);
+      this.remoteAudio.addTrack(event.track);
+    };
     pc.onconnectionstatechange = () => {
+      if (pc !== this.#audioPc) return; // left behind when the call came back on another node
       if (pc.connectionState === "connected") this.#setState("Connected");
       if (pc.connectionState === "failed") this.#setState("Disconnected");
     };
@@ -173,6 +226,7 @@ export class Call extends EventTarget {
       roomId: this.roomId,
       displayName,
       sdp: pc.localDescription.sdp,
+      ...(muted ? { muted: true } : {}),
     });
     Object.assign(this, {
       id: reply.callId,
@@ -221,20 +275,62 @@ export class Call extends EventTarget {
           .catch((error) => this.#emit("mediaError", { during: "videoOffer", error }));
         break;
       case "left":
+        if (message.reason === "CallMoved") {
+          this.#comeBack(); // the call goes on on another node
+          break;
+        }
         this.leftReason = message.reason;
         this.endReason = message.callEndReason || null;
         this.#setState("Disconnected");
         this.#closeMedia();
         break;
       case "connectionClosed":
-        if (this.state !== "Disconnected") {
-          this.leftReason = "ConnectionLost";
-          this.#setState("Disconnected");
-          this.#closeMedia();
+        if (this.state === "Disconnected") break;
+        if (!message.closing && !this.#leaving) {
+          this.#comeBack(); // its node went away: the call may go on on another
+          break;
         }
+        this.leftReason = "ConnectionLost";
+        this.#setState("Disconnected");
+        this.#closeMedia();
         break;
     }
     this.#emit(message.type, message);
+  }
+
+  /** Join the same room again, through any node, until it works or a minute has passed. */
+  async #comeBack() {
+    if (this.#comingBack) return;
+    this.#comingBack = true;
+    this.#setState("Connecting");
+    for (const source of this.#publishers.keys()) this.#emit("localVideoStopped", { source, reason: "moved" });
+    this.#closeMedia();
+    const deadline = Date.now() + COME_BACK_MS;
+    for (let attempt = 0; Date.now() < deadline && !this.#leaving; attempt++) {
+      await sleep(comeBackDelay(attempt));
+      try {
+        if (!this.client.connected) await this.client.reconnect();
+        this.#resetMedia();
+        await this.start(this.#audioStream, this.#displayName, { muted: Boolean(this.muted) });
+        this.#comingBack = false;
+        this.#emit("cameBack", { callId: this.id });
+        return;
+      } catch (error) {
+        this.#closeMedia();
+        if (!TRANSIENT.has(error.code)) break;
+      }
+    }
+    this.#comingBack = false;
+    this.leftReason = "ConnectionLost";
+    this.#setState("Disconnected");
+  }
+
+  #resetMedia() {
+    this.#audioPc = new RTCPeerConnection();
+    this.#subscriber = null;
+    this.#mids.clear();
+    this.participants.clear();
+    this.remoteVideo.clear();
   }
 
   // The server has already unpublished what the new role forbids; stop sending it here too.
@@ -395,6 +491,7 @@ export class Call extends EventTarget {
   }
 
   async leave() {
+    this.#leaving = true;
     if (this.state !== "Disconnected") await this.request({ type: "leave" }).catch(() => {});
     this.#closeMedia();
   }

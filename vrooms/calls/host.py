@@ -43,6 +43,7 @@ from vrooms.egress import EgressPolicies
 from vrooms.events.wakeup import Wakeup
 from vrooms.identity.service import IdentityService
 from vrooms.media.keeper import keep_media
+from vrooms.metrics import catalog
 from vrooms.pstn.config import telephony
 from vrooms.pstn.keeper import keep_telephony
 from vrooms.pstn.prompts import speak_prompts
@@ -133,6 +134,22 @@ def _load(settings: Settings, calls: CallService) -> NodeEntry:
     )
 
 
+async def _sample(settings: Settings, calls: CallService) -> None:
+    """The call host's metrics, every second: what it holds, whether its media answers."""
+    adoptions = 0
+    while True:
+        entry = _load(settings, calls)
+        catalog.CALLS.set(entry.calls)
+        catalog.PARTICIPANTS.labels("webrtc").set(entry.participants)
+        catalog.PARTICIPANTS.labels("phone").set(entry.phone_legs)
+        catalog.MEDIA_UP.set(int(entry.media))
+        if entry.telephony is not None:
+            catalog.TELEPHONY_UP.set(int(entry.telephony))
+        catalog.CALLS_ADOPTED.inc(calls.adoptions - adoptions)
+        adoptions = calls.adoptions
+        await asyncio.sleep(1.0)
+
+
 async def _join_cluster(settings: Settings, calls: CallService, spawn: Any) -> NodeAgent | None:
     """In a cluster: the bus, this node's agent (registry entry, room leases) and change notices."""
     if settings.cluster is None:
@@ -145,6 +162,7 @@ async def _join_cluster(settings: Settings, calls: CallService, spawn: Any) -> N
     async def lost(room_id: str) -> None:
         call = calls.calls.get(room_id)
         if call is not None:
+            catalog.CALLS_HANDED_OVER.inc()
             await calls.hand_over(call)
 
     async def sweep(alive: set[str], placed: set[str]) -> None:
@@ -175,6 +193,7 @@ async def _drain(agent: NodeAgent, calls: CallService) -> int:
         await agent.registry.publish(agent.entry())  # out of placement before any client comes back
     moving = list(calls.calls.values())
     for call in moving:
+        catalog.CALLS_HANDED_OVER.inc()
         await calls.hand_over(call)
     log.warning("drained: %d call(s) moved to other nodes", len(moving))
     return len(moving)
@@ -239,6 +258,7 @@ async def run(settings: Settings) -> None:
 
     pstn = await _start_telephony(settings, calls, spawn, stop_failed)
     spawn(_reconcile(settings, calls))
+    spawn(_sample(settings, calls))
     try:
         await server.serve(sockets=[signaling_socket])
     finally:

@@ -28,6 +28,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from vrooms.calls import protocol
 from vrooms.calls.models import CallRefused, Refusal
+from vrooms.metrics.catalog import SIGNALING_RELAYS
 
 _FORWARDED_HEADERS = ("authorization", "user-agent")
 # Set on a connection one node's relay opens to another: served there, never relayed again.
@@ -107,6 +108,7 @@ class _Relay:
         if room_id is None or self.router is None:
             return self.remote or self.local
         target = await self.router.route(room_id)
+        SIGNALING_RELAYS.labels("this node" if target is None else "another node").inc()
         if target is None:
             await self._drop_remote()
             return self.local

@@ -95,6 +95,8 @@ class CallService:
         self.media = OwnMedia(self.video, self.media_plane)
         self.changes = RoomChanges(self)
         self._tasks = TaskSet(log)
+        # Calls taken over from a lost node, since start (for /metrics).
+        self.adoptions = 0
 
     # -- connections ----------------------------------------------------------------
 
@@ -319,6 +321,7 @@ class CallService:
                 started_by_role=adopted["started_by_role"] if adopted else str(role),
             )
             if adopted:
+                self.adoptions += 1
                 log.warning("call %s in room %s adopted from node %s", call.id, room_id, adopted["node"])
                 self.calls[room_id] = call
                 self.schedule_expiry(call)

@@ -42,6 +42,7 @@ _SETTINGS_FLAGS = (
     "cluster_name",
     "node_name",
     "advertise",
+    "metrics_listen",
 )
 
 
@@ -105,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     telephony.add_argument("--rtpengine-url", help="an external rtpengine (udp:host:port) instead of starting one")
 
     serve.add_argument("--public-url", help="the URL apps reach this server at: Call Automation callbacks' JWT issuer")
+    serve.add_argument("--metrics-listen", help="serve /metrics (Prometheus) at address:port, e.g. 127.0.0.1:9464")
     _cluster_flags(serve)
 
     add_command("migrate", help="bring the database schema up to date")

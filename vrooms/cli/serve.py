@@ -68,6 +68,13 @@ def serve(settings: Settings, access_log: bool) -> int:
             os.environ[f"VROOMS_{name.upper()}"] = json.dumps(value) if isinstance(value, dict | list) else str(value)
     from vrooms.launcher import ChildProcess
 
+    if settings.metrics_listen:
+        from vrooms import metrics
+
+        metrics.prepare(settings.run_dir / "metrics")  # before any process records a sample
+        metrics.expose(settings.metrics_listen)
+        print(f"Metrics at http://{settings.metrics_listen}/metrics", file=sys.stderr)
+
     children = [ChildProcess("vrooms.events.dispatcher", "event dispatcher")]
     if settings.calls_enabled:
         children.append(ChildProcess("vrooms.calls.host", "call host", settings.signaling_socket))

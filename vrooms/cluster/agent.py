@@ -23,6 +23,7 @@ from vrooms.calls.models import CallRefused, Refusal
 from vrooms.cluster.bus import ClusterBus
 from vrooms.cluster.placement import Lease, NoNodeAvailable, RoomPlacement
 from vrooms.cluster.registry import PUBLISH_INTERVAL_SECONDS, NodeEntry, NodeRegistry
+from vrooms.metrics.catalog import PLACEMENTS
 
 log = logging.getLogger("vrooms.cluster")
 
@@ -63,9 +64,12 @@ class NodeAgent:
         try:
             lease = await self.placement.claim(room_id, self.entry())
         except (NoNodeAvailable, nats.errors.Error) as exc:
+            PLACEMENTS.labels("unavailable").inc()
             raise CallRefused(Refusal.ROOM_ELSEWHERE, f"The room cannot be placed now ({exc}); try again.") from None
         if lease.node != self.bus.node_name:
+            PLACEMENTS.labels("elsewhere").inc()
             raise CallRefused(Refusal.ROOM_ELSEWHERE, f"Node {lease.node} holds this room's call; join through it.")
+        PLACEMENTS.labels("held").inc()
         self.held[room_id] = lease
 
     async def release(self, room_id: str) -> None:

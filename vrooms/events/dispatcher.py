@@ -33,6 +33,7 @@ from vrooms.events.formats import default_topic
 from vrooms.events.models import Subscription
 from vrooms.events.repository import DEAD, DELIVERED, Pending
 from vrooms.events.service import RetryPolicy
+from vrooms.metrics.catalog import DELIVERIES, OUTBOX_LAG
 from vrooms.store.database import Database
 
 log = logging.getLogger("vrooms.events")
@@ -156,6 +157,8 @@ class Dispatcher:
             await self._resync()  # a subscription newer than our list
         for pending in created:
             self._take(pending)
+        heads = [lane.queue[0].event.time for lane in self.lanes.values() if lane.queue]
+        OUTBOX_LAG.set(max(0.0, (now - min(heads)) / 1e6) if heads else 0.0)
         for key, lane in list(self.lanes.items()):
             if not lane.queue and not lane.running:
                 del self.lanes[key]
@@ -195,6 +198,7 @@ class Dispatcher:
                     )
                     now = now_micros()
                     if status is not None and 200 <= status < 300:
+                        DELIVERIES.labels(DELIVERED).inc(len(batch))
                         del lane.queue[: len(batch)]
                         for item in batch:
                             item.attempts = attempt
@@ -205,6 +209,7 @@ class Dispatcher:
                         state, item.next_attempt_at = self.policy.after_failure(attempt, status, item.event.time, now)
                         item.attempts = attempt
                         self._outcome(item, state, error, now)
+                        DELIVERIES.labels("failed" if state != DEAD else DEAD).inc()
                         if state == DEAD:
                             lane.queue.remove(item)
         finally:
