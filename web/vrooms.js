@@ -65,6 +65,7 @@ export class VroomsClient extends EventTarget {
     const client = new VroomsClient();
     client.#token = token;
     client.endpoints = [endpoint];
+    client.currentEndpoint = endpoint;
     await client.#open(websocketUrl(endpoint, token));
     return client;
   }
@@ -75,13 +76,19 @@ export class VroomsClient extends EventTarget {
     for (const endpoint of this.endpoints) {
       try {
         await this.#open(websocketUrl(endpoint, this.#token));
-        this.endpoints = [endpoint, ...this.endpoints.filter((e) => e !== endpoint)];
+        this.currentEndpoint = endpoint;
         return;
       } catch (error) {
         failure = error;
       }
     }
     throw failure;
+  }
+
+  /** The call moved: come back through these nodes first; leave this one if it is not among them. */
+  moveTo(nodes) {
+    this.endpoints = [...nodes, ...this.endpoints.filter((e) => !nodes.includes(e))];
+    if (!nodes.includes(this.currentEndpoint)) this.#ws.close();
   }
 
   get connected() {
@@ -91,6 +98,7 @@ export class VroomsClient extends EventTarget {
   #token = "";
   #closing = false;
   endpoints = [];
+  currentEndpoint = "";
   #ws = null;
   #nextId = 1;
   #pending = new Map();
@@ -274,6 +282,9 @@ export class Call extends EventTarget {
           .then(() => this.#answerVideo(message))
           .catch((error) => this.#emit("mediaError", { during: "videoOffer", error }));
         break;
+      case "callMoved":
+        this.movedTo = message.nodes || [];
+        break;
       case "left":
         if (message.reason === "CallMoved") {
           this.#comeBack(); // the call goes on on another node
@@ -305,6 +316,10 @@ export class Call extends EventTarget {
     this.#setState("Connecting");
     for (const source of this.#publishers.keys()) this.#emit("localVideoStopped", { source, reason: "moved" });
     this.#closeMedia();
+    if (this.movedTo) {
+      this.client.moveTo(this.movedTo); // a drain: switch now to a node that stays
+      this.movedTo = null;
+    }
     const deadline = Date.now() + COME_BACK_MS;
     for (let attempt = 0; Date.now() < deadline && !this.#leaving; attempt++) {
       await sleep(comeBackDelay(attempt));

@@ -163,7 +163,7 @@ async def _join_cluster(settings: Settings, calls: CallService, spawn: Any) -> N
         call = calls.calls.get(room_id)
         if call is not None:
             catalog.CALLS_HANDED_OVER.inc()
-            await calls.hand_over(call)
+            await calls.hand_over(call, agent.endpoints)
 
     async def sweep(alive: set[str], placed: set[str]) -> None:
         if ended := await calls.close_orphaned_calls(alive, placed):
@@ -192,9 +192,12 @@ async def _drain(agent: NodeAgent, calls: CallService) -> int:
     with contextlib.suppress(nats.errors.Error):
         await agent.registry.publish(agent.entry())  # out of placement before any client comes back
     moving = list(calls.calls.values())
+    with contextlib.suppress(nats.errors.Error):  # the endpoints of the nodes that take calls now
+        await agent.refresh()
+    others = [endpoint for endpoint in agent.endpoints if endpoint != agent.entry().advertise]
     for call in moving:
         catalog.CALLS_HANDED_OVER.inc()
-        await calls.hand_over(call)
+        await calls.hand_over(call, others)
     log.warning("drained: %d call(s) moved to other nodes", len(moving))
     return len(moving)
 

@@ -119,6 +119,11 @@ def left(call_id: str, reason: str, by: str | None, call_end_reason: str | None)
     return message
 
 
+def call_moved(call_id: str, nodes: list[str]) -> Message:
+    """The call goes on on another node; ``nodes``: the endpoints to come back through (this one is leaving)."""
+    return {"type": "callMoved", "callId": call_id, "nodes": nodes}
+
+
 def call_ended(call_id: str, reason: str, by: str | None) -> Message:
     """To a call's watchers: the call is over (its participants get ``left`` instead)."""
     return {"type": "callEnded", "callId": call_id, "reason": reason, "by": by}

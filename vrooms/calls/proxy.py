@@ -207,5 +207,5 @@ async def signaling_proxy(websocket: WebSocket) -> None:
         for task in tasks:
             task.cancel()
         await relay.close()
-        with contextlib.suppress(RuntimeError):
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):  # the client may have gone first
             await websocket.close(relay.close_code, relay.close_reason)

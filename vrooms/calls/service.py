@@ -435,12 +435,13 @@ class CallService:
             await self.records.call_ended(call, reason, by)
         log.info("call %s in room %s ended: %s", call.id, call.room_id, reason)
 
-    async def hand_over(self, call: Call) -> None:
+    async def hand_over(self, call: Call, nodes: list[str]) -> None:
         """The call goes on on another node (this one drains, or another took the room's lease).
 
         Everyone here is told the call moved (their clients join again at once and land on the
         node that takes the room), its media here is released, and its record stays open for
-        that node to adopt: no CallEnded, the participations end with ``CallMoved``.
+        that node to adopt: no CallEnded, the participations end with ``CallMoved``. ``nodes``:
+        the endpoints clients come back through (this node may be about to stop).
         """
         async with call.lock:
             if call.ended:
@@ -448,6 +449,7 @@ class CallService:
             call.ended = True
             if call.expiry is not None:
                 call.expiry.cancel()
+            call.broadcast(protocol.call_moved(call.id, nodes))
             for participant in list(call.participants.values()):
                 await self._drop(call, participant, LeaveReason.CALL_MOVED, end_reason=EndReason.MOVED)
             for watcher in call.watchers:

@@ -97,6 +97,7 @@ class CallClient:
         self._connected = False
         # Where to connect again if this endpoint goes (a cluster names its nodes in the hello).
         self.endpoints = [endpoint]
+        self.current_endpoint = endpoint
 
     @property
     def user_id(self) -> str:
@@ -120,11 +121,16 @@ class CallClient:
                 failure = exc
                 continue
             self.signaling = signaling
-            # The one that answered first next time; the others after it.
-            self.endpoints = [endpoint, *(e for e in self.endpoints if e != endpoint)]
+            self.current_endpoint = endpoint
             self._learn_endpoints()
             return
         raise failure
+
+    async def move_to(self, nodes: list[str]) -> None:
+        """The call moved: come back through these nodes first; leave this one if it is not among them."""
+        self.endpoints = [*nodes, *(e for e in self.endpoints if e not in nodes)]
+        if self.current_endpoint not in nodes:
+            await self.signaling.close()
 
     def _learn_endpoints(self) -> None:
         named = [str(node) for node in self.signaling.hello.get("nodes") or [] if isinstance(node, str)]
@@ -222,6 +228,8 @@ class Call:
         self._display_name = ""
         self._leaving = False
         self._coming_back = False
+        # Where the server said the call went (its nodes), until the client has come back.
+        self.moved_to: list[str] | None = None
 
     # -- events -----------------------------------------------------------------------
 
@@ -262,6 +270,8 @@ class Call:
             self.captions = {k: v for k, v in message.items() if k != "type"}
         elif kind == "videoOffer":
             self._tasks.spawn(self._answer_video(message))
+        elif kind == "callMoved":
+            self.moved_to = [str(node) for node in message.get("nodes") or []]
         elif kind == "left" and message.get("reason") == "CallMoved":
             self._come_back()  # the call goes on on another node
         elif kind == "left":

@@ -40,6 +40,9 @@ async def come_back(client: CallClient, call: Call) -> None:
     deadline = time.monotonic() + COME_BACK_SECONDS
     started = time.monotonic()
     await call.reset_media()
+    if call.moved_to is not None:  # a drain: switch now to a node that stays
+        await client.move_to(call.moved_to)
+        call.moved_to = None
     for delay in delays():
         if time.monotonic() + delay > deadline:
             break

@@ -106,11 +106,15 @@ class NodeAgent:
                 await self.on_lost(room_id)
             else:
                 self.held[room_id] = renewed
+        await self.refresh()
+        if sweep:
+            await self._sweep()
+
+    async def refresh(self) -> None:
+        """The live nodes, and the endpoints of those that take calls (clients learn them)."""
         nodes = await self.registry.nodes()
         self.alive = [node.name for node in nodes]
         self.endpoints = [node.advertise for node in nodes if node.accepts_calls]
-        if sweep:
-            await self._sweep()
 
     async def _sweep(self) -> None:
         await self.sweep(set(self.alive), {lease.room_id for lease in await self.placement.all()})
