@@ -30,6 +30,7 @@ class Cluster:
     nats_url: str = NATS_URL
     name: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:12]}")
     nodes: list[Server] = field(default_factory=list)
+    tls: bool = True
 
     def node(self, node_name: str, *, host: str = "127.0.0.1", prefix: list[str] | None = None, **env: str) -> Server:
         """A node (not started): ``start()`` it, or use ``start`` to start several at once."""
@@ -38,6 +39,7 @@ class Cluster:
             database_url=self.database_url,
             host=host,
             prefix=prefix or [],
+            tls=self.tls,
             extra_env={
                 "VROOMS_CLUSTER": self.nats_url,
                 "VROOMS_CLUSTER_NAME": self.name,

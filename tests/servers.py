@@ -156,14 +156,7 @@ class Server:
     def kill_everything(self) -> None:
         """``kill -9`` of every process of this node at once: server, workers, call host, Janus, dispatcher."""
         assert self.process is not None
-        pids, frontier = [self.process.pid], [self.process.pid]
-        while frontier:
-            children = subprocess.run(
-                ["ps", "-o", "pid=", "--ppid", ",".join(map(str, frontier))], capture_output=True, text=True
-            )
-            frontier = [int(pid) for pid in children.stdout.split()]
-            pids += frontier
-        for pid in pids:
+        for pid in process_tree(self.process.pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         self.process.wait(timeout=15)
@@ -189,6 +182,18 @@ class Server:
     def client(self) -> httpx.Client:
         verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=self.ca_path) if self.tls else False
         return httpx.Client(base_url=self.endpoint, verify=verify, timeout=30)
+
+
+def process_tree(pid: int) -> list[int]:
+    """The process and all its descendants."""
+    pids, frontier = [pid], [pid]
+    while frontier:
+        children = subprocess.run(
+            ["ps", "-o", "pid=", "--ppid", ",".join(map(str, frontier))], capture_output=True, text=True
+        )
+        frontier = [int(child) for child in children.stdout.split()]
+        pids += frontier
+    return pids
 
 
 def signed_headers(
