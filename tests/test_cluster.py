@@ -15,12 +15,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from azure.communication.callautomation.aio import CallAutomationClient
 from azure.communication.identity import CommunicationIdentityClient, CommunicationUserIdentifier
 
 from tests.calls import CallWorld, disconnected, hears, receives_audio
 from tests.cluster import Cluster, NatsServer, cluster_of
 from tests.netns import network, socket_url
-from tests.servers import create_postgres_database, drop_postgres_database, free_port
+from tests.servers import Server, create_postgres_database, drop_postgres_database, free_port
+from tests.webhooks import CallbackReceiver, Received
 from vrooms.client import Call
 
 
@@ -295,3 +297,54 @@ async def _one_call_then_failover(cluster: Cluster) -> None:
         await hears(survivors[0], 440 + 220 * calls.index(survivors[1]))
     finally:
         await asyncio.gather(*(world.close() for world in worlds))
+
+
+async def test_call_automation_on_any_node_and_its_connection_survives_the_holders_loss(
+    own_cluster: Cluster,
+) -> None:
+    """An app connects through a node that does not hold the room, works through a third, and its
+    connection (same callConnectionId) goes on with callbacks after the holder is killed."""
+    own_cluster.start("a", "b", "c")
+    worlds = [CallWorld(node) for node in own_cluster.nodes]
+    receiver = CallbackReceiver().start()
+    try:
+        alice, bob = worlds[0].user(), worlds[0].user()
+        room_id = worlds[0].room({alice: "Attendee", bob: "Attendee"})
+        calls = [await worlds[0].join(alice, room_id, tone=440), await worlds[1].join(bob, room_id)]
+        holder = own_cluster.holder(room_id)
+        others = [node for node in own_cluster.nodes if node.extra_env["VROOMS_NODE_NAME"] != holder]
+        async with _app(others[0]) as app, _app(others[1]) as other_app:
+            properties = await app.connect_call(callback_url=receiver.url, room_id=room_id)
+            connection_id = properties.call_connection_id
+            assert connection_id is not None and connection_id.startswith(f"{room_id}.")
+            await receiver.wait_for_type("CallConnected", where=lambda e: e.data["callConnectionId"] == connection_id)
+            listed = other_app.get_call_connection(connection_id).list_participants()
+            assert len([p async for p in listed]) == 2
+            victim = next(node for node in own_cluster.nodes if node.extra_env["VROOMS_NODE_NAME"] == holder)
+            before = [call.participant_id for call in calls]
+            seen = len(receiver.events)
+            victim.kill_everything()
+            survivor = next(app for app, node in ((app, others[0]), (other_app, others[1])) if node is not victim)
+            for call, participant_id in zip(calls, before, strict=True):
+                await call.wait_until(partial(_back, call, calls[0].id, participant_id), timeout=20)
+            connection = survivor.get_call_connection(connection_id)
+            assert (await connection.get_call_properties()).call_connection_id == connection_id
+            listed = connection.list_participants()
+            assert len([p async for p in listed]) == 2
+            await receiver.wait_for_type(
+                "ParticipantsUpdated",
+                where=lambda e: receiver.events.index(e) >= seen and len(e.data["participants"]) == 2,
+            )
+            assert "CallDisconnected" not in receiver.types()
+    finally:
+        receiver.stop()
+        await asyncio.gather(*(world.close() for world in worlds))
+
+
+def _updated_after(receiver: CallbackReceiver, seen: int, event: Received) -> bool:
+    """A ParticipantsUpdated that came after the kill and lists both participants (back)."""
+    return receiver.events.index(event) >= seen and len(event.data["participants"]) == 2
+
+
+def _app(node: Server) -> CallAutomationClient:
+    return CallAutomationClient.from_connection_string(node.connection_string, connection_verify=node.ca_path)

@@ -27,8 +27,10 @@ from vrooms.auth.keys import KeyRing
 from vrooms.auth.tokens import TokenIssuer, load_or_create_resource_id, load_or_create_signing_key
 from vrooms.automation import routes as automation_routes
 from vrooms.automation.relay import AutomationRelay
+from vrooms.calls import repository as calls_repository
 from vrooms.calls.notify import CallNotifier
 from vrooms.calls.proxy import JoinRouter, signaling_proxy
+from vrooms.cluster.automation_relay import ClusterAutomationRelay
 from vrooms.cluster.bus import ClusterBus
 from vrooms.cluster.notices import BusNotices
 from vrooms.cluster.placement import RoomPlacement
@@ -64,6 +66,11 @@ def _web_client(settings: Settings) -> list[Mount]:
     return [Mount("/web", StaticFiles(directory=folder, html=True))] if folder.is_dir() else []
 
 
+async def _room_of_call(database: Database, call_id: str) -> str | None:
+    async with database.read() as conn:
+        return await calls_repository.room_of_open_call(conn, call_id)
+
+
 def build_services(settings: Settings) -> Services:
     database = Database(settings.effective_database_url)
     signing_key = load_or_create_signing_key(settings.data_dir)
@@ -72,6 +79,11 @@ def build_services(settings: Settings) -> Services:
     identity = IdentityService(resource_id=tokens.resource_id, tokens=tokens, rooms=rooms)
     bus = ClusterBus(settings.cluster, settings.cluster_name, settings.node_name) if settings.cluster else None
     calls = BusNotices(bus) if bus is not None else CallNotifier(settings.run_dir)
+    placement = RoomPlacement(bus, NodeRegistry(bus)) if bus is not None else None
+    local = AutomationRelay(settings.signaling_socket)
+    automation: AutomationRelay | ClusterAutomationRelay = local
+    if bus is not None and placement is not None:
+        automation = ClusterAutomationRelay(local, bus, placement, partial(_room_of_call, database))
     return Services(
         settings=settings,
         database=database,
@@ -91,7 +103,8 @@ def build_services(settings: Settings) -> Services:
                 policy=EgressPolicies.from_settings(settings).webhooks,
             )
         ),
-        automation=AutomationRelay(settings.signaling_socket),
+        automation=automation,
+        placement=placement,
         callback_signer=callback_signer(settings),
     )
 
@@ -141,7 +154,7 @@ async def handle_http_exception(_request: Request, exc: Exception) -> Response:
 
 def _join_router(services: Services) -> JoinRouter | None:
     """In a cluster, where a signaling ``join`` goes (``calls.proxy``); None on a single node."""
-    if services.bus is None:
+    if services.placement is None:
         return None
     database = services.database
 
@@ -149,8 +162,7 @@ def _join_router(services: Services) -> JoinRouter | None:
         async with database.read() as conn:
             return await rooms_repository.get_room(conn, room_id) is not None
 
-    placement = RoomPlacement(services.bus, NodeRegistry(services.bus))
-    return ClusterJoinRouter(placement, services.settings.node_name, room_exists)
+    return ClusterJoinRouter(services.placement, services.settings.node_name, room_exists)
 
 
 def _node_tls(settings: Settings) -> ssl.SSLContext | None:

@@ -9,8 +9,10 @@ from vrooms.auth.keys import KeyRing
 from vrooms.auth.tokens import TokenIssuer
 from vrooms.automation.relay import AutomationRelay
 from vrooms.calls.notify import CallNotifier
+from vrooms.cluster.automation_relay import ClusterAutomationRelay
 from vrooms.cluster.bus import ClusterBus
 from vrooms.cluster.notices import BusNotices
+from vrooms.cluster.placement import RoomPlacement
 from vrooms.config import Settings
 from vrooms.events.service import EventsService
 from vrooms.identity.commands import UserCommands
@@ -25,8 +27,9 @@ from vrooms.store.database import Database
 class Services:
     settings: Settings
     database: Database
-    # The cluster's bus (NATS), when this node is one of several.
+    # The cluster's bus (NATS) and where rooms' calls live, when this node is one of several.
     bus: ClusterBus | None
+    placement: RoomPlacement | None
     keyring: KeyRing
     tokens: TokenIssuer
     rooms: RoomsService
@@ -39,5 +42,5 @@ class Services:
     user_commands: UserCommands
     events: EventsService
     # Call Automation requests go to the call host; callbacks are signed with this key.
-    automation: AutomationRelay
+    automation: AutomationRelay | ClusterAutomationRelay
     callback_signer: CallbackSigner

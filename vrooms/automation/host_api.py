@@ -45,6 +45,7 @@ _REFUSALS = {
     Refusal.MEDIA_UNAVAILABLE: 503,
     Refusal.PSTN_UNAVAILABLE: 503,
     Refusal.INCOMING_CALL_NOT_FOUND: 404,
+    Refusal.ROOM_ELSEWHERE: 503,
 }
 
 
@@ -274,6 +275,7 @@ class RepeatMemory:
 
 async def _mapped(operation: Operation, service: AutomationService, envelope: dict[str, Any]) -> Answer:
     try:
+        await service.find(envelope.get("connectionId"))  # a lost node's connection: adopt its call
         return await operation(service, envelope)
     except CallRefused as refusal:
         raise _refused(refusal) from None
@@ -297,13 +299,20 @@ async def run_operation(
     return answer, ({repeatability.RESULT: "accepted"} if key is not None else {})
 
 
-async def automation_endpoint(request: Request) -> Response:
-    """``POST /automation`` on the call host's private socket: only the REST workers reach it."""
-    service: AutomationService = request.app.state.automation
-    repeats: RepeatMemory = request.app.state.repeats
-    envelope = orjson.loads(await request.body())
+async def answer(service: AutomationService, repeats: RepeatMemory, raw: bytes) -> bytes:
+    """The answer to an envelope, as the relays (the local socket, another node over NATS) carry it."""
     try:
+        envelope = orjson.loads(raw)
+        if not isinstance(envelope, dict):
+            raise ApiError(400, "BadRequest", "The relayed request is not an envelope.")
         (status, body), headers = await run_operation(service, repeats, envelope)
+    except orjson.JSONDecodeError:
+        status, body, headers = 400, ApiError(400, "BadRequest", "The relayed request is not JSON.").to_wire(), {}
     except ApiError as error:
         status, body, headers = error.status, error.to_wire(), dict(error.headers)
-    return Response(orjson.dumps({"status": status, "body": body, "headers": headers}))
+    return orjson.dumps({"status": status, "body": body, "headers": headers})
+
+
+async def automation_endpoint(request: Request) -> Response:
+    """``POST /automation`` on the call host's private socket: only the REST workers reach it."""
+    return Response(await answer(request.app.state.automation, request.app.state.repeats, await request.body()))

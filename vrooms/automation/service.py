@@ -18,13 +18,14 @@ from typing import Any
 
 from vrooms.api.times import now_micros
 from vrooms.auth.roles import Role
-from vrooms.automation import callbacks, results, stream_control
+from vrooms.automation import callbacks, ids, results, stream_control
 from vrooms.automation.connection import AUTOMATION_USER, Connection
 from vrooms.automation.operations import MediaOperations
 from vrooms.automation.participants import ParticipantOperations, telephony_of
 from vrooms.automation.prompts import PromptRenderer
 from vrooms.automation.schemas import AnswerRequest, ConnectRequest, StreamingOptions
 from vrooms.automation.stream_control import StreamControl
+from vrooms.calls import repository as calls_repository
 from vrooms.calls.call import Call
 from vrooms.calls.models import EndReason
 from vrooms.calls.rules import check_open
@@ -90,13 +91,8 @@ class AutomationService:
         self, call: Call, callback_uri: str, operation_context: str | None, streaming: StreamingOptions | None = None
     ) -> Connection:
         """A connection watching ``call``: its callback subscription and ``CallConnected`` in one write."""
-        connection_id = str(uuid.uuid4())
-        name = callbacks.subscription_name(connection_id, call.id)
-        writer = callbacks.CallbackWriter(self.calls.database, name, self._retry_seconds, self.calls.events_written)
-        self._writers.add(writer)
-        writer.task.add_done_callback(lambda _: self._writers.discard(writer))
-        connection = Connection(connection_id, call, callback_uri, operation_context, writer, streaming=streaming)
-        connection.on_closed = self._closed
+        connection_id = ids.with_room(call.room_id, str(uuid.uuid4()))
+        connection = self._connection_of(connection_id, call, callback_uri, operation_context, streaming)
         async with self.calls.database.write() as conn:
             await callbacks.open_subscription(conn, connection_id, call.id, callback_uri)
             data = connection.data(operation_context)
@@ -112,6 +108,22 @@ class AutomationService:
         log.info("call connection %s to call %s (room %s)", connection_id, call.id, call.room_id or "none")
         if streaming is not None and streaming.start_at_once and connection.connected:
             self.streams.start(connection, None)
+        return connection
+
+    def _connection_of(
+        self,
+        connection_id: str,
+        call: Call,
+        callback_uri: str,
+        operation_context: str | None,
+        streaming: StreamingOptions | None = None,
+    ) -> Connection:
+        name = callbacks.subscription_name(connection_id, call.id)
+        writer = callbacks.CallbackWriter(self.calls.database, name, self._retry_seconds, self.calls.events_written)
+        self._writers.add(writer)
+        writer.task.add_done_callback(lambda _: self._writers.discard(writer))
+        connection = Connection(connection_id, call, callback_uri, operation_context, writer, streaming=streaming)
+        connection.on_closed = self._closed
         return connection
 
     def _closed(self, connection: Connection) -> None:
@@ -181,16 +193,23 @@ class AutomationService:
     # -- the call host's life -----------------------------------------------------------
 
     async def close_abandoned(self) -> int:
-        """Connections of a call host that stopped without ending them: tell their apps."""
+        """Connections whose call ended without them (their call host stopped): tell their apps.
+
+        A connection of a call still open (held by another node, or by a lost node until a
+        survivor adopts it) stays: its app keeps it, and the adopter opens it again.
+        """
+        closed = 0
         async with self.calls.database.write() as conn:
             live = await events_repository.live_callback_subscriptions(conn)
+            open_calls = await calls_repository.open_call_ids(conn)
             for subscription in live:
                 names = callbacks.parse_name(subscription.name)
                 if names is None:
                     continue
                 connection_id, call_id = names
-                if connection_id.startswith(RECORDING_SUBSCRIPTION):
-                    continue  # a recording's: the recording service finishes it (recover)
+                if connection_id.startswith(RECORDING_SUBSCRIPTION) or call_id in open_calls:
+                    continue  # a recording's (the recording service finishes it), or a call that goes on
+                closed += 1
                 data = {
                     "callConnectionId": connection_id,
                     "serverCallId": call_id,
@@ -201,7 +220,36 @@ class AutomationService:
                 await events_repository.expire_subscription(
                     conn, subscription.name, now_micros() + int(self._retry_seconds * 1_000_000)
                 )
-        return len(live)
+        return closed
+
+    async def reopen(self, call: Call) -> None:
+        """A call adopted from a lost node: its apps' connections again, same ids, callbacks as before."""
+        async with self.calls.database.read() as conn:
+            live = await events_repository.live_callback_subscriptions(conn)
+        for subscription in live:
+            names = callbacks.parse_name(subscription.name)
+            if names is None or names[1] != call.id or names[0].startswith(RECORDING_SUBSCRIPTION):
+                continue
+            connection = self._connection_of(names[0], call, subscription.endpoint, None)
+            call.watchers.append(connection)
+            self.connections[connection.id] = connection
+            connection.participants_changed()
+            log.warning("call connection %s reopened on this node with its call %s", connection.id, call.id)
+
+    async def find(self, connection_id: object) -> None:
+        """Before an operation on a connection this node does not hold: if it is a live connection
+        of a room whose call a lost node held, adopt that call (which reopens the connection)."""
+        if not isinstance(connection_id, str) or connection_id in self.connections:
+            return
+        room_id = ids.room_in(connection_id)
+        if room_id is None:
+            return
+        async with self.calls.database.read() as conn:
+            live = await events_repository.live_callback_subscriptions(conn)
+            room = await rooms_repository.get_room(conn, room_id)
+        known = any((callbacks.parse_name(s.name) or ("",))[0] == connection_id for s in live)
+        if known and room is not None:
+            await self.calls.call_of(room, AUTOMATION_USER, Role.PRESENTER)
 
     async def shutdown(self) -> None:
         """After the calls ended: let recordings and connections write their last callbacks."""

@@ -15,7 +15,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from vrooms import logs
 from vrooms.auth.tokens import TokenIssuer, load_or_create_resource_id, load_or_create_signing_key
+from vrooms.automation import host_api
 from vrooms.automation.host_api import RepeatMemory, automation_endpoint
 from vrooms.automation.prompts import PromptRenderer
 from vrooms.automation.service import AutomationService
@@ -150,7 +151,9 @@ async def _sample(settings: Settings, calls: CallService) -> None:
         await asyncio.sleep(1.0)
 
 
-async def _join_cluster(settings: Settings, calls: CallService, spawn: Any) -> NodeAgent | None:
+async def _join_cluster(
+    settings: Settings, calls: CallService, spawn: Any, close_connections: Callable[[], Awaitable[int]]
+) -> NodeAgent | None:
     """In a cluster: the bus, this node's agent (registry entry, room leases) and change notices."""
     if settings.cluster is None:
         return None
@@ -168,6 +171,7 @@ async def _join_cluster(settings: Settings, calls: CallService, spawn: Any) -> N
     async def sweep(alive: set[str], placed: set[str]) -> None:
         if ended := await calls.close_orphaned_calls(alive, placed):
             log.warning("ended %d call(s) of lost nodes that no node took over", ended)
+            await close_connections()
 
     async def reconnected() -> None:
         spawn(calls.changes.reconcile())  # notices sent while we were away are lost: re-read everything
@@ -184,6 +188,16 @@ async def _join_cluster(settings: Settings, calls: CallService, spawn: Any) -> N
     spawn(agent.run())
     log.info("node %s of cluster %s (NATS %s)", settings.node_name, settings.cluster_name, settings.cluster)
     return agent
+
+
+async def _serve_automation(bus: ClusterBus, automation: AutomationService, repeats: RepeatMemory, spawn: Any) -> None:
+    async def run(message: Any) -> None:
+        await message.respond(await host_api.answer(automation, repeats, message.data))
+
+    async def received(message: Any) -> None:
+        spawn(run(message))  # one slow operation (a phone add) must not hold the others
+
+    await bus.subscribe(bus.subject("node", bus.node_name, "automation"), received)
 
 
 async def _drain(agent: NodeAgent, calls: CallService) -> int:
@@ -221,6 +235,7 @@ async def run(settings: Settings) -> None:
         public_url=settings.effective_public_url,
         callback_retry_seconds=settings.event_ttl_seconds,
     )
+    calls.on_adopted.append(automation.reopen)
     if abandoned := await automation.close_abandoned():
         log.warning("told %d call automation app(s) that their call connection ended", abandoned)
     if unfinished := await automation.recordings.recover():
@@ -250,8 +265,10 @@ async def run(settings: Settings) -> None:
     tasks = TaskSet(log)
     spawn = tasks.spawn
     transport = await notify.listen(settings.run_dir, _on_notice(calls, spawn))
-    agent = await _join_cluster(settings, calls, spawn)
+    agent = await _join_cluster(settings, calls, spawn, automation.close_abandoned)
     app.state.node_endpoints = (lambda: agent.endpoints) if agent is not None else list
+    if agent is not None:  # Call Automation requests other nodes' workers send to this node's calls
+        await _serve_automation(agent.bus, automation, app.state.repeats, spawn)
     spawn(keep_media(settings, calls.media_ready, calls.media_lost))
     failed = asyncio.Event()
 

@@ -71,3 +71,12 @@ async def open_calls(
         )
         call["participants"] = [dict(row._mapping) for row in participations.all()]
     return result
+
+
+async def room_of_open_call(conn: Connection, call_id: str) -> str | None:
+    row = (await conn.execute(select(calls.c.room_id).where(calls.c.id == call_id, calls.c.ended_at.is_(None)))).first()
+    return str(row.room_id) if row else None
+
+
+async def open_call_ids(conn: Connection) -> set[str]:
+    return {str(row.id) for row in (await conn.execute(select(calls.c.id).where(calls.c.ended_at.is_(None)))).all()}

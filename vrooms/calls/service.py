@@ -18,7 +18,7 @@ import contextlib
 import logging
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -95,8 +95,10 @@ class CallService:
         self.media = OwnMedia(self.video, self.media_plane)
         self.changes = RoomChanges(self)
         self._tasks = TaskSet(log)
-        # Calls taken over from a lost node, since start (for /metrics).
+        # Calls taken over from a lost node, since start (for /metrics), and who else takes them over
+        # (Call Automation reopens the call's connections).
         self.adoptions = 0
+        self.on_adopted: list[Callable[[Call], Awaitable[None]]] = []
 
     # -- connections ----------------------------------------------------------------
 
@@ -325,6 +327,8 @@ class CallService:
                 log.warning("call %s in room %s adopted from node %s", call.id, room_id, adopted["node"])
                 self.calls[room_id] = call
                 self.schedule_expiry(call)
+                for hook in self.on_adopted:
+                    await hook(call)
                 return call
             await self.records.call_started(call)
             self.calls[room_id] = call

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from vrooms.api.times import format_rfc3339, now_micros
-from vrooms.automation import callbacks, results
+from vrooms.automation import callbacks, ids, results
 from vrooms.calls.call import Call
 from vrooms.calls.models import MediaSource
 from vrooms.calls.service import CallService
@@ -86,7 +86,7 @@ class RecordingService:
             if call.recorder is not None:
                 raise _conflict("This call is being recorded already; stop that recording first.")
             state = RecordingState(
-                id=secrets.token_urlsafe(24),
+                id=ids.with_room(call.room_id, secrets.token_urlsafe(24)),
                 call_id=call.id,
                 room_id=call.room_id,
                 content=str(request.content),

@@ -23,7 +23,8 @@ import orjson
 
 from vrooms.store.files import DIRECTORY_MODE, write_private
 
-_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}\Z")
+# A recording id: its room (automation/ids.py), then random; never a path ("/", "..").
+_ID = re.compile(r"^(\d{1,32}\.)?[A-Za-z0-9_-]{16,64}\Z")
 STATE_FILE = "state.json"
 
 
