@@ -80,6 +80,9 @@ class Cluster:
                 raise AssertionError(f"not within {timeout} s: {what}; {self.status()}")
             time.sleep(0.1)
 
+    def participants_on(self, node_name: str) -> int:
+        return sum(int(n["participants"]) for n in self.status()["nodes"] if n["name"] == node_name)
+
     def holder(self, room_id: str) -> str | None:
         """The node that holds the room's call (its lease), if any."""
         for node in self.status()["nodes"]:

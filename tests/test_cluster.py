@@ -91,9 +91,11 @@ async def test_twenty_joiners_through_three_nodes_at_once_make_one_call(
     clients = [worlds[i % 3].client(member) for i, member in enumerate(members)]
     calls = await asyncio.gather(*(client.join(room_id) for client in clients))
     assert len({call.id for call in calls}) == 1
-    await calls[0].wait_until(lambda: len(calls[0].participants) == 19, timeout=30)
-    holders = {node["name"] for node in cluster.status()["nodes"] if room_id in node["rooms"]}
+    holders = [node for node in cluster.status()["nodes"] if room_id in node["rooms"]]
     assert len(holders) == 1
+    cluster.wait_for(lambda: cluster.participants_on(holders[0]["name"]) == 20, "20 in the holder's call", 60)
+    for call in calls:
+        await call.wait_until(partial(_sees, call, 19), timeout=30)
 
 
 async def test_a_role_change_and_a_revocation_through_another_node_reach_the_call_within_a_second(

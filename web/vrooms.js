@@ -99,6 +99,7 @@ export class VroomsClient extends EventTarget {
   #closing = false;
   endpoints = [];
   currentEndpoint = "";
+  clustered = false;
   #ws = null;
   #nextId = 1;
   #pending = new Map();
@@ -115,6 +116,8 @@ export class VroomsClient extends EventTarget {
         if (message.type === "hello") {
           this.userId = message.userId;
           opened = true;
+          // A cluster names its nodes: a call there outlives the node it is on.
+          this.clustered = this.clustered || (message.nodes || []).length > 0;
           for (const node of message.nodes || []) if (!this.endpoints.includes(node)) this.endpoints.push(node);
           resolve();
         } else if (message.type === "error" && message.id === null && !opened) {
@@ -297,8 +300,8 @@ export class Call extends EventTarget {
         break;
       case "connectionClosed":
         if (this.state === "Disconnected") break;
-        if (!message.closing && !this.#leaving) {
-          this.#comeBack(); // its node went away: the call may go on on another
+        if (!message.closing && !this.#leaving && this.client.clustered) {
+          this.#comeBack(); // its node went away: in a cluster, the call goes on on another
           break;
         }
         this.leftReason = "ConnectionLost";

@@ -132,6 +132,11 @@ class CallClient:
         if self.current_endpoint not in nodes:
             await self.signaling.close()
 
+    @property
+    def clustered(self) -> bool:
+        """Whether the server is a cluster (its hello names nodes): a call outlives a node there."""
+        return len(self.endpoints) > 1 or bool(self.signaling.hello.get("nodes"))
+
     def _learn_endpoints(self) -> None:
         named = [str(node) for node in self.signaling.hello.get("nodes") or [] if isinstance(node, str)]
         self.endpoints = [*self.endpoints, *(node for node in named if node not in self.endpoints)]
@@ -280,7 +285,12 @@ class Call:
             self._set_state(CallState.DISCONNECTED)
             self._tasks.spawn(self.close_media())
         elif kind == "connectionClosed" and self.state != CallState.DISCONNECTED and not self._leaving:
-            self._come_back()  # the node went away (or the network did): the call may go on elsewhere
+            if self.client.clustered:
+                self._come_back()  # the node went away: the call goes on on another
+            else:  # a single node's call host restarted: its calls ended with it
+                self.left_reason = "ConnectionLost"
+                self._set_state(CallState.DISCONNECTED)
+                self._tasks.spawn(self.close_media())
         for handler in self._handlers.get(kind, []):
             handler(message)
         self._tasks.spawn(self._notify())
