@@ -11,9 +11,11 @@ import orjson
 import pytest
 
 from vrooms.auth.hmac import _identifiers_quoted
-from vrooms.automation import media_schemas, results, schemas, speaker_slots, stream_messages
-from vrooms.automation.media import DtmfCollector, MediaOperation, MediaQueue, Outcome
+from vrooms.automation import media_schemas, schemas, speaker_slots, stream_messages
+from vrooms.automation.media import DtmfCollector, MediaOperation, MediaQueue
 from vrooms.automation.prompts import PromptError, PromptRenderer, espeak_voice
+from vrooms.callbacks import results
+from vrooms.callbacks.results import Outcome
 from vrooms.egress import EgressPolicy
 from vrooms.errors import ApiError
 

@@ -16,10 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from vrooms.automation import callbacks, results
 from vrooms.automation.media import DtmfCollector, MediaQueue
 from vrooms.automation.schemas import TONE_NAMES, StreamingOptions, participant_to_wire
 from vrooms.automation.streaming import MediaStream
+from vrooms.callbacks import results
+from vrooms.callbacks import writer as callbacks
 from vrooms.calls.call import Call
 from vrooms.calls.models import ParticipantState
 from vrooms.events.models import Event, EventType

@@ -23,6 +23,7 @@ from vrooms.api.times import now_micros
 from vrooms.automation import media_schemas, schemas
 from vrooms.automation.connection import Connection
 from vrooms.automation.service import AutomationService
+from vrooms.callbacks import fields
 from vrooms.calls.models import CallRefused, Refusal
 from vrooms.errors import ApiError
 from vrooms.media.types import MediaError
@@ -165,7 +166,7 @@ async def _move(service: AutomationService, envelope: dict[str, Any]) -> Answer:
 async def _streaming(service: AutomationService, envelope: dict[str, Any]) -> Answer:
     connection = _connection(service, envelope)
     context = schemas.operation_context(envelope["body"])
-    schemas.refuse_unsupported(envelope["body"], "operationCallbackUri")
+    fields.refuse_unsupported(envelope["body"], "operationCallbackUri")
     if envelope["op"] == "startMediaStreaming":
         service.streams.start(connection, context)
     else:

@@ -14,9 +14,10 @@ import logging
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from enum import Enum
 from functools import partial
 from typing import Any
+
+from vrooms.callbacks.results import Outcome
 
 log = logging.getLogger("vrooms.automation")
 
@@ -66,15 +67,6 @@ class MediaQueue:
             log.error("a call automation media operation failed", exc_info=task.exception())
             operation.failed()
         self._next()
-
-
-class Outcome(Enum):
-    """How a DTMF recognition ended (``results`` maps each to its resultInformation)."""
-
-    MAX_TONES = "maxTones"
-    STOP_TONE = "stopTone"
-    INITIAL_SILENCE = "initialSilence"
-    INTER_TONE_SILENCE = "interToneSilence"
 
 
 class DtmfCollector:

@@ -7,14 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from vrooms.automation.schemas import (
-    MAX_URI_CHARS,
     TONES,
-    object_field,
     operation_context,
     raw_id,
-    refuse_unsupported,
-    text,
 )
+from vrooms.callbacks.fields import MAX_URI_CHARS, object_field, refuse_unsupported, text
 from vrooms.errors import bad_argument
 
 _MAX_SOURCES = 10

@@ -16,13 +16,13 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from functools import partial
 from typing import Any
 
-from vrooms.automation import results
 from vrooms.automation.connection import Connection
 from vrooms.automation.media import DtmfCollector, MediaOperation
 from vrooms.automation.media_schemas import PlayRequest, PlaySource, RecognizeRequest
 from vrooms.automation.participants import ParticipantOperations
 from vrooms.automation.prompts import Clip, PromptError, PromptRenderer, Source, espeak_voice, send_rtp
 from vrooms.automation.schemas import TONE_NAMES, DtmfRequest, TargetRequest
+from vrooms.callbacks import results
 from vrooms.calls.call import Call, Participant
 from vrooms.calls.models import CallRefused
 from vrooms.calls.service import CallService

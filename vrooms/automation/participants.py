@@ -13,9 +13,9 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from vrooms.automation import results
 from vrooms.automation.connection import AUTOMATION_USER, IN_CALL_STATES, Connection, PendingAdd
 from vrooms.automation.schemas import AddRequest, CancelAddRequest, MoveRequest, TargetRequest, participant_to_wire
+from vrooms.callbacks import results
 from vrooms.calls import moderation
 from vrooms.calls.call import Call, Participant, Telephony
 from vrooms.calls.models import CallRefused, LeaveReason, ParticipantState, Refusal

@@ -8,21 +8,19 @@ rather than ignored, so an app never believes it got what it did not.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from vrooms.callbacks.fields import MAX_URI_CHARS, call_locator, callback_uri, object_field, refuse_unsupported, text
 from vrooms.errors import bad_argument
 from vrooms.events.payloads import identifier
 from vrooms.pstn import numbers
 
 VERSIONS = ("2026-03-12", "2025-06-15", "2025-05-15", "2024-09-15", "2024-04-15", "2023-10-15", "2023-03-06")
 MAX_CONTEXT_CHARS = 5000  # ACS's limit on operationContext
-MAX_URI_CHARS = 2048
 _MAX_RAW_ID_CHARS = 256
 _MAX_INVITATION_SECONDS = 180  # AddParticipantRequest.invitationTimeoutInSeconds maximum
-_ROOM_ID = re.compile(r"^[0-9]{1,32}\Z")
 # The ACS names of DTMF tones (definition ``Tone``) and the RFC 4733 characters they stand for.
 TONES = {
     "zero": "0",
@@ -46,40 +44,8 @@ TONE_NAMES = {char: name for name, char in TONES.items()}
 _MAX_TONES = 18  # ACS sends at most 18 tones per request
 
 
-def object_field(body: dict[str, Any], name: str, *, required: bool = True) -> dict[str, Any] | None:
-    value = body.get(name)
-    if value is None and not required:
-        return None
-    if not isinstance(value, dict):
-        raise bad_argument(f"{name} must be an object.", name)
-    return value
-
-
-def text(body: dict[str, Any], name: str, limit: int, *, required: bool = False) -> str | None:
-    value = body.get(name)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or (required and not value) or len(value) > limit:
-        raise bad_argument(f"{name} must be a string of at most {limit} characters.", name)
-    return value
-
-
 def operation_context(body: dict[str, Any]) -> str | None:
     return text(body, "operationContext", MAX_CONTEXT_CHARS)
-
-
-def refuse_unsupported(body: dict[str, Any], *names: str) -> None:
-    for name in names:
-        if body.get(name) is not None:
-            raise bad_argument(f"{name} is not supported by this server (yet); send the request without it.", name)
-
-
-def callback_uri(body: dict[str, Any], name: str = "callbackUri") -> str:
-    value = text(body, name, MAX_URI_CHARS, required=True)
-    parts = urlsplit(value or "")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise bad_argument(f"{name} must be an absolute http:// or https:// URL.", name)
-    return str(value)
 
 
 def raw_id(body: dict[str, Any], name: str) -> str:
@@ -172,21 +138,6 @@ def parse_connect(body: dict[str, Any]) -> ConnectRequest:
     assert locator is not None
     room_id, server_call_id = call_locator(locator)
     return ConnectRequest(room_id, server_call_id, callback_uri(body), operation_context(body), parse_streaming(body))
-
-
-def call_locator(locator: dict[str, Any]) -> tuple[str | None, str | None]:
-    """(room id, server call id) of a ``CallLocator``: exactly one of them is set."""
-    kind = locator.get("kind", "roomCallLocator" if "roomId" in locator else "serverCallLocator")
-    if kind == "roomCallLocator":
-        room_id = text(locator, "roomId", 32, required=True)
-        if not _ROOM_ID.match(room_id or ""):
-            raise bad_argument("callLocator.roomId must be a room id (digits).", "callLocator.roomId")
-        return room_id, None
-    if kind == "serverCallLocator":
-        return None, text(locator, "serverCallId", 128, required=True)
-    raise bad_argument(
-        "callLocator.kind must be roomCallLocator or serverCallLocator (room calls only).", "callLocator.kind"
-    )
 
 
 @dataclass(frozen=True)

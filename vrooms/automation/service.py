@@ -18,13 +18,15 @@ from typing import Any
 
 from vrooms.api.times import now_micros
 from vrooms.auth.roles import Role
-from vrooms.automation import callbacks, ids, results, stream_control
+from vrooms.automation import stream_control
 from vrooms.automation.connection import AUTOMATION_USER, Connection
 from vrooms.automation.operations import MediaOperations
 from vrooms.automation.participants import ParticipantOperations, telephony_of
 from vrooms.automation.prompts import PromptRenderer
 from vrooms.automation.schemas import AnswerRequest, ConnectRequest, StreamingOptions
 from vrooms.automation.stream_control import StreamControl
+from vrooms.callbacks import ids, results
+from vrooms.callbacks import writer as callbacks
 from vrooms.calls import repository as calls_repository
 from vrooms.calls.call import Call
 from vrooms.calls.models import EndReason

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
-from vrooms.automation import results
 from vrooms.automation.connection import Connection
 from vrooms.automation.streaming import MediaStream, StreamingFailed
+from vrooms.callbacks import results
 from vrooms.calls.call import Call
 from vrooms.calls.service import CallService
 from vrooms.egress import EgressPolicy

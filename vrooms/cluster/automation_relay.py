@@ -16,8 +16,8 @@ from typing import Any
 import nats.errors
 import orjson
 
-from vrooms.automation import ids
 from vrooms.automation.relay import AutomationRelay
+from vrooms.callbacks import ids
 from vrooms.cluster.bus import ClusterBus
 from vrooms.cluster.placement import NoNodeAvailable, RoomPlacement
 from vrooms.errors import ApiError

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from vrooms.automation.schemas import call_locator, callback_uri, object_field, refuse_unsupported, text
+from vrooms.callbacks.fields import call_locator, callback_uri, object_field, refuse_unsupported, text
 from vrooms.errors import bad_argument
 
 

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from vrooms.api.times import format_rfc3339, now_micros
-from vrooms.automation import callbacks, ids, results
+from vrooms.callbacks import ids, results
+from vrooms.callbacks import writer as callbacks
 from vrooms.calls.call import Call
 from vrooms.calls.models import MediaSource
 from vrooms.calls.service import CallService

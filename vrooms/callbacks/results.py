@@ -8,10 +8,19 @@ own, in a range of their own (7xxx), and the message says what happened in words
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
-from vrooms.automation.media import Outcome
 from vrooms.calls.models import EndReason, LeaveReason
+
+
+class Outcome(Enum):
+    """How a DTMF recognition ended (``results`` maps each to its resultInformation)."""
+
+    MAX_TONES = "maxTones"
+    STOP_TONE = "stopTone"
+    INITIAL_SILENCE = "initialSilence"
+    INTER_TONE_SILENCE = "interToneSilence"
 
 
 @dataclass(frozen=True)
