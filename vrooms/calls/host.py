@@ -37,7 +37,7 @@ from vrooms.calls.routes import signaling
 from vrooms.calls.service import CallService
 from vrooms.cluster import notices as bus_notices
 from vrooms.cluster.agent import NodeAgent, cpu_load
-from vrooms.cluster.bus import ClusterBus
+from vrooms.cluster.bus import ClusterBus, shown
 from vrooms.cluster.registry import NodeEntry
 from vrooms.config import Settings
 from vrooms.egress import EgressPolicies
@@ -186,7 +186,7 @@ async def _join_cluster(
     await bus_notices.listen(bus, _on_notice(calls, spawn))
     await bus.subscribe(bus.subject("node", settings.node_name, "drain"), drain_requested)
     spawn(agent.run())
-    log.info("node %s of cluster %s (NATS %s)", settings.node_name, settings.cluster_name, settings.cluster)
+    log.info("node %s of cluster %s (NATS %s)", settings.node_name, settings.cluster_name, shown(settings.cluster))
     return agent
 
 

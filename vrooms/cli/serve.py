@@ -92,7 +92,7 @@ def serve(settings: Settings, access_log: bool) -> int:
 
 async def _cluster_problem(settings: Settings) -> str | None:
     """Why this node cannot join its cluster (said before anything starts), or None."""
-    from vrooms.cluster.bus import ClusterBus
+    from vrooms.cluster.bus import ClusterBus, shown
 
     if not settings.effective_database_url.startswith("postgresql"):
         return (
@@ -103,7 +103,8 @@ async def _cluster_problem(settings: Settings) -> str | None:
     try:
         await bus.connect()
     except Exception as exc:  # nats-py raises several kinds; each means "not reachable"
-        return f"cannot reach the cluster's NATS at {settings.cluster} ({exc or type(exc).__name__}); is it running?"
+        problem = exc or type(exc).__name__
+        return f"cannot reach the cluster's NATS at {shown(settings.cluster or '')} ({problem}); is it running?"
     await bus.close()
     return None
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import nats
 from nats.aio.client import Client
@@ -20,6 +21,12 @@ from nats.js.kv import KeyValue
 log = logging.getLogger("vrooms.cluster")
 
 _CONNECT_TIMEOUT_SECONDS = 5.0
+
+
+def shown(url: str) -> str:
+    """The NATS URL as logs and messages may show it: without a user or password in it."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 class ClusterBus:
@@ -36,14 +43,14 @@ class ClusterBus:
 
     async def connect(self) -> None:
         async def reconnected() -> None:
-            log.warning("reconnected to NATS at %s", self.url)
+            log.warning("reconnected to NATS at %s", shown(self.url))
             self._buckets.clear()  # a restarted NATS lost the in-memory buckets: make them again
             for callback in self.on_reconnect:
                 await callback()
 
         async def disconnected() -> None:
             if not self._closing:
-                log.warning("lost NATS at %s; reconnecting (calls go on meanwhile)", self.url)
+                log.warning("lost NATS at %s; reconnecting (calls go on meanwhile)", shown(self.url))
 
         async def error(exc: Exception) -> None:
             log.debug("NATS: %s", exc)
