@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import nats
 from nats.aio.client import Client
 from nats.js.api import KeyValueConfig, StorageType
+from nats.js.errors import NoKeysError
 from nats.js.kv import KeyValue
 
 log = logging.getLogger("vrooms.cluster")
@@ -85,6 +86,13 @@ class ClusterBus:
             bucket = await self.nc.jetstream().create_key_value(config)
             self._buckets[kind] = bucket
         return bucket
+
+    async def keys(self, kind: str, ttl_seconds: float) -> list[str]:
+        """The keys in the cluster's bucket of that kind (none: an empty list, not an error)."""
+        try:
+            return list(await (await self.bucket(kind, ttl_seconds)).keys())
+        except NoKeysError:
+            return []
 
     def forget_buckets(self) -> None:
         """After an error that may mean a bucket is gone (a restarted NATS): bind again on next use."""

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import orjson
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from vrooms.cluster.bus import ClusterBus
@@ -129,10 +129,5 @@ class RoomPlacement:
             await (await self._bucket()).delete(lease.room_id, last=lease.revision)
 
     async def all(self) -> list[Lease]:
-        bucket = await self._bucket()
-        try:
-            rooms = await bucket.keys()
-        except NoKeysError:
-            return []
-        found = [await self.lease(room_id) for room_id in rooms]
+        found = [await self.lease(room_id) for room_id in await self.bus.keys("rooms", ROOM_LEASE_TTL_SECONDS)]
         return [lease for lease in found if lease is not None]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import orjson
-from nats.js.errors import KeyNotFoundError, NoKeysError
+from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from vrooms.cluster.bus import ClusterBus
@@ -75,10 +75,5 @@ class NodeRegistry:
         return NodeEntry.from_json(entry.value) if entry.value else None
 
     async def nodes(self) -> list[NodeEntry]:
-        bucket = await self._bucket()
-        try:
-            names = await bucket.keys()
-        except NoKeysError:
-            return []
-        found = [await self.get(name) for name in names]
+        found = [await self.get(name) for name in await self.bus.keys("nodes", NODE_TTL_SECONDS)]
         return sorted((entry for entry in found if entry is not None), key=lambda entry: entry.name)
