@@ -17,7 +17,9 @@ import httpx
 import pytest
 from azure.communication.callautomation.aio import CallAutomationClient
 from azure.communication.identity import CommunicationIdentityClient, CommunicationUserIdentifier
+from playwright.async_api import expect
 
+from tests.browsers import Launch, join, open_call
 from tests.calls import CallWorld, disconnected, hears, receives_audio
 from tests.cluster import Cluster, NatsServer, cluster_of
 from tests.netns import network, socket_url
@@ -350,3 +352,32 @@ def _updated_after(receiver: CallbackReceiver, seen: int, event: Received) -> bo
 
 def _app(node: Server) -> CallAutomationClient:
     return CallAutomationClient.from_connection_string(node.connection_string, connection_verify=node.ca_path)
+
+
+async def test_the_call_page_comes_back_through_another_node_when_its_own_is_killed(
+    own_cluster: Cluster, launch: Launch
+) -> None:
+    """The browser call UI, loaded from node a and joined there, learns of node b once b joins the
+    cluster; when a is killed it says "Reconnecting…", comes back through b, and is heard again."""
+    (a,) = own_cluster.start("a")
+    on_a = CallWorld(a)
+    member, other = on_a.user(), on_a.user()
+    room_id = on_a.room({member: "Presenter", other: "Attendee"})
+    page = await open_call(await launch(tone=500), on_a, member, room_id, "Page")
+    await join(page)
+    (b,) = own_cluster.start("b")
+    on_b = CallWorld(b)
+    try:
+        peer = await on_b.join(other, room_id, tone=700)
+        await expect(page.locator("figure.tile")).to_have_count(2, timeout=20_000)
+        await hears(peer, 500)
+        await page.wait_for_function(f"window.vroomsUi.client.endpoints.includes('{b.endpoint}')", timeout=10_000)
+        before = peer.participant_id
+        a.kill_everything()
+        await expect(page.get_by_role("status").first).to_have_text("Reconnecting…", timeout=20_000)
+        await expect(page.get_by_role("status").first).to_have_text("Connected", timeout=30_000)
+        await peer.wait_until(partial(_back, peer, peer.id, before), timeout=30)
+        await expect(page.locator("figure.tile")).to_have_count(2, timeout=20_000)
+        await hears(peer, 500)
+    finally:
+        await asyncio.gather(on_a.close(), on_b.close())

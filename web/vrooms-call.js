@@ -87,8 +87,22 @@ export class VroomsCall {
     await this.#prejoin();
   }
 
+  /** Through the page's endpoint, or (a cluster) the first of the nodes the server named that answers. */
   async #connect() {
-    this.client = await VroomsClient.connect(this.endpoint, this.token);
+    const endpoints = this.client ? this.client.endpoints : [this.endpoint];
+    let failure = null;
+    for (const endpoint of endpoints) {
+      try {
+        const client = await VroomsClient.connect(endpoint, this.token);
+        client.endpoints = [...client.endpoints, ...endpoints.filter((e) => !client.endpoints.includes(e))];
+        this.client = client;
+        return;
+      } catch (error) {
+        failure = error;
+        if (FINAL_REFUSALS.has(error.code)) break;
+      }
+    }
+    throw failure;
   }
 
   may(capability) {
@@ -239,7 +253,8 @@ export class VroomsCall {
   /** Join with the devices opened before (also when rejoining after a lost connection). */
   async #enter() {
     const audio = this.may("sendAudio") ? this.local.audio : null;
-    this.call = await this.client.join(this.roomId, { audio, displayName: this.displayName });
+    // The page comes back by itself (#lost), with its devices: the library's own way back is off.
+    this.call = await this.client.join(this.roomId, { audio, displayName: this.displayName, comeBack: false });
     this.#listen(this.call);
     this.#renderCall();
     if (audio && !this.wanted.mic) await this.call.mute();
@@ -459,7 +474,8 @@ export class VroomsCall {
   }
 
   #left(message) {
-    const recoverable = ["MediaServerFailure", "ServerShutdown"].includes(message.callEndReason);
+    // A call moved to another node (a drain) goes on there: the page joins it again at once.
+    const recoverable = ["MediaServerFailure", "ServerShutdown", "CallMoved"].includes(message.callEndReason);
     if ((message.reason === "ConnectionLost" || recoverable) && !this.leaving) {
       this.#lost(); // the media path or the server went away: join again once it is back
       return;
@@ -487,6 +503,8 @@ export class VroomsCall {
     this.status.textContent = this.t("reconnecting");
     this.#announce(this.t("reconnecting"));
     this.media.stop("screen");
+    const moved = this.call?.movedTo; // a drain named the nodes that stay: those first
+    if (moved && this.client) this.client.endpoints = [...moved, ...this.client.endpoints.filter((e) => !moved.includes(e))];
     this.client?.close();
     for (let attempt = 0; !this.leaving; attempt++) {
       await sleep(reconnectDelay(attempt));

@@ -91,6 +91,10 @@ export class VroomsClient extends EventTarget {
     if (!nodes.includes(this.currentEndpoint)) this.#ws.close();
   }
 
+  #learn(nodes) {
+    for (const node of nodes || []) if (!this.endpoints.includes(node)) this.endpoints.push(node);
+  }
+
   get connected() {
     return this.#ws !== null && this.#ws.readyState === WebSocket.OPEN;
   }
@@ -118,7 +122,7 @@ export class VroomsClient extends EventTarget {
           opened = true;
           // A cluster names its nodes: a call there outlives the node it is on.
           this.clustered = this.clustered || (message.nodes || []).length > 0;
-          for (const node of message.nodes || []) if (!this.endpoints.includes(node)) this.endpoints.push(node);
+          this.#learn(message.nodes);
           resolve();
         } else if (message.type === "error" && message.id === null && !opened) {
           reject(errorOf(message));
@@ -128,6 +132,7 @@ export class VroomsClient extends EventTarget {
           message.type === "result" ? ok(message) : fail(errorOf(message));
         } else {
           if (message.type === "invite") this.dispatchEvent(new CustomEvent("invite", { detail: message }));
+          if (message.type === "nodes") this.#learn(message.nodes);
           if (this.call) this.call.handle(message);
         }
       };
@@ -167,8 +172,9 @@ export class VroomsClient extends EventTarget {
     return this.request({ type: "checkRoom", roomId });
   }
 
-  async join(roomId, { audio = null, displayName = "" } = {}) {
-    const call = new Call(this, roomId);
+  /** ``comeBack``: in a cluster, join the same call again by itself when its node goes (default). */
+  async join(roomId, { audio = null, displayName = "", comeBack = true } = {}) {
+    const call = new Call(this, roomId, { comeBack });
     this.call = call;
     await call.start(audio, displayName);
     return call;
@@ -197,10 +203,11 @@ export class Call extends EventTarget {
   #leaving = false;
   #comingBack = false;
 
-  constructor(client, roomId) {
+  constructor(client, roomId, { comeBack = true } = {}) {
     super();
     this.client = client;
     this.roomId = roomId;
+    this.comeBack = comeBack;
   }
 
   #emit(type, detail) {
@@ -289,7 +296,7 @@ export class Call extends EventTarget {
         this.movedTo = message.nodes || [];
         break;
       case "left":
-        if (message.reason === "CallMoved") {
+        if (message.reason === "CallMoved" && this.comeBack) {
           this.#comeBack(); // the call goes on on another node
           break;
         }
@@ -300,7 +307,7 @@ export class Call extends EventTarget {
         break;
       case "connectionClosed":
         if (this.state === "Disconnected") break;
-        if (!message.closing && !this.#leaving && this.client.clustered) {
+        if (!message.closing && !this.#leaving && this.client.clustered && this.comeBack) {
           this.#comeBack(); // its node went away: in a cluster, the call goes on on another
           break;
         }

@@ -181,7 +181,7 @@ async def _join_cluster(
         await message.respond(orjson.dumps({"node": settings.node_name, "moved": moved}))
         os.kill(os.getppid(), signal.SIGTERM)  # `vrooms serve` stops its workers, then this process
 
-    agent.on_lost, agent.sweep = lost, sweep
+    agent.on_lost, agent.sweep, agent.on_endpoints = lost, sweep, calls.nodes_changed
     bus.on_reconnect.append(reconnected)
     await bus_notices.listen(bus, _on_notice(calls, spawn))
     await bus.subscribe(bus.subject("node", settings.node_name, "drain"), drain_requested)

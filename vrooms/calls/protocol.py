@@ -119,6 +119,11 @@ def left(call_id: str, reason: str, by: str | None, call_end_reason: str | None)
     return message
 
 
+def nodes(endpoints: list[str]) -> Message:
+    """A cluster's nodes changed: the endpoints a client may come back through (as in the hello)."""
+    return {"type": "nodes", "nodes": endpoints}
+
+
 def call_moved(call_id: str, nodes: list[str]) -> Message:
     """The call goes on on another node; ``nodes``: the endpoints to come back through (this one is leaving)."""
     return {"type": "callMoved", "callId": call_id, "nodes": nodes}

@@ -503,6 +503,10 @@ class CallService:
         self.plane = plane
         self._tell_everyone(protocol.media_available(True))
 
+    def nodes_changed(self, endpoints: list[str]) -> None:
+        """In a cluster, every connected client learns the nodes it may come back through."""
+        self._tell_everyone(protocol.nodes(endpoints))
+
     def _tell_everyone(self, message: dict[str, Any]) -> None:
         for peers in self.peers.values():
             for peer in peers:

@@ -137,8 +137,13 @@ class CallClient:
         """Whether the server is a cluster (its hello names nodes): a call outlives a node there."""
         return len(self.endpoints) > 1 or bool(self.signaling.hello.get("nodes"))
 
-    def _learn_endpoints(self) -> None:
-        named = [str(node) for node in self.signaling.hello.get("nodes") or [] if isinstance(node, str)]
+    def _learn_endpoints(self, nodes: Any = None) -> None:
+        """The nodes of a cluster: from the hello, or a later ``nodes`` message (a node joined or left)."""
+        named = [
+            str(n)
+            for n in (nodes if nodes is not None else self.signaling.hello.get("nodes")) or []
+            if isinstance(n, str)
+        ]
         self.endpoints = [*self.endpoints, *(node for node in named if node not in self.endpoints)]
 
     async def close(self) -> None:
@@ -149,6 +154,8 @@ class CallClient:
 
     def _on_event(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
+        if kind == "nodes":
+            self._learn_endpoints(message.get("nodes"))
         if kind == "invite":
             self.invitations.put_nowait(IncomingCall(self, message))
         elif kind == "mediaAvailable":

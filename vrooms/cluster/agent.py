@@ -51,6 +51,8 @@ class NodeAgent:
         self.held: dict[str, Lease] = {}
         # The endpoints of the live nodes (clients get them in their hello, to come back through).
         self.endpoints: list[str] = []
+        # Told when the endpoints change (the call host tells its clients).
+        self.on_endpoints: Callable[[list[str]], None] = lambda _endpoints: None
         self.alive: list[str] = []
         # Told when a lease turns out to be another node's: the call host hands that call over.
         self.on_lost: Callable[[str], Awaitable[None]] = _nothing
@@ -114,7 +116,10 @@ class NodeAgent:
         """The live nodes, and the endpoints of those that take calls (clients learn them)."""
         nodes = await self.registry.nodes()
         self.alive = [node.name for node in nodes]
-        self.endpoints = [node.advertise for node in nodes if node.accepts_calls]
+        endpoints = [node.advertise for node in nodes if node.accepts_calls]
+        if endpoints != self.endpoints:
+            self.endpoints = endpoints
+            self.on_endpoints(endpoints)
 
     async def _sweep(self) -> None:
         await self.sweep(set(self.alive), {lease.room_id for lease in await self.placement.all()})
