@@ -7,24 +7,29 @@ Clients (the official Azure SDKs, the Python calling SDK) go to different nodes:
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import signal
 import time
 from collections.abc import AsyncIterator, Iterator
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from azure.communication.callautomation import recording_url_validator
 from azure.communication.callautomation.aio import CallAutomationClient
 from azure.communication.identity import CommunicationIdentityClient, CommunicationUserIdentifier
 from playwright.async_api import expect
 
+from tests.audio_files import tone_per_second
 from tests.browsers import Launch, join, open_call
-from tests.calls import CallWorld, disconnected, hears, receives_audio
+from tests.calls import HEARD, CallWorld, disconnected, hears, receives_audio
 from tests.cluster import Cluster, NatsServer, cluster_of
 from tests.netns import network, socket_url
 from tests.servers import Server, create_postgres_database, drop_postgres_database, free_port
-from tests.webhooks import CallbackReceiver, Received
+from tests.webhooks import CallbackReceiver, Received, Receiver
 from vrooms.client import Call
 
 
@@ -44,6 +49,9 @@ async def worlds(cluster: Cluster) -> AsyncIterator[list[CallWorld]]:
     made = [CallWorld(node) for node in cluster.nodes]
     yield made
     await asyncio.gather(*(world.close() for world in made))
+
+
+RECORDING_FILES = "Microsoft.Communication.RecordingFileStatusUpdated"
 
 
 def _sees(call: Call, others: int) -> bool:
@@ -381,3 +389,52 @@ async def test_the_call_page_comes_back_through_another_node_when_its_own_is_kil
         await hears(peer, 500)
     finally:
         await asyncio.gather(on_a.close(), on_b.close())
+
+
+async def test_a_recording_goes_on_after_its_nodes_loss_and_any_node_serves_it(
+    own_cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Recordings in a folder every node mounts: a recording running when the holder is killed goes
+    on, on the node that adopts the call, in a second segment; its one document has both parts
+    (the tone before and after the kill) and every surviving node serves it."""
+    shared = tmp_path / "recordings"
+    for name in ("a", "b", "c"):
+        own_cluster.node(name, VROOMS_RECORDINGS_DIR=str(shared)).start()
+    own_cluster.wait_for_nodes(3)
+    monkeypatch.setattr(recording_url_validator, "ALLOWED_HOST_SUFFIXES", ("127.0.0.1",))
+    worlds = [CallWorld(node) for node in own_cluster.nodes]
+    receiver, files = CallbackReceiver().start(), Receiver().start()
+    own_cluster.nodes[0].cli("events", "subscribe", "recordings", files.url, "--type", RECORDING_FILES)
+    try:
+        alice, bob = worlds[0].user(), worlds[0].user()
+        room_id = worlds[0].room({alice: "Attendee", bob: "Attendee"})
+        calls = [await worlds[0].join(alice, room_id, tone=440), await worlds[1].join(bob, room_id)]
+        await hears(calls[1], 440)
+        holder = own_cluster.holder(room_id)
+        others = [node for node in own_cluster.nodes if node.extra_env["VROOMS_NODE_NAME"] != holder]
+        victim = next(node for node in own_cluster.nodes if node not in others)
+        async with _app(others[0]) as app:
+            started = await app.start_recording(room_id=room_id, recording_state_callback_url=receiver.url)
+            recording_id = str(started.recording_id)
+            await receives_audio(calls[1], 3)
+            before = [call.participant_id for call in calls]
+            victim.kill_everything()
+            for call, participant_id in zip(calls, before, strict=True):
+                await call.wait_until(partial(_back, call, calls[0].id, participant_id), timeout=20)
+            await hears(calls[1], 440)
+            await receives_audio(calls[1], 3)
+            await app.stop_recording(recording_id)
+            [finished] = await files.wait_for(1, RECORDING_FILES, timeout=60)
+            [chunk] = finished.data["recordingStorageInfo"]["recordingChunks"]
+            state = json.loads((shared / recording_id / "state.json").read_text())
+            assert len(state["segments"]) == 2, state["segments"]
+            for node in others:  # every surviving node serves it, from the shared folder
+                url = re.sub(r"^https://[^/]+", node.endpoint, chunk["contentLocation"])
+                async with _app(node) as node_app:  # the SDK signs for the host it was made for
+                    download: Any = await node_app.download_recording(url)
+                    levels = tone_per_second(bytes(await download.read()), 440)
+                assert len([level for level in levels if level > HEARD]) >= 5, levels
+    finally:
+        receiver.stop()
+        files.stop()
+        await asyncio.gather(*(world.close() for world in worlds))

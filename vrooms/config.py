@@ -158,6 +158,10 @@ class Settings(BaseSettings):
     # key: bind it where only the monitoring reaches.
     metrics_listen: str | None = Field(default=None, pattern=r"^\S+:\d{1,5}$")
 
+    # Where recordings are made and kept (default: <data_dir>/recordings). In a cluster, a folder
+    # every node mounts: any node serves a recording, and one survives the node that made it.
+    recordings_dir: Path | None = None
+
     # -- Several nodes (cluster/) -----------------------------------------------------------
     # A NATS server (nats://host:4222) makes this node one of a cluster: nodes sharing it, the
     # cluster name and one PostgreSQL database are one service. None: a single node, as always.
@@ -200,6 +204,10 @@ class Settings(BaseSettings):
     @property
     def effective_advertise(self) -> str:
         return (self.advertise or self.local_endpoint).rstrip("/")
+
+    @property
+    def effective_recordings_dir(self) -> Path:
+        return self.recordings_dir or self.data_dir / "recordings"
 
     @property
     def effective_keys_file(self) -> Path:

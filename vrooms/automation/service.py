@@ -224,8 +224,10 @@ class AutomationService:
                 )
         return closed
 
-    async def reopen(self, call: Call) -> None:
-        """A call adopted from a lost node: its apps' connections again, same ids, callbacks as before."""
+    async def adopted(self, call: Call) -> None:
+        """A call adopted from a lost node: its apps' connections again (same ids, callbacks as before)
+        and its recording, which goes on here."""
+        await self.recordings.adopt(call)
         async with self.calls.database.read() as conn:
             live = await events_repository.live_callback_subscriptions(conn)
         for subscription in live:

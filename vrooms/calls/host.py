@@ -231,11 +231,11 @@ async def run(settings: Settings) -> None:
         calls,
         prompts,
         egress,
-        RecordingStore(settings.data_dir / "recordings"),
+        RecordingStore(settings.effective_recordings_dir),
         public_url=settings.effective_public_url,
         callback_retry_seconds=settings.event_ttl_seconds,
     )
-    calls.on_adopted.append(automation.reopen)
+    calls.on_adopted.append(automation.adopted)
     if abandoned := await automation.close_abandoned():
         log.warning("told %d call automation app(s) that their call connection ended", abandoned)
     if unfinished := await automation.recordings.recover():

@@ -28,7 +28,7 @@ _MEDIA_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "mp4": "video/mp4"}
 
 
 def _store(services: Services) -> RecordingStore:
-    return RecordingStore(services.settings.data_dir / "recordings")
+    return RecordingStore(services.settings.effective_recordings_dir)
 
 
 async def _finished(request: Request) -> tuple[RecordingStore, RecordingState]:

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from vrooms.api.times import format_rfc3339, now_micros
 from vrooms.callbacks import ids, results
 from vrooms.callbacks import writer as callbacks
+from vrooms.calls import repository as calls_repository
 from vrooms.calls.call import Call
 from vrooms.calls.models import MediaSource
 from vrooms.calls.service import CallService
@@ -300,24 +301,50 @@ class RecordingService:
     # -- the call host's life -------------------------------------------------------------------
 
     async def recover(self) -> int:
-        """Finish the recordings of a call host that stopped while making them."""
-        unfinished = self.store.unfinished()
+        """Finish the recordings of a call host that stopped while making them.
+
+        In a store the nodes of a cluster share, a recording whose call is still open is left
+        alone: another node makes it, or the node that adopts the call goes on with it (``adopt``).
+        """
+        async with self.calls.database.read() as conn:
+            open_calls = await calls_repository.open_call_ids(conn)
+        unfinished = [state for state in self.store.unfinished() if state.call_id not in open_calls]
         for state in unfinished:
-            folder = self.store.folder(state.id)
-            for part in folder.glob(f"*.{RECORDING_PART}"):  # Janus died with them open
-                part.rename(part.with_suffix(""))
-            if state.segments and state.segments[-1].ended_at is None:
-                state.segments[-1].ended_at = _last_write(folder, state.segments[-1].started_at)
+            self._take_over(state)
             if state.end_reason == "EncodingFailed":
                 state.end_reason = None  # tried again: a success ends it as a restart
             state.phase = Phase.STOPPED
             state.end_reason = state.end_reason or "ServerRestarted"
-            if state.callback_subscription is not None:
-                self._writers[state.id] = callbacks.CallbackWriter(
-                    self.calls.database, state.callback_subscription, self._retry_seconds, self.calls.events_written
-                )
             self._tasks.spawn(self.finish(state, recovered=True))
         return len(unfinished)
+
+    async def adopt(self, call: Call) -> None:
+        """A call adopted from a lost node: its recording goes on here, in a new segment (the lost
+        node's segment ends at its last write), so the final document has both parts."""
+        for state in self.store.unfinished():
+            if state.call_id != call.id or state.phase not in (Phase.ACTIVE, Phase.PAUSED):
+                continue
+            self._take_over(state)
+            session = RecordingSession(state, call, self.store.folder(state.id), lambda: self.calls.plane, self._ended)
+            call.recorder = session
+            self.sessions[state.id] = session
+            async with session.lock:
+                if state.phase == Phase.ACTIVE:
+                    await session.begin_segment()
+                self.store.save(state)
+            log.warning("recording %s of call %s goes on on this node", state.id[:12], call.id)
+
+    def _take_over(self, state: RecordingState) -> None:
+        """A recording a stopped call host left: its files closed, its callbacks written from here."""
+        folder = self.store.folder(state.id)
+        for part in folder.glob(f"*.{RECORDING_PART}"):  # Janus died with them open
+            part.rename(part.with_suffix(""))
+        if state.segments and state.segments[-1].ended_at is None:
+            state.segments[-1].ended_at = _last_write(folder, state.segments[-1].started_at)
+        if state.callback_subscription is not None:
+            self._writers[state.id] = callbacks.CallbackWriter(
+                self.calls.database, state.callback_subscription, self._retry_seconds, self.calls.events_written
+            )
 
     async def shutdown(self) -> None:
         """After the calls ended (which stopped their recordings): let the documents be made."""
