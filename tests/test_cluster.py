@@ -16,6 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from azure.communication.callautomation import recording_url_validator
@@ -28,7 +29,7 @@ from tests.browsers import Launch, join, open_call
 from tests.calls import HEARD, CallWorld, disconnected, hears, receives_audio
 from tests.cluster import Cluster, NatsServer, cluster_of
 from tests.netns import network, socket_url
-from tests.servers import Server, create_postgres_database, drop_postgres_database, free_port
+from tests.servers import Server, create_postgres_database, drop_postgres_database, free_port, signed
 from tests.webhooks import CallbackReceiver, Received, Receiver
 from vrooms.client import Call
 
@@ -52,6 +53,8 @@ async def worlds(cluster: Cluster) -> AsyncIterator[list[CallWorld]]:
 
 
 RECORDING_FILES = "Microsoft.Communication.RecordingFileStatusUpdated"
+ROOM_CREATED = "Vrooms.Rooms.RoomCreated"
+V = "api-version=2024-04-15"
 
 
 def _sees(call: Call, others: int) -> bool:
@@ -438,3 +441,48 @@ async def test_a_recording_goes_on_after_its_nodes_loss_and_any_node_serves_it(
         receiver.stop()
         files.stop()
         await asyncio.gather(*(world.close() for world in worlds))
+
+
+async def test_the_dispatchers_of_three_nodes_share_the_outbox_and_a_lost_ones_share_is_taken(
+    own_cluster: Cluster,
+) -> None:
+    """Six webhook subscriptions, three nodes: each node's dispatcher delivers some of them (its
+    database session holds their locks); every event reaches every subscriber once, also those
+    written after a node was killed (its subscriptions were taken over). (Order is per call or room:
+    each of these events is of another room.)"""
+    a, b, c = own_cluster.start("a", "b", "c")
+    hooks = [Receiver().start() for _ in range(6)]
+    try:
+        for i, hook in enumerate(hooks):
+            a.cli("events", "subscribe", f"hook{i}", hook.url, "--type", ROOM_CREATED)
+        await _subscription_holders(a, 3)
+        rooms = [signed(node, "POST", f"/rooms?{V}", {}).json()["id"] for node in (a, b, c) * 4]
+        for hook in hooks:
+            await hook.wait_for(len(rooms), ROOM_CREATED)
+        c.kill_everything()
+        rooms += [signed(node, "POST", f"/rooms?{V}", {}).json()["id"] for node in (a, b) * 4]
+        for hook in hooks:
+            received = await hook.wait_for(len(rooms), ROOM_CREATED, timeout=60)
+            assert sorted(event.data["roomId"] for event in received) == sorted(rooms)  # each once
+        await _subscription_holders(a, 2)
+    finally:
+        for hook in hooks:
+            hook.stop()
+
+
+async def _subscription_holders(node: Server, count: int) -> None:
+    """Until ``count`` database sessions (one per node's dispatcher) hold subscription locks."""
+    connection = await asyncpg.connect(node.database_url)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            rows = await connection.fetch(
+                "SELECT DISTINCT pid FROM pg_locks"
+                " WHERE locktype = 'advisory' AND classid = 7 AND mode = 'ExclusiveLock'"
+            )
+            if len(rows) == count:
+                return
+            assert time.monotonic() < deadline, f"{len(rows)} dispatchers hold subscriptions, not {count}"
+            await asyncio.sleep(0.1)
+    finally:
+        await connection.close()

@@ -33,13 +33,14 @@ from vrooms.events.formats import default_topic
 from vrooms.events.models import Subscription
 from vrooms.events.repository import DEAD, DELIVERED, Pending
 from vrooms.events.service import RetryPolicy
+from vrooms.events.shares import Shares
 from vrooms.metrics.catalog import DELIVERIES, OUTBOX_LAG
 from vrooms.store.database import Database
 
 log = logging.getLogger("vrooms.events")
 
 _FAN_OUT_BATCH = 5000
-_RESYNC_SECONDS = 1.0
+_RESYNC_SECONDS = 0.5  # also how soon another node's fan-outs are seen
 _PURGE_SECONDS = 60.0
 
 LaneKey = tuple[str, str]  # (subscription id, order key)
@@ -91,10 +92,14 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._synced_at = 0
         self._purged_at = 0
+        # The subscriptions this dispatcher delivers (all of them, unless several share the outbox).
+        self.shares = Shares()
 
     def _take(self, pending: Pending) -> None:
         marker = (pending.subscription_id, pending.event.seq)
         if marker in self._in_hand or pending.subscription_id not in self.subscriptions:
+            return
+        if not self.shares.owns(pending.subscription_id):
             return
         self._in_hand.add(marker)
         self.lanes.setdefault((pending.subscription_id, pending.event.order_key), Lane()).add(pending)
@@ -104,14 +109,23 @@ class Dispatcher:
         started = now_micros()
         async with self.database.read() as conn:
             self.subscriptions = {s.id: s for s in await repository.list_subscriptions(conn)}
+        taken = await self.shares.rebalance(list(self.subscriptions), self._busy)
+        async with self.database.read() as conn:
             since = self._synced_at - int(_RESYNC_SECONDS * 1_000_000)
             pending = await repository.pending_deliveries(conn, changed_since=max(0, since))
+            if taken:  # everything still pending of the subscriptions taken over
+                pending += await repository.pending_deliveries(conn, subscriptions=sorted(taken))
         self._synced_at = started
-        for key in [key for key in self.lanes if key[0] not in self.subscriptions]:
+        for key in [key for key in self.lanes if key[0] not in self.subscriptions or not self.shares.owns(key[0])]:
             for item in self.lanes.pop(key).queue:
                 self._in_hand.discard((item.subscription_id, item.event.seq))
         for item in pending:
             self._take(item)
+
+    def _busy(self, subscription_id: str) -> bool:
+        """Whether a delivery of it is in flight or its outcome not yet written (it cannot change hands)."""
+        running = any(lane.running for key, lane in self.lanes.items() if key[0] == subscription_id)
+        return running or any(outcome["sid"] == subscription_id for outcome in self._outcomes)
 
     def _client(self, policy: EgressPolicy) -> aiohttp.ClientSession:
         connector = policy.connector(limit=self.settings.event_concurrency)
@@ -150,7 +164,7 @@ class Dispatcher:
         async with self.database.read() as conn:
             new_events = await repository.has_new_events(conn)
         taken, created = 0, list[repository.Pending]()
-        if new_events:  # only this dispatcher moves the cursor, so the answer still holds
+        if new_events:  # the cursor is locked while it moves: one dispatcher fans each event out
             async with self.database.write() as conn:
                 taken, created = await repository.fan_out(conn, now, _FAN_OUT_BATCH)
         if created and any(p.subscription_id not in self.subscriptions for p in created):
@@ -240,7 +254,13 @@ async def run(settings: Settings) -> None:
     database = Database(settings.effective_database_url)
     dispatcher = Dispatcher(database, settings, default_topic(settings))
     try:
-        # One dispatcher per database: on a second node this one waits as a standby.
+        async with database.session_locks() as locks:
+            if locks is not None:  # PostgreSQL: the dispatchers of every node share the subscriptions
+                dispatcher.shares = Shares(locks)
+                await dispatcher.shares.join()
+                await dispatcher.run()
+                return
+        # SQLite (one machine): one dispatcher; a second one waits as a standby.
         async with database.exclusive("event-dispatcher"):
             await dispatcher.run()
     finally:

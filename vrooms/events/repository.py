@@ -111,7 +111,8 @@ async def fan_out(conn: Connection, now: int, limit: int) -> tuple[int, list[Pen
 
     The cursor moves in the same transaction, so each event is fanned out exactly once.
     """
-    last = int((await conn.execute(select(event_fanout.c.last_seq).where(event_fanout.c.id == 1))).scalar_one())
+    cursor = select(event_fanout.c.last_seq).where(event_fanout.c.id == 1).with_for_update()
+    last = int((await conn.execute(cursor)).scalar_one())
     rows = (await conn.execute(select(events).where(events.c.seq > last).order_by(events.c.seq).limit(limit))).all()
     if not rows:
         return 0, []
@@ -142,8 +143,11 @@ async def fan_out(conn: Connection, now: int, limit: int) -> tuple[int, list[Pen
     return len(rows), created
 
 
-async def pending_deliveries(conn: Connection, *, changed_since: int = 0) -> list[Pending]:
-    """Pending deliveries in event order: all of them at start-up, later those changed by others (replays)."""
+async def pending_deliveries(
+    conn: Connection, *, changed_since: int = 0, subscriptions: list[str] | None = None
+) -> list[Pending]:
+    """Pending deliveries in event order: all of them at start-up, later those changed by others
+    (replays, fan-outs by another node's dispatcher), or all of some subscriptions (taken over)."""
     query = (
         select(
             event_deliveries.c.subscription_id, event_deliveries.c.attempts, event_deliveries.c.next_attempt_at, events
@@ -152,6 +156,8 @@ async def pending_deliveries(conn: Connection, *, changed_since: int = 0) -> lis
         .where(event_deliveries.c.status == PENDING, event_deliveries.c.updated_at >= changed_since)
         .order_by(event_deliveries.c.event_seq)
     )
+    if subscriptions is not None:
+        query = query.where(event_deliveries.c.subscription_id.in_(subscriptions))
     return [
         Pending(row.subscription_id, _stored(row), row.attempts, row.next_attempt_at)
         for row in (await conn.execute(query)).all()

@@ -39,7 +39,7 @@ from typing import Any, Protocol, TypeVar, cast
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.engine import CursorResult, Result, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql import Executable
 
@@ -67,6 +67,39 @@ class InlineConnection:
 
     async def run_sync(self, fn: Callable[[SyncConnection], T]) -> T:
         return fn(self._connection)
+
+
+class SessionLocks:
+    """Named advisory locks of one PostgreSQL session (``kind`` separates the names' spaces)."""
+
+    _KIND = 7  # the first key of every lock taken here; the second is hashtext(name)
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def _run(self, sql: str, name: str) -> Any:
+        result = (await self._connection.execute(text(sql), {"kind": self._KIND, "name": name})).scalar()
+        await self._connection.commit()  # the locks are the session's; no transaction stays open
+        return result
+
+    async def try_lock(self, name: str) -> bool:
+        return bool(await self._run("SELECT pg_try_advisory_lock(:kind, hashtext(:name))", name))
+
+    async def unlock(self, name: str) -> None:
+        await self._run("SELECT pg_advisory_unlock(:kind, hashtext(:name))", name)
+
+    async def share(self, name: str) -> None:
+        """Hold ``name`` shared: ``sharers`` counts the processes that do (presence)."""
+        await self._run("SELECT pg_advisory_lock_shared(:kind, hashtext(:name))", name)
+
+    async def sharers(self, name: str) -> int:
+        return int(
+            await self._run(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = :kind"
+                " AND objid::text::bigint = (hashtext(:name)::bigint & 4294967295)",
+                name,
+            )
+        )
 
 
 def rows_affected(result: Result[Any]) -> int:
@@ -269,6 +302,16 @@ class Database:
             yield
         finally:
             os.close(fd)  # releases the lock
+
+    @asynccontextmanager
+    async def session_locks(self) -> AsyncIterator[SessionLocks | None]:
+        """Advisory locks held by one session of this process (PostgreSQL), released when it ends
+        (whatever way the process ends): claims that need no expiry. None on SQLite."""
+        if self._async is None:
+            yield None
+            return
+        async with self._async.connect() as connection:
+            yield SessionLocks(connection)
 
     async def dispose(self) -> None:
         if self._async is not None:
