@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 from vrooms.client.signaling import CallError
 
 if TYPE_CHECKING:
-    from vrooms.client.call import Call, CallClient
+    from vrooms.client.call import Call
+    from vrooms.client.client import CallClient
 
 log = logging.getLogger("vrooms.client")
 
