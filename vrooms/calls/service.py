@@ -30,12 +30,13 @@ from vrooms.calls.call import Call, Check, Participant, Peer, Telephony, capabil
 from vrooms.calls.changes import RoomChanges
 from vrooms.calls.models import CALL_SCOPES, CallRefused, EndReason, LeaveReason, ParticipantState, Refusal
 from vrooms.calls.own_media import OwnMedia
+from vrooms.calls.phones import PhoneLegs
 from vrooms.calls.placement import CallPlacement, SingleNode
 from vrooms.calls.records import CallRecords
 from vrooms.calls.rules import check_admission
 from vrooms.calls.video import FEED_RELEASE_SECONDS, VideoSync
 from vrooms.identity.service import IdentityService
-from vrooms.media.types import AudioFeed, AudioLeg, Connected, HungUp, MediaError, MediaEvent, MediaPlane, Talking
+from vrooms.media.types import AudioFeed, Connected, HungUp, MediaError, MediaEvent, MediaPlane, Talking
 from vrooms.rooms import repository as rooms_repository
 from vrooms.rooms.models import Room
 from vrooms.store.database import Database
@@ -45,21 +46,6 @@ log = logging.getLogger("vrooms.calls")
 
 # Mirrors the ACS rooms limit on concurrent video streams; the media plane needs a bound per room.
 _MAX_PUBLISHERS = 100
-# How long an answered caller may stay outside a room (a lobby call) before it ends.
-_LOBBY_MICROS = 24 * 3600 * 1_000_000
-
-
-class _PhonePeer:
-    """A phone leg's stand-in for a signaling connection: it has no token and reads no messages."""
-
-    token = ""
-
-    def __init__(self, user_id: str, dialed_by: str | None) -> None:
-        self.user_id = user_id
-        self.user_agent = f"SIP trunk (dialed by {dialed_by})" if dialed_by else "SIP trunk"
-
-    def send(self, message: dict[str, Any]) -> None:
-        """Nothing reads it: the phone hears the call, it does not see it."""
 
 
 class CallService:
@@ -94,6 +80,7 @@ class CallService:
         self._creating: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self.media = OwnMedia(self.video, self.media_plane)
         self.changes = RoomChanges(self)
+        self.phones = PhoneLegs(self)
         self._tasks = TaskSet(log)
         # Calls taken over from a lost node, since start (for /metrics), and who else takes them over
         # (Call Automation reopens the call's connections).
@@ -215,51 +202,6 @@ class CallService:
             "sdp": answer,
         }
 
-    async def admit_phone(
-        self, call: Call, number: str, *, by: str | None, limit: int, check: Check | None = None
-    ) -> Participant:
-        """A phone leg in the call at once (Connecting), before its SIP dialog starts: everyone sees it ring.
-
-        ``check`` (the dialer's permission) and the ``limit`` of phone legs are decided under the
-        call's lock, so neither a demotion nor a burst of concurrent dial-outs slips past them.
-        """
-        async with call.lock:
-            if check is not None:
-                check()
-            if call.ended:
-                raise CallRefused(Refusal.NOT_IN_CALL, "The call has ended.")
-            phones = sum(1 for p in call.participants.values() if p.phone_number is not None)
-            if phones >= limit:
-                raise CallRefused(
-                    Refusal.PHONE_LEG_LIMIT, f"This call already has {phones} phone participants, the most it may."
-                )
-            participant = Participant(
-                id=str(uuid.uuid4()),
-                user_id=f"4:{number}",
-                display_name=number,
-                role=Role.ATTENDEE,
-                peer=_PhonePeer(f"4:{number}", by),
-                call=call,
-                joined_at=self.clock(),
-                muted=False,
-                phone_number=number,
-            )
-            call.participants[participant.id] = participant
-            await self.records.joined(call, participant)
-        call.broadcast(protocol.participant_joined(participant.to_wire()))
-        return participant
-
-    async def attach_phone_audio(self, participant: Participant, leg: AudioLeg) -> None:
-        """The phone leg's mix leg is up: keep it if the participant is still in, and settle its mute."""
-        if not participant.in_call:
-            with contextlib.suppress(MediaError):
-                await leg.close()
-            return
-        participant.audio = leg
-        if participant.call.recorder is not None:
-            participant.call.recorder.leg_added(participant)
-        await self.media.settle_audio(participant)
-
     def set_state(self, participant: Participant, state: ParticipantState) -> None:
         if participant.in_call and participant.state != state:
             participant.state = state
@@ -335,25 +277,6 @@ class CallService:
             self.schedule_expiry(call)
             log.info("call %s started in room %s by %s", call.id, room_id, user_id)
             return call
-
-    async def lobby_call(self, caller: str) -> Call:
-        """A call of its own for one answered caller, in no room (see ``Call.lobby``)."""
-        media = await self.media_plane().create_call(f"lobby for {caller}", 1)
-        now = self.clock()
-        call = Call(
-            id=str(uuid.uuid4()),
-            room_id="",
-            valid_until=now + _LOBBY_MICROS,
-            pstn_dial_out_enabled=False,
-            media=media,
-            started_at=now,
-            started_by=caller,
-            started_by_role=str(Role.ATTENDEE),
-            lobby=True,
-        )
-        self.lobbies[call.id] = call
-        self.schedule_expiry(call)
-        return call
 
     def schedule_expiry(self, call: Call) -> None:
         if call.expiry is not None:

@@ -95,12 +95,12 @@ class PstnService:
         if not numbers.allowed(number, self.config.allow_prefixes):
             raise CallRefused(Refusal.NUMBER_NOT_ALLOWED, f"Dialing {number} is not allowed on this server.")
         sip, engine = await self._ready()
-        participant = await self.calls.admit_phone(
+        participant = await self.calls.phones.admit(
             call, number, by=by, limit=self.config.max_legs_per_room, check=check
         )
         leg = self._new_leg(engine, participant.display_name)
         self._legs[leg.call_id] = _Leg(leg, participant)
-        await self.calls.attach_phone_audio(participant, leg)
+        await self.calls.phones.attach_audio(participant, leg)
         try:
             await leg.dial(sip, number, call.media, no_answer_seconds=self.config.no_answer_seconds)
         except NgError as exc:
@@ -262,7 +262,7 @@ class PstnService:
             ringing.incoming.dialog.reject(503, "Service Unavailable")
             raise
         number = _caller_number(ringing.incoming.caller)
-        lobby = await self.calls.lobby_call(numbers.raw_id(number))
+        lobby = await self.calls.phones.lobby_call(numbers.raw_id(number))
         leg = self._new_leg(engine, number, ringing.events)
         self._legs[leg.call_id] = _Leg(leg)
         await leg.answer(ringing.incoming)
@@ -278,14 +278,14 @@ class PstnService:
     async def move(self, phone: Participant, to: Call) -> Participant:
         leg = self._phone_leg(phone)
         assert phone.phone_number is not None
-        moved = await self.calls.admit_phone(to, phone.phone_number, by=None, limit=self.config.max_legs_per_room)
+        moved = await self.calls.phones.admit(to, phone.phone_number, by=None, limit=self.config.max_legs_per_room)
         entry = self._legs.get(leg.call_id)
         if entry is not None:
             entry.participant = moved
         phone.audio = None  # the leg goes on: it leaves the old call's mix, not the dialog
         await self.calls.leave(phone, LeaveReason.MOVED)
         await leg.move_mix(to.media)
-        await self.calls.attach_phone_audio(moved, leg)
+        await self.calls.phones.attach_audio(moved, leg)
         self.calls.set_state(moved, ParticipantState.CONNECTED)
         return moved
 
@@ -344,13 +344,13 @@ class PstnService:
 
     async def _seat(self, leg: PhoneLeg, call: Call, number: str, *, limit: int) -> None:
         """An answered caller becomes a participant of ``call``, in its mix, Connected."""
-        participant = await self.calls.admit_phone(call, number, by=None, limit=limit)
+        participant = await self.calls.phones.admit(call, number, by=None, limit=limit)
         entry = self._legs.get(leg.call_id)
         if entry is None:  # the caller hung up meanwhile
             await self.calls.leave(participant, LeaveReason.HUNG_UP)
             return
         entry.participant, entry.admission = participant, None
-        await self.calls.attach_phone_audio(participant, leg)
+        await self.calls.phones.attach_audio(participant, leg)
         await leg.join_mix(call.media)
         self.calls.set_state(participant, ParticipantState.CONNECTED)
 
