@@ -157,8 +157,8 @@ class CallClient:
     ) -> Call:
         """Join the room's call, sending ``audio`` (default: silence) if the role allows it.
 
-        If the call host or the media server is restarting, waits up to ``wait_for_media``
-        seconds for it.
+        If the call host or the media server is restarting, or (a cluster) the room cannot be
+        placed at this moment, tries again for up to ``wait_for_media`` seconds.
         """
         deadline = time.monotonic() + wait_for_media
         while True:
@@ -177,8 +177,9 @@ class CallClient:
             except CallError as error:
                 await call.close_media()
                 self.call = None
-                if error.code != "MediaUnavailable" or time.monotonic() > deadline:
+                if error.code not in ("MediaUnavailable", "RoomOnAnotherNode") or time.monotonic() > deadline:
                     raise
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.media_available.wait(), max(0.1, deadline - time.monotonic()))
-                await asyncio.sleep(0.1)
+                if error.code == "MediaUnavailable":
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.media_available.wait(), max(0.1, deadline - time.monotonic()))
+                await asyncio.sleep(0.1)  # a cluster placing the room (its bus back, a node gone): again
