@@ -477,8 +477,9 @@ async def _subscription_holders(node: Server, count: int) -> None:
         deadline = time.monotonic() + 30
         while True:
             rows = await connection.fetch(
-                "SELECT DISTINCT pid FROM pg_locks"
-                " WHERE locktype = 'advisory' AND classid = 7 AND mode = 'ExclusiveLock'"
+                "SELECT DISTINCT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = 7"
+                " AND mode = 'ExclusiveLock'"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
             )
             if len(rows) == count:
                 return

@@ -96,7 +96,9 @@ class SessionLocks:
         return int(
             await self._run(
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = :kind"
-                " AND objid::text::bigint = (hashtext(:name)::bigint & 4294967295)",
+                " AND objid::text::bigint = (hashtext(:name)::bigint & 4294967295)"
+                # Advisory locks are per database; pg_locks shows every database's.
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
                 name,
             )
         )
