@@ -133,6 +133,31 @@ async def test_a_role_change_and_a_revocation_through_another_node_reach_the_cal
     print(f"a revocation in {time.monotonic() - started:.3f} s")
 
 
+async def test_an_invitation_rings_a_user_connected_to_another_node(cluster: Cluster, worlds: list[CallWorld]) -> None:
+    """The invitee's app is connected to a node that does not hold the call: it rings there, a
+    decline made there reaches the inviter, and an accepted invitation joins the same call."""
+    presenter, invitee = worlds[0].user(), worlds[0].user()
+    room_id = worlds[0].room({presenter: "Presenter", invitee: "Attendee"})
+    call = await worlds[0].join(presenter, room_id)
+    holder = cluster.holder(room_id)
+    elsewhere = next(world for world in worlds if world.server.extra_env["VROOMS_NODE_NAME"] != holder)
+    client = await elsewhere.client(invitee).connect()
+    await cluster_sees_every_node(call)
+    assert await call.invite(invitee.raw_id) == 1
+    ringing = await asyncio.wait_for(client.invitations.get(), 5)
+    await ringing.decline()
+    await call.wait_until(lambda: any(e["type"] == "inviteDeclined" for e in call.events))
+    assert await call.invite(invitee.raw_id) == 1
+    joined = await (await asyncio.wait_for(client.invitations.get(), 5)).accept()
+    assert joined.id == call.id
+    await call.wait_until(partial(_sees, call, 1))
+
+
+async def cluster_sees_every_node(call: Call) -> None:
+    """Until the call's node knows of three nodes (its agent's view, as the hello shows it)."""
+    await call.wait_until(lambda: len(call.client.endpoints) >= 3, timeout=10)
+
+
 async def test_metrics_of_a_node_sum_its_processes(cluster: Cluster, worlds: list[CallWorld]) -> None:
     """/metrics (Prometheus text) of node a: REST latency from its workers, calls and media from
     its call host, the outbox from its dispatcher; on the address the setting names, without a key."""

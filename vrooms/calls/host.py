@@ -38,6 +38,7 @@ from vrooms.calls.service import CallService
 from vrooms.cluster import notices as bus_notices
 from vrooms.cluster.agent import NodeAgent, cpu_load
 from vrooms.cluster.bus import ClusterBus, shown
+from vrooms.cluster.invites import BusInvites
 from vrooms.cluster.registry import NodeEntry
 from vrooms.config import Settings
 from vrooms.egress import EgressPolicies
@@ -182,6 +183,9 @@ async def _join_cluster(
         os.kill(os.getppid(), signal.SIGTERM)  # `vrooms serve` stops its workers, then this process
 
     agent.on_lost, agent.sweep, agent.on_endpoints = lost, sweep, calls.nodes_changed
+    invites = BusInvites(bus, calls, lambda: agent.alive)
+    calls.elsewhere = invites
+    await invites.listen()
     bus.on_reconnect.append(reconnected)
     await bus_notices.listen(bus, _on_notice(calls, spawn))
     await bus.subscribe(bus.subject("node", settings.node_name, "drain"), drain_requested)

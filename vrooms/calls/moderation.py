@@ -73,33 +73,52 @@ async def ring(
     if any(p.user_id == user_id for p in call.participants.values()):
         raise CallRefused(Refusal.ALREADY_IN_CALL, f"{user_id} is already in the call.")
     idle = [peer for peer in calls.peers.get(user_id, set()) if peer not in calls.participant_of]
-    if not idle:
-        raise CallRefused(Refusal.INVITEE_NOT_CONNECTED, f"{user_id} is not connected; ask them to open the app.")
     invitation = protocol.invite(call.room_id, call.id, inviter)
     for peer in idle:
         peer.send(invitation)
+    rang = len(idle) + await calls.elsewhere.ring(user_id, invitation)
+    try:
+        check()  # again: the actor may have lost the right while other nodes rang
+    except CallRefused:
+        cancel_ringing(calls, user_id, call.id)
+        raise
+    if not rang:
+        raise CallRefused(Refusal.INVITEE_NOT_CONNECTED, f"{user_id} is not connected; ask them to open the app.")
     call.invitations[user_id] = listener
-    return len(idle)
+    return rang
 
 
 def stop_ringing(calls: CallService, call: Call, user_id: str) -> bool:
     """Withdraw an invitation (cancelled, timed out): the user's devices stop ringing."""
     if call.invitations.pop(user_id, None) is None:
         return False
-    for peer in calls.peers.get(user_id, set()):
-        peer.send(protocol.invite_cancelled(call.id))
+    cancel_ringing(calls, user_id, call.id)
     return True
 
 
-def decline(calls: CallService, peer: Peer, call_id: str) -> None:
-    """The invitee says no: the inviter hears of it and the user's other devices stop ringing."""
-    call = next((c for c in calls.calls.values() if c.id == call_id), None)
-    inviter = call.invitations.pop(peer.user_id, None) if call else None
-    if call is None or inviter is None:
+def cancel_ringing(calls: CallService, user_id: str, call_id: str) -> None:
+    """The user's devices, here and on other nodes, stop ringing for this call."""
+    for peer in calls.peers.get(user_id, set()):
+        peer.send(protocol.invite_cancelled(call_id))
+    calls.elsewhere.cancel(user_id, call_id)
+
+
+async def decline(calls: CallService, peer: Peer, call_id: str) -> None:
+    """The invitee says no: the inviter hears of it and the user's other devices stop ringing
+    (the call may be held by another node: the decline goes there)."""
+    if not decline_here(calls, peer.user_id, call_id) and not await calls.elsewhere.decline(peer.user_id, call_id):
         raise CallRefused(Refusal.INVITATION_NOT_FOUND, "No pending invitation to this call.")
-    inviter.send(protocol.invite_declined(call.id, peer.user_id))
-    for other in calls.peers.get(peer.user_id, set()):
-        other.send(protocol.invite_cancelled(call.id))
+
+
+def decline_here(calls: CallService, user_id: str, call_id: str) -> bool:
+    """A decline of an invitation to a call this node holds; False if it holds none such."""
+    call = next((c for c in calls.calls.values() if c.id == call_id), None)
+    inviter = call.invitations.pop(user_id, None) if call else None
+    if call is None or inviter is None:
+        return False
+    inviter.send(protocol.invite_declined(call.id, user_id))
+    cancel_ringing(calls, user_id, call.id)
+    return True
 
 
 async def listing(calls: CallService, participant: Participant) -> dict[str, Any]:

@@ -136,7 +136,7 @@ async def _invite(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) ->
 
 
 async def _decline(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) -> None:
-    moderation.decline(calls, peer, protocol.required(m, "callId", limit=36))
+    await moderation.decline(calls, peer, protocol.required(m, "callId", limit=36))
 
 
 async def _captions(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) -> dict[str, Any]:

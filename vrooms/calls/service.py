@@ -28,6 +28,7 @@ from vrooms.auth.tokens import InvalidToken, TokenClaims
 from vrooms.calls import protocol
 from vrooms.calls.call import Call, Check, Participant, Peer, Telephony, capabilities_in
 from vrooms.calls.changes import RoomChanges
+from vrooms.calls.invites import NoOtherNodes, RemoteDevices
 from vrooms.calls.models import CALL_SCOPES, CallRefused, EndReason, LeaveReason, ParticipantState, Refusal
 from vrooms.calls.own_media import OwnMedia
 from vrooms.calls.phones import PhoneLegs
@@ -62,8 +63,10 @@ class CallService:
         self.identity = identity
         self.clock = clock
         self.records = CallRecords(database, clock, node)
-        # Whether this node may hold a room's call (always, but in a cluster: see cluster.agent).
+        # Whether this node may hold a room's call (always, but in a cluster: see cluster.agent),
+        # and the devices of invitees connected to other nodes (cluster.invites).
         self.placement: CallPlacement = placement or SingleNode()
+        self.elsewhere: RemoteDevices = NoOtherNodes()
         self.plane: MediaPlane | None = None
         # Phone legs, when a SIP trunk is configured (the call host sets it).
         self.telephony: Telephony | None = None
@@ -346,6 +349,7 @@ class CallService:
             for user_id in call.invitations:  # stop ringing for a call that is gone
                 for peer in self.peers.get(user_id, set()):
                     peer.send(protocol.invite_cancelled(call.id))
+                self.elsewhere.cancel(user_id, call.id)
             call.invitations.clear()
             for watcher in call.watchers:
                 watcher.send(protocol.call_ended(call.id, str(reason), by))
