@@ -26,7 +26,7 @@ from playwright.async_api import expect
 
 from tests.audio_files import tone_per_second
 from tests.browsers import Launch, join, open_call
-from tests.calls import HEARD, CallWorld, disconnected, hears, receives_audio
+from tests.calls import HEARD, CallWorld, disconnected, hears, raw_signaling, receives_audio
 from tests.cluster import Cluster, NatsServer, cluster_of
 from tests.netns import network, socket_url
 from tests.servers import Server, create_postgres_database, drop_postgres_database, free_port, signed
@@ -156,6 +156,24 @@ async def test_an_invitation_rings_a_user_connected_to_another_node(cluster: Clu
 async def cluster_sees_every_node(call: Call) -> None:
     """Until the call's node knows of three nodes (its agent's view, as the hello shows it)."""
     await call.wait_until(lambda: len(call.client.endpoints) >= 3, timeout=10)
+
+
+async def test_a_client_flooding_joins_through_a_node_is_refused_beyond_its_budget(
+    cluster: Cluster, worlds: list[CallWorld]
+) -> None:
+    """Each routed join costs a placement lookup: a connection gets a burst of them, then RateLimited."""
+    member = worlds[0].user()
+    room_id = worlds[0].room({member: "Attendee"})
+    async with raw_signaling(cluster.nodes[1], member.token) as ws:
+        assert json.loads(await ws.recv())["type"] == "hello"
+        for i in range(30):
+            await ws.send(json.dumps({"type": "join", "id": i, "roomId": room_id, "sdp": "v=0"}))
+        codes: list[str] = []
+        while len(codes) < 30:
+            message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            if message.get("type") == "error":
+                codes.append(message["code"])
+    assert codes.count("RateLimited") >= 15, codes
 
 
 async def test_metrics_of_a_node_sum_its_processes(cluster: Cluster, worlds: list[CallWorld]) -> None:

@@ -32,7 +32,7 @@ const REQUEST_TIMEOUT_MS = 20000;
 
 // Coming back after the call's node went away or the call moved (a cluster): refusals that a
 // moment later may be a success, and how long to keep trying.
-const TRANSIENT = new Set(["NotConnected", "CallsUnavailable", "MediaUnavailable", "RoomOnAnotherNode", "AlreadyInCall"]);
+const TRANSIENT = new Set(["NotConnected", "CallsUnavailable", "MediaUnavailable", "RoomOnAnotherNode", "AlreadyInCall", "RateLimited"]);
 const COME_BACK_MS = 60000;
 
 // 0.1-0.2 s, then doubling to 0.75-1.5 s, drawn at random in the upper half: a thousand clients of

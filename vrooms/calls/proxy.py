@@ -37,6 +37,9 @@ _CLOSE_TRY_AGAIN_LATER = 1013
 _CLOSE_SERVICE_RESTART = 1012
 _MAX_FRAME_BYTES = 1024 * 1024
 _ROUTED_TYPES = ("join",)
+# Each routed join costs a placement lookup (and maybe a WebSocket to another node): a client may
+# join a few times in a row (coming back after a node's loss), not flood the bus.
+_JOINS_PER_SECOND, _JOIN_BURST = 2.0, 10
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class _Relay:
         self.tls = tls
         self.remote: ClientConnection | None = None
         self.remote_node: str | None = None
+        self.joins = protocol.RequestBudget(per_second=_JOINS_PER_SECOND, burst=_JOIN_BURST)
         self._sending = asyncio.Lock()
         self._pumps: list[asyncio.Task[None]] = []
         self.done = asyncio.Event()
@@ -107,6 +111,8 @@ class _Relay:
         room_id = _routed_room(text) if self.router is not None else None
         if room_id is None or self.router is None:
             return self.remote or self.local
+        if not self.joins.take():
+            raise CallRefused(Refusal.RATE_LIMITED, "Too many joins on this connection; wait a moment and retry.")
         target = await self.router.route(room_id)
         SIGNALING_RELAYS.labels("this node" if target is None else "another node").inc()
         if target is None:

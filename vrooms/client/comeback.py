@@ -26,7 +26,14 @@ log = logging.getLogger("vrooms.client")
 # How long a client keeps trying before it gives the call up (Disconnected).
 COME_BACK_SECONDS = 60.0
 # Refusals that a moment later may be a success: the room is between nodes, media is starting.
-_TRANSIENT = {"NotConnected", "CallsUnavailable", "MediaUnavailable", "RoomOnAnotherNode", "AlreadyInCall"}
+_TRANSIENT = {
+    "NotConnected",
+    "CallsUnavailable",
+    "MediaUnavailable",
+    "RoomOnAnotherNode",
+    "AlreadyInCall",
+    "RateLimited",
+}
 
 
 def delays() -> Iterator[float]:
