@@ -26,12 +26,12 @@ from playwright.async_api import expect
 
 from tests.audio_files import tone_per_second
 from tests.browsers import Launch, join, open_call
-from tests.calls import HEARD, CallWorld, disconnected, hears, raw_signaling, receives_audio
+from tests.calls import HEARD, CallWorld, disconnected, hears, raw_signaling, receives_audio, sees_video
 from tests.cluster import Cluster, NatsServer, cluster_of
 from tests.netns import network, socket_url
 from tests.servers import Server, create_postgres_database, drop_postgres_database, free_port, signed
 from tests.webhooks import CallbackReceiver, Received, Receiver
-from vrooms.client import Call
+from vrooms.client import Call, PatternSource
 
 
 @pytest.fixture(scope="module")
@@ -222,6 +222,8 @@ async def test_kill_9_of_the_node_holding_the_call_keeps_the_call(own_cluster: C
         holder = own_cluster.holder(room_id)
         victim = next(node for node in own_cluster.nodes if node.extra_env["VROOMS_NODE_NAME"] == holder)
         await calls[2].mute()
+        await calls[0].start_video(PatternSource())
+        await sees_video(calls[1], calls[0].participant_id)
         before = [call.participant_id for call in calls]
         killed = time.monotonic()
         victim.kill_everything()
@@ -233,6 +235,7 @@ async def test_kill_9_of_the_node_holding_the_call_keeps_the_call(own_cluster: C
         await hears(calls[1], 440)
         await hears(calls[0], 660)
         assert calls[2].muted
+        await sees_video(calls[1], calls[0].participant_id)  # the camera is published again
         now = own_cluster.holder(room_id)
         print(f"node {holder} killed: everyone back in call {call_id} after {back:.2f} s, on node {now}")
         assert now not in (None, holder)

@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from vrooms.client.client import CallClient
 
 
+# What each published source needs (the server's role table decides; this follows it).
+_SOURCE_CAPABILITY = {"camera": "sendVideo", "screen": "shareScreen"}
+
+
 class CallState(StrEnum):
     """A call as this client sees it (the ACS Calling SDK's names; an invitation rings: ``IncomingCall``)."""
 
@@ -76,6 +80,7 @@ class Call:
         self._display_name = ""
         self._leaving = False
         self._coming_back = False
+        self._republish: dict[str, MediaStreamTrack] = {}
         # Where the server said the call went (its nodes), until the client has come back.
         self.moved_to: list[str] | None = None
 
@@ -145,7 +150,12 @@ class Call:
             self._tasks.spawn(come_back(self.client, self))
 
     async def reset_media(self) -> None:
-        """Before joining again: the old peer connections go (their server side is gone)."""
+        """Before joining again: the old peer connections go (their server side is gone); what
+        they published is kept, to be published again once back."""
+        for source, pc in self._publishers.items():
+            track = pc.getTransceivers()[0].sender.track
+            if track is not None:
+                self._republish[source] = track
         await self.close_media()
         self._audio_pc = RTCPeerConnection()
         self._subscriber = None
@@ -163,6 +173,11 @@ class Call:
             await self.reset_media()  # a half-made peer connection is not reused
             raise
         self._coming_back = False
+        republish, self._republish = self._republish, {}
+        for source, track in republish.items():
+            if _SOURCE_CAPABILITY[source] in self.capabilities:
+                with contextlib.suppress(CallError):  # the call is back either way; a camera can be retried
+                    await self.start_video(track, source)
 
     def give_up(self) -> None:
         self._coming_back = False
@@ -331,7 +346,7 @@ class Call:
     # -- media ------------------------------------------------------------------------
 
     async def _drop_forbidden_media(self) -> None:
-        for source, capability in (("camera", "sendVideo"), ("screen", "shareScreen")):
+        for source, capability in _SOURCE_CAPABILITY.items():
             if capability not in self.capabilities and source in self._publishers:
                 await self._publishers.pop(source).close()
 
