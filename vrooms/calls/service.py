@@ -356,13 +356,7 @@ class CallService:
             call.watchers.clear()
             if call.recorder is not None:
                 call.recorder.call_ended()
-            if self.calls.get(call.room_id) is call:
-                del self.calls[call.room_id]
-                await self.placement.release(call.room_id)
-            self.lobbies.pop(call.id, None)
-            if self.plane is not None:
-                with contextlib.suppress(MediaError):
-                    await self.plane.destroy_call(call.media)
+            await self._release(call)
             await self.records.call_ended(call, reason, by)
         log.info("call %s in room %s ended: %s", call.id, call.room_id, reason)
 
@@ -386,13 +380,18 @@ class CallService:
             for watcher in call.watchers:
                 watcher.send(protocol.call_ended(call.id, str(EndReason.MOVED), None))
             call.watchers.clear()
-            if self.calls.get(call.room_id) is call:
-                del self.calls[call.room_id]
-                await self.placement.release(call.room_id)
-            if self.plane is not None:
-                with contextlib.suppress(MediaError):
-                    await self.plane.destroy_call(call.media)
+            await self._release(call)
         log.warning("call %s in room %s handed over to another node", call.id, call.room_id)
+
+    async def _release(self, call: Call) -> None:
+        """What a call held here goes (the call's lock is held): its place, the room's lease, its media."""
+        if self.calls.get(call.room_id) is call:
+            del self.calls[call.room_id]
+            await self.placement.release(call.room_id)
+        self.lobbies.pop(call.id, None)
+        if self.plane is not None:
+            with contextlib.suppress(MediaError):
+                await self.plane.destroy_call(call.media)
 
     # -- media events ---------------------------------------------------------------
 
