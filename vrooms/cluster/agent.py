@@ -92,6 +92,8 @@ class NodeAgent:
             except (nats.errors.Error, OSError) as exc:
                 self.bus.forget_buckets()
                 log.warning("the cluster bus is unreachable (%s); calls go on, placement waits", exc)
+            except Exception:  # a bug must cost one round, not the node's place in the cluster
+                log.exception("a round of the node agent failed; the next one runs as usual")
             rounds += 1
             await asyncio.sleep(PUBLISH_INTERVAL_SECONDS)
 
