@@ -40,6 +40,8 @@ class Cluster:
             host=host,
             prefix=prefix or [],
             tls=self.tls,
+            # A cluster's failures are about timing: what each node decided, and when, is in its log.
+            log_level="info",
             extra_env={
                 "VROOMS_CLUSTER": self.nats_url,
                 "VROOMS_CLUSTER_NAME": self.name,

@@ -54,6 +54,8 @@ def uvicorn_log_config(level: str) -> dict[str, Any]:
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
+    # When each line was written: a cluster's (or any failure's) story is in the order of events.
+    config["formatters"]["default"]["fmt"] = "%(asctime)s %(levelprefix)s %(message)s"
     config["filters"] = {"redact": {"()": f"{__name__}.RedactSecrets"}}
     for handler in config["handlers"].values():
         handler["filters"] = ["redact"]

@@ -326,6 +326,7 @@ class CallService:
                 with contextlib.suppress(MediaError):
                     await leg.close()
         await self.records.left(call, participant, reason, by)
+        log.info("participant %s left call %s: %s", participant.id, call.id, reason)
         participant.peer.send(protocol.left(call.id, str(reason), by, str(end_reason) if end_reason else None))
         if call.active_speaker == participant.id:
             call.active_speaker = None

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
@@ -54,6 +55,7 @@ class NodeAgent:
         # Told when the endpoints change (the call host tells its clients).
         self.on_endpoints: Callable[[list[str]], None] = lambda _endpoints: None
         self.alive: list[str] = []
+        self._alive_at_last_sweep: set[str] = set()
         # Told when a lease turns out to be another node's: the call host hands that call over.
         self.on_lost: Callable[[str], Awaitable[None]] = _nothing
         # Told the live nodes and the placed rooms, to end the calls lost nodes left and nobody adopted.
@@ -84,22 +86,35 @@ class NodeAgent:
             log.warning("could not release room %s's lease (it expires by itself)", room_id)
 
     async def run(self) -> None:
-        """Publish the entry and renew the leases, every second, for as long as the node runs."""
+        """Publish the entry and renew the leases, every second, for as long as the node runs.
+
+        Two loops: the entry is what keeps this node's rooms from being taken over, so a slow
+        round of renewals and sweeps (a loaded database, many rooms) never delays it.
+        """
+        await asyncio.gather(self._every_round(self._publish), self._every_round(self._round))
+
+    async def _every_round(self, step: Callable[[int], Awaitable[None]]) -> None:
         rounds = 0
         while True:
+            started = time.monotonic()
             try:
-                await self._round(sweep=rounds % _SWEEP_EVERY_ROUNDS == 0)
+                await step(rounds)
             except (nats.errors.Error, OSError) as exc:
                 self.bus.forget_buckets()
                 log.warning("the cluster bus is unreachable (%s); calls go on, placement waits", exc)
             except Exception:  # a bug must cost one round, not the node's place in the cluster
                 log.exception("a round of the node agent failed; the next one runs as usual")
+            took = time.monotonic() - started
+            if took > 2 * PUBLISH_INTERVAL_SECONDS:  # the entry's TTL is 3 rounds: say when it came close
+                log.warning("a round of the node agent took %.1f s (%s)", took, step.__name__)
             rounds += 1
-            await asyncio.sleep(PUBLISH_INTERVAL_SECONDS)
+            await asyncio.sleep(max(0.0, PUBLISH_INTERVAL_SECONDS - took))
 
-    async def _round(self, *, sweep: bool) -> None:
+    async def _publish(self, _round: int) -> None:
+        await self.registry.publish(self.entry())
+
+    async def _round(self, rounds: int) -> None:
         me = self.entry()
-        await self.registry.publish(me)
         for room_id, lease in list(self.held.items()):
             renewed = await self.placement.renew(lease, me)
             if self.held.get(room_id) is not lease:
@@ -111,7 +126,7 @@ class NodeAgent:
             else:
                 self.held[room_id] = renewed
         await self.refresh()
-        if sweep:
+        if rounds % _SWEEP_EVERY_ROUNDS == 0:
             await self._sweep()
 
     async def refresh(self) -> None:
@@ -124,7 +139,11 @@ class NodeAgent:
             self.on_endpoints(endpoints)
 
     async def _sweep(self) -> None:
-        await self.sweep(set(self.alive), {lease.room_id for lease in await self.placement.all()})
+        """A node counts as lost once it was missing at two sweeps in a row: one stalled moment
+        (its entry late by a second) must not end the records of calls it still runs."""
+        alive = set(self.alive)
+        spared, self._alive_at_last_sweep = alive | self._alive_at_last_sweep, alive
+        await self.sweep(spared, {lease.room_id for lease in await self.placement.all()})
 
     async def leave(self) -> None:
         """A clean exit: the entry goes at once, so placement skips this node without waiting."""

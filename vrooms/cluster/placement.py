@@ -11,6 +11,7 @@ NATS finds, on renewal, that it was taken, and ends its copy of the call).
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from nats.js.kv import KeyValue
 
 from vrooms.cluster.bus import ClusterBus
 from vrooms.cluster.registry import NodeEntry, NodeRegistry
+
+log = logging.getLogger("vrooms.cluster")
 
 ROOM_LEASE_TTL_SECONDS = 10.0
 RENEW_INTERVAL_SECONDS = 1.0
@@ -95,6 +98,7 @@ class RoomPlacement:
                 raise NoNodeAvailable("no node is healthy and accepting calls")
             written = await self._write(room_id, chosen, lease)
             if written is not None:
+                _taken(lease, written)
                 return written
         raise NoNodeAvailable("the room's placement kept changing; try again")
 
@@ -106,6 +110,7 @@ class RoomPlacement:
                 return lease
             written = await self._write(room_id, me, lease)
             if written is not None:
+                _taken(lease, written)
                 return written
         raise NoNodeAvailable("the room's placement kept changing; try again")
 
@@ -131,3 +136,11 @@ class RoomPlacement:
     async def all(self) -> list[Lease]:
         found = [await self.lease(room_id) for room_id in await self.bus.keys("rooms", ROOM_LEASE_TTL_SECONDS)]
         return [lease for lease in found if lease is not None]
+
+
+def _taken(old: Lease | None, new: Lease) -> None:
+    """Say when a room changes node: a takeover is a failover (or, if the old node lives, a bug to see)."""
+    if old is None:
+        log.info("room %s placed on node %s", new.room_id, new.node)
+    else:
+        log.warning("room %s taken over by node %s: node %s's entry is gone", new.room_id, new.node, old.node)
