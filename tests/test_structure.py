@@ -45,3 +45,13 @@ def test_the_cluster_package_does_not_reach_into_the_rest_layer() -> None:
     reached = _package_imports("cluster")
     rest_layer = ("vrooms.app", "vrooms.context", "vrooms.api.endpoint", "vrooms.api.responses")
     assert not [m for m in reached if m.startswith(rest_layer)]
+
+
+def test_the_http_layer_and_the_domains_routes_do_not_import_every_domain() -> None:
+    """``context.Services`` names every domain: only the composition root (``app``) imports it.
+    The HTTP layer declares what it needs (``ApiServices``) and each domain's routes what they use."""
+    users = sorted(str(path.relative_to(ROOT)) for path in ROOT.rglob("*.py") if "vrooms.context" in _imports(path))
+    assert users == ["app.py"]
+    generic = _package_imports("api")
+    domains = ("rooms", "identity", "events", "automation", "recording", "calls", "pstn", "cluster")
+    assert not [m for m in generic if m.startswith(tuple(f"vrooms.{domain}" for domain in domains))]

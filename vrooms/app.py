@@ -9,6 +9,7 @@ import ssl
 from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -18,7 +19,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from vrooms.api import repeatability
-from vrooms.api.endpoint import ApiCall, endpoint
+from vrooms.api.endpoint import ApiCall, ApiServices, endpoint
 from vrooms.api.responses import JSONResponse, error_response, handle_api_error, handle_unexpected
 from vrooms.api.times import now_micros
 from vrooms.api.timing import RequestTiming
@@ -121,7 +122,7 @@ async def _purge_repeatability_records(services: Services) -> None:
         await asyncio.sleep(_PURGE_INTERVAL_SECONDS)
 
 
-async def ping(_call: ApiCall) -> Response:
+async def ping(_call: ApiCall[ApiServices]) -> Response:
     """An authenticated no-op: the baseline the benchmarks compare every operation to."""
     return JSONResponse({})
 
@@ -163,6 +164,17 @@ def _join_router(services: Services) -> JoinRouter | None:
             return await rooms_repository.get_room(conn, room_id) is not None
 
     return ClusterJoinRouter(services.placement, services.settings.node_name, room_exists)
+
+
+if TYPE_CHECKING:
+
+    def _services_serve_every_domain(
+        services: Services,
+    ) -> tuple[
+        rooms_routes.RoomsApi, identity_routes.IdentityApi, events_routes.EventsApi, automation_routes.AutomationApi
+    ]:
+        """Never run: mypy checks that the one ``Services`` has what each domain's routes declare."""
+        return services, services, services, services
 
 
 def _node_tls(settings: Settings) -> ssl.SSLContext | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,13 +18,31 @@ from starlette.responses import Response
 from vrooms.api.bodies import check_json_content_type, parse_json_object, read_body
 from vrooms.api.versions import negotiate
 from vrooms.auth import hmac
-from vrooms.context import Services
+from vrooms.auth.keys import KeyRing
+from vrooms.config import Settings
+
+
+class ApiServices(Protocol):
+    """What the HTTP layer itself needs of a process's services: limits and the access keys.
+
+    Each domain's routes extend it with what their handlers use (``rooms.routes.RoomsApi``...):
+    this layer never learns the domains, and a domain's routes see only what they declare.
+    """
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def keyring(self) -> KeyRing: ...
+
+
+S = TypeVar("S", bound=ApiServices)
 
 
 @dataclass
-class ApiCall:
+class ApiCall(Generic[S]):
     request: Request
-    services: Services
+    services: S
     body: bytes
     version: str
     correlation_id: str
@@ -38,7 +56,7 @@ class ApiCall:
         return str(self.request.path_params[name])
 
 
-Handler = Callable[[ApiCall], Awaitable[Response]]
+Handler = Callable[[ApiCall[S]], Awaitable[Response]]
 
 
 def correlation_id(request: Request) -> str:
@@ -62,7 +80,7 @@ def raw_target(request: Request) -> str:
     return f"{target}?{query.decode('latin-1')}" if query else target
 
 
-async def authenticate(request: Request, services: Services) -> bytes:
+async def authenticate(request: Request, services: ApiServices) -> bytes:
     settings = services.settings
     body = await read_body(request, settings.max_request_bytes, settings.http_body_timeout_seconds)
     hmac.verify(
@@ -76,9 +94,9 @@ async def authenticate(request: Request, services: Services) -> bytes:
     return body
 
 
-def endpoint(versions: tuple[str, ...], handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+def endpoint(versions: tuple[str, ...], handler: Handler[S]) -> Callable[[Request], Awaitable[Response]]:
     async def run(request: Request) -> Response:
-        services: Services = request.app.state.services
+        services: S = request.app.state.services
         body = await authenticate(request, services)
         call = ApiCall(
             request=request,

@@ -9,12 +9,13 @@ so they get 404 ``NotFound`` naming the missing operation.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from vrooms.api.endpoint import ApiCall, endpoint
+from vrooms.api.endpoint import ApiCall, ApiServices, endpoint
 from vrooms.api.responses import JSONResponse
 from vrooms.automation import schemas
 
@@ -23,8 +24,22 @@ _CONNECTION = "/calling/callConnections/{callConnectionId}"
 _RECORDING = "/calling/recordings/{recordingId}"
 
 
+class AutomationRequests(Protocol):
+    """Where a Call Automation request is answered: this node's call host, or (a cluster) the
+    node that holds the call's room."""
+
+    async def run(self, envelope: dict[str, Any]) -> tuple[int, Any, dict[str, str]]: ...
+
+
+class AutomationApi(ApiServices, Protocol):
+    """What the Call Automation routes use."""
+
+    @property
+    def automation(self) -> AutomationRequests: ...
+
+
 def _relay(op: str) -> Callable[[Request], Awaitable[Response]]:
-    async def handler(call: ApiCall) -> Response:
+    async def handler(call: ApiCall[AutomationApi]) -> Response:
         params = call.request.path_params
         envelope = {
             "op": op,

@@ -2,20 +2,40 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from vrooms.api.endpoint import ApiCall, endpoint
+from vrooms.api.endpoint import ApiCall, ApiServices, endpoint
 from vrooms.api.responses import JSONResponse
 from vrooms.api.times import format_rfc3339
 from vrooms.auth.tokens import InvalidToken
-from vrooms.context import Services
 from vrooms.errors import ApiError
 from vrooms.identity import schemas
+from vrooms.identity.commands import UserCommands
+from vrooms.identity.service import IdentityService
+from vrooms.store.database import Database
 
 
-async def create_identity(call: ApiCall) -> Response:
+class IdentityApi(ApiServices, Protocol):
+    """What the Identity routes use."""
+
+    @property
+    def database(self) -> Database: ...
+
+    @property
+    def identity(self) -> IdentityService: ...
+
+    @property
+    def user_commands(self) -> UserCommands: ...
+
+
+Call = ApiCall[IdentityApi]
+
+
+async def create_identity(call: Call) -> Response:
     request = schemas.parse_create(call.json(empty_ok=True))
     identity_id, token = await call.services.user_commands.create(request)
     body: dict[str, object] = {"identity": {"id": identity_id}}
@@ -24,11 +44,11 @@ async def create_identity(call: ApiCall) -> Response:
     return JSONResponse(body, status_code=201)
 
 
-def _identity_id(call: ApiCall) -> str:
+def _identity_id(call: Call) -> str:
     return schemas.check_identity_id(call.path_param("id"))
 
 
-async def issue_token(call: ApiCall) -> Response:
+async def issue_token(call: Call) -> Response:
     identity_id = _identity_id(call)
     request = schemas.parse_issue(call.json())
     async with call.services.database.read() as conn:
@@ -36,19 +56,19 @@ async def issue_token(call: ApiCall) -> Response:
     return JSONResponse(schemas.token_to_wire(token, expires_at))
 
 
-async def revoke_tokens(call: ApiCall) -> Response:
+async def revoke_tokens(call: Call) -> Response:
     identity_id = _identity_id(call)
     await call.services.user_commands.revoke_tokens(identity_id)
     return Response(status_code=204)
 
 
-async def delete_identity(call: ApiCall) -> Response:
+async def delete_identity(call: Call) -> Response:
     identity_id = _identity_id(call)
     await call.services.user_commands.delete(identity_id)
     return Response(status_code=204)
 
 
-async def teams_not_federated(call: ApiCall) -> Response:
+async def teams_not_federated(call: Call) -> Response:
     """Teams user operations: this deployment has no Microsoft Entra ID federation.
 
     ACS answers them only for a resource linked to a Teams tenant; vrooms says so in the
@@ -70,7 +90,7 @@ async def token_info(request: Request) -> Response:
     Tells a client whether its token is accepted and what it grants, the same check
     room calls make; a refusal carries a reason code (TokenExpired, TokenRevoked...).
     """
-    services: Services = request.app.state.services
+    services: IdentityApi = request.app.state.services
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise ApiError(401, "TokenMissing", "Send the user's access token as 'Authorization: Bearer <token>'.")

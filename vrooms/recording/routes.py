@@ -14,10 +14,9 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
-from vrooms.api.endpoint import authenticate
+from vrooms.api.endpoint import ApiServices, authenticate
 from vrooms.api.responses import JSONResponse
 from vrooms.api.times import format_rfc3339
-from vrooms.context import Services
 from vrooms.errors import ApiError, not_found
 from vrooms.recording.encode import CANVAS, FPS
 from vrooms.recording.schemas import Content
@@ -27,12 +26,12 @@ _VIDEO = {"longerSideLength": CANVAS[0], "shorterSideLength": CANVAS[1], "framer
 _MEDIA_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "mp4": "video/mp4"}
 
 
-def _store(services: Services) -> RecordingStore:
+def _store(services: ApiServices) -> RecordingStore:
     return RecordingStore(services.settings.effective_recordings_dir)
 
 
 async def _finished(request: Request) -> tuple[RecordingStore, RecordingState]:
-    services: Services = request.app.state.services
+    services: ApiServices = request.app.state.services
     await authenticate(request, services)
     store = _store(services)
     state = store.load(str(request.path_params["recordingId"]))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import orjson
 from sqlalchemy.exc import IntegrityError
@@ -16,22 +17,43 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from vrooms.api import paging, repeatability
-from vrooms.api.endpoint import ApiCall, correlation_id, endpoint
+from vrooms.api.endpoint import ApiCall, ApiServices, correlation_id, endpoint
 from vrooms.api.responses import JSONResponse, dumps
 from vrooms.api.times import now_micros
-from vrooms.context import Services
 from vrooms.errors import ApiError
 from vrooms.oplog.records import Operation, OperationRecord
+from vrooms.oplog.repository import OperationLogWriter
 from vrooms.rooms import schemas
+from vrooms.rooms.commands import RoomCommands
+from vrooms.rooms.service import RoomsService
+from vrooms.store.database import Database
 
-RoomsHandler = Callable[[ApiCall, OperationRecord], Awaitable[Response]]
+
+class RoomsApi(ApiServices, Protocol):
+    """What the Rooms routes use (the operation log too)."""
+
+    @property
+    def database(self) -> Database: ...
+
+    @property
+    def rooms(self) -> RoomsService: ...
+
+    @property
+    def room_commands(self) -> RoomCommands: ...
+
+    @property
+    def oplog(self) -> OperationLogWriter: ...
+
+
+Call = ApiCall[RoomsApi]
+RoomsHandler = Callable[[Call, OperationRecord], Awaitable[Response]]
 
 
 def logged(operation: Operation, handler: RoomsHandler) -> Callable[[Request], Awaitable[Response]]:
     """Run ``handler`` as an authenticated endpoint and append its operation-log record."""
 
     async def run(request: Request) -> Response:
-        services: Services = request.app.state.services
+        services: RoomsApi = request.app.state.services
         started = time.perf_counter()
         record = OperationRecord(
             time_generated=now_micros(),
@@ -40,7 +62,7 @@ def logged(operation: Operation, handler: RoomsHandler) -> Callable[[Request], A
             correlation_id=correlation_id(request),
         )
 
-        async def inner(call: ApiCall) -> Response:
+        async def inner(call: Call) -> Response:
             record.operation_version = call.version
             return await handler(call, record)
 
@@ -64,13 +86,13 @@ def logged(operation: Operation, handler: RoomsHandler) -> Callable[[Request], A
     return run
 
 
-def _room_id(call: ApiCall, record: OperationRecord) -> str:
+def _room_id(call: Call, record: OperationRecord) -> str:
     room_id = call.path_param("roomId")
     record.room_id = room_id  # stored cut to its column (ClientText)
     return schemas.check_room_id(room_id)
 
 
-async def create_room(call: ApiCall, record: OperationRecord) -> Response:
+async def create_room(call: Call, record: OperationRecord) -> Response:
     services = call.services
     new = schemas.parse_new_room(call.json(), call.version)
     key = repeatability.parse(
@@ -104,7 +126,7 @@ async def create_room(call: ApiCall, record: OperationRecord) -> Response:
     return Response(body, 201, headers, media_type="application/json")
 
 
-async def get_room(call: ApiCall, record: OperationRecord) -> Response:
+async def get_room(call: Call, record: OperationRecord) -> Response:
     room_id = _room_id(call, record)
     async with call.services.database.read() as conn:
         room = await call.services.rooms.get(conn, room_id)
@@ -112,7 +134,7 @@ async def get_room(call: ApiCall, record: OperationRecord) -> Response:
     return JSONResponse(schemas.room_to_wire(room))
 
 
-async def update_room(call: ApiCall, record: OperationRecord) -> Response:
+async def update_room(call: Call, record: OperationRecord) -> Response:
     room_id = _room_id(call, record)
     changes = schemas.parse_room_changes(call.json(empty_ok=True), call.version)
     room = await call.services.room_commands.update(room_id, changes)
@@ -120,13 +142,13 @@ async def update_room(call: ApiCall, record: OperationRecord) -> Response:
     return JSONResponse(schemas.room_to_wire(room))
 
 
-async def delete_room(call: ApiCall, record: OperationRecord) -> Response:
+async def delete_room(call: Call, record: OperationRecord) -> Response:
     room_id = _room_id(call, record)
     await call.services.room_commands.delete(room_id)
     return Response(status_code=204)
 
 
-async def list_rooms(call: ApiCall, _record: OperationRecord) -> Response:
+async def list_rooms(call: Call, _record: OperationRecord) -> Response:
     position = paging.decode_token(call.request, "r")
     if position is not None and not (position.isascii() and position.isdigit() and len(position) <= 18):
         raise paging.invalid_token()
@@ -140,7 +162,7 @@ async def list_rooms(call: ApiCall, _record: OperationRecord) -> Response:
     return JSONResponse(page)
 
 
-async def list_participants(call: ApiCall, record: OperationRecord) -> Response:
+async def list_participants(call: Call, record: OperationRecord) -> Response:
     room_id = _room_id(call, record)
     after = paging.decode_token(call.request, "p") or ""
     size = paging.page_size(call.request, call.services.settings.default_page_size)
@@ -156,7 +178,7 @@ async def list_participants(call: ApiCall, record: OperationRecord) -> Response:
     return JSONResponse(page)
 
 
-async def update_participants(call: ApiCall, record: OperationRecord) -> Response:
+async def update_participants(call: Call, record: OperationRecord) -> Response:
     room_id = _room_id(call, record)
     changes = schemas.parse_roster_changes(call.json(empty_ok=True), call.version)
     change = await call.services.room_commands.change_roster(room_id, changes)
