@@ -55,3 +55,9 @@ def test_the_http_layer_and_the_domains_routes_do_not_import_every_domain() -> N
     generic = _package_imports("api")
     domains = ("rooms", "identity", "events", "automation", "recording", "calls", "pstn", "cluster")
     assert not [m for m in generic if m.startswith(tuple(f"vrooms.{domain}" for domain in domains))]
+
+
+def test_telephony_automation_and_recording_use_the_calls_through_their_interface() -> None:
+    """``calls.interface.RoomCalls`` is what they may use; the call service's fields are its own."""
+    for package in ("pstn", "automation", "recording", "callbacks"):
+        assert "vrooms.calls.service" not in _package_imports(package), package

@@ -24,8 +24,8 @@ from vrooms.automation.prompts import Clip, PromptError, PromptRenderer, Source,
 from vrooms.automation.schemas import TONE_NAMES, DtmfRequest, TargetRequest
 from vrooms.callbacks import results
 from vrooms.calls.call import Call, Participant
+from vrooms.calls.interface import RoomCalls
 from vrooms.calls.models import CallRefused
-from vrooms.calls.service import CallService
 from vrooms.errors import ApiError, bad_argument
 from vrooms.events.models import EventType
 from vrooms.media.types import MediaError
@@ -35,7 +35,7 @@ log = logging.getLogger("vrooms.automation")
 
 
 class MediaOperations:
-    def __init__(self, calls: CallService, prompts: PromptRenderer, tasks: TaskSet) -> None:
+    def __init__(self, calls: RoomCalls, prompts: PromptRenderer, tasks: TaskSet) -> None:
         self.calls = calls
         self.prompts = prompts
         self._tasks = tasks

@@ -16,10 +16,9 @@ from typing import Any
 from vrooms.automation.connection import AUTOMATION_USER, IN_CALL_STATES, Connection, PendingAdd
 from vrooms.automation.schemas import AddRequest, CancelAddRequest, MoveRequest, TargetRequest, participant_to_wire
 from vrooms.callbacks import results
-from vrooms.calls import moderation
 from vrooms.calls.call import Call, Participant, Telephony
+from vrooms.calls.interface import RoomCalls
 from vrooms.calls.models import CallRefused, LeaveReason, ParticipantState, Refusal
-from vrooms.calls.service import CallService
 from vrooms.errors import ApiError, bad_argument, not_found
 from vrooms.events.models import EventType
 from vrooms.pstn import numbers
@@ -36,7 +35,7 @@ def _phones_allowed(call: Call) -> None:
         )
 
 
-def telephony_of(calls: CallService) -> Telephony:
+def telephony_of(calls: RoomCalls) -> Telephony:
     if calls.telephony is None:
         raise CallRefused(Refusal.PSTN_UNAVAILABLE, "This server has no SIP trunk (VROOMS_SIP_TRUNK_URI).")
     return calls.telephony
@@ -49,7 +48,7 @@ def wire(participant: Participant) -> dict[str, Any]:
 
 
 class ParticipantOperations:
-    def __init__(self, calls: CallService, tasks: TaskSet, connection_of: Callable[[str], Connection | None]) -> None:
+    def __init__(self, calls: RoomCalls, tasks: TaskSet, connection_of: Callable[[str], Connection | None]) -> None:
         self.calls = calls
         self._tasks = tasks
         self._connection_of = connection_of
@@ -110,7 +109,7 @@ class ParticipantOperations:
         call = connection.call
         inviter = {"participantId": None, "userId": AUTOMATION_USER, "displayName": "Call Automation"}
         try:
-            await moderation.ring(self.calls, call, pending.raw_id, inviter, connection, check=lambda: None)
+            await self.calls.ring(call, pending.raw_id, inviter, connection, check=lambda: None)
         except CallRefused as refused:
             if refused.code != Refusal.INVITEE_NOT_CONNECTED:
                 raise
@@ -118,7 +117,7 @@ class ParticipantOperations:
             return
 
         def timed_out() -> None:
-            if moderation.stop_ringing(self.calls, call, pending.raw_id) or pending.participant_id is None:
+            if self.calls.stop_ringing(call, pending.raw_id) or pending.participant_id is None:
                 connection.add_finished(pending, results.TIMED_OUT)
 
         pending.timer = asyncio.get_running_loop().call_later(seconds or _DEFAULT_INVITATION_SECONDS, timed_out)
@@ -136,7 +135,7 @@ class ParticipantOperations:
         del connection.adds[pending.raw_id]  # withdrawn: no AddParticipantFailed follows
         if pending.timer is not None:
             pending.timer.cancel()
-        moderation.stop_ringing(self.calls, connection.call, pending.raw_id)
+        self.calls.stop_ringing(connection.call, pending.raw_id)
         phone = connection.call.participants.get(pending.participant_id or "")
         if phone is not None and phone.phone_number is not None:
             await self.calls.leave(phone, LeaveReason.REMOVED_BY_SERVER)
@@ -158,7 +157,7 @@ class ParticipantOperations:
         )
 
     async def mute(self, connection: Connection, request: TargetRequest) -> None:
-        await moderation.silence(self.calls, self.in_call(connection, request.raw_id), by=AUTOMATION_USER)
+        await self.calls.silence(self.in_call(connection, request.raw_id), by=AUTOMATION_USER)
 
     async def hold(self, connection: Connection, request: TargetRequest, *, on_hold: bool) -> None:
         await self.calls.media.set_on_hold(self.in_call(connection, request.raw_id), on_hold)
@@ -187,9 +186,7 @@ class ParticipantOperations:
         connection = self._connection_of(from_call)
         if connection is not None:
             return connection.call
-        found = self.calls.lobbies.get(from_call) or next(
-            (c for c in self.calls.calls.values() if c.id == from_call), None
-        )
+        found = self.calls.find_call(from_call)
         if found is None:
             raise not_found(f"No call {from_call[:64]} to move participants from.", "fromCall")
         return found

@@ -29,9 +29,9 @@ from vrooms.callbacks import ids, results
 from vrooms.callbacks import writer as callbacks
 from vrooms.calls import repository as calls_repository
 from vrooms.calls.call import Call
+from vrooms.calls.interface import RoomCalls
 from vrooms.calls.models import EndReason
 from vrooms.calls.rules import check_open
-from vrooms.calls.service import CallService
 from vrooms.egress import EgressPolicies
 from vrooms.errors import not_found
 from vrooms.events import repository as events_repository
@@ -50,7 +50,7 @@ _SHUTDOWN_FLUSH_SECONDS = 5.0
 class AutomationService:
     def __init__(
         self,
-        calls: CallService,
+        calls: RoomCalls,
         prompts: PromptRenderer,
         egress: EgressPolicies,
         recordings: RecordingStore,
@@ -134,7 +134,7 @@ class AutomationService:
 
     async def _call_for(self, request: ConnectRequest) -> Call:
         if request.server_call_id is not None:
-            call = next((c for c in self.calls.calls.values() if c.id == request.server_call_id), None)
+            call = self.calls.find_call(request.server_call_id)
             if call is None or call.ended:
                 raise not_found("No call with this serverCallId is running.", "callLocator.serverCallId")
             return call

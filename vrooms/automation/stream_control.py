@@ -17,7 +17,7 @@ from vrooms.automation.connection import Connection
 from vrooms.automation.streaming import MediaStream, StreamingFailed
 from vrooms.callbacks import results
 from vrooms.calls.call import Call
-from vrooms.calls.service import CallService
+from vrooms.calls.interface import RoomCalls
 from vrooms.egress import EgressPolicy
 from vrooms.errors import bad_argument
 from vrooms.events.models import EventType
@@ -27,7 +27,7 @@ from vrooms.supervision import TaskSet
 
 class StreamControl:
     def __init__(
-        self, calls: CallService, egress: EgressPolicy, tasks: TaskSet, connections: Mapping[str, Connection]
+        self, calls: RoomCalls, egress: EgressPolicy, tasks: TaskSet, connections: Mapping[str, Connection]
     ) -> None:
         self.calls = calls
         self.egress = egress

@@ -7,15 +7,17 @@ at which the role or the call could have changed.
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vrooms.auth.roles import Capability
 from vrooms.calls import protocol
 from vrooms.calls.call import Call, Check, Listener, Participant, Peer
 from vrooms.calls.models import CallRefused, EndReason, LeaveReason, ParticipantState, Refusal
 from vrooms.calls.rules import ensure, not_allowed
-from vrooms.calls.service import CallService
 from vrooms.rooms import repository as rooms_repository
+
+if TYPE_CHECKING:  # the service calls these functions for others (Call Automation)
+    from vrooms.calls.service import CallService
 
 
 def _target(call: Call, participant_id: str) -> Participant:

@@ -25,8 +25,8 @@ from typing import Any
 from vrooms.api.times import format_rfc3339, now_micros
 from vrooms.auth.roles import Capability, Role, role_can
 from vrooms.auth.tokens import InvalidToken, TokenClaims
-from vrooms.calls import protocol
-from vrooms.calls.call import Call, Check, Participant, Peer, Telephony, capabilities_in
+from vrooms.calls import moderation, protocol
+from vrooms.calls.call import Call, Check, Listener, Participant, Peer, Telephony, capabilities_in
 from vrooms.calls.changes import RoomChanges
 from vrooms.calls.invites import NoOtherNodes, RemoteDevices
 from vrooms.calls.models import CALL_SCOPES, CallRefused, EndReason, LeaveReason, ParticipantState, Refusal
@@ -209,6 +209,21 @@ class CallService:
         if participant.in_call and participant.state != state:
             participant.state = state
             participant.call.updated(participant)
+
+    async def ring(self, call: Call, user_id: str, inviter: dict[str, Any], listener: Listener, *, check: Check) -> int:
+        return await moderation.ring(self, call, user_id, inviter, listener, check=check)
+
+    def stop_ringing(self, call: Call, user_id: str) -> bool:
+        return moderation.stop_ringing(self, call, user_id)
+
+    async def silence(self, target: Participant, *, by: str) -> None:
+        await moderation.silence(self, target, by=by)
+
+    def live_call(self, room_id: str) -> Call | None:
+        return self.calls.get(room_id)
+
+    def find_call(self, call_id: str) -> Call | None:
+        return self.lobbies.get(call_id) or next((c for c in self.calls.values() if c.id == call_id), None)
 
     def media_plane(self) -> MediaPlane:
         """The connected media plane, or a refusal a client can retry."""

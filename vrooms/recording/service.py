@@ -25,8 +25,8 @@ from vrooms.callbacks import ids, results
 from vrooms.callbacks import writer as callbacks
 from vrooms.calls import repository as calls_repository
 from vrooms.calls.call import Call
+from vrooms.calls.interface import RoomCalls
 from vrooms.calls.models import MediaSource
-from vrooms.calls.service import CallService
 from vrooms.egress import EgressPolicy
 from vrooms.errors import ApiError, not_found
 from vrooms.events import repository as events_repository
@@ -58,7 +58,7 @@ def _conflict(message: str) -> ApiError:
 class RecordingService:
     def __init__(
         self,
-        calls: CallService,
+        calls: RoomCalls,
         connection_of: Callable[[str], CallConnectionLike],
         store: RecordingStore,
         public_url: str,
@@ -118,12 +118,11 @@ class RecordingService:
         if request.connection_id is not None:
             connection = self.connection_of(request.connection_id)
             return connection.call, connection.id, request.callback_uri or connection.callback_uri
-        calls = self.calls.calls.values()
         if request.room_id is not None:
-            call = self.calls.calls.get(request.room_id)
+            call = self.calls.live_call(request.room_id)
             target = "callLocator.roomId"
         else:
-            call = next((c for c in calls if c.id == request.server_call_id), None)
+            call = self.calls.find_call(request.server_call_id or "")
             target = "callLocator.serverCallId"
         if call is None or call.ended:
             raise not_found("No call is running there; a recording starts in a running call.", target)
