@@ -32,7 +32,14 @@ class Cluster:
     nodes: list[Server] = field(default_factory=list)
     tls: bool = True
 
-    def node(self, node_name: str, *, host: str = "127.0.0.1", prefix: list[str] | None = None, **env: str) -> Server:
+    def node(
+        self,
+        node_name: str,
+        *,
+        host: str = "127.0.0.1",
+        prefix: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Server:
         """A node (not started): ``start()`` it, or use ``start`` to start several at once."""
         server = Server(
             self.root / node_name,
@@ -46,7 +53,7 @@ class Cluster:
                 "VROOMS_CLUSTER": self.nats_url,
                 "VROOMS_CLUSTER_NAME": self.name,
                 "VROOMS_NODE_NAME": node_name,
-                **env,
+                **(env or {}),
             },
         )
         self.nodes.append(server)

@@ -29,19 +29,46 @@ from tests.browsers import Launch, join, open_call
 from tests.calls import HEARD, CallWorld, disconnected, hears, raw_signaling, receives_audio, sees_video
 from tests.cluster import Cluster, NatsServer, cluster_of
 from tests.netns import network, socket_url
+from tests.phones import TONE_HZ, caller_xml, free_udp_port, trunk_env, write_tone_pcap
 from tests.servers import Server, create_postgres_database, drop_postgres_database, free_port, signed
 from tests.webhooks import CallbackReceiver, Received, Receiver
 from vrooms.client import Call, PatternSource
 
+DIAL_IN, PIN = "+15550007777", "1357"
+
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    database_url = asyncio.run(create_postgres_database())
+def database_url() -> Iterator[str]:
+    url = asyncio.run(create_postgres_database())
+    yield url
+    asyncio.run(drop_postgres_database(url))
+
+
+@pytest.fixture(scope="module")
+def dial_in_room(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A room made before the nodes start: their dial-in rule names it."""
+    offline = Server(tmp_path_factory.mktemp("setup"), database_url=database_url)
+    offline.cli("migrate")
+    return str(json.loads(offline.cli("rooms", "create").stdout)["id"])
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, database_url: str, dial_in_room: str, trunk_port: int
+) -> Iterator[Cluster]:
+    """Three nodes, each with a SIP listener on the one carrier and rtpengine ports of its own."""
+    rule = json.dumps({DIAL_IN: {"roomId": dial_in_room, "pin": PIN}})
+
+    def phones(first_port: int) -> dict[str, str]:
+        sip = trunk_env(trunk_port, f"127.0.0.1:{free_udp_port()}")
+        return {**sip, "VROOMS_SIP_DIALIN": rule, "VROOMS_RTPENGINE_PORT_RANGE": f"{first_port}-{first_port + 999}"}
+
     with cluster_of(tmp_path_factory.mktemp("cluster"), database_url) as started:
-        started.node("a", VROOMS_METRICS_LISTEN=f"127.0.0.1:{free_port()}").start()
-        started.start("b", "c")
+        started.node("a", env={"VROOMS_METRICS_LISTEN": f"127.0.0.1:{free_port()}", **phones(41000)}).start()
+        started.node("b", env=phones(42000)).start()
+        started.node("c", env=phones(43000)).start()
+        started.wait_for_nodes(3)
         yield started
-    asyncio.run(drop_postgres_database(database_url))
 
 
 @pytest.fixture
@@ -109,6 +136,27 @@ async def test_twenty_joiners_through_three_nodes_at_once_make_one_call(
     cluster.wait_for(lambda: cluster.participants_on(holders[0]["name"]) == 20, "20 in the holder's call", 60)
     for call in calls:
         await call.wait_until(partial(_sees, call, 19), timeout=30)
+
+
+async def test_a_caller_at_a_node_that_does_not_hold_the_room_is_carried_to_the_one_that_does(
+    cluster: Cluster, worlds: list[CallWorld], carrier: Any, tmp_path: Path, dial_in_room: str
+) -> None:
+    """A dial-in reaches a node whose room another node holds: bridged there, PIN, heard, removed."""
+    on_a = worlds[0]
+    presenter = on_a.user()
+    on_a.set_role(dial_in_room, presenter, "Presenter")
+    call = await on_a.join(presenter, dial_in_room)
+    holder = cluster.holder(dial_in_room)
+    reached = next(node for node in cluster.nodes if node.extra_env["VROOMS_NODE_NAME"] != holder)
+    tone = str(write_tone_pcap(tmp_path / "tone.pcap", seconds=8))
+    caller = carrier(caller_xml(DIAL_IN, PIN + "#", then_play=tone), call=reached.extra_env["VROOMS_SIP_LISTEN"])
+    await call.wait_until(lambda: any(p.get("phoneNumber") for p in call.participants.values()), 30)
+    await hears(call, TONE_HZ)
+    phone_id = next(pid for pid, p in call.participants.items() if p.get("phoneNumber"))
+    assert call.participants[phone_id]["phoneNumber"] == "+15557654321"
+    await call.remove_participant(phone_id)
+    assert caller.finish() == 0, caller.errors()  # the BYE came back through the bridge
+    assert "bridged to node " + str(holder) in reached.log_path.read_text()
 
 
 async def test_a_role_change_and_a_revocation_through_another_node_reach_the_call_within_a_second(
@@ -448,7 +496,7 @@ async def test_a_recording_goes_on_after_its_nodes_loss_and_any_node_serves_it(
     (the tone before and after the kill) and every surviving node serves it."""
     shared = tmp_path / "recordings"
     for name in ("a", "b", "c"):
-        own_cluster.node(name, VROOMS_RECORDINGS_DIR=str(shared)).start()
+        own_cluster.node(name, env={"VROOMS_RECORDINGS_DIR": str(shared)}).start()
     own_cluster.wait_for_nodes(3)
     monkeypatch.setattr(recording_url_validator, "ALLOWED_HOST_SUFFIXES", ("127.0.0.1",))
     worlds = [CallWorld(node) for node in own_cluster.nodes]

@@ -13,6 +13,7 @@ import os
 import re
 import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -204,6 +205,15 @@ class Settings(BaseSettings):
     @property
     def effective_advertise(self) -> str:
         return (self.advertise or self.local_endpoint).rstrip("/")
+
+    @property
+    def sip_reachable(self) -> str:
+        """host:port other nodes send SIP to: the listen address, or the advertised host when it
+        listens on every address."""
+        host, port = self.sip_listen.rsplit(":", 1)
+        if host in ("0.0.0.0", "::"):
+            host = urlsplit(self.effective_advertise).hostname or self.local_host
+        return f"{host}:{port}"
 
     @property
     def effective_recordings_dir(self) -> Path:

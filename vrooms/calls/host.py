@@ -40,6 +40,7 @@ from vrooms.cluster.agent import NodeAgent, cpu_load
 from vrooms.cluster.bus import ClusterBus, shown
 from vrooms.cluster.invites import BusInvites
 from vrooms.cluster.registry import NodeEntry
+from vrooms.cluster.sip_peers import ClusterSipPeers
 from vrooms.config import Settings
 from vrooms.egress import EgressPolicies
 from vrooms.events.wakeup import Wakeup
@@ -133,6 +134,7 @@ def _load(settings: Settings, calls: CallService) -> NodeEntry:
         cpu=cpu_load(),
         media=calls.plane is not None,
         telephony=None if calls.telephony is None else True,
+        sip=None if calls.telephony is None else settings.sip_reachable,
     )
 
 
@@ -281,6 +283,9 @@ async def run(settings: Settings) -> None:
         server.should_exit = True
 
     pstn = await _start_telephony(settings, calls, spawn, stop_failed)
+    if pstn is not None and pstn.sip is not None and agent is not None:  # dial-ins for other nodes' rooms
+        pstn.peers = ClusterSipPeers(agent.placement, agent.registry, settings.node_name)
+        pstn.sip.peer_hosts = lambda: agent.sip_hosts
     spawn(_reconcile(settings, calls))
     spawn(_sample(settings, calls))
     try:

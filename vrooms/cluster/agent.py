@@ -55,6 +55,8 @@ class NodeAgent:
         # Told when the endpoints change (the call host tells its clients).
         self.on_endpoints: Callable[[list[str]], None] = lambda _endpoints: None
         self.alive: list[str] = []
+        # The other nodes' SIP hosts: their bridged dial-ins are trusted here (read from sippy's thread).
+        self.sip_hosts: frozenset[str] = frozenset()
         self._alive_at_last_sweep: set[str] = set()
         # Told when a lease turns out to be another node's: the call host hands that call over.
         self.on_lost: Callable[[str], Awaitable[None]] = _nothing
@@ -133,6 +135,8 @@ class NodeAgent:
         """The live nodes, and the endpoints of those that take calls (clients learn them)."""
         nodes = await self.registry.nodes()
         self.alive = [node.name for node in nodes]
+        me = self.bus.node_name
+        self.sip_hosts = frozenset(node.sip.rsplit(":", 1)[0] for node in nodes if node.sip and node.name != me)
         endpoints = [node.advertise for node in nodes if node.accepts_calls]
         if endpoints != self.endpoints:
             self.endpoints = endpoints

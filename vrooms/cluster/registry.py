@@ -32,6 +32,8 @@ class NodeEntry:
     media: bool = False
     # rtpengine answers; None: this node has no SIP trunk.
     telephony: bool | None = None
+    # host:port of its SIP listener (it has a trunk): dial-ins for its rooms are bridged there.
+    sip: str | None = None
     draining: bool = False
 
     @property

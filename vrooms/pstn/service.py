@@ -22,13 +22,14 @@ from pathlib import Path
 from vrooms.auth.roles import Capability, Role
 from vrooms.calls import protocol
 from vrooms.calls.call import Call, Check, Participant
+from vrooms.calls.interface import RoomCalls
 from vrooms.calls.models import CallRefused, LeaveReason, ParticipantState, Refusal
 from vrooms.calls.rules import ensure
-from vrooms.calls.service import CallService
 from vrooms.events import payloads
 from vrooms.events import repository as outbox
 from vrooms.media.types import MediaError, MediaEvent
 from vrooms.pstn import numbers
+from vrooms.pstn.bridge import NoPeers, SipPeers, bridge
 from vrooms.pstn.config import DialInRule, Telephony
 from vrooms.pstn.leg import PhoneLeg
 from vrooms.pstn.ng import NgError
@@ -67,11 +68,13 @@ class _Leg:
 
 
 class PstnService:
-    def __init__(self, calls: CallService, config: Telephony, prompts: dict[str, Path]) -> None:
+    def __init__(self, calls: RoomCalls, config: Telephony, prompts: dict[str, Path]) -> None:
         self.calls = calls
         self.config = config
         self.prompts = prompts
         self.sip: SipStack | None = None
+        # Where the rooms' calls are (a cluster's other nodes take the dial-ins for theirs).
+        self.peers: SipPeers = NoPeers()
         self.engine: Rtpengine | None = None
         self._legs: dict[str, _Leg] = {}
         self._ringing: dict[str, _Ringing] = {}  # incomingCallContext -> the ringing caller
@@ -215,8 +218,7 @@ class PstnService:
         events: asyncio.Queue[SipEvent] = asyncio.Queue()
         rule = self.config.dial_in.get(called)
         if rule is not None:
-            self._tasks.spawn(self._announce(incoming, called, context))
-            self._tasks.spawn(self._admit(incoming, rule, events))
+            self._tasks.spawn(self._dial_in(incoming, called, context, rule, events))
         else:
             self._tasks.spawn(self._offer(incoming, called, context, events))
         return events.put_nowait
@@ -289,12 +291,25 @@ class PstnService:
         self.calls.set_state(moved, ParticipantState.CONNECTED)
         return moved
 
-    async def _admit(self, incoming: IncomingCall, rule: DialInRule, events: asyncio.Queue[SipEvent]) -> None:
+    async def _dial_in(
+        self, incoming: IncomingCall, called: str, context: str, rule: DialInRule, events: asyncio.Queue[SipEvent]
+    ) -> None:
+        """A static rule's caller: carried to the node that holds the room's call, else admitted here."""
         try:
-            _, engine = await self._ready()
+            sip, engine = await self._ready()
         except CallRefused:
             incoming.dialog.reject(503, "Service Unavailable")
             return
+        peer = await self.peers.holder(rule.room_id)
+        if peer is not None:  # that node announces the call and asks for the PIN
+            await bridge(sip, engine, incoming, peer, self.peers, events)
+            return
+        self._tasks.spawn(self._announce(incoming, called, context))
+        await self._admit(incoming, rule, engine, events)
+
+    async def _admit(
+        self, incoming: IncomingCall, rule: DialInRule, engine: Rtpengine, events: asyncio.Queue[SipEvent]
+    ) -> None:
         leg = self._new_leg(engine, _caller_number(incoming.caller), events)
         self._legs[leg.call_id] = _Leg(leg, admission=asyncio.current_task())
         try:

@@ -12,8 +12,8 @@ case-sensitively, and a Contact with ``;transport=UDP`` made its BYE fail).
 sippy's transports are UDP and WebSocket; a trunk over TCP or TLS is refused when
 the settings are read (``pstn.config``).
 
-Only the trunk speaks to us: every datagram from an address outside
-``trusted_sources`` is refused before sippy matches it to a dialog (a request gets 403,
+Only the trunk (and, in a cluster, the other nodes: ``pstn.bridge``) speaks to us: every
+datagram from an address outside ``trusted_sources`` is refused before sippy matches it to a dialog (a request gets 403,
 sent back to where it came from, never to its Via; a response is dropped), so a BYE,
 CANCEL or re-INVITE that copies a real call's Call-ID and tags from elsewhere ends
 nothing. New calls are limited (``CallLimits``): beyond the total 503, beyond a
@@ -243,6 +243,8 @@ class SipStack:
         self._started = threading.Event()
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
+        # The other nodes' SIP hosts (a cluster): they send this node the dial-ins it holds rooms for.
+        self.peer_hosts: Callable[[], frozenset[str]] = frozenset
 
     async def start(self) -> None:
         """Start sippy's thread; raises if it did not come up within ``_START_SECONDS`` (the loop
@@ -285,9 +287,7 @@ class SipStack:
                 "_sip_port": self.trunk.listen_port,
                 "_sip_logger": SipLogger("vrooms-sip"),
             }
-            self._config["_sip_tm"] = _guarded(SipTransactionManager, self.trunk.trusted_sources)(
-                self._config, self._incoming
-            )
+            self._config["_sip_tm"] = _guarded(SipTransactionManager, self.trusted)(self._config, self._incoming)
             if self.trunk.register:
                 self._register()
         except BaseException as exc:  # reported to start(), which raises it
@@ -296,6 +296,10 @@ class SipStack:
             return
         self._started.set()
         ED2.loop()
+
+    def trusted(self, source: str) -> bool:
+        """Whether SIP from ``source`` is served: the trunk's addresses and the cluster's other nodes."""
+        return source in self.trunk.trusted_sources or source in self.peer_hosts()
 
     def in_sip_thread(self, function: Callable[..., Any], *args: Any) -> None:
         from sippy.Core.EventDispatcher import ED2
@@ -311,13 +315,22 @@ class SipStack:
 
     # -- outgoing ---------------------------------------------------------------
 
-    def dial(self, number: str, sdp: str, on_event: SipHandler) -> Dialog:
-        """INVITE ``number`` at the trunk; the no-answer timeout is the caller's (``pstn.leg``)."""
+    def dial(
+        self,
+        number: str,
+        sdp: str,
+        on_event: SipHandler,
+        *,
+        peer: tuple[str, int] | None = None,
+        caller: str | None = None,
+    ) -> Dialog:
+        """INVITE ``number`` at the trunk, or at ``peer`` (another node's SIP listener, as
+        ``caller``: a dial-in it holds the room for); the no-answer timeout is the caller's."""
         dialog = Dialog(self, on_event)
-        self.in_sip_thread(self._invite, dialog, number, sdp)
+        self.in_sip_thread(self._invite, dialog, number, sdp, peer, caller)
         return dialog
 
-    def _invite(self, dialog: Dialog, number: str, sdp: str) -> None:
+    def _invite(self, dialog: Dialog, number: str, sdp: str, peer: tuple[str, int] | None, caller: str | None) -> None:
         from sippy.CCEvents import CCEventTry
         from sippy.MsgBody import MsgBody
         from sippy.SipCallId import SipCallId
@@ -326,14 +339,18 @@ class SipStack:
         if dialog.ended:  # hung up before the INVITE left
             return
         trunk = self.trunk
-        ua = UA(
-            self._config,
-            event_cb=dialog.from_sippy,
-            username=trunk.username,
-            password=trunk.password,
-            nh_address=(trunk.host, trunk.port),
-        )
-        ua.recvEvent(CCEventTry((SipCallId(), trunk.caller_id, number, MsgBody(sdp), None, trunk.caller_id)))
+        if peer is None:
+            ua = UA(
+                self._config,
+                event_cb=dialog.from_sippy,
+                username=trunk.username,
+                password=trunk.password,
+                nh_address=(trunk.host, trunk.port),
+            )
+        else:  # nodes of one cluster trust each other's addresses: no credentials between them
+            ua = UA(self._config, event_cb=dialog.from_sippy, nh_address=peer)
+        cli = caller or trunk.caller_id
+        ua.recvEvent(CCEventTry((SipCallId(), cli, number, MsgBody(sdp), None, cli)))
         dialog.ua = ua
 
     # -- incoming ---------------------------------------------------------------
@@ -402,7 +419,7 @@ class SipStack:
         agent.doregister()
 
 
-def _guarded(manager: type[Any], trusted: frozenset[str]) -> type[Any]:
+def _guarded(manager: type[Any], trusted: Callable[[str], bool]) -> type[Any]:
     """sippy's transaction manager, refusing every datagram whose source is not ``trusted``
     before it reaches a transaction or a dialog (sippy routes in-dialog requests to their
     dialog by Call-ID; the request callback sees only new ones)."""
@@ -411,7 +428,7 @@ def _guarded(manager: type[Any], trusted: frozenset[str]) -> type[Any]:
     class Guarded(manager):  # type: ignore[misc]
         def handleIncoming(self, data_in: Any, ra: Any, server: Any, rtime: Any) -> None:
             source = str(ra.address[0])
-            if source in trusted:
+            if trusted(source):
                 super().handleIncoming(data_in, ra, server, rtime)
                 return
             data = data_in.decode(errors="replace") if isinstance(data_in, bytes) else str(data_in)
