@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any, cast
+
 import pytest
 
 from vrooms.config import Settings
 from vrooms.events.payloads import identifier
-from vrooms.pstn import numbers
+from vrooms.pstn import bridge, numbers
+from vrooms.pstn.bridge import SipPeer
 from vrooms.pstn.config import TelephonyConfigError, telephony
 from vrooms.pstn.leg import reason_for
 from vrooms.pstn.ng import bdecode, bencode
-from vrooms.pstn.sip import Ended
+from vrooms.pstn.sip import Answered, Ended, IncomingCall, Progress
 
 
 @pytest.mark.parametrize("good", ["+15551234567", "+441632960961", "+4930123"])
@@ -91,3 +95,67 @@ def test_trunk_settings_are_checked_when_serve_starts() -> None:
         telephony(Settings(sip_trunk_uri="sip:host"))
     with pytest.raises(TelephonyConfigError, match="VROOMS_SIP_DIALIN"):
         telephony(Settings(sip_trunk_uri="sip:host", sip_caller_id="+15550000001", sip_dialin={"+15550009999": {}}))
+
+
+class _FakeDialog:
+    """A fake of the caller's SIP dialog (a unit test of the bridge's rules; test_cluster runs the real one)."""
+
+    def __init__(self) -> None:
+        self.said: list[tuple[str, object]] = []
+
+    def ring(self) -> None:
+        self.said.append(("ring", None))
+
+    def answer(self, sdp: str) -> None:
+        self.said.append(("answer", sdp))
+
+    def reject(self, code: int, reason: str) -> None:
+        self.said.append(("reject", code))
+
+
+class _FakeEngine:
+    async def answer(self, call_id: str, from_tag: str, to_tag: str, sdp: str) -> str:
+        return f"relayed {sdp}"
+
+
+class _Peers:
+    def __init__(self, alive: bool) -> None:
+        self.is_alive = alive
+
+    async def holder(self, room_id: str) -> SipPeer | None:
+        return None
+
+    async def alive(self, node: str) -> bool:
+        return self.is_alive
+
+
+async def _carried(events: list[object], *, alive: bool = True) -> tuple[bool, list[tuple[str, object]]]:
+    dialog = _FakeDialog()
+    incoming = IncomingCall("+15557654321", "+15550007777", "", "v=0", cast(Any, dialog), "127.0.0.1")
+    merged: asyncio.Queue[Any] = asyncio.Queue()
+    for event in events:
+        merged.put_nowait(event)
+    peer = SipPeer("a", "127.0.0.1", 5060)
+    answered = await bridge._carry(incoming, peer, _Peers(alive), cast(Any, _FakeEngine()), "bridge-1", merged)
+    return answered, dialog.said
+
+
+async def test_a_bridged_caller_hears_the_holders_ringing_and_answer_then_ends_the_bridge() -> None:
+    holder, caller = bridge._FromHolder, bridge._FromCaller
+    events = [holder(Progress(180, None)), holder(Answered("holder sdp")), caller(Ended(0, "BYE", by_remote=True))]
+    answered, said = await _carried(events)
+    assert answered
+    assert said == [("ring", None), ("answer", "relayed holder sdp")]
+
+
+async def test_a_holder_refusal_is_the_callers_refusal() -> None:
+    answered, said = await _carried([bridge._FromHolder(Ended(486, "Busy Here", by_remote=True))])
+    assert not answered
+    assert said == [("reject", 486)]
+
+
+async def test_a_holder_that_left_the_cluster_ends_the_bridge(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bridge, "_WATCH_SECONDS", 0.01)
+    answered, said = await _carried([], alive=False)
+    assert not answered
+    assert said == [("reject", 503)]
