@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from azure.communication.callautomation import recording_url_validator
+from azure.communication.callautomation import DtmfTone, PhoneNumberIdentifier, recording_url_validator
 from azure.communication.callautomation.aio import CallAutomationClient
 from azure.communication.identity import CommunicationIdentityClient, CommunicationUserIdentifier
 from playwright.async_api import expect
@@ -60,7 +60,7 @@ def cluster(
     rule = json.dumps({DIAL_IN: {"roomId": dial_in_room, "pin": PIN}})
 
     def phones(first_port: int) -> dict[str, str]:
-        sip = trunk_env(trunk_port, f"127.0.0.1:{free_udp_port()}")
+        sip = trunk_env(trunk_port, f"127.0.0.1:{free_udp_port()}", no_answer=20)
         return {**sip, "VROOMS_SIP_DIALIN": rule, "VROOMS_RTPENGINE_PORT_RANGE": f"{first_port}-{first_port + 999}"}
 
     with cluster_of(tmp_path_factory.mktemp("cluster"), database_url) as started:
@@ -80,6 +80,7 @@ async def worlds(cluster: Cluster) -> AsyncIterator[list[CallWorld]]:
 
 
 RECORDING_FILES = "Microsoft.Communication.RecordingFileStatusUpdated"
+INCOMING_CALL = "Microsoft.Communication.IncomingCall"
 ROOM_CREATED = "Vrooms.Rooms.RoomCreated"
 V = "api-version=2024-04-15"
 
@@ -157,6 +158,37 @@ async def test_a_caller_at_a_node_that_does_not_hold_the_room_is_carried_to_the_
     await call.remove_participant(phone_id)
     assert caller.finish() == 0, caller.errors()  # the BYE came back through the bridge
     assert "bridged to node " + str(holder) in reached.log_path.read_text()
+
+
+async def test_an_app_answers_through_any_node_a_caller_ringing_on_another(cluster: Cluster, carrier: Any) -> None:
+    """A caller rings at b (no dial-in rule: IncomingCall for apps); the app answers through a and
+    works the answered caller's connection through c: the context and the connection id name b,
+    and every request reaches b, where the caller's dialog is."""
+    a, b, c = cluster.nodes
+    hook, receiver = Receiver().start(), CallbackReceiver().start()
+    a.cli("events", "subscribe", "incoming", hook.url, "--type", INCOMING_CALL)
+    try:
+        caller = carrier(caller_xml("+15550004444", "2468#", pause_ms=2500), call=b.extra_env["VROOMS_SIP_LISTEN"])
+        [ringing] = await hook.wait_for(1, INCOMING_CALL)
+        context = ringing.data["incomingCallContext"]
+        assert context.startswith("~b.")
+        async with _app(a) as app, _app(c) as other_app:
+            answered = await app.answer_call(context, receiver.url, operation_context="answered")
+            assert str(answered.call_connection_id).startswith("~b.")
+            await receiver.wait_for_type("CallConnected")
+            lobby = other_app.get_call_connection(str(answered.call_connection_id))
+            phone = PhoneNumberIdentifier("+15557654321")
+            await lobby.start_recognizing_media(
+                "dtmf", phone, dtmf_max_tones_to_collect=8, dtmf_stop_tones=[DtmfTone.POUND], initial_silence_timeout=20
+            )
+            pin = await receiver.wait_for_type("RecognizeCompleted")
+            assert pin.data["dtmfResult"]["tones"] == ["two", "four", "six", "eight"]
+            await lobby.hang_up(is_for_everyone=True)
+        assert caller.finish() == 0, caller.errors()
+    finally:
+        a.cli("events", "unsubscribe", "incoming")
+        hook.stop()
+        receiver.stop()
 
 
 async def test_a_role_change_and_a_revocation_through_another_node_reach_the_call_within_a_second(
@@ -408,48 +440,6 @@ async def _one_call_then_failover(cluster: Cluster) -> None:
         await asyncio.gather(*(world.close() for world in worlds))
 
 
-async def test_call_automation_on_any_node_and_its_connection_survives_the_holders_loss(
-    own_cluster: Cluster,
-) -> None:
-    """An app connects through a node that does not hold the room, works through a third, and its
-    connection (same callConnectionId) goes on with callbacks after the holder is killed."""
-    own_cluster.start("a", "b", "c")
-    worlds = [CallWorld(node) for node in own_cluster.nodes]
-    receiver = CallbackReceiver().start()
-    try:
-        alice, bob = worlds[0].user(), worlds[0].user()
-        room_id = worlds[0].room({alice: "Attendee", bob: "Attendee"})
-        calls = [await worlds[0].join(alice, room_id, tone=440), await worlds[1].join(bob, room_id)]
-        holder = own_cluster.holder(room_id)
-        others = [node for node in own_cluster.nodes if node.extra_env["VROOMS_NODE_NAME"] != holder]
-        async with _app(others[0]) as app, _app(others[1]) as other_app:
-            properties = await app.connect_call(callback_url=receiver.url, room_id=room_id)
-            connection_id = properties.call_connection_id
-            assert connection_id is not None and connection_id.startswith(f"{room_id}.")
-            await receiver.wait_for_type("CallConnected", where=lambda e: e.data["callConnectionId"] == connection_id)
-            listed = other_app.get_call_connection(connection_id).list_participants()
-            assert len([p async for p in listed]) == 2
-            victim = next(node for node in own_cluster.nodes if node.extra_env["VROOMS_NODE_NAME"] == holder)
-            before = [call.participant_id for call in calls]
-            seen = len(receiver.events)
-            victim.kill_everything()
-            survivor = next(app for app, node in ((app, others[0]), (other_app, others[1])) if node is not victim)
-            for call, participant_id in zip(calls, before, strict=True):
-                await call.wait_until(partial(_back, call, calls[0].id, participant_id), timeout=20)
-            connection = survivor.get_call_connection(connection_id)
-            assert (await connection.get_call_properties()).call_connection_id == connection_id
-            listed = connection.list_participants()
-            assert len([p async for p in listed]) == 2
-            await receiver.wait_for_type(
-                "ParticipantsUpdated",
-                where=lambda e: receiver.events.index(e) >= seen and len(e.data["participants"]) == 2,
-            )
-            assert "CallDisconnected" not in receiver.types()
-    finally:
-        receiver.stop()
-        await asyncio.gather(*(world.close() for world in worlds))
-
-
 def _updated_after(receiver: CallbackReceiver, seen: int, event: Received) -> bool:
     """A ParticipantsUpdated that came after the kill and lists both participants (back)."""
     return receiver.events.index(event) >= seen and len(event.data["participants"]) == 2
@@ -488,12 +478,15 @@ async def test_the_call_page_comes_back_through_another_node_when_its_own_is_kil
         await asyncio.gather(on_a.close(), on_b.close())
 
 
-async def test_a_recording_goes_on_after_its_nodes_loss_and_any_node_serves_it(
+async def test_kill_9_of_the_holder_with_a_recording_and_an_automation_connection_running(
     own_cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Recordings in a folder every node mounts: a recording running when the holder is killed goes
-    on, on the node that adopts the call, in a second segment; its one document has both parts
-    (the tone before and after the kill) and every surviving node serves it."""
+    """Recordings in a folder every node mounts, and a Call Automation app that connected through a
+    node that does not hold the room and works through a third. The holder is killed: everyone
+    is back in the same call; the connection keeps its callConnectionId, answers through a survivor
+    and its callbacks go on (never CallDisconnected); the recording goes on in a second segment,
+    its one document has both parts (the tone before and after the kill) and every surviving
+    node serves it."""
     shared = tmp_path / "recordings"
     for name in ("a", "b", "c"):
         own_cluster.node(name, env={"VROOMS_RECORDINGS_DIR": str(shared)}).start()
@@ -510,21 +503,32 @@ async def test_a_recording_goes_on_after_its_nodes_loss_and_any_node_serves_it(
         holder = own_cluster.holder(room_id)
         others = [node for node in own_cluster.nodes if node.extra_env["VROOMS_NODE_NAME"] != holder]
         victim = next(node for node in own_cluster.nodes if node not in others)
-        async with _app(others[0]) as app:
+        async with _app(others[0]) as app, _app(others[1]) as other_app:
+            properties = await app.connect_call(callback_url=receiver.url, room_id=room_id)
+            connection_id = properties.call_connection_id
+            assert connection_id is not None and connection_id.startswith(f"{room_id}.")
+            await receiver.wait_for_type("CallConnected", where=lambda e: e.data["callConnectionId"] == connection_id)
+            listed = other_app.get_call_connection(connection_id).list_participants()
+            assert len([p async for p in listed]) == 2
             started = await app.start_recording(room_id=room_id, recording_state_callback_url=receiver.url)
             recording_id = str(started.recording_id)
             await receives_audio(calls[1], 3)
             before = [call.participant_id for call in calls]
+            seen = len(receiver.events)
             victim.kill_everything()
             for call, participant_id in zip(calls, before, strict=True):
                 await call.wait_until(partial(_back, call, calls[0].id, participant_id), timeout=20)
             await hears(calls[1], 440)
+            connection = other_app.get_call_connection(connection_id)
+            assert (await connection.get_call_properties()).call_connection_id == connection_id
+            await receiver.wait_for_type("ParticipantsUpdated", where=partial(_updated_after, receiver, seen))
             await receives_audio(calls[1], 3)
             await app.stop_recording(recording_id)
             [finished] = await files.wait_for(1, RECORDING_FILES, timeout=60)
             [chunk] = finished.data["recordingStorageInfo"]["recordingChunks"]
             state = json.loads((shared / recording_id / "state.json").read_text())
             assert len(state["segments"]) == 2, state["segments"]
+            assert "CallDisconnected" not in receiver.types()
             for node in others:  # every surviving node serves it, from the shared folder
                 url = re.sub(r"^https://[^/]+", node.endpoint, chunk["contentLocation"])
                 async with _app(node) as node_app:  # the SDK signs for the host it was made for

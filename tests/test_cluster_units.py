@@ -43,3 +43,11 @@ def test_connection_and_recording_ids_name_their_room() -> None:
 def test_a_nats_url_is_shown_without_its_credentials() -> None:
     assert shown("nats://user:secret@nats.internal:4222") == "nats://nats.internal:4222"
     assert shown("tls://nats.internal:4222") == "tls://nats.internal:4222"
+
+
+def test_ids_name_their_room_else_their_node() -> None:
+    """A connection of a room names the room; a lobby connection or a ringing caller's context, the node."""
+    assert ids.with_room("123", "x", "b") == "123.x" and ids.room_in("123.x") == "123"
+    assert ids.with_room("", "x", "b") == "~b.x" and ids.node_in("~b.x") == "b" and ids.room_in("~b.x") is None
+    assert ids.with_room("", "x") == "x" and ids.node_in("x") is None
+    assert ids.node_in("~bad node.x") is None and ids.node_in("~b.c.d") == "b" and ids.node_in(None) is None

@@ -93,7 +93,7 @@ class AutomationService:
         self, call: Call, callback_uri: str, operation_context: str | None, streaming: StreamingOptions | None = None
     ) -> Connection:
         """A connection watching ``call``: its callback subscription and ``CallConnected`` in one write."""
-        connection_id = ids.with_room(call.room_id, str(uuid.uuid4()))
+        connection_id = ids.with_room(call.room_id, str(uuid.uuid4()), self.calls.node)
         connection = self._connection_of(connection_id, call, callback_uri, operation_context, streaming)
         async with self.calls.database.write() as conn:
             await callbacks.open_subscription(conn, connection_id, call.id, callback_uri)

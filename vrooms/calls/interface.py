@@ -29,6 +29,10 @@ class RoomCalls(Protocol):
         """Where calls, events and callbacks are written (the call host's one database)."""
 
     @property
+    def node(self) -> str:
+        """This node's name in a cluster ("" on a single node)."""
+
+    @property
     def clock(self) -> Callable[[], int]:
         """Microseconds since the epoch (a test may stop time)."""
 

@@ -62,6 +62,8 @@ class CallService:
         self.database = database
         self.identity = identity
         self.clock = clock
+        # This node's name in a cluster ("" on a single node): ids of what belongs to no room name it.
+        self.node = node
         self.records = CallRecords(database, clock, node)
         # Whether this node may hold a room's call (always, but in a cluster: see cluster.agent),
         # and the devices of invitees connected to other nodes (cluster.invites).

@@ -2,9 +2,10 @@
 
 The call a request is about is found from its ids (``automation/ids.py``: connection and
 recording ids name their room) or its body's call locator (a room id, or a server call id
-looked up in the call records); the room's lease names the node. Requests for this node's
-calls, and those naming no room (answering an incoming call, which rings on the node whose SIP
-listener took it), go to the local call host as on a single node; the others go over NATS
+looked up in the call records); the room's lease names the node. What belongs to no room names
+its node in its id (a ringing caller's ``incomingCallContext``, an answered caller's lobby
+connection: they live where the caller's SIP arrived). Requests for this node's calls go to the
+local call host as on a single node; the others go over NATS
 (request/reply) to ``vrooms.<cluster>.node.<name>.automation``, the holder's call host.
 """
 
@@ -64,19 +65,33 @@ class ClusterAutomationRelay:
                 room = await self.room_of_call(server_call[:64])
         return room, envelope.get("op") == "connect"
 
-    async def run(self, envelope: dict[str, Any]) -> Answer:
+    async def _node(self, envelope: dict[str, Any]) -> str | None:
+        """The node that answers the request: the one its ids name, or the holder of its room."""
+        body = envelope.get("body")
+        named = [envelope.get("connectionId")]
+        if isinstance(body, dict):
+            named += [body.get("callConnectionId"), body.get("incomingCallContext")]
+        node = next((found for found in map(ids.node_in, named) if found), None)
+        if node is not None:
+            return node
         room, place = await self._room(envelope)
         try:
             lease = await (self.placement.place(room) if place else self.placement.lease(room)) if room else None
         except (NoNodeAvailable, nats.errors.Error) as exc:
             raise ApiError(503, "CallsUnavailable", f"No node can take this call now ({exc}); try again.") from None
-        if lease is None or lease.node == self.bus.node_name:
+        return lease.node if lease is not None else None
+
+    async def run(self, envelope: dict[str, Any]) -> Answer:
+        node = await self._node(envelope)
+        if node is None or node == self.bus.node_name:
             return await self.local.run(envelope)
         try:
             reply = await self.bus.nc.request(
-                self.bus.subject("node", lease.node, "automation"), orjson.dumps(envelope), timeout=_TIMEOUT_SECONDS
+                self.bus.subject("node", node, "automation"), orjson.dumps(envelope), timeout=_TIMEOUT_SECONDS
             )
             answer = orjson.loads(reply.data)
+        except nats.errors.NoRespondersError:
+            return await self.local.run(envelope)  # a node not (or no longer) there: this one says "not found"
         except (nats.errors.Error, orjson.JSONDecodeError):
             raise ApiError(503, "CallsUnavailable", _UNAVAILABLE) from None
         return int(answer["status"]), answer.get("body"), dict(answer.get("headers") or {})

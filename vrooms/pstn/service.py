@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vrooms.auth.roles import Capability, Role
+from vrooms.callbacks import ids
 from vrooms.calls import protocol
 from vrooms.calls.call import Call, Check, Participant
 from vrooms.calls.interface import RoomCalls
@@ -214,7 +215,7 @@ class PstnService:
         The dialog's events queue up from now on, while the relay may still be starting.
         """
         called = incoming.called if incoming.called.startswith("+") else f"+{incoming.called}"
-        context = secrets.token_urlsafe(24)
+        context = ids.with_node(self.calls.node, secrets.token_urlsafe(24))
         events: asyncio.Queue[SipEvent] = asyncio.Queue()
         rule = self.config.dial_in.get(called)
         if rule is not None:
