@@ -1,0 +1,134 @@
+"""One speaker's audio in, captions out: utterances cut by the VAD, decoded in a worker.
+
+Frames (20 ms of 16 kHz mono) are pushed without waiting; a task cuts them into utterances
+(``captions.utterances``) and sends each utterance's audio to the speaker's recognizer in
+``CHUNK_SECONDS`` pieces, handing on every new partial hypothesis and the final one. If the
+engine falls behind by more than ``_BACKLOG_SECONDS`` of audio, the oldest frames are dropped
+(and counted): captions come late or miss a word, memory does not grow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from vrooms.captions.engines import Hypothesis, Word
+from vrooms.captions.utterances import FRAME_BYTES, FRAME_SECONDS, Ended, Speech, Utterances
+from vrooms.captions.workers import RecognitionFailed, RecognizerPool
+
+log = logging.getLogger("vrooms.captions")
+
+CHUNK_SECONDS = 0.2
+_CHUNK_BYTES = int(CHUNK_SECONDS / FRAME_SECONDS) * FRAME_BYTES
+_BACKLOG_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Caption:
+    speaker: str
+    text: str
+    final: bool
+    language: str
+    # Seconds since the transcriber started: where the utterance began, and how long it is so far.
+    offset: float
+    duration: float
+    words: tuple[Word, ...] = ()
+    confidence: float | None = None
+
+
+class SpeakerTranscriber:
+    def __init__(
+        self, pool: RecognizerPool, speaker: str, language: str, on_caption: Callable[[Caption], None]
+    ) -> None:
+        self.pool = pool
+        self.speaker = speaker
+        self.language = language
+        self.on_caption = on_caption
+        self.stream_id = f"{speaker}/{id(self):x}"
+        self.dropped_frames = 0
+        self._frames: asyncio.Queue[bytes] = asyncio.Queue(maxsize=int(_BACKLOG_SECONDS / FRAME_SECONDS))
+        self._task: asyncio.Task[None] | None = None
+        self._heard = 0  # frames taken from the queue
+        self._started_at = 0  # the current utterance's first frame
+
+    async def start(self) -> None:
+        """Raises ``UnsupportedLanguage`` (the pool's workers know the models)."""
+        await self.pool.open(self.stream_id, self.language)
+        self._task = asyncio.create_task(self._run(), name=f"captions {self.speaker}")
+
+    def push(self, frame: bytes) -> None:
+        if self._frames.full():
+            self._frames.get_nowait()
+            self.dropped_frames += 1
+        self._frames.put_nowait(frame)
+
+    async def close(self) -> None:
+        """Stop: the utterance under way is finished (its final caption is handed on)."""
+        if self._task is not None:
+            drained = asyncio.ensure_future(self._frames.join())
+            await asyncio.wait({drained, self._task}, return_when=asyncio.FIRST_COMPLETED)  # a failed task drains nothing
+            drained.cancel()
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(RecognitionFailed):
+            await self.pool.close(self.stream_id)
+
+    async def _run(self) -> None:
+        utterances = Utterances()
+        pending = b""
+        try:
+            while True:
+                frame = await self._frames.get()
+                try:
+                    for event in utterances.push(frame):
+                        pending = await self._handle(event, pending)
+                    self._heard += 1
+                finally:
+                    self._frames.task_done()
+        except asyncio.CancelledError:
+            if utterances.speaking:
+                await asyncio.shield(self._finish(pending))
+            raise
+        except RecognitionFailed as failed:
+            log.warning("captions of %s stopped: %s", self.speaker, failed)
+
+    async def _handle(self, event: Speech | Ended, pending: bytes) -> bytes:
+        if isinstance(event, Ended):
+            await self._finish(pending)
+            return b""
+        if event.started:
+            self._started_at = self._heard - len(event.pcm) // FRAME_BYTES + 1
+        pending += event.pcm
+        if len(pending) >= _CHUNK_BYTES:
+            self._emit(await self.pool.accept(self.stream_id, pending))
+            return b""
+        return pending
+
+    async def _finish(self, pending: bytes) -> None:
+        if pending:
+            self._emit(await self.pool.accept(self.stream_id, pending))
+        final = await self.pool.end(self.stream_id)
+        if final.text:
+            self._emit(final)
+
+    def _emit(self, hypothesis: Hypothesis | None) -> None:
+        if hypothesis is None:
+            return
+        offset = self._started_at * FRAME_SECONDS
+        duration = (self._heard + 1 - self._started_at) * FRAME_SECONDS
+        self.on_caption(
+            Caption(
+                self.speaker,
+                hypothesis.text,
+                hypothesis.final,
+                self.language,
+                offset,
+                duration,
+                hypothesis.words,
+                hypothesis.confidence,
+            )
+        )
