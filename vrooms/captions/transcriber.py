@@ -68,8 +68,9 @@ class SpeakerTranscriber:
     async def close(self) -> None:
         """Stop: the utterance under way is finished (its final caption is handed on)."""
         if self._task is not None:
+            # Until every frame pushed is decoded, or the task ended (a failed worker drains nothing).
             drained = asyncio.ensure_future(self._frames.join())
-            await asyncio.wait({drained, self._task}, return_when=asyncio.FIRST_COMPLETED)  # a failed task drains nothing
+            await asyncio.wait({drained, self._task}, return_when=asyncio.FIRST_COMPLETED)
             drained.cancel()
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
