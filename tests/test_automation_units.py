@@ -11,7 +11,8 @@ import orjson
 import pytest
 
 from vrooms.auth.hmac import _identifiers_quoted
-from vrooms.automation import media_schemas, schemas, speaker_slots, stream_messages
+from vrooms.automation import media_schemas, schemas, stream_messages
+from vrooms.media import speaker_slots
 from vrooms.automation.media import DtmfCollector, MediaOperation, MediaQueue
 from vrooms.automation.prompts import PromptError, PromptRenderer, espeak_voice
 from vrooms.callbacks import results

@@ -163,6 +163,14 @@ class Settings(BaseSettings):
     # every node mounts: any node serves a recording, and one survives the node that made it.
     recordings_dir: Path | None = None
 
+    # -- Live captions (captions/) ----------------------------------------------------------
+    # "pocketsphinx": the embedded en-us engine (no download); "vosk": the models in
+    # captions_models_dir, one folder per language named by its BCP 47 tag (en-us/, ko/).
+    captions_engine: str = Field(default="pocketsphinx", pattern=r"^(pocketsphinx|vosk)$")
+    captions_models_dir: Path | None = None
+    # Worker processes decoding speech (each holds its speakers' recognizers).
+    captions_workers: int = Field(default=1, ge=1, le=16)
+
     # -- Several nodes (cluster/) -----------------------------------------------------------
     # A NATS server (nats://host:4222) makes this node one of a cluster: nodes sharing it, the
     # cluster name and one PostgreSQL database are one service. None: a single node, as always.
