@@ -12,13 +12,13 @@ import pytest
 
 from vrooms.auth.hmac import _identifiers_quoted
 from vrooms.automation import media_schemas, schemas, stream_messages
-from vrooms.media import speaker_slots
 from vrooms.automation.media import DtmfCollector, MediaOperation, MediaQueue
 from vrooms.automation.prompts import PromptError, PromptRenderer, espeak_voice
 from vrooms.callbacks import results
 from vrooms.callbacks.results import Outcome
 from vrooms.egress import EgressPolicy
 from vrooms.errors import ApiError
+from vrooms.media import speaker_slots
 
 
 async def test_dtmf_collection_ends_on_max_tones_stop_tone_or_silence() -> None:

@@ -227,12 +227,15 @@ async def test_captions_permissions(world: CallWorld) -> None:
     c = await world.join(consumer, room)
     assert (await c.start_captions())["active"] is True
     with pytest.raises(CallError) as error:
-        await c.set_caption_language("de-de")
+        await c.set_caption_language("en-us")
     assert error.value.code == "NotAllowed"
     with pytest.raises(CallError):
         await c.start_captions("fr-fr")
-    assert (await a.set_caption_language("de-de"))["language"] == "de-de"
-    await c.wait_until(lambda: c.captions.get("language") == "de-de")
+    with pytest.raises(CallError) as unsupported:  # no model for it: refused with the list, not English
+        await a.set_caption_language("de-de")
+    assert unsupported.value.code == "CaptionsLanguageNotSupported" and "en-us" in unsupported.value.message
+    assert (await a.set_caption_language("en-us"))["language"] == "en-us"
+    await c.wait_until(lambda: c.captions.get("by") == a.participant_id)
 
 
 async def test_pstn_dial_out_is_a_capability_only_where_the_room_enables_it(world: CallWorld) -> None:

@@ -9,13 +9,17 @@ import signal
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiortc.contrib.media import MediaPlayer
 
+from tests.calls import CallWorld
 from vrooms.captions.engines import EngineChoice, UnsupportedLanguage
 from vrooms.captions.transcriber import Caption, SpeakerTranscriber
 from vrooms.captions.utterances import FRAME_BYTES
 from vrooms.captions.workers import RecognitionFailed, RecognizerPool
+from vrooms.client import Call
 
 
 def speech(text: str, voice: str = "en-us", silence_seconds: float = 1.0) -> bytes:
@@ -106,3 +110,54 @@ async def test_a_killed_worker_fails_its_streams_and_a_new_one_takes_the_next() 
     finally:
         pool.shutdown()
         await asyncio.sleep(0)
+
+
+def speech_wav(path: Path, text: str) -> Path:
+    """espeak-ng saying ``text``, with a second of silence after it (a sentence, a pause, again)."""
+    spoken = subprocess.run(["espeak-ng", "--stdout", text], capture_output=True, check=True).stdout
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-y", "-i", "pipe:0", "-af", "apad=pad_dur=1", "-ar", "48000", str(path)],
+        input=spoken,
+        check=True,
+    )
+    return path
+
+
+def _final_of(call: Call, participant_id: str) -> dict[str, Any] | None:
+    return next(
+        (
+            c
+            for c in call.captions_received
+            if c["resultType"] == "Final" and c["speaker"]["participantId"] == participant_id
+        ),
+        None,
+    )
+
+
+async def test_a_room_call_captions_its_speaker_for_everyone(world: CallWorld, tmp_path: Path) -> None:
+    """A Consumer starts captions; what the Attendee says (espeak-ng, through WebRTC and Janus)
+    reaches both as captionsReceived, Partial then Final, naming the speaker."""
+    speaker, listener = world.user(), world.user()
+    room_id = world.room({speaker: "Attendee", listener: "Consumer"})
+    voice = MediaPlayer(
+        str(speech_wav(tmp_path / "speech.wav", "hello world this is a test of live captions")), loop=True
+    )
+    talking = await world.client(speaker).join(room_id, audio=voice.audio, display_name="Ada")
+    watching = await world.join(listener, room_id)
+    assert watching.captions["supportedSpokenLanguages"] == ["en-us"]
+    assert watching.captions["engine"].startswith("PocketSphinx")
+    assert (await watching.start_captions())["active"] is True
+    await watching.wait_until(lambda: _final_of(watching, talking.participant_id) is not None, timeout=60)
+    final = _final_of(watching, talking.participant_id)
+    assert final is not None and final["spokenText"] and final["spokenLanguage"] == "en-us"
+    assert final["speaker"] == {
+        "participantId": talking.participant_id,
+        "identifier": speaker.raw_id,
+        "displayName": "Ada",
+    }
+    assert any(c["resultType"] == "Partial" for c in watching.captions_received)
+    await talking.wait_until(lambda: _final_of(talking, talking.participant_id) is not None, timeout=30)
+    await watching.stop_captions()
+    heard = len(watching.captions_received)
+    await talking.wait_until(lambda: talking.captions.get("active") is False)
+    assert len(watching.captions_received) - heard <= 2  # at most the utterance under way ends

@@ -2,13 +2,13 @@
 
 A stream starts at the app's request or at once when the connection asks for it; it reports
 MediaStreamingStarted, then Stopped (the app stopped it) or Failed (it could not start, or it
-broke: the app's WebSocket closed or stopped reading). One unmixed stream per call at a time
-(Janus has five forwarding groups a room). A stream ends with its connection, without a callback.
+broke: the app's WebSocket closed or stopped reading). One unmixed stream per call at a time,
+and not while the call's captions have its speakers apart (a participant is isolated on one
+slot: ``Call.take_speakers_apart``). A stream ends with its connection, without a callback.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping
 from functools import partial
 from typing import Any
@@ -16,13 +16,14 @@ from typing import Any
 from vrooms.automation.connection import Connection
 from vrooms.automation.streaming import MediaStream, StreamingFailed
 from vrooms.callbacks import results
-from vrooms.calls.call import Call
 from vrooms.calls.interface import RoomCalls
 from vrooms.egress import EgressPolicy
 from vrooms.errors import bad_argument
 from vrooms.events.models import EventType
 from vrooms.media.types import MediaError
 from vrooms.supervision import TaskSet
+
+_APART = "media streaming"
 
 
 class StreamControl:
@@ -38,7 +39,7 @@ class StreamControl:
         """The connection ended: its stream stops, without a callback."""
         if connection.stream is not None:
             stream, connection.stream = connection.stream, None
-            self._tasks.spawn(stream.stop())
+            self._tasks.spawn(self._stop(connection, stream))
 
     def start(self, connection: Connection, operation_context: str | None) -> None:
         """Refused at once if it cannot start; else MediaStreamingStarted (or Failed) follows."""
@@ -49,21 +50,23 @@ class StreamControl:
             )
         if connection.stream is not None:
             raise bad_argument("Media streaming is already running on this call connection.", "mediaStreamingOptions")
-        if not connection.streaming.mixed and any(
-            c.call is connection.call and c.stream is not None and not c.stream.options.mixed
-            for c in self._connections.values()
-        ):
-            raise bad_argument(
-                "Another call connection streams this call unmixed; one unmixed stream per call at a time.",
-                "mediaStreamingOptions.audioChannelType",
-            )
+        if not connection.streaming.mixed:
+            holder = connection.call.take_speakers_apart(_APART)
+            if holder is not None or any(
+                c.call is connection.call and c.stream is not None and not c.stream.options.mixed
+                for c in self._connections.values()
+            ):
+                raise bad_argument(
+                    f"The call's speakers are already streamed apart ({holder or _APART}); one at a time.",
+                    "mediaStreamingOptions.audioChannelType",
+                )
         stream = MediaStream(
             connection.streaming,
             connection.streaming_id,
             plane=self.calls.media_plane(),
             media=connection.call.media,
             egress=self.egress,
-            isolate=partial(self._isolate, connection.call),
+            isolate=partial(self.calls.isolate, connection.call),
             on_broken=partial(self._broken_soon, connection),
         )
         connection.stream = stream
@@ -76,27 +79,21 @@ class StreamControl:
             failure = exc if isinstance(exc, StreamingFailed) else StreamingFailed("unspecifiedError", str(exc))
             if connection.stream is stream:
                 connection.stream = None
+            await self._stop(connection, stream)
             _streaming_update(connection, EventType.MEDIA_STREAMING_FAILED, operation_context, failure.detail)
             return
         if connection.stream is not stream:  # stopped (or the connection closed) while it started
-            await stream.stop()
+            await self._stop(connection, stream)
             return
         for participant in connection.call.participants.values():
             stream.joined(participant.id, participant.user_id)
         _streaming_update(connection, EventType.MEDIA_STREAMING_STARTED, operation_context, "subscriptionStarted")
 
-    @staticmethod
-    async def _isolate(call: Call, participant_id: str, slot: int | None) -> None:
-        participant = call.participants.get(participant_id)
-        if participant is not None and participant.audio is not None:
-            with contextlib.suppress(MediaError):
-                await participant.audio.isolate(slot)
-
     async def stop(self, connection: Connection, operation_context: str | None) -> None:
         stream, connection.stream = connection.stream, None
         if stream is None:
             raise bad_argument("Media streaming is not running on this call connection.", "mediaStreamingOptions")
-        await stream.stop()
+        await self._stop(connection, stream)
         _streaming_update(connection, EventType.MEDIA_STREAMING_STOPPED, operation_context, "subscriptionStopped")
 
     def _broken_soon(self, connection: Connection, stream: MediaStream, failure: StreamingFailed) -> None:
@@ -106,8 +103,14 @@ class StreamControl:
         if connection.stream is not stream:
             return
         connection.stream = None
-        await stream.stop()
+        await self._stop(connection, stream)
         _streaming_update(connection, EventType.MEDIA_STREAMING_FAILED, None, failure.detail)
+
+    @staticmethod
+    async def _stop(connection: Connection, stream: MediaStream) -> None:
+        await stream.stop()
+        if not stream.options.mixed:
+            connection.call.give_back_speakers_apart(_APART)
 
 
 _STREAMING_STATUS = {

@@ -178,6 +178,9 @@ class Call:
     # no records, and it ends when the caller leaves.
     lobby: bool = False
     recorder: Recorder | None = None
+    # Who has the dominant speakers' audio apart (``media.speakers``: one user at a time, since a
+    # participant is isolated on one slot): "captions", "media streaming", or None.
+    speakers_apart_by: str | None = None
     # Audio outside the mix (a prompt to chosen participants): feed id -> who receives it.
     audio_feeds: dict[int, frozenset[str]] = field(default_factory=dict)
     expiry: asyncio.TimerHandle | None = None
@@ -196,6 +199,17 @@ class Call:
                 participant.peer.send(message)
         for watcher in self.watchers:
             watcher.send(message)
+
+    def take_speakers_apart(self, by: str) -> str | None:
+        """Take the dominant speakers' audio apart for ``by``: None if it may, else who has it."""
+        if self.speakers_apart_by not in (None, by):
+            return self.speakers_apart_by
+        self.speakers_apart_by = by
+        return None
+
+    def give_back_speakers_apart(self, by: str) -> None:
+        if self.speakers_apart_by == by:
+            self.speakers_apart_by = None
 
     @property
     def empty(self) -> bool:

@@ -35,6 +35,8 @@ from vrooms.automation.service import AutomationService
 from vrooms.calls import notify, protocol
 from vrooms.calls.routes import signaling
 from vrooms.calls.service import CallService
+from vrooms.captions.engines import EngineChoice
+from vrooms.captions.service import CaptionsService
 from vrooms.cluster import notices as bus_notices
 from vrooms.cluster.agent import NodeAgent, cpu_load
 from vrooms.cluster.bus import ClusterBus, shown
@@ -226,6 +228,10 @@ async def run(settings: Settings) -> None:
     database = Database(settings.effective_database_url)
     calls = CallService(database, _identity(settings, database), node=settings.node_name)
     calls.events_written = Wakeup(settings.run_dir).poke
+    captions = CaptionsService(
+        calls, EngineChoice(settings.captions_engine, settings.captions_models_dir), settings.captions_workers
+    )
+    calls.captioner = captions
     own_calls: list[str | None] | None = [settings.node_name] if settings.cluster else None
     if abandoned := await calls.close_abandoned_calls(own_calls):
         log.warning("ended %d call(s) left open by a call host that stopped without ending them", abandoned)
@@ -294,6 +300,7 @@ async def run(settings: Settings) -> None:
         if agent is not None and not agent.draining:  # SIGTERM: in a cluster, the calls go on elsewhere
             await _drain(agent, calls)
         await calls.shutdown()
+        await captions.shutdown()
         await automation.shutdown()
         if pstn is not None:
             await pstn.shutdown()

@@ -68,6 +68,9 @@ class RoomCalls(Protocol):
     async def silence(self, target: Participant, *, by: str) -> None:
         """Mute someone in the mix (everyone is told who did)."""
 
+    async def isolate(self, call: Call, participant_id: str, slot: int | None) -> None:
+        """Put the participant's audio alone on an isolation slot (None: back to only the mix)."""
+
     def live_call(self, room_id: str) -> Call | None:
         """The room's call, if one runs here."""
 

@@ -60,6 +60,10 @@ class Refusal(StrEnum):
     # Several nodes: another node holds the room's call (the relay sends the join there), or no
     # node can take it now; either way the client tries again.
     ROOM_ELSEWHERE = "RoomOnAnotherNode"
+    # Captions: a language without an installed model (the message lists those there are), or the
+    # speakers' audio apart is taken (an unmixed media stream runs in the call).
+    CAPTIONS_LANGUAGE = "CaptionsLanguageNotSupported"
+    CAPTIONS_UNAVAILABLE = "CaptionsUnavailable"
 
 
 class CallRefused(Exception):

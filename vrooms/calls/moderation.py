@@ -138,16 +138,24 @@ async def listing(calls: CallService, participant: Participant) -> dict[str, Any
 
 
 async def captions(calls: CallService, actor: Participant, action: str, language: str | None) -> dict[str, Any]:
-    """Caption state only: who may start, stop and re-language them (no transcription engine yet)."""
+    """Start, stop or re-language the call's captions (``calls.captioner`` produces them)."""
     call = ensure(actor, Capability.START_CAPTIONS)
     changes_language = language is not None and language.lower() != call.captions["language"]
     if (action == "setLanguage" or changes_language) and not actor.can(Capability.CHANGE_CAPTION_LANGUAGE):
         raise not_allowed(Capability.CHANGE_CAPTION_LANGUAGE, actor.role)
     if action not in ("start", "stop", "setLanguage"):
         raise CallRefused(Refusal.BAD_MESSAGE, "captions action must be start, stop or setLanguage.")
+    supported = calls.captioner.languages()
+    if language is not None and language.lower() not in supported:
+        message = f"No captions model for {language!r}; supported: {', '.join(supported) or 'none'}."
+        raise CallRefused(Refusal.CAPTIONS_LANGUAGE, message, supportedSpokenLanguages=supported)
+    if action == "start" and call.speakers_apart_by not in (None, "captions"):
+        message = f"The call's {call.speakers_apart_by} has its speakers apart; start captions once it stops."
+        raise CallRefused(Refusal.CAPTIONS_UNAVAILABLE, message)
     if action != "setLanguage":
         call.captions["active"] = action == "start"
     if language is not None:
         call.captions["language"] = language.lower()
     call.broadcast(protocol.captions(call.captions, actor.id))
+    await calls.captioner.apply(call)
     return dict(call.captions)

@@ -175,6 +175,20 @@ def captions(state: Message, by: str) -> Message:
     return {"type": "captions", **state, "by": by}
 
 
+def captions_received(
+    participant_id: str, user_id: str, display_name: str, text: str, language: str, *, final: bool, timestamp: str
+) -> Message:
+    """A caption (ACS's ``CaptionsReceived``): ``Partial`` while the sentence grows, then ``Final``."""
+    return {
+        "type": "captionsReceived",
+        "speaker": {"participantId": participant_id, "identifier": user_id, "displayName": display_name},
+        "spokenText": text,
+        "spokenLanguage": language,
+        "resultType": "Final" if final else "Partial",
+        "timestamp": timestamp,
+    }
+
+
 def error(request_id: Any, code: str, message: str, **details: Any) -> Message:
     return {"type": "error", "id": request_id, "code": str(code), "message": message, **details}
 

@@ -27,6 +27,7 @@ from vrooms.auth.roles import Capability, Role, role_can
 from vrooms.auth.tokens import InvalidToken, TokenClaims
 from vrooms.calls import moderation, protocol
 from vrooms.calls.call import Call, Check, Listener, Participant, Peer, Telephony, capabilities_in
+from vrooms.calls.captioning import Captioner, NoCaptioner
 from vrooms.calls.changes import RoomChanges
 from vrooms.calls.invites import NoOtherNodes, RemoteDevices
 from vrooms.calls.models import CALL_SCOPES, CallRefused, EndReason, LeaveReason, ParticipantState, Refusal
@@ -72,6 +73,8 @@ class CallService:
         self.plane: MediaPlane | None = None
         # Phone legs, when a SIP trunk is configured (the call host sets it).
         self.telephony: Telephony | None = None
+        # Live captions (the call host sets the engine's; ``captions.service``).
+        self.captioner: Captioner = NoCaptioner()
         # Called after writing events an app waits on: the dispatcher sends them at once.
         self.events_written: Callable[[], None] = lambda: None
         self.video = VideoSync(lambda: self.plane)
@@ -190,6 +193,7 @@ class CallService:
                 raise
             participant.mix_muted_applied = participant.mix_muted
             call.participants[participant.id] = participant
+            self.captioner.joined(call, participant)
             self.participant_of[peer] = participant
             call.invitations.pop(participant.user_id, None)
             await self.records.joined(call, participant)
@@ -201,6 +205,7 @@ class CallService:
             self._tasks.spawn(self.changes.recheck(participant))
         return {
             **call.summary(),
+            "captions": {**call.captions, **self.captions_offer()},
             "participantId": participant.id,
             "role": str(participant.role),
             "capabilities": participant.capabilities(),
@@ -220,6 +225,17 @@ class CallService:
 
     async def silence(self, target: Participant, *, by: str) -> None:
         await moderation.silence(self, target, by=by)
+
+    async def isolate(self, call: Call, participant_id: str, slot: int | None) -> None:
+        """Put the participant's audio alone on an isolation slot (None: back to only the mix)."""
+        participant = call.participants.get(participant_id)
+        if participant is not None and participant.audio is not None:
+            with contextlib.suppress(MediaError):
+                await participant.audio.isolate(slot)
+
+    def captions_offer(self) -> dict[str, Any]:
+        """What a client may ask of captions here: the languages with a model, and the engine."""
+        return {"supportedSpokenLanguages": self.captioner.languages(), "engine": self.captioner.engine}
 
     def live_call(self, room_id: str) -> Call | None:
         return self.calls.get(room_id)
@@ -332,6 +348,7 @@ class CallService:
     ) -> None:
         """Take one participant out of the call: media legs, records, everyone told."""
         del call.participants[participant.id]
+        self.captioner.left(call, participant)
         self.participant_of.pop(participant.peer, None)
         participant.state = ParticipantState.DISCONNECTED
         had_video = self.video.stop(participant)
@@ -402,7 +419,9 @@ class CallService:
         log.warning("call %s in room %s handed over to another node", call.id, call.room_id)
 
     async def _release(self, call: Call) -> None:
-        """What a call held here goes (the call's lock is held): its place, the room's lease, its media."""
+        """What a call held here goes (the call's lock is held): its place, the room's lease, its
+        captions, its media."""
+        await self.captioner.apply(call)
         if self.calls.get(call.room_id) is call:
             del self.calls[call.room_id]
             await self.placement.release(call.room_id)
@@ -425,12 +444,13 @@ class CallService:
         elif isinstance(event, Talking):
             self._on_talking(participant, event.talking)
 
-    @staticmethod
-    def _on_talking(speaker: Participant, talking: bool) -> None:
+    def _on_talking(self, speaker: Participant, talking: bool) -> None:
         call = speaker.call
         if speaker.speaking == talking:
             return
         speaker.speaking = talking
+        if talking:
+            self.captioner.talking(call, speaker)
         call.broadcast(protocol.speaking(speaker.id, talking))
         if talking and call.active_speaker != speaker.id:
             call.active_speaker = speaker.id

@@ -57,6 +57,8 @@ class Call:
         self.participants: dict[str, dict[str, Any]] = {}
         self.active_speaker: str | None = None
         self.captions: dict[str, Any] = {}
+        # Captions received while captions are on (ACS's CaptionsReceived): Partial, then Final.
+        self.captions_received: list[dict[str, Any]] = []
         self.muted = False
         self.end_reason: str | None = None
         self.left_reason: str | None = None
@@ -120,7 +122,9 @@ class Call:
         elif kind == "mutedByOthers":
             self.muted = True
         elif kind == "captions":
-            self.captions = {k: v for k, v in message.items() if k != "type"}
+            self.captions = {**self.captions, **{k: v for k, v in message.items() if k != "type"}}
+        elif kind == "captionsReceived":
+            self.captions_received.append(message)
         elif kind == "videoOffer":
             self._tasks.spawn(self._answer_video(message))
         elif kind == "callMoved":
@@ -325,7 +329,12 @@ class Call:
         await self.request({"type": "sendDtmf", "participantId": participant_id, "tones": tones})
 
     async def start_captions(self, language: str | None = None) -> dict[str, Any]:
+        """Captions on for everyone (``captionsReceived`` then arrives); ``self.captions`` says the
+        languages there are models for (``supportedSpokenLanguages``) and the engine."""
         return await self.request({"type": "captions", "action": "start", "language": language})
+
+    async def stop_captions(self) -> dict[str, Any]:
+        return await self.request({"type": "captions", "action": "stop"})
 
     async def set_caption_language(self, language: str) -> dict[str, Any]:
         return await self.request({"type": "captions", "action": "setLanguage", "language": language})
