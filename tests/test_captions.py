@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 from aiortc.contrib.media import MediaPlayer
+from playwright.async_api import expect
 
+from tests.browsers import Launch, join, open_call, screenshot
 from tests.calls import CallWorld
 from vrooms.captions.engines import EngineChoice, UnsupportedLanguage
 from vrooms.captions.transcriber import Caption, SpeakerTranscriber
@@ -161,3 +163,21 @@ async def test_a_room_call_captions_its_speaker_for_everyone(world: CallWorld, t
     heard = len(watching.captions_received)
     await talking.wait_until(lambda: talking.captions.get("active") is False)
     assert len(watching.captions_received) - heard <= 2  # at most the utterance under way ends
+
+
+async def test_the_call_page_shows_who_says_what(world: CallWorld, launch: Launch, tmp_path: Path) -> None:
+    """A Consumer's call page (Chromium) starts captions and shows the speaker's lines under the
+    stage, with the engine that makes them named in the Captions panel."""
+    speaker, viewer = world.user(), world.user()
+    room_id = world.room({speaker: "Attendee", viewer: "Consumer"})
+    wav = speech_wav(tmp_path / "speech.wav", "good morning everyone welcome to the class")
+    await world.client(speaker).join(room_id, audio=MediaPlayer(str(wav), loop=True).audio, display_name="Ada")
+    page = await open_call(await launch(), world, viewer, room_id, "Vera")
+    await join(page)
+    await page.get_by_role("button", name="Captions").click()
+    await page.get_by_role("button", name="Start captions").click()
+    await expect(page.locator(".panel.captions")).to_contain_text("Captioned by PocketSphinx")
+    await expect(page.locator(".caption-lines p.final").first).to_contain_text("Ada:", timeout=60_000)
+    await screenshot(page, "captions")
+    await page.get_by_role("button", name="Stop captions").click()
+    await expect(page.locator(".caption-lines")).to_be_hidden()

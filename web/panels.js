@@ -73,6 +73,39 @@ export class ParticipantPanel {
   }
 }
 
+/** The captions under the stage: each speaker's line as it grows (Partial), kept once Final;
+ * the last few lines stay, and finished ones are read out to screen readers. */
+export class CaptionLines {
+  static KEPT = 3;
+
+  constructor(ui) {
+    this.ui = ui;
+    this.lines = []; // { speaker, name, text, final }
+    this.element = h("div", { class: "caption-lines", hidden: true });
+    this.spoken = h("div", { class: "sr-only", "aria-live": "polite" });
+  }
+
+  received(message) {
+    const speaker = message.speaker.participantId;
+    const open = this.lines.find((line) => line.speaker === speaker && !line.final);
+    const line = open || { speaker, name: message.speaker.displayName || message.speaker.identifier };
+    line.text = message.spokenText;
+    line.final = message.resultType === "Final";
+    if (!open) this.lines.push(line);
+    if (line.final) this.spoken.textContent = `${line.name}: ${line.text}`;
+    while (this.lines.filter((l) => l.final).length > CaptionLines.KEPT) this.lines.splice(this.lines.findIndex((l) => l.final), 1);
+    this.update();
+  }
+
+  update() {
+    const active = Boolean(this.ui.call.captions?.active);
+    if (!active) this.lines = [];
+    this.element.hidden = !active || this.lines.length === 0;
+    this.element.replaceChildren(...this.lines.map((line) => h("p", { class: line.final ? "final" : "partial" },
+      h("strong", {}, `${line.name}: `), line.text)));
+  }
+}
+
 export class CaptionsPanel {
   constructor(ui) {
     this.ui = ui;
@@ -83,13 +116,14 @@ export class CaptionsPanel {
     const captions = this.ui.call.captions || { active: false, language: "en-us" };
     const items = [h("h2", {}, this.ui.t("captions")),
       h("p", {}, captions.active ? this.ui.t("captionsOn", { language: captions.language }) : this.ui.t("captionsOff"))];
+    if (captions.engine) items.push(h("p", { class: "engine" }, this.ui.t("captionsEngine", { engine: captions.engine })));
     if (this.ui.may("startCaptions")) {
       const action = captions.active ? "stop" : "start";
       items.push(h("button", { type: "button", onclick: () => this.#request({ action }) }, this.ui.t(captions.active ? "stopCaptions" : "startCaptions")));
     }
     if (captions.active && this.ui.may("changeCaptionLanguage")) {
       const select = h("select", { id: "vrooms-caption-language", onchange: (e) => this.#request({ action: "setLanguage", language: e.target.value }) },
-        ...["en-us", "fr-fr", "de-de", "es-es"].map((l) => h("option", { value: l, selected: l === captions.language }, l)));
+        ...(captions.supportedSpokenLanguages || [captions.language]).map((l) => h("option", { value: l, selected: l === captions.language }, l)));
       items.push(h("label", { for: "vrooms-caption-language" }, this.ui.t("captionsLanguage")), select);
     }
     this.element.replaceChildren(...items);
@@ -97,7 +131,7 @@ export class CaptionsPanel {
 
   async #request(request) {
     const reply = await this.ui.call.request({ type: "captions", ...request }).catch((e) => this.ui.failed(e));
-    if (reply) this.ui.call.captions = { active: reply.active, language: reply.language };
+    if (reply) this.ui.call.captions = { ...this.ui.call.captions, active: reply.active, language: reply.language };
     this.ui.redraw();
   }
 }

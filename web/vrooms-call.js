@@ -11,7 +11,7 @@
 import { LocalDevices } from "./devices.js";
 import { fill, h, keepingFocus, loadStrings, sleep } from "./dom.js";
 import { onStage } from "./stage.js";
-import { CaptionsPanel, ParticipantPanel } from "./panels.js";
+import { CaptionLines, CaptionsPanel, ParticipantPanel } from "./panels.js";
 import { Tiles } from "./tiles.js";
 import { VroomsClient } from "./vrooms.js";
 
@@ -274,6 +274,7 @@ export class VroomsCall {
     on("remoteVideo", () => this.#update());
     on("stateChanged", () => this.#update());
     on("captions", () => this.#update());
+    on("captionsReceived", (m) => this.captionLines.received(m));
     on("inviteDeclined", (m) => this.toast(this.t("declined", { name: this.names.get(m.userId) || m.userId })));
     on("mutedByOthers", () => { this.#sendMic(false); this.#announce(this.t("youWereMuted")); this.#update(); });
     on("permissions", (m) => this.#permissions(m));
@@ -292,6 +293,7 @@ export class VroomsCall {
     this.participantsPanel = new ParticipantPanel(this);
     this.panel = this.participantsPanel.element;
     this.captions = new CaptionsPanel(this);
+    this.captionLines = new CaptionLines(this);
     this.captionsPanel = this.captions.element;
     this.devicesPanel = h("aside", { class: "panel devices", hidden: true, "aria-label": this.t("settings") });
     this.toasts = h("div", { class: "toasts", role: "status" });
@@ -303,7 +305,7 @@ export class VroomsCall {
     this.root.replaceChildren(
       h("header", {}, this.status, this.facts),
       h("div", { class: "body" }, this.stage, this.panel, this.captionsPanel, this.devicesPanel),
-      this.toolbar, this.toasts, this.live, this.audio,
+      this.captionLines.element, this.toolbar, this.toasts, this.live, this.captionLines.spoken, this.audio,
     );
     this.#update();
   }
@@ -322,6 +324,7 @@ export class VroomsCall {
     this.#updateToolbar();
     if (!this.panel.hidden) this.participantsPanel.update();
     if (!this.captionsPanel.hidden) this.captions.update();
+    this.captionLines.update();
   }
 
   everyone() {

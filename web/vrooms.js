@@ -283,8 +283,8 @@ export class Call extends EventTarget {
       case "mutedByOthers":
         this.muted = true;
         break;
-      case "captions":
-        this.captions = { active: message.active, language: message.language };
+      case "captions": // the languages there are models for, and the engine, stay as the join said
+        this.captions = { ...this.captions, active: message.active, language: message.language };
         break;
       case "videoOffer":
         // One at a time, in order; a failed one is reported and does not stop the ones after it.

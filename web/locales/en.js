@@ -28,6 +28,7 @@ export default {
   captionsOn: "Captions are on ({language}).",
   captionsOff: "Captions are off.",
   captionsLanguage: "Caption language",
+  captionsEngine: "Captioned by {engine}.",
   startCaptions: "Start captions",
   stopCaptions: "Stop captions",
   hold: "Hold call",

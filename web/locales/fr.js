@@ -26,6 +26,7 @@ export default {
   captionsOn: "Sous-titres activés ({language}).",
   captionsOff: "Sous-titres désactivés.",
   captionsLanguage: "Langue des sous-titres",
+  captionsEngine: "Sous-titres produits par {engine}.",
   startCaptions: "Activer les sous-titres",
   stopCaptions: "Désactiver les sous-titres",
   hold: "Mettre en attente",
