@@ -66,6 +66,14 @@ async def to_the_end(cleanup: Awaitable[T]) -> T:
     return task.result()
 
 
+def cancel_others(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel ``tasks`` but the one running this (a stop called from one of them finishes itself)."""
+    current = asyncio.current_task()
+    for task in tasks:
+        if task is not current:
+            task.cancel()
+
+
 class Backoff:
     """Delays between restarts: ``first``, doubling up to ``most``, each within +-25 % (jitter)."""
 

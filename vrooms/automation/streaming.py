@@ -36,6 +36,7 @@ from vrooms.automation.stream_messages import FRAME_SECONDS, audio_data, inbound
 from vrooms.egress import EgressPolicy, EgressRefused
 from vrooms.media.speakers import Isolate, SpeakersApart, end_process, ffmpeg, start_decoder
 from vrooms.media.types import OPUS_PAYLOAD_TYPE, AudioLeg, CallMedia, MediaEvent, MediaPlane
+from vrooms.supervision import cancel_others
 
 log = logging.getLogger("vrooms.automation")
 
@@ -244,10 +245,7 @@ class MediaStream:
 
     async def stop(self) -> None:
         """Close everything the stream holds; safe to call twice, or on a half-started stream."""
-        current = asyncio.current_task()
-        for task in self._tasks:
-            if task is not current:
-                task.cancel()
+        cancel_others(self._tasks)
         self._tasks = []
         if self._socket is not None:
             with contextlib.suppress(Exception):

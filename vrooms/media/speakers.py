@@ -19,6 +19,7 @@ from vrooms.media.speaker_slots import SpeakerSlots
 from vrooms.media.tools import free_udp_port
 from vrooms.media.types import ISOLATED_SLOTS, OPUS_PAYLOAD_TYPE, CallMedia, Forward, MediaError, MediaPlane
 from vrooms.processes import tied_to_parent
+from vrooms.supervision import cancel_others
 
 log = logging.getLogger("vrooms.media")
 
@@ -145,10 +146,7 @@ class SpeakersApart:
 
     async def stop(self) -> None:
         """Close everything; safe to call twice, or on a half-started one."""
-        current = asyncio.current_task()
-        for task in self._tasks:
-            if task is not current:
-                task.cancel()
+        cancel_others(self._tasks)
         self._tasks = []
         forwards, self._forwards = self._forwards, []
         for forward in forwards:
