@@ -59,6 +59,11 @@ class SpeakerTranscriber:
         await self.pool.open(self.stream_id, self.language)
         self._task = asyncio.create_task(self._run(), name=f"captions {self.speaker}")
 
+    @property
+    def backlog_seconds(self) -> float:
+        """Audio pushed and not yet decoded (the engine falling behind shows here first)."""
+        return self._frames.qsize() * FRAME_SECONDS
+
     def push(self, frame: bytes) -> None:
         if self._frames.full():
             self._frames.get_nowait()
