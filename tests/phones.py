@@ -97,11 +97,29 @@ def _mulaw(sample: float) -> int:
 
 def write_tone_pcap(path: Path, seconds: float, frequency: float = TONE_HZ, amplitude: float = 0.5) -> Path:
     """A pcap of PCMU RTP (20 ms packets) carrying a sine tone, for sipp's ``play_pcap_audio``."""
+    samples = [amplitude * math.sin(2 * math.pi * frequency * n / 8000) for n in range(int(seconds * 50) * 160)]
+    return write_pcmu_pcap(path, samples)
+
+
+def write_speech_pcap(path: Path, text: str, silence_seconds: float = 2.0) -> Path:
+    """espeak-ng saying ``text`` as PCMU RTP in a pcap, then ``silence_seconds`` of silence (a
+    caller who says a sentence and pauses)."""
+    spoken = subprocess.run(["espeak-ng", "--stdout", text], capture_output=True, check=True).stdout
+    pcm = subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-i", "pipe:0", "-ar", "8000", "-ac", "1", "-f", "s16le", "pipe:1"],
+        input=spoken,
+        capture_output=True,
+        check=True,
+    ).stdout
+    samples = [value / 32768 for (value,) in struct.iter_unpack("<h", pcm)] + [0.0] * int(silence_seconds * 8000)
+    return write_pcmu_pcap(path, samples)
+
+
+def write_pcmu_pcap(path: Path, samples: list[float]) -> Path:
+    """A pcap of PCMU RTP (20 ms packets) carrying ``samples`` (8 kHz, -1..1)."""
     packets = []
-    for n in range(int(seconds * 50)):
-        payload = bytes(
-            _mulaw(amplitude * math.sin(2 * math.pi * frequency * (n * 160 + i) / 8000)) for i in range(160)
-        )
+    for n in range(len(samples) // 160):
+        payload = bytes(_mulaw(sample) for sample in samples[n * 160 : (n + 1) * 160])
         rtp = struct.pack("!BBHII", 0x80, 0, n, n * 160, 0x1234) + payload
         udp = struct.pack("!HHHH", 40000, 40002, 8 + len(rtp), 0) + rtp
         ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, b"\x7f\0\0\1", b"\x7f\0\0\1") + udp

@@ -48,6 +48,7 @@ from tests.servers import Server, free_port, signed_headers
 from tests.webhooks import CallbackReceiver, Receiver, StreamReceiver
 from vrooms.client import Call, PatternSource
 from vrooms.client.media import tone_amplitude
+from vrooms.client.signaling import CallError
 from vrooms.media.config import JanusEndpoint
 from vrooms.media.janus import JanusConnection
 
@@ -902,6 +903,9 @@ async def test_unmixed_media_streaming_sends_each_participant_apart(
         media_streaming=_streaming(stream_receiver.url, start=True, channel="unmixed"),
     )
     await receiver.wait_for_type("MediaStreamingStarted")
+    with pytest.raises(CallError) as taken:  # the speakers apart are the stream's: captions must wait
+        await listener.start_captions()
+    assert taken.value.code == "CaptionsUnavailable"
     frames = await stream_receiver.wait_for_audio(300)
     by_participant: dict[str, list[dict[str, Any]]] = {}
     for frame in frames:

@@ -16,7 +16,7 @@ from aiortc.contrib.media import MediaPlayer
 from playwright.async_api import expect
 
 from tests.browsers import Launch, join, open_call, screenshot
-from tests.calls import CallWorld
+from tests.calls import CallWorld, disconnected
 from vrooms.captions.engines import EngineChoice, UnsupportedLanguage
 from vrooms.captions.transcriber import Caption, SpeakerTranscriber
 from vrooms.captions.utterances import FRAME_BYTES
@@ -181,3 +181,21 @@ async def test_the_call_page_shows_who_says_what(world: CallWorld, launch: Launc
     await screenshot(page, "captions")
     await page.get_by_role("button", name="Stop captions").click()
     await expect(page.locator(".caption-lines")).to_be_hidden()
+
+
+async def test_captions_stay_on_when_the_call_host_crashes(world: CallWorld, tmp_path: Path) -> None:
+    """Captions on, then the call host is killed: the room's next call (everyone back) has them on,
+    in the same language, and captions its speaker again."""
+    speaker, listener = world.user(), world.user()
+    room_id = world.room({speaker: "Attendee", listener: "Attendee"})
+    wav = str(speech_wav(tmp_path / "speech.wav", "good morning everyone welcome to the class"))
+    talking = await world.client(speaker).join(room_id, audio=MediaPlayer(wav, loop=True).audio, display_name="Ada")
+    watching = await world.join(listener, room_id)
+    await watching.start_captions("en-us")
+    world.server.kill_call_host()
+    await disconnected(watching, 10)
+    await disconnected(talking, 10)
+    again = await world.join(listener, room_id)
+    assert again.id != watching.id and again.captions["active"] is True and again.captions["language"] == "en-us"
+    back = await world.client(speaker).join(room_id, audio=MediaPlayer(wav, loop=True).audio, display_name="Ada")
+    await again.wait_until(lambda: _final_of(again, back.participant_id) is not None, timeout=60)

@@ -23,6 +23,7 @@ from tests.phones import (
     dtmf_pcap,
     refused_caller_xml,
     trunk_env,
+    write_speech_pcap,
     write_tone_pcap,
 )
 from tests.servers import Server
@@ -106,6 +107,31 @@ async def test_presenter_dials_a_phone_that_plays_a_tone_everyone_hears(
     await call.remove_participant(participant_id)
     assert phone.finish() == 0, phone.errors()
     await call.wait_until(lambda: _phone(call) is None)
+
+
+async def test_a_phone_is_captioned_like_anyone(world: CallWorld, carrier: Any, tmp_path: Path) -> None:
+    """Captions on; a dialled phone says a sentence (espeak-ng as PCMU RTP): its caption names the phone."""
+    pcap = write_speech_pcap(tmp_path / "speech.pcap", "good morning everyone welcome to the class")
+    phone = carrier(Scenario(play=[str(pcap)]))
+    _, _, call = await _presenter_room(world)
+    await call.start_captions()
+    participant_id = await call.dial_out(NUMBER)
+
+    def phone_caption() -> dict[str, Any] | None:
+        return next(
+            (
+                c
+                for c in call.captions_received
+                if c["resultType"] == "Final" and c["speaker"]["participantId"] == participant_id
+            ),
+            None,
+        )
+
+    await call.wait_until(lambda: phone_caption() is not None, 60)
+    caption = phone_caption()
+    assert caption is not None and caption["speaker"]["identifier"] == f"4:{NUMBER}" and caption["spokenText"]
+    await call.remove_participant(participant_id)
+    assert phone.finish() == 0, phone.errors()
 
 
 async def test_every_participant_hears_the_phone_and_the_phone_hears_the_room(world: CallWorld, carrier: Any) -> None:

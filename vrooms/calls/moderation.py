@@ -157,5 +157,6 @@ async def captions(calls: CallService, actor: Participant, action: str, language
     if language is not None:
         call.captions["language"] = language.lower()
     call.broadcast(protocol.captions(call.captions, actor.id))
+    await calls.records.captions_changed(call)
     await calls.captioner.apply(call)
     return dict(call.captions)

@@ -82,6 +82,7 @@ class PhoneLegs:
         participant.audio = leg
         if participant.call.recorder is not None:
             participant.call.recorder.leg_added(participant)
+        self.calls.captioner.joined(participant.call, participant)  # its audio can be isolated now
         await self.calls.media.settle_audio(participant)
 
     async def lobby_call(self, caller: str) -> Call:

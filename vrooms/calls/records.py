@@ -18,6 +18,10 @@ from vrooms.events import repository as outbox
 from vrooms.events.models import Event
 from vrooms.store.database import Connection, Database
 
+# A room's next call takes its captions over from one whose call host crashed this recently
+# (the people in it come back within seconds; a call much later starts with captions off).
+_RESUME_CAPTIONS_SECONDS = 300
+
 
 def _participation_event(
     call: dict[str, Any], participation: dict[str, Any], *, added: bool, reason: str | None
@@ -107,6 +111,22 @@ class CallRecords:
     ) -> None:
         await repository.end_participation(conn, row["id"], left_at=self.clock(), reason=str(reason), removed_by=by)
         await outbox.append(conn, _participation_event(call, row, added=False, reason=str(reason)))
+
+    async def captions_changed(self, call: Call) -> None:
+        """Kept with the call: a node that adopts it, or the room's next call after a crash, goes on."""
+        if call.lobby:
+            return
+        language = str(call.captions["language"]) if call.captions["active"] else None
+        async with self.database.write() as conn:
+            await repository.set_captions(conn, call.id, language)
+
+    async def captions_to_resume(self, room_id: str) -> str | None:
+        """The captions language of the room's last call if its call host crashed a moment ago."""
+        since = self.clock() - _RESUME_CAPTIONS_SECONDS * 1_000_000
+        async with self.database.read() as conn:
+            return await repository.captions_after_failure(
+                conn, room_id, reason=str(EndReason.SERVER_FAILURE), since=since
+            )
 
     async def call_ended(self, call: Call, reason: EndReason, by: str | None) -> None:
         if call.lobby:

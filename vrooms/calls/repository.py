@@ -32,6 +32,25 @@ def _node_is(node: str | None) -> Any:
     return calls.c.node.is_(None) if node is None else calls.c.node == node
 
 
+async def set_captions(conn: Connection, call_id: str, language: str | None) -> None:
+    await conn.execute(update(calls).where(calls.c.id == call_id).values(captions=language))
+
+
+async def captions_after_failure(conn: Connection, room_id: str, *, reason: str, since: int) -> str | None:
+    """The captions language of the room's latest call, if it ended with ``reason`` after ``since``."""
+    row = (
+        await conn.execute(
+            select(calls.c.captions, calls.c.end_reason, calls.c.ended_at)
+            .where(calls.c.room_id == room_id, calls.c.ended_at.is_not(None))
+            .order_by(calls.c.ended_at.desc())
+            .limit(1)
+        )
+    ).first()
+    if row is None or row.end_reason != reason or row.ended_at < since:
+        return None
+    return str(row.captions) if row.captions else None
+
+
 async def end_call(conn: Connection, call_id: str, *, ended_at: int, reason: str, ended_by: str | None) -> None:
     await conn.execute(
         update(calls).where(calls.c.id == call_id).values(ended_at=ended_at, end_reason=reason, ended_by=ended_by)

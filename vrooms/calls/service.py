@@ -300,6 +300,9 @@ class CallService:
                 started_by=adopted["started_by"] if adopted else user_id,
                 started_by_role=adopted["started_by_role"] if adopted else str(role),
             )
+            resumed = adopted["captions"] if adopted else await self.records.captions_to_resume(room_id)
+            if resumed:  # on before its call host was lost: on again, in the same language
+                call.captions = {"active": True, "language": str(resumed)}
             if adopted:
                 self.adoptions += 1
                 log.warning("call %s in room %s adopted from node %s", call.id, room_id, adopted["node"])
@@ -307,10 +310,14 @@ class CallService:
                 self.schedule_expiry(call)
                 for hook in self.on_adopted:
                     await hook(call)
+                self._tasks.spawn(self.captioner.apply(call))  # not in the way of this join
                 return call
             await self.records.call_started(call)
             self.calls[room_id] = call
             self.schedule_expiry(call)
+            if resumed:
+                await self.records.captions_changed(call)
+                self._tasks.spawn(self.captioner.apply(call))
             log.info("call %s started in room %s by %s", call.id, room_id, user_id)
             return call
 

@@ -151,6 +151,9 @@ calls = Table(
     # The node that holds the live call (its settings.node_name); a surviving node adopts the
     # open call of a lost one, so the call keeps its id (issue: several nodes).
     Column("node", String(64)),
+    # Its captions while on: the spoken language (None: off), kept for whoever takes the call
+    # over, or the room's next call after its call host crashed (issue: live captions).
+    Column("captions", String(64)),
 )
 Index("ix_calls_room", calls.c.room_id, calls.c.started_at)
 Index("ix_calls_open", calls.c.ended_at, calls.c.room_id)
