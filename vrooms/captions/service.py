@@ -43,6 +43,7 @@ class CallCaptions:
         self._transcribers: dict[str, SpeakerTranscriber] = {}
         self._opening: dict[str, asyncio.Task[SpeakerTranscriber | None]] = {}
         self._apart: SpeakersApart | None = None
+        self._stopped = False
 
     async def start(self) -> None:
         apart = SpeakersApart(
@@ -83,7 +84,7 @@ class CallCaptions:
         except (RecognitionFailed, UnsupportedLanguage) as exc:
             log.warning("no captions for %s: %s", participant_id, exc)
             return None
-        if participant_id not in self.call.participants:  # left meanwhile
+        if self._stopped or participant_id not in self.call.participants:  # gone meanwhile
             await transcriber.close()
             return None
         self._transcribers[participant_id] = transcriber
@@ -121,6 +122,7 @@ class CallCaptions:
             await transcriber.close()
 
     async def stop(self) -> None:
+        self._stopped = True
         if self._apart is not None:
             apart, self._apart = self._apart, None
             with contextlib.suppress(MediaError):
