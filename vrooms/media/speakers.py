@@ -24,6 +24,7 @@ from vrooms.supervision import cancel_others
 log = logging.getLogger("vrooms.media")
 
 FRAME_SECONDS = 0.02
+_DECODER_TRIES = 3
 _FFMPEG = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error"]
 
 # Puts a participant's audio alone on a slot (None: back to only the mix).
@@ -87,7 +88,7 @@ class SpeakersApart:
         self._sink = sink
         self._on_stopped = on_stopped
         self._members: set[str] = set()
-        self._forwards: list[Forward] = []
+        self._forwards: dict[int, Forward] = {}
         self._decoders: list[asyncio.subprocess.Process] = []
         self._tasks: list[asyncio.Task[None]] = []
         # Slot changes for the media plane, applied in order by one task (_apply_moves).
@@ -97,15 +98,24 @@ class SpeakersApart:
         """A forward and a decoder per slot; on failure nothing is left running."""
         try:
             for slot in range(ISOLATED_SLOTS):
-                port = free_udp_port()
-                decoder = await start_decoder(port, self.sample_rate)
-                self._decoders.append(decoder)
-                self._forwards.append(await self._plane.forward_isolated(self._media, slot, ("127.0.0.1", port)))
+                decoder = await self._open_slot(slot)
                 self._tasks.append(asyncio.create_task(self._read(decoder, slot)))
             self._tasks.append(asyncio.create_task(self._apply_moves()))
         except BaseException:
             await self.stop()
             raise
+
+    async def _open_slot(self, slot: int) -> asyncio.subprocess.Process:
+        """A decoder on a free port, and the slot's forward to it (in place of an earlier one)."""
+        earlier = self._forwards.pop(slot, None)
+        if earlier is not None:
+            with contextlib.suppress(MediaError):
+                await earlier.close()
+        port = free_udp_port()
+        decoder = await start_decoder(port, self.sample_rate)
+        self._decoders.append(decoder)
+        self._forwards[slot] = await self._plane.forward_isolated(self._media, slot, ("127.0.0.1", port))
+        return decoder
 
     def joined(self, participant_id: str) -> None:
         self._members.add(participant_id)
@@ -133,22 +143,36 @@ class SpeakersApart:
             await self._isolate(participant_id, slot)
 
     async def _read(self, decoder: asyncio.subprocess.Process, slot: int) -> None:
-        assert decoder.stdout is not None
+        """The slot's frames to the sink. A decoder that ends before its first frame most likely lost
+        its port to another process between ``free_udp_port`` and its bind: the slot gets a new port,
+        a new decoder and a new forward, ``_DECODER_TRIES`` times in all."""
         frame = int(self.sample_rate * FRAME_SECONDS) * 2
-        try:
-            while True:
-                pcm = await decoder.stdout.readexactly(frame)
-                occupant = self.slots.occupants[slot]
-                if occupant is not None and not await self._sink(occupant, pcm):
+        for attempt in range(1, _DECODER_TRIES + 1):
+            assert decoder.stdout is not None
+            read = 0
+            try:
+                while True:
+                    pcm = await decoder.stdout.readexactly(frame)
+                    read += 1
+                    occupant = self.slots.occupants[slot]
+                    if occupant is not None and not await self._sink(occupant, pcm):
+                        return
+            except asyncio.IncompleteReadError:
+                if read or attempt == _DECODER_TRIES:
+                    break
+                log.warning("the audio decoder of slot %d ended before its first frame; opening another", slot)
+                try:
+                    decoder = await self._open_slot(slot)
+                except MediaError as exc:
+                    self._on_stopped(f"the slot's forward failed: {exc}")
                     return
-        except asyncio.IncompleteReadError:
-            self._on_stopped("the audio decoder stopped")
+        self._on_stopped("the audio decoder stopped")
 
     async def stop(self) -> None:
         """Close everything; safe to call twice, or on a half-started one."""
         cancel_others(self._tasks)
         self._tasks = []
-        forwards, self._forwards = self._forwards, []
+        forwards, self._forwards = list(self._forwards.values()), {}
         for forward in forwards:
             with contextlib.suppress(MediaError):
                 await forward.close()
