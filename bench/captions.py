@@ -18,11 +18,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
 import time
 from typing import Any
 
 from bench.stats import percentile, save
+from tests.audio_files import spoken_pcm
 from vrooms.captions.engines import EngineChoice
 from vrooms.captions.transcriber import Caption, SpeakerTranscriber
 from vrooms.captions.utterances import END_SILENCE_SECONDS, FRAME_BYTES, FRAME_SECONDS
@@ -37,13 +37,7 @@ SENTENCES = [
 
 
 def _speech(text: str) -> bytes:
-    spoken = subprocess.run(["espeak-ng", "--stdout", text], capture_output=True, check=True).stdout
-    pcm = subprocess.run(
-        ["ffmpeg", "-loglevel", "error", "-i", "pipe:0", "-ar", "16000", "-ac", "1", "-f", "s16le", "pipe:1"],
-        input=spoken,
-        capture_output=True,
-        check=True,
-    ).stdout
+    pcm = spoken_pcm(text, 16000)
     return pcm[: len(pcm) // FRAME_BYTES * FRAME_BYTES] + bytes(32000)  # a second's pause after it
 
 

@@ -3,11 +3,35 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import wave
+from pathlib import Path
 
 import av
 import numpy as np
 
 from vrooms.client.media import tone_amplitude
+
+
+def spoken_pcm(text: str, rate: int, voice: str = "en-us") -> bytes:
+    """espeak-ng saying ``text``, as 16-bit mono PCM at ``rate`` (ffmpeg resamples its 22.05 kHz)."""
+    spoken = subprocess.run(["espeak-ng", "-v", voice, "--stdout", text], capture_output=True, check=True).stdout
+    return subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-i", "pipe:0", "-ar", str(rate), "-ac", "1", "-f", "s16le", "pipe:1"],
+        input=spoken,
+        capture_output=True,
+        check=True,
+    ).stdout
+
+
+def speech_wav(path: Path, text: str, rate: int = 48000, pause_seconds: float = 1.0) -> Path:
+    """A WAV of espeak-ng saying ``text``, then ``pause_seconds`` of silence (a sentence, a pause)."""
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(spoken_pcm(text, rate) + bytes(2 * int(pause_seconds * rate)))
+    return path
 
 
 def decode(data: bytes) -> tuple[np.ndarray, int]:

@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.audio_files import spoken_pcm
+
 USER, PASSWORD = "vrooms-trunk", "s3cret-trunk-pw"
 TONE_HZ = 1000.0
 
@@ -104,13 +106,7 @@ def write_tone_pcap(path: Path, seconds: float, frequency: float = TONE_HZ, ampl
 def write_speech_pcap(path: Path, text: str, silence_seconds: float = 2.0) -> Path:
     """espeak-ng saying ``text`` as PCMU RTP in a pcap, then ``silence_seconds`` of silence (a
     caller who says a sentence and pauses)."""
-    spoken = subprocess.run(["espeak-ng", "--stdout", text], capture_output=True, check=True).stdout
-    pcm = subprocess.run(
-        ["ffmpeg", "-loglevel", "error", "-i", "pipe:0", "-ar", "8000", "-ac", "1", "-f", "s16le", "pipe:1"],
-        input=spoken,
-        capture_output=True,
-        check=True,
-    ).stdout
+    pcm = spoken_pcm(text, 8000)
     samples = [value / 32768 for (value,) in struct.iter_unpack("<h", pcm)] + [0.0] * int(silence_seconds * 8000)
     return write_pcmu_pcap(path, samples)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 from aiortc.contrib.media import MediaPlayer
 from playwright.async_api import expect
 
+from tests.audio_files import speech_wav, spoken_pcm
 from tests.browsers import Launch, join, open_call, screenshot
 from tests.calls import CallWorld, disconnected
 from vrooms.captions.engines import EngineChoice, UnsupportedLanguage
@@ -26,13 +26,7 @@ from vrooms.client import Call
 
 def speech(text: str, voice: str = "en-us", silence_seconds: float = 1.0) -> bytes:
     """espeak-ng saying ``text`` as 16 kHz 16-bit mono PCM, with silence around it."""
-    spoken = subprocess.run(["espeak-ng", "-v", voice, "--stdout", text], capture_output=True, check=True).stdout
-    pcm = subprocess.run(
-        ["ffmpeg", "-loglevel", "error", "-i", "pipe:0", "-ar", "16000", "-ac", "1", "-f", "s16le", "pipe:1"],
-        input=spoken,
-        capture_output=True,
-        check=True,
-    ).stdout
+    pcm = spoken_pcm(text, 16000, voice)
     quiet = bytes(int(silence_seconds * 32000))
     return quiet + pcm[: len(pcm) // FRAME_BYTES * FRAME_BYTES] + quiet
 
@@ -112,17 +106,6 @@ async def test_a_killed_worker_fails_its_streams_and_a_new_one_takes_the_next() 
     finally:
         pool.shutdown()
         await asyncio.sleep(0)
-
-
-def speech_wav(path: Path, text: str) -> Path:
-    """espeak-ng saying ``text``, with a second of silence after it (a sentence, a pause, again)."""
-    spoken = subprocess.run(["espeak-ng", "--stdout", text], capture_output=True, check=True).stdout
-    subprocess.run(
-        ["ffmpeg", "-loglevel", "error", "-y", "-i", "pipe:0", "-af", "apad=pad_dur=1", "-ar", "48000", str(path)],
-        input=spoken,
-        check=True,
-    )
-    return path
 
 
 def _final_of(call: Call, participant_id: str) -> dict[str, Any] | None:
