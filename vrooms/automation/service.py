@@ -64,7 +64,7 @@ class AutomationService:
         self._tasks = TaskSet(log)
         self.participants = ParticipantOperations(calls, self._tasks, self.connections.get)
         self.media = MediaOperations(calls, prompts, self._tasks)
-        self.streams = StreamControl(calls, egress.streaming, self._tasks, self.connections)
+        self.streams = StreamControl(calls, egress.streaming, self._tasks)
         self.recordings = RecordingService(
             calls,
             self.connection,

@@ -9,7 +9,6 @@ slot: ``Call.take_speakers_apart``). A stream ends with its connection, without 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
@@ -27,13 +26,10 @@ _APART = "media streaming"
 
 
 class StreamControl:
-    def __init__(
-        self, calls: RoomCalls, egress: EgressPolicy, tasks: TaskSet, connections: Mapping[str, Connection]
-    ) -> None:
+    def __init__(self, calls: RoomCalls, egress: EgressPolicy, tasks: TaskSet) -> None:
         self.calls = calls
         self.egress = egress
         self._tasks = tasks
-        self._connections = connections
 
     def closed(self, connection: Connection) -> None:
         """The connection ended: its stream stops, without a callback."""
@@ -50,20 +46,18 @@ class StreamControl:
             )
         if connection.stream is not None:
             raise bad_argument("Media streaming is already running on this call connection.", "mediaStreamingOptions")
+        plane = self.calls.media_plane()  # may refuse (Janus restarting): before the speakers are taken
         if not connection.streaming.mixed:
             holder = connection.call.take_speakers_apart(_APART)
-            if holder is not None or any(
-                c.call is connection.call and c.stream is not None and not c.stream.options.mixed
-                for c in self._connections.values()
-            ):
+            if holder is not None:
                 raise bad_argument(
-                    f"The call's speakers are already streamed apart ({holder or _APART}); one at a time.",
+                    f"The call's speakers are already streamed apart ({holder}); one at a time.",
                     "mediaStreamingOptions.audioChannelType",
                 )
         stream = MediaStream(
             connection.streaming,
             connection.streaming_id,
-            plane=self.calls.media_plane(),
+            plane=plane,
             media=connection.call.media,
             egress=self.egress,
             isolate=partial(self.calls.isolate, connection.call),

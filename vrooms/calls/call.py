@@ -201,8 +201,9 @@ class Call:
             watcher.send(message)
 
     def take_speakers_apart(self, by: str) -> str | None:
-        """Take the dominant speakers' audio apart for ``by``: None if it may, else who has it."""
-        if self.speakers_apart_by not in (None, by):
+        """Take the dominant speakers' audio apart for ``by``: None if it may, else who has it (one
+        holder at a time: a second stream of the same kind is refused too)."""
+        if self.speakers_apart_by is not None:
             return self.speakers_apart_by
         self.speakers_apart_by = by
         return None
