@@ -24,9 +24,10 @@ from typing import Any
 from bench.stats import percentile, save
 from tests.audio_files import spoken_pcm
 from vrooms.captions.engines import EngineChoice
-from vrooms.captions.transcriber import Caption, SpeakerTranscriber
+from vrooms.captions.transcriber import SpeakerTranscriber
 from vrooms.captions.utterances import END_SILENCE_SECONDS, FRAME_BYTES, FRAME_SECONDS
 from vrooms.captions.workers import RecognizerPool
+from vrooms.speech import Caption
 
 SENTENCES = [
     "good morning everyone and welcome to the class",

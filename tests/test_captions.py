@@ -6,22 +6,28 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiortc.contrib.media import MediaPlayer
+from azure.communication.callautomation import TranscriptionOptions
+from azure.communication.callautomation.aio import CallAutomationClient
+from azure.core.exceptions import HttpResponseError
 from playwright.async_api import expect
 
 from tests.audio_files import speech_wav, spoken_pcm
 from tests.browsers import Launch, join, open_call, screenshot
 from tests.calls import CallWorld, disconnected
+from tests.servers import Server
+from tests.webhooks import CallbackReceiver, StreamReceiver
 from vrooms.captions.engines import EngineChoice, UnsupportedLanguage
-from vrooms.captions.transcriber import Caption, SpeakerTranscriber
+from vrooms.captions.transcriber import SpeakerTranscriber
 from vrooms.captions.utterances import FRAME_BYTES
 from vrooms.captions.workers import RecognitionFailed, RecognizerPool
 from vrooms.client import Call
+from vrooms.speech import Caption
 
 
 def speech(text: str, voice: str = "en-us", silence_seconds: float = 1.0) -> bytes:
@@ -182,3 +188,83 @@ async def test_captions_stay_on_when_the_call_host_crashes(world: CallWorld, tmp
     assert again.id != watching.id and again.captions["active"] is True and again.captions["language"] == "en-us"
     back = await world.client(speaker).join(room_id, audio=MediaPlayer(wav, loop=True).audio, display_name="Ada")
     await again.wait_until(lambda: _final_of(again, back.participant_id) is not None, timeout=60)
+
+
+# -- Call Automation transcription ------------------------------------------------------------
+
+
+def _transcription_data(sockets: StreamReceiver, status: str) -> list[dict[str, Any]]:
+    return [
+        m["transcriptionData"]
+        for m in sockets.messages
+        if m.get("kind") == "TranscriptionData" and m["transcriptionData"]["resultStatus"] == status
+    ]
+
+
+async def _until(condition: Callable[[], object], timeout: float = 60.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.05)
+
+
+async def test_the_official_sdk_transcribes_a_room_call_to_its_websocket(
+    world: CallWorld, call_server: Server, tmp_path: Path
+) -> None:
+    """connect_call with TranscriptionOptions, then start (refused first in a locale with no
+    model), update and stop with azure-communication-callautomation: TranscriptionMetadata, then
+    Intermediate and Final TranscriptionData naming the speaker, and the four callbacks."""
+    speaker = world.user()
+    room_id = world.room({speaker: "Attendee"})
+    wav = speech_wav(tmp_path / "speech.wav", "good morning everyone welcome to the class")
+    await world.client(speaker).join(room_id, audio=MediaPlayer(str(wav), loop=True).audio, display_name="Ada")
+    sockets = await StreamReceiver().start()
+    callbacks = CallbackReceiver().start()
+    options = TranscriptionOptions(
+        transport_url=sockets.url,
+        transport_type="websocket",
+        locale="en-US",
+        start_transcription=False,
+        enable_intermediate_results=True,
+    )
+    app = CallAutomationClient.from_connection_string(
+        call_server.connection_string, connection_verify=call_server.ca_path
+    )
+    try:
+        async with app:
+            properties = await app.connect_call(callback_url=callbacks.url, room_id=room_id, transcription=options)
+            subscription = properties.transcription_subscription
+            assert subscription is not None and subscription.state == "inactive" and subscription.locale == "en-us"
+            connection = app.get_call_connection(str(properties.call_connection_id))
+            with pytest.raises(HttpResponseError) as refused:
+                await connection.start_transcription(locale="fr-FR")
+            assert refused.value.status_code == 400 and "en-us" in str(refused.value.message)
+
+            await connection.start_transcription(operation_context="ctx-transcribe")
+            started = await callbacks.wait_for_type("TranscriptionStarted")
+            assert started.data["operationContext"] == "ctx-transcribe"
+            assert started.data["transcriptionUpdate"]["transcriptionStatus"] == "transcriptionStarted"
+            await _until(lambda: _transcription_data(sockets, "Final"))
+            assert sockets.messages[0]["kind"] == "TranscriptionMetadata"
+            meta = sockets.messages[0]["transcriptionMetadata"]
+            assert meta["subscriptionId"] == subscription.id and meta["locale"] == "en-us"
+            assert meta["callConnectionId"] == properties.call_connection_id
+            final = _transcription_data(sockets, "Final")[0]
+            assert final["participantRawID"] == speaker.raw_id and final["format"] == "display"
+            assert final["text"] and final["duration"] > 0 and final["words"]
+            assert all(w["offset"] >= final["offset"] and w["duration"] >= 0 for w in final["words"])
+            assert _transcription_data(sockets, "Intermediate")
+
+            await connection.update_transcription(locale="en-US", operation_context="ctx-update")
+            updated = await callbacks.wait_for_type("TranscriptionUpdated")
+            assert updated.data["transcriptionUpdate"]["transcriptionStatusDetails"] == "transcriptionLocaleUpdated"
+            running = await connection.get_call_properties()
+            assert running.transcription_subscription is not None
+            assert running.transcription_subscription.state == "active"
+            await connection.stop_transcription(operation_context="ctx-stop")
+            stopped = await callbacks.wait_for_type("TranscriptionStopped")
+            assert stopped.data["operationContext"] == "ctx-stop"
+            await asyncio.wait_for(sockets.closed.wait(), 10)
+            await connection.hang_up(is_for_everyone=True)
+    finally:
+        callbacks.stop()
+        await sockets.stop()

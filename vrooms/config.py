@@ -170,6 +170,10 @@ class Settings(BaseSettings):
     captions_models_dir: Path | None = None
     # Worker processes decoding speech (each holds its speakers' recognizers).
     captions_workers: int = Field(default=1, ge=1, le=16)
+    # Speakers recognized at once on this node, all calls together (one per speaker and language;
+    # a call's four dominant speakers at most). One PocketSphinx worker keeps up with four on two
+    # cores (BENCHMARKS.md); beyond the limit a speaker is not captioned and the state says so.
+    captions_max_speakers: int = Field(default=4, ge=1, le=1000)
 
     # -- Several nodes (cluster/) -----------------------------------------------------------
     # A NATS server (nats://host:4222) makes this node one of a cluster: nodes sharing it, the

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vrooms.automation.media import DtmfCollector, MediaQueue
-from vrooms.automation.schemas import TONE_NAMES, StreamingOptions, participant_to_wire
+from vrooms.automation.schemas import TONE_NAMES, StreamingOptions, TranscriptionOptions, participant_to_wire
 from vrooms.automation.streaming import MediaStream
+from vrooms.automation.transcription import Transcription
 from vrooms.callbacks import results
 from vrooms.callbacks import writer as callbacks
 from vrooms.calls.call import Call
@@ -71,6 +72,10 @@ class Connection:
     streaming: StreamingOptions | None = None
     stream: MediaStream | None = None
     streaming_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    # Transcription: the options given at connect or answer, and the transcription while it runs.
+    transcribing: TranscriptionOptions | None = None
+    transcription: Transcription | None = None
+    transcription_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     _raw_ids: dict[str, str] = field(default_factory=dict)  # participant id -> raw id
     _sequence: int = 0
     _reported: Snapshot | None = None

@@ -174,6 +174,23 @@ async def _streaming(service: AutomationService, envelope: dict[str, Any]) -> An
     return 202, None
 
 
+async def _transcription(service: AutomationService, envelope: dict[str, Any]) -> Answer:
+    connection = _connection(service, envelope)
+    body = envelope["body"]
+    context = schemas.operation_context(body)
+    fields.refuse_unsupported(body, "operationCallbackUri", "speechModelEndpointId", "speechRecognitionModelEndpointId")
+    match envelope["op"]:
+        case "startTranscription":
+            service.transcriptions.start(connection, schemas.locale(body, "locale", required=False), context)
+        case "updateTranscription":
+            locale = schemas.locale(body, "locale", required=True)
+            assert locale is not None
+            await service.transcriptions.update(connection, locale, context)
+        case _:
+            await service.transcriptions.stop(connection, context)
+    return 202, None
+
+
 async def _start_recording(service: AutomationService, envelope: dict[str, Any]) -> Answer:
     return 200, await service.recordings.start(recording_schemas.parse_start(envelope["body"]))
 
@@ -223,6 +240,9 @@ OPERATIONS: dict[str, Operation] = {
     "moveHere": _move,
     "startMediaStreaming": _streaming,
     "stopMediaStreaming": _streaming,
+    "startTranscription": _transcription,
+    "updateTranscription": _transcription,
+    "stopTranscription": _transcription,
     "startRecording": _start_recording,
     "getRecording": _recording,
     "pauseRecording": _recording,

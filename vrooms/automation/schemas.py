@@ -8,6 +8,7 @@ rather than ignored, so an app never believes it got what it did not.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -107,10 +108,7 @@ def parse_streaming(body: dict[str, Any]) -> StreamingOptions | None:
     channel = str(options.get("audioChannelType", "mixed")).lower()
     if channel not in ("mixed", "unmixed"):
         raise bad_argument(f"{name}.audioChannelType must be mixed or unmixed.", f"{name}.audioChannelType")
-    url = text(options, "transportUrl", MAX_URI_CHARS, required=True) or ""
-    parts = urlsplit(url)
-    if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise bad_argument(f"{name}.transportUrl must be a ws:// or wss:// URL.", f"{name}.transportUrl")
+    url = _transport_url(options, name)
     rate = _AUDIO_FORMATS.get(str(options.get("audioFormat", "pcm16KMono")).lower())
     if rate is None:
         raise bad_argument(f"{name}.audioFormat must be pcm16KMono or pcm24KMono.", f"{name}.audioFormat")
@@ -123,6 +121,50 @@ def parse_streaming(body: dict[str, Any]) -> StreamingOptions | None:
     )
 
 
+def _transport_url(options: dict[str, Any], name: str) -> str:
+    url = text(options, "transportUrl", MAX_URI_CHARS, required=True) or ""
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise bad_argument(f"{name}.transportUrl must be a ws:// or wss:// URL.", f"{name}.transportUrl")
+    return url
+
+
+@dataclass(frozen=True)
+class TranscriptionOptions:
+    """``WebSocketTranscriptionOptions``: where the call's live text goes, and in which language."""
+
+    transport_url: str
+    locale: str
+    start_at_once: bool
+    intermediate: bool
+
+
+def locale(body: dict[str, Any], field: str, *, required: bool) -> str | None:
+    """A BCP 47 tag as the engines name their models (lower case: ``en-US`` is ``en-us``)."""
+    value = text(body, "locale", 35, required=required)
+    if value is not None and not re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*", value):
+        raise bad_argument(f"{field} must be a BCP 47 language tag such as en-US.", field)
+    return value.lower() if value is not None else None
+
+
+def parse_transcription(body: dict[str, Any]) -> TranscriptionOptions | None:
+    options = object_field(body, "transcriptionOptions", required=False)
+    if options is None:
+        return None
+    name = "transcriptionOptions"
+    refuse_unsupported(options, "speechModelEndpointId", "speechRecognitionModelEndpointId")
+    if str(options.get("transportType", "websocket")).lower() != "websocket":
+        raise bad_argument(f"{name}.transportType must be websocket.", f"{name}.transportType")
+    flags = {key: options.get(key, False) for key in ("startTranscription", "enableIntermediateResults")}
+    for key, value in flags.items():
+        if not isinstance(value, bool):
+            raise bad_argument(f"{name}.{key} must be true or false.", f"{name}.{key}")
+    language = locale(options, f"{name}.locale", required=True)
+    assert language is not None
+    url = _transport_url(options, name)
+    return TranscriptionOptions(url, language, flags["startTranscription"], flags["enableIntermediateResults"])
+
+
 @dataclass(frozen=True)
 class ConnectRequest:
     room_id: str | None
@@ -130,14 +172,21 @@ class ConnectRequest:
     callback_uri: str
     operation_context: str | None
     streaming: StreamingOptions | None = None
+    transcription: TranscriptionOptions | None = None
 
 
 def parse_connect(body: dict[str, Any]) -> ConnectRequest:
-    refuse_unsupported(body, "transcriptionOptions")
     locator = object_field(body, "callLocator")
     assert locator is not None
     room_id, server_call_id = call_locator(locator)
-    return ConnectRequest(room_id, server_call_id, callback_uri(body), operation_context(body), parse_streaming(body))
+    return ConnectRequest(
+        room_id,
+        server_call_id,
+        callback_uri(body),
+        operation_context(body),
+        parse_streaming(body),
+        parse_transcription(body),
+    )
 
 
 @dataclass(frozen=True)
@@ -246,11 +295,18 @@ class AnswerRequest:
     callback_uri: str
     operation_context: str | None
     streaming: StreamingOptions | None = None
+    transcription: TranscriptionOptions | None = None
 
 
 def parse_answer(body: dict[str, Any]) -> AnswerRequest:
-    refuse_unsupported(body, "transcriptionOptions", "answeredBy")
-    return AnswerRequest(incoming_context(body), callback_uri(body), operation_context(body), parse_streaming(body))
+    refuse_unsupported(body, "answeredBy")
+    return AnswerRequest(
+        incoming_context(body),
+        callback_uri(body),
+        operation_context(body),
+        parse_streaming(body),
+        parse_transcription(body),
+    )
 
 
 def parse_reject(body: dict[str, Any]) -> tuple[str, int]:

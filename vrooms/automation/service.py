@@ -18,17 +18,19 @@ from typing import Any
 
 from vrooms.api.times import now_micros
 from vrooms.auth.roles import Role
-from vrooms.automation import stream_control
+from vrooms.automation import stream_control, transcription_control
 from vrooms.automation.connection import AUTOMATION_USER, Connection
 from vrooms.automation.operations import MediaOperations
 from vrooms.automation.participants import ParticipantOperations, telephony_of
 from vrooms.automation.prompts import PromptRenderer
-from vrooms.automation.schemas import AnswerRequest, ConnectRequest, StreamingOptions
+from vrooms.automation.schemas import AnswerRequest, ConnectRequest
 from vrooms.automation.stream_control import StreamControl
+from vrooms.automation.transcription_control import TranscriptionControl
 from vrooms.callbacks import ids, results
 from vrooms.callbacks import writer as callbacks
 from vrooms.calls import repository as calls_repository
 from vrooms.calls.call import Call
+from vrooms.calls.captioning import Transcripts
 from vrooms.calls.interface import RoomCalls
 from vrooms.calls.models import EndReason
 from vrooms.calls.rules import check_open
@@ -54,6 +56,7 @@ class AutomationService:
         prompts: PromptRenderer,
         egress: EgressPolicies,
         recordings: RecordingStore,
+        transcripts: Transcripts,
         *,
         public_url: str,
         callback_retry_seconds: float,
@@ -65,6 +68,7 @@ class AutomationService:
         self.participants = ParticipantOperations(calls, self._tasks, self.connections.get)
         self.media = MediaOperations(calls, prompts, self._tasks)
         self.streams = StreamControl(calls, egress.streaming, self._tasks)
+        self.transcriptions = TranscriptionControl(transcripts, egress.streaming, self._tasks)
         self.recordings = RecordingService(
             calls,
             self.connection,
@@ -78,23 +82,28 @@ class AutomationService:
 
     # -- connections ------------------------------------------------------------------
 
-    async def _check_urls(self, callback_uri: str, streaming: StreamingOptions | None) -> None:
-        await callbacks.check_uri(self.egress.callbacks, callback_uri, "callbackUri")
-        if streaming is not None:
+    async def _check(self, request: ConnectRequest | AnswerRequest) -> None:
+        """What a connection's options name, refused before anything is done (400 naming the field)."""
+        await callbacks.check_uri(self.egress.callbacks, request.callback_uri, "callbackUri")
+        if request.streaming is not None:
             field = "mediaStreamingOptions.transportUrl"
-            await callbacks.check_uri(self.egress.streaming, streaming.transport_url, field, ("ws", "wss"))
+            await callbacks.check_uri(self.egress.streaming, request.streaming.transport_url, field, ("ws", "wss"))
+        if request.transcription is not None:
+            field = "transcriptionOptions.transportUrl"
+            await callbacks.check_uri(self.egress.streaming, request.transcription.transport_url, field, ("ws", "wss"))
+            self.transcriptions.check_locale(request.transcription.locale, "transcriptionOptions.locale")
 
     async def connect(self, request: ConnectRequest) -> Connection:
-        await self._check_urls(request.callback_uri, request.streaming)
+        await self._check(request)
         call = await self._call_for(request)
-        return await self._open(call, request.callback_uri, request.operation_context, request.streaming)
+        return await self._open(call, request)
 
-    async def _open(
-        self, call: Call, callback_uri: str, operation_context: str | None, streaming: StreamingOptions | None = None
-    ) -> Connection:
+    async def _open(self, call: Call, request: ConnectRequest | AnswerRequest) -> Connection:
         """A connection watching ``call``: its callback subscription and ``CallConnected`` in one write."""
+        callback_uri, operation_context = request.callback_uri, request.operation_context
         connection_id = ids.with_room(call.room_id, str(uuid.uuid4()), self.calls.node)
-        connection = self._connection_of(connection_id, call, callback_uri, operation_context, streaming)
+        connection = self._connection_of(connection_id, call, callback_uri, operation_context)
+        connection.streaming, connection.transcribing = request.streaming, request.transcription
         async with self.calls.database.write() as conn:
             await callbacks.open_subscription(conn, connection_id, call.id, callback_uri)
             data = connection.data(operation_context)
@@ -108,29 +117,27 @@ class AutomationService:
                 self.connections[connection_id] = connection
                 connection.participants_changed()
         log.info("call connection %s to call %s (room %s)", connection_id, call.id, call.room_id or "none")
-        if streaming is not None and streaming.start_at_once and connection.connected:
+        if request.streaming is not None and request.streaming.start_at_once and connection.connected:
             self.streams.start(connection, None)
+        if request.transcription is not None and request.transcription.start_at_once and connection.connected:
+            self.transcriptions.start(connection, None, None)
         return connection
 
     def _connection_of(
-        self,
-        connection_id: str,
-        call: Call,
-        callback_uri: str,
-        operation_context: str | None,
-        streaming: StreamingOptions | None = None,
+        self, connection_id: str, call: Call, callback_uri: str, operation_context: str | None
     ) -> Connection:
         name = callbacks.subscription_name(connection_id, call.id)
         writer = callbacks.CallbackWriter(self.calls.database, name, self._retry_seconds, self.calls.events_written)
         self._writers.add(writer)
         writer.task.add_done_callback(lambda _: self._writers.discard(writer))
-        connection = Connection(connection_id, call, callback_uri, operation_context, writer, streaming=streaming)
+        connection = Connection(connection_id, call, callback_uri, operation_context, writer)
         connection.on_closed = self._closed
         return connection
 
     def _closed(self, connection: Connection) -> None:
         self.connections.pop(connection.id, None)
         self.streams.closed(connection)
+        self.transcriptions.closed(connection)
 
     async def _call_for(self, request: ConnectRequest) -> Call:
         if request.server_call_id is not None:
@@ -162,6 +169,11 @@ class AutomationService:
             "callbackUri": connection.callback_uri,
             "correlationId": connection.call.id,
             **({"mediaStreamingSubscription": stream_control.subscription(connection)} if connection.streaming else {}),
+            **(
+                {"transcriptionSubscription": transcription_control.subscription(connection)}
+                if connection.transcribing
+                else {}
+            ),
         }
 
     async def hang_up(self, connection: Connection) -> None:
@@ -182,9 +194,9 @@ class AutomationService:
 
     async def answer(self, request: AnswerRequest) -> Connection:
         """The caller is answered into a call of its own (a lobby) that the new connection watches."""
-        await self._check_urls(request.callback_uri, request.streaming)
+        await self._check(request)
         lobby = await telephony_of(self.calls).answer_incoming(request.context)
-        return await self._open(lobby, request.callback_uri, request.operation_context, request.streaming)
+        return await self._open(lobby, request)
 
     def reject(self, context: str, code: int) -> None:
         telephony_of(self.calls).reject_incoming(context, code)

@@ -1,6 +1,7 @@
-"""ACS's audio streaming messages (the WebSocket's JSON): ``AudioMetadata`` and ``AudioData`` to
-the app, ``AudioData`` and ``StopAudio`` from it. Keys from an app are read case-insensitively,
-as apps send both ``kind`` and ``Kind``."""
+"""ACS's streaming messages (the WebSocket's JSON). Media streaming: ``AudioMetadata`` and
+``AudioData`` to the app, ``AudioData`` and ``StopAudio`` from it (keys from an app are read
+case-insensitively, as apps send both ``kind`` and ``Kind``). Transcription:
+``TranscriptionMetadata``, then a ``TranscriptionData`` per result, times in 100 ns ticks."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+
+from vrooms.speech import Caption
 
 FRAME_SECONDS = 0.02
 _SILENT_BELOW = 64  # peak of a 16-bit frame under which it counts as silence
@@ -58,3 +61,39 @@ def inbound_audio(raw: str | bytes) -> bytes | None:
     except (binascii.Error, ValueError):
         return None
     return pcm[: len(pcm) // 2 * 2]
+
+
+_TICKS_PER_SECOND = 10_000_000
+
+
+def transcription_metadata(subscription_id: str, locale: str, connection_id: str, correlation_id: str) -> bytes:
+    meta = {
+        "subscriptionId": subscription_id,
+        "locale": locale,
+        "callConnectionId": connection_id,
+        "correlationId": correlation_id,
+    }
+    return orjson.dumps({"kind": "TranscriptionMetadata", "transcriptionMetadata": meta})
+
+
+def transcription_data(caption: Caption, raw_id: str, started_at: float) -> bytes:
+    """A result; ``offset`` counts from ``started_at`` (when the transcription started)."""
+    offset = max(0.0, caption.began_at - started_at)
+    data = {
+        "text": caption.text,
+        "format": "display",
+        "confidence": caption.confidence if caption.confidence is not None else 0.0,
+        "offset": _ticks(offset),
+        "duration": _ticks(caption.duration),
+        "words": [
+            {"text": word.text, "offset": _ticks(offset + word.start), "duration": _ticks(word.end - word.start)}
+            for word in caption.words
+        ],
+        "participantRawID": raw_id,
+        "resultStatus": "Final" if caption.final else "Intermediate",
+    }
+    return orjson.dumps({"kind": "TranscriptionData", "transcriptionData": data})
+
+
+def _ticks(seconds: float) -> int:
+    return round(max(0.0, seconds) * _TICKS_PER_SECOND)

@@ -22,30 +22,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from vrooms.automation import app_socket
 from vrooms.automation.rtp_relay import RtpRelay
 from vrooms.automation.schemas import StreamingOptions
 from vrooms.automation.stream_messages import FRAME_SECONDS, audio_data, inbound_audio, metadata
-from vrooms.egress import EgressPolicy, EgressRefused
+from vrooms.egress import EgressPolicy
 from vrooms.media.speakers import Isolate, SpeakersApart, end_process, ffmpeg, start_decoder
 from vrooms.media.types import OPUS_PAYLOAD_TYPE, AudioLeg, CallMedia, MediaEvent, MediaPlane
 from vrooms.supervision import cancel_others
 
 log = logging.getLogger("vrooms.automation")
-
-_CONNECT_SECONDS = 10.0
-_CLOSE_SECONDS = 2.0
-# A frame that cannot be handed to the socket in this long means the app stopped reading.
-_STALL_SECONDS = 5.0
-_SEND_BUFFER_BYTES = 64 * 1024
-_MAX_MESSAGE_BYTES = 1 << 20
 
 
 class StreamingFailed(Exception):
@@ -136,30 +128,10 @@ class MediaStream:
             self._tasks.append(loop.create_task(self._receive_audio()))
 
     async def _connect(self) -> ClientConnection:
-        """The app's WebSocket, at an address the egress policy allows (checked now, and connected
-        to by address: a name that resolves elsewhere a moment later changes nothing)."""
-        url = self.options.transport_url
         try:
-            addresses = await self._egress.check(url, ("ws", "wss"))
-            by_address: dict[str, Any] = {"host": addresses[0]} if addresses else {}
-            connection = await websockets.connect(
-                url,
-                open_timeout=_CONNECT_SECONDS,
-                close_timeout=_CLOSE_SECONDS,
-                max_size=_MAX_MESSAGE_BYTES,
-                **by_address,
-            )
-        except EgressRefused as exc:
-            raise StreamingFailed("initialWebSocketConnectionFailed", f"transportUrl refused: {exc}") from None
-        except (OSError, TimeoutError, websockets.InvalidHandshake, websockets.InvalidURI) as exc:
-            raise StreamingFailed("initialWebSocketConnectionFailed", f"could not open the WebSocket: {exc}") from None
-        # Real-time audio: a consumer more than a moment behind is stalled, not late. A small send
-        # buffer makes a stall show as a send that does not finish (``_STALL_SECONDS``).
-        raw = connection.transport.get_extra_info("socket")
-        if raw is not None:
-            raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SEND_BUFFER_BYTES)
-        connection.transport.set_write_buffer_limits(high=_SEND_BUFFER_BYTES)
-        return connection
+            return await app_socket.open_app_socket(self.options.transport_url, self._egress)
+        except app_socket.AppSocketFailed as exc:
+            raise StreamingFailed("initialWebSocketConnectionFailed", str(exc)) from None
 
     # -- who is streamed apart (unmixed) --------------------------------------------------------
 
@@ -201,14 +173,9 @@ class MediaStream:
         """One AudioData message (``raw_id`` None: the mix); False once the stream is broken."""
         assert self._socket is not None
         try:
-            await asyncio.wait_for(
-                self._socket.send(audio_data(pcm, datetime.now(UTC), raw_id).decode()), _STALL_SECONDS
-            )
-        except TimeoutError:
-            self._broken(StreamingFailed("streamConnectionInterrupted", "the app stopped reading the WebSocket"))
-            return False
-        except websockets.ConnectionClosed:
-            self._broken(StreamingFailed("streamConnectionInterrupted", "the app closed the WebSocket"))
+            await app_socket.send(self._socket, audio_data(pcm, datetime.now(UTC), raw_id).decode())
+        except app_socket.AppSocketFailed as exc:
+            self._broken(StreamingFailed("streamConnectionInterrupted", str(exc)))
             return False
         return True
 
@@ -248,9 +215,7 @@ class MediaStream:
         cancel_others(self._tasks)
         self._tasks = []
         if self._socket is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._socket.close(), _CLOSE_SECONDS)
-            self._socket.transport.abort()  # a consumer that reads nothing never completes the close
+            await app_socket.close(self._socket)
             self._socket = None
         if self._apart is not None:
             apart, self._apart = self._apart, None

@@ -57,6 +57,12 @@ RECORDING_FAILED = Result(
 STREAMING_STARTED = Result(200, 0, "Media streaming started.")
 STREAMING_STOPPED = Result(200, 0, "Media streaming stopped.")
 STREAMING_FAILED = Result(500, 7040, "Media streaming failed.")
+TRANSCRIPTION_STARTED = Result(200, 0, "Transcription started.")
+TRANSCRIPTION_STOPPED = Result(200, 0, "Transcription stopped.")
+TRANSCRIPTION_UPDATED = Result(200, 0, "Transcription locale updated.")
+# ACS's code for a transport URL it cannot stream to; the others are vrooms's own.
+TRANSCRIPTION_SOCKET_FAILED = Result(400, 8581, "Transcription failed: the transportUrl WebSocket failed.")
+TRANSCRIPTION_UNAVAILABLE = Result(500, 7041, "Transcription failed: the call's speech could not be recognized.")
 PLAY_MEDIA_FAILED = Result(500, 7050, "The media server could not play the prompt; try again.")
 MEDIA_OPERATION_FAILED = Result(500, 7051, "The operation failed on the server; try again.")
 RECORDING_RECOVERED = Result(200, 7031, "The call host restarted; the recording was finished with what it had.")

@@ -229,7 +229,10 @@ async def run(settings: Settings) -> None:
     calls = CallService(database, _identity(settings, database), node=settings.node_name)
     calls.events_written = Wakeup(settings.run_dir).poke
     captions = CaptionsService(
-        calls, EngineChoice(settings.captions_engine, settings.captions_models_dir), settings.captions_workers
+        calls,
+        EngineChoice(settings.captions_engine, settings.captions_models_dir),
+        settings.captions_workers,
+        settings.captions_max_speakers,
     )
     calls.captioner = captions
     own_calls: list[str | None] | None = [settings.node_name] if settings.cluster else None
@@ -244,6 +247,7 @@ async def run(settings: Settings) -> None:
         prompts,
         egress,
         RecordingStore(settings.effective_recordings_dir),
+        captions,
         public_url=settings.effective_public_url,
         callback_retry_seconds=settings.event_ttl_seconds,
     )

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from vrooms.auth.roles import Capability
 from vrooms.calls import protocol
 from vrooms.calls.call import Call, Check, Listener, Participant, Peer
+from vrooms.calls.captioning import LIVE_TEXT
 from vrooms.calls.models import CallRefused, EndReason, LeaveReason, ParticipantState, Refusal
 from vrooms.calls.rules import ensure, not_allowed
 from vrooms.rooms import repository as rooms_repository
@@ -149,7 +150,7 @@ async def captions(calls: CallService, actor: Participant, action: str, language
     if language is not None and language.lower() not in supported:
         message = f"No captions model for {language!r}; supported: {', '.join(supported) or 'none'}."
         raise CallRefused(Refusal.CAPTIONS_LANGUAGE, message, supportedSpokenLanguages=supported)
-    if action == "start" and call.speakers_apart_by not in (None, "captions"):
+    if action == "start" and call.speakers_apart_by not in (None, LIVE_TEXT):
         message = f"The call's {call.speakers_apart_by} has its speakers apart; start captions once it stops."
         raise CallRefused(Refusal.CAPTIONS_UNAVAILABLE, message)
     if action != "setLanguage":

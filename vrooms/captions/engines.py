@@ -13,16 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from vrooms.speech import Word
+
 SAMPLE_RATE = 16_000
 BYTES_PER_SECOND = SAMPLE_RATE * 2
-
-
-@dataclass(frozen=True)
-class Word:
-    text: str
-    # Seconds from the utterance's start.
-    start: float
-    end: float
 
 
 @dataclass(frozen=True)

@@ -1,100 +1,137 @@
-"""Live captions in room calls (``calls.captioning.Captioner``): who said what, to everyone.
+"""Live captions and transcription in the call host (``calls.captioning``'s ``Captioner`` and
+``Transcripts``): the engine's worker pool, and each call's live text (``captions.call_text``).
 
-While a call's captions are on, its dominant speakers' audio comes apart at 16 kHz
-(``media.speakers.SpeakersApart``: up to ``ISOLATED_SLOTS`` at once, whoever is heard taking
-the slot of the one silent longest; phones included, as they are in the mix), each speaker's
-audio goes to a transcriber of their own, and every partial and final hypothesis goes to every
-participant as ``captionsReceived``. The language is the call's (``setSpokenLanguage`` applies
-to everyone, as in ACS). The engines run in worker processes, started with the first captions.
+A call's live text runs while anyone listens in a language: its participants while its captions
+are on (every caption to every participant as ``captionsReceived``, in the call's language:
+``setSpokenLanguage`` applies to everyone, as in ACS), a Call Automation transcription (in its
+own locale). The worker processes start with the first call's live text and stop with the last:
+no engine runs, and no process waits, while nothing is captioned.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from functools import partial
 
 from vrooms.api.times import format_rfc3339
 from vrooms.calls import protocol
 from vrooms.calls.call import Call, Participant
+from vrooms.calls.captioning import LIVE_TEXT, CaptionSink, LiveTextUnavailable
 from vrooms.calls.interface import RoomCalls
-from vrooms.captions.engines import SAMPLE_RATE, EngineChoice, UnsupportedLanguage, load
-from vrooms.captions.transcriber import Caption, SpeakerTranscriber
+from vrooms.captions.call_text import CallText, Listener, SpeakerBudget
+from vrooms.captions.engines import EngineChoice, load
 from vrooms.captions.workers import RecognitionFailed, RecognizerPool
-from vrooms.media.speakers import SpeakersApart
 from vrooms.media.types import MediaError
+from vrooms.speech import Caption
 from vrooms.supervision import TaskSet
 
 log = logging.getLogger("vrooms.captions")
 
-_APART = "captions"
+_CAPTIONS = "captions"  # the participants' listener
 
 
-class CallCaptions:
-    """One call's captions: its speakers apart, a transcriber per speaker heard."""
-
-    def __init__(self, calls: RoomCalls, pool: RecognizerPool, call: Call, language: str) -> None:
+class CaptionsService:
+    def __init__(self, calls: RoomCalls, choice: EngineChoice, workers: int, max_speakers: int) -> None:
         self.calls = calls
-        self.pool = pool
-        self.call = call
-        self.language = language
-        self._transcribers: dict[str, SpeakerTranscriber] = {}
-        self._opening: dict[str, asyncio.Task[SpeakerTranscriber | None]] = {}
-        self._apart: SpeakersApart | None = None
-        self._stopped = False
+        self.choice = choice
+        self.workers = workers
+        self.budget = SpeakerBudget(max_speakers)
+        engine = load(choice)  # cheap: its name and languages (models load in the workers)
+        self._engine, self._languages = engine.name, engine.languages()
+        self._pool: RecognizerPool | None = None
+        # One change of one call's live text at a time (start, stop and relanguage are rare).
+        self._applying = asyncio.Lock()
+        self._listeners: dict[str, dict[str, Listener]] = {}  # call id -> key -> listener
+        self._calls: dict[str, CallText] = {}
+        self._tasks = TaskSet(log)
 
-    async def start(self) -> None:
-        apart = SpeakersApart(
-            self.calls.media_plane(),
-            self.call.media,
-            SAMPLE_RATE,
-            isolate=partial(self.calls.isolate, self.call),
-            sink=self._frame,
-            on_stopped=lambda why: log.warning("captions of call %s stopped: %s", self.call.id, why),
-        )
-        await apart.start()
-        self._apart = apart
-        for participant in self.call.participants.values():
-            apart.joined(participant.id)
+    @property
+    def engine(self) -> str:
+        return self._engine
 
-    async def _frame(self, participant_id: str, pcm: bytes) -> bool:
-        transcriber = self._transcribers.get(participant_id)
-        if transcriber is None:
-            transcriber = await self._open(participant_id)
-        if transcriber is not None:
-            transcriber.push(pcm)
-        return True
+    def languages(self) -> list[str]:
+        return list(self._languages)
 
-    async def _open(self, participant_id: str) -> SpeakerTranscriber | None:
-        """The speaker's transcriber (one opening at a time per speaker; a decoder takes a moment)."""
-        opening = self._opening.get(participant_id)
-        if opening is None:
-            opening = self._opening[participant_id] = asyncio.ensure_future(self._new(participant_id))
+    # -- who listens ----------------------------------------------------------------------
+
+    async def apply(self, call: Call) -> None:
+        sink = None if call.ended or not call.captions["active"] else self._broadcast
+        language = str(call.captions["language"])
+        async with self._applying:
+            try:
+                await self._set(call, _CAPTIONS, language, sink)
+            except LiveTextUnavailable as exc:
+                log.warning("captions of call %s wait: %s", call.id, exc)
+
+    async def listen(self, call: Call, key: str, language: str | None, sink: CaptionSink) -> None:
+        async with self._applying:
+            await self._set(call, key, language, sink)
+
+    async def unlisten(self, call: Call, key: str) -> None:
+        async with self._applying:
+            await self._set(call, key, None, None)
+
+    async def _set(self, call: Call, key: str, language: str | None, sink: CaptionSink | None) -> None:
+        listeners = self._listeners.setdefault(call.id, {})
+        if sink is None:
+            listeners.pop(key, None)
+        else:
+            listeners[key] = Listener(language, sink)
+        if call.ended:
+            listeners.clear()
         try:
-            return await asyncio.shield(opening)
+            await self._reconcile(call, listeners)
+        except LiveTextUnavailable:
+            listeners.pop(key, None)
+            raise
         finally:
-            self._opening.pop(participant_id, None)
+            if not listeners:
+                self._listeners.pop(call.id, None)
 
-    async def _new(self, participant_id: str) -> SpeakerTranscriber | None:
-        transcriber = SpeakerTranscriber(self.pool, participant_id, self.language, self._send)
-        try:
-            await transcriber.start()
-        except (RecognitionFailed, UnsupportedLanguage) as exc:
-            log.warning("no captions for %s: %s", participant_id, exc)
-            return None
-        if self._stopped or participant_id not in self.call.participants:  # gone meanwhile
-            await transcriber.close()
-            return None
-        self._transcribers[participant_id] = transcriber
-        return transcriber
-
-    def _send(self, caption: Caption) -> None:
-        speaker = self.call.participants.get(caption.speaker)
-        if speaker is None or self.call.ended:
+    async def _reconcile(self, call: Call, listeners: dict[str, Listener]) -> None:
+        """Run the call's live text while anyone listens in a language; stop it otherwise."""
+        running = self._calls.get(call.id)
+        if running is not None:
+            running.listeners = listeners
+            if running.languages:
+                await running.retune()
+                return
+            del self._calls[call.id]
+            await running.stop()
+            call.give_back_speakers_apart(LIVE_TEXT)
+            self._refused(call, frozenset())
+            if not self._calls and self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None
             return
-        self.call.broadcast(
+        if any(listener.language for listener in listeners.values()):
+            await self._start(call, listeners)
+
+    async def _start(self, call: Call, listeners: dict[str, Listener]) -> None:
+        holder = call.take_speakers_apart(LIVE_TEXT)
+        if holder is not None:
+            raise LiveTextUnavailable(f"the call's {holder} has its speakers apart")
+        try:
+            if self._pool is None:
+                pool = RecognizerPool(self.choice, self.workers)
+                await pool.start()
+                self._pool = pool
+            text = CallText(self.calls, self._pool, self.budget, call, self._refused)
+            text.listeners = listeners
+            self._calls[call.id] = text
+            await text.start()
+        except (MediaError, RecognitionFailed) as exc:
+            log.warning("live text of call %s could not start: %s", call.id, exc)
+            self._calls.pop(call.id, None)
+            call.give_back_speakers_apart(LIVE_TEXT)
+            raise LiveTextUnavailable(str(exc)) from None
+
+    # -- what participants see ----------------------------------------------------------------
+
+    @staticmethod
+    def _broadcast(caption: Caption, speaker: Participant) -> None:
+        speaker.call.broadcast(
             protocol.captions_received(
                 speaker.id,
                 speaker.user_id,
@@ -106,110 +143,34 @@ class CallCaptions:
             )
         )
 
-    def joined(self, participant: Participant) -> None:
-        if self._apart is not None:
-            self._apart.joined(participant.id)
-
-    def talking(self, participant: Participant) -> None:
-        if self._apart is not None:
-            self._apart.talking(participant.id)
-
-    async def left(self, participant: Participant) -> None:
-        if self._apart is not None:
-            self._apart.left(participant.id)
-        transcriber = self._transcribers.pop(participant.id, None)
-        if transcriber is not None:
-            await transcriber.close()
-
-    async def stop(self) -> None:
-        self._stopped = True
-        if self._apart is not None:
-            apart, self._apart = self._apart, None
-            with contextlib.suppress(MediaError):
-                await apart.stop()
-        transcribers, self._transcribers = list(self._transcribers.values()), {}
-        for transcriber in transcribers:
-            await transcriber.close()
-
-
-class CaptionsService:
-    """The call host's captioner: the engine's worker pool and each captioned call."""
-
-    def __init__(self, calls: RoomCalls, choice: EngineChoice, workers: int) -> None:
-        self.calls = calls
-        self.choice = choice
-        self.workers = workers
-        engine = load(choice)  # cheap: its name and languages (models load in the workers)
-        self._engine, self._languages = engine.name, engine.languages()
-        self._pool: RecognizerPool | None = None
-        self._starting = asyncio.Lock()
-        # One change of one call's captions at a time (start, stop and relanguage are rare).
-        self._applying = asyncio.Lock()
-        self._calls: dict[str, CallCaptions] = {}
-        self._tasks = TaskSet(log)
-
-    @property
-    def engine(self) -> str:
-        return self._engine
-
-    def languages(self) -> list[str]:
-        return list(self._languages)
-
-    async def _ready_pool(self) -> RecognizerPool:
-        async with self._starting:
-            if self._pool is None:
-                pool = RecognizerPool(self.choice, self.workers)
-                await pool.start()
-                self._pool = pool
-            return self._pool
-
-    async def apply(self, call: Call) -> None:
-        async with self._applying:
-            await self._apply(call)
-
-    async def _apply(self, call: Call) -> None:
-        running = self._calls.get(call.id)
-        wanted = call.captions["active"] and not call.ended
-        if running is not None and (not wanted or running.language != call.captions["language"]):
-            del self._calls[call.id]
-            await running.stop()
-            call.give_back_speakers_apart(_APART)
-            running = None
-        if running is None and wanted:
-            await self._start(call)
-
-    async def _start(self, call: Call) -> None:
-        holder = call.take_speakers_apart(_APART)
-        if holder is not None:
-            log.warning("captions of call %s wait: %s has its speakers apart", call.id, holder)
+    @staticmethod
+    def _refused(call: Call, participant_ids: frozenset[str]) -> None:
+        """The call's captions state names the speakers the node's limit leaves uncaptioned."""
+        if set(call.captions.get("uncaptioned", ())) == participant_ids:
             return
-        captions = CallCaptions(self.calls, await self._ready_pool(), call, call.captions["language"])
-        self._calls[call.id] = captions
-        try:
-            await captions.start()
-        except (MediaError, RecognitionFailed) as exc:
-            log.warning("captions of call %s could not start: %s", call.id, exc)
-            self._calls.pop(call.id, None)
-            call.give_back_speakers_apart(_APART)
+        call.captions["uncaptioned"] = sorted(participant_ids)
+        if not participant_ids:
+            del call.captions["uncaptioned"]
+        if not call.ended:
+            call.broadcast(protocol.captions(call.captions, ""))
 
-    def _of(self, call: Call) -> CallCaptions | None:
-        return self._calls.get(call.id)
+    # -- who is in the call ---------------------------------------------------------------
 
     def joined(self, call: Call, participant: Participant) -> None:
-        if (captions := self._of(call)) is not None:
-            captions.joined(participant)
+        if (text := self._calls.get(call.id)) is not None:
+            text.joined(participant.id)
 
     def left(self, call: Call, participant: Participant) -> None:
-        if (captions := self._of(call)) is not None:
-            self._tasks.spawn(captions.left(participant))
+        if (text := self._calls.get(call.id)) is not None:
+            self._tasks.spawn(text.left(participant.id))
 
     def talking(self, call: Call, participant: Participant) -> None:
-        if (captions := self._of(call)) is not None:
-            captions.talking(participant)
+        if (text := self._calls.get(call.id)) is not None:
+            text.talking(participant.id)
 
     async def shutdown(self) -> None:
-        for captions in list(self._calls.values()):
-            await captions.stop()
+        for text in list(self._calls.values()):
+            await text.stop()
         self._calls.clear()
         await self._tasks.cancel_all()
         if self._pool is not None:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from vrooms.captions.engines import SAMPLE_RATE, Hypothesis, UnsupportedLanguage, Word
+from vrooms.captions.engines import SAMPLE_RATE, Hypothesis, UnsupportedLanguage
+from vrooms.speech import Word
 
 LANGUAGE = "en-us"
 _ALTERNATE = re.compile(r"\(\d+\)$")

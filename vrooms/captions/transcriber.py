@@ -12,31 +12,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from vrooms.captions.engines import Hypothesis, Word
+from vrooms.captions.engines import Hypothesis
 from vrooms.captions.utterances import FRAME_BYTES, FRAME_SECONDS, Ended, Speech, Utterances
 from vrooms.captions.workers import RecognitionFailed, RecognizerPool
+from vrooms.speech import Caption
 
 log = logging.getLogger("vrooms.captions")
 
 CHUNK_SECONDS = 0.2
 _CHUNK_BYTES = int(CHUNK_SECONDS / FRAME_SECONDS) * FRAME_BYTES
 _BACKLOG_SECONDS = 10.0
-
-
-@dataclass(frozen=True)
-class Caption:
-    speaker: str
-    text: str
-    final: bool
-    language: str
-    # Seconds since the transcriber started: where the utterance began, and how long it is so far.
-    offset: float
-    duration: float
-    words: tuple[Word, ...] = ()
-    confidence: float | None = None
 
 
 class SpeakerTranscriber:
@@ -49,10 +37,11 @@ class SpeakerTranscriber:
         self.on_caption = on_caption
         self.stream_id = f"{speaker}/{id(self):x}"
         self.dropped_frames = 0
-        self._frames: asyncio.Queue[bytes] = asyncio.Queue(maxsize=int(_BACKLOG_SECONDS / FRAME_SECONDS))
+        self._frames: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue(maxsize=int(_BACKLOG_SECONDS / FRAME_SECONDS))
         self._task: asyncio.Task[None] | None = None
         self._heard = 0  # frames taken from the queue
         self._started_at = 0  # the current utterance's first frame
+        self._began_at = 0.0  # and when it was pushed (seconds since the epoch)
 
     async def start(self) -> None:
         """Raises ``UnsupportedLanguage`` (the pool's workers know the models)."""
@@ -68,7 +57,7 @@ class SpeakerTranscriber:
         if self._frames.full():
             self._frames.get_nowait()
             self.dropped_frames += 1
-        self._frames.put_nowait(frame)
+        self._frames.put_nowait((time.time(), frame))
 
     async def close(self) -> None:
         """Stop: the utterance under way is finished (its final caption is handed on)."""
@@ -88,10 +77,10 @@ class SpeakerTranscriber:
         pending = b""
         try:
             while True:
-                frame = await self._frames.get()
+                pushed_at, frame = await self._frames.get()
                 try:
                     for event in utterances.push(frame):
-                        pending = await self._handle(event, pending)
+                        pending = await self._handle(event, pending, pushed_at)
                     self._heard += 1
                 finally:
                     self._frames.task_done()
@@ -102,12 +91,14 @@ class SpeakerTranscriber:
         except RecognitionFailed as failed:
             log.warning("captions of %s stopped: %s", self.speaker, failed)
 
-    async def _handle(self, event: Speech | Ended, pending: bytes) -> bytes:
+    async def _handle(self, event: Speech | Ended, pending: bytes, pushed_at: float) -> bytes:
         if isinstance(event, Ended):
             await self._finish(pending)
             return b""
-        if event.started:
-            self._started_at = self._heard - len(event.pcm) // FRAME_BYTES + 1
+        if event.started:  # the VAD hands on the frames that started it at once
+            frames_before = len(event.pcm) // FRAME_BYTES - 1
+            self._started_at = self._heard - frames_before
+            self._began_at = pushed_at - frames_before * FRAME_SECONDS
         pending += event.pcm
         if len(pending) >= _CHUNK_BYTES:
             self._emit(await self.pool.accept(self.stream_id, pending))
@@ -136,5 +127,6 @@ class SpeakerTranscriber:
                 duration,
                 hypothesis.words,
                 hypothesis.confidence,
+                self._began_at,
             )
         )

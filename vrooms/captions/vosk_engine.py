@@ -12,7 +12,8 @@ from typing import Any
 
 import orjson
 
-from vrooms.captions.engines import SAMPLE_RATE, Hypothesis, UnsupportedLanguage, Word
+from vrooms.captions.engines import SAMPLE_RATE, Hypothesis, UnsupportedLanguage
+from vrooms.speech import Word
 
 
 class VoskRecognizer:

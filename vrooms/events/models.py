@@ -54,6 +54,10 @@ class EventType(StrEnum):
     MEDIA_STREAMING_STARTED = "Microsoft.Communication.MediaStreamingStarted"
     MEDIA_STREAMING_STOPPED = "Microsoft.Communication.MediaStreamingStopped"
     MEDIA_STREAMING_FAILED = "Microsoft.Communication.MediaStreamingFailed"
+    TRANSCRIPTION_STARTED = "Microsoft.Communication.TranscriptionStarted"
+    TRANSCRIPTION_STOPPED = "Microsoft.Communication.TranscriptionStopped"
+    TRANSCRIPTION_UPDATED = "Microsoft.Communication.TranscriptionUpdated"
+    TRANSCRIPTION_FAILED = "Microsoft.Communication.TranscriptionFailed"
 
 
 _EVENT_GRID_TYPES = {
