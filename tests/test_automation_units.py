@@ -19,6 +19,7 @@ from vrooms.callbacks.results import Outcome
 from vrooms.egress import EgressPolicy
 from vrooms.errors import ApiError
 from vrooms.media import speaker_slots
+from vrooms.speech import Caption, Word
 
 
 async def test_dtmf_collection_ends_on_max_tones_stop_tone_or_silence() -> None:
@@ -123,9 +124,33 @@ def test_identifiers_and_requests_are_checked_by_field() -> None:
         ).tones
         == "1#*A"
     )
-    with pytest.raises(ApiError) as refused:
-        schemas.parse_connect({"callLocator": {"roomId": "1"}, "callbackUri": "x", "transcriptionOptions": {}})
-    assert refused.value.target == "transcriptionOptions"
+
+
+def test_transcription_options_are_checked_by_field_and_results_are_in_ticks() -> None:
+    base = {"callLocator": {"roomId": "1"}, "callbackUri": "https://app.test/cb"}
+    options = {"transportUrl": "wss://app.test/t", "transportType": "websocket", "locale": "en-US"}
+    parsed = schemas.parse_connect({**base, "transcriptionOptions": {**options, "startTranscription": True}})
+    assert parsed.transcription == schemas.TranscriptionOptions("wss://app.test/t", "en-us", True, False)
+    bad_options: list[tuple[dict[str, Any], str]] = [
+        ({"locale": None}, "locale"),
+        ({"locale": "en US; drop"}, "transcriptionOptions.locale"),
+        ({"transportUrl": "http://app.test/t"}, "transcriptionOptions.transportUrl"),
+        ({"enableIntermediateResults": "yes"}, "transcriptionOptions.enableIntermediateResults"),
+        ({"speechModelEndpointId": "a259c255"}, "speechModelEndpointId"),
+        ({"transportType": "grpc"}, "transcriptionOptions.transportType"),
+    ]
+    for bad, target in bad_options:
+        with pytest.raises(ApiError) as refused:
+            schemas.parse_connect({**base, "transcriptionOptions": {**options, **bad}})
+        assert refused.value.target == target, bad
+    words = (Word("good", 0.1, 0.4), Word("morning", 0.4, 0.9))
+    caption = Caption("p1", "good morning", True, "en-us", 3.0, 1.0, words, 0.8, began_at=1000.5)
+    message = orjson.loads(stream_messages.transcription_data(caption, "8:acs:ada", started_at=1000.0))
+    assert message["kind"] == "TranscriptionData"
+    data = message["transcriptionData"]
+    assert (data["offset"], data["duration"], data["resultStatus"]) == (5_000_000, 10_000_000, "Final")
+    assert data["words"][1] == {"text": "morning", "offset": 9_000_000, "duration": 5_000_000}
+    assert (data["participantRawID"], data["confidence"], data["format"]) == ("8:acs:ada", 0.8, "display")
 
 
 def test_media_streaming_options_and_messages() -> None:
