@@ -20,8 +20,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.audio_files import spoken_pcm
-
 USER, PASSWORD = "vrooms-trunk", "s3cret-trunk-pw"
 TONE_HZ = 1000.0
 
@@ -100,14 +98,6 @@ def _mulaw(sample: float) -> int:
 def write_tone_pcap(path: Path, seconds: float, frequency: float = TONE_HZ, amplitude: float = 0.5) -> Path:
     """A pcap of PCMU RTP (20 ms packets) carrying a sine tone, for sipp's ``play_pcap_audio``."""
     samples = [amplitude * math.sin(2 * math.pi * frequency * n / 8000) for n in range(int(seconds * 50) * 160)]
-    return write_pcmu_pcap(path, samples)
-
-
-def write_speech_pcap(path: Path, text: str, silence_seconds: float = 2.0) -> Path:
-    """espeak-ng saying ``text`` as PCMU RTP in a pcap, then ``silence_seconds`` of silence (a
-    caller who says a sentence and pauses)."""
-    pcm = spoken_pcm(text, 8000)
-    samples = [value / 32768 for (value,) in struct.iter_unpack("<h", pcm)] + [0.0] * int(silence_seconds * 8000)
     return write_pcmu_pcap(path, samples)
 
 

@@ -56,6 +56,7 @@ class SpeakerTranscriber:
     def push(self, frame: bytes) -> None:
         if self._frames.full():
             self._frames.get_nowait()
+            self._frames.task_done()  # else ``close`` waits for it forever
             self.dropped_frames += 1
         self._frames.put_nowait((time.time(), frame))
 
