@@ -27,7 +27,6 @@ from azure.communication.callautomation import (
     MediaStreamingOptions,
     PhoneNumberIdentifier,
     TextSource,
-    recording_url_validator,
 )
 from azure.communication.callautomation.aio import CallAutomationClient, CallConnectionClient
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
@@ -45,7 +44,7 @@ from tests.phones import (
     write_tone_wav,
 )
 from tests.servers import Server, free_port, signed_headers
-from tests.webhooks import CallbackReceiver, Receiver, StreamReceiver
+from tests.webhooks import CallbackReceiver, Receiver, StreamReceiver, download
 from vrooms.client import Call, PatternSource
 from vrooms.client.media import tone_amplitude
 from vrooms.client.signaling import CallError
@@ -612,19 +611,6 @@ def recording_files(automation_server: Server) -> Iterator[Receiver]:
     hook.stop()
 
 
-@pytest.fixture
-def vrooms_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The SDK downloads only from Microsoft's recording hosts (an SSRF guard in the client);
-    an app of a vrooms server adds that server's host, as the README shows."""
-    allowed = (*recording_url_validator.ALLOWED_HOST_SUFFIXES, "127.0.0.1")
-    monkeypatch.setattr(recording_url_validator, "ALLOWED_HOST_SUFFIXES", allowed)
-
-
-async def _download(app: CallAutomationClient, url: str, **range_: int) -> bytes:
-    response: Any = await app.download_recording(url, **range_)
-    return bytes(await response.read())
-
-
 def _recording_state(recording_id: str, state: str) -> Any:
     return lambda e: e.data["recordingId"] == recording_id and e.data["state"] == state
 
@@ -676,17 +662,17 @@ async def test_a_mixed_recording_holds_the_call_without_its_pause_and_is_downloa
     [files] = await recording_files.wait_for(1, RECORDING_FILES)
     assert files.data["recordingChannelType"] == "Mixed" and files.data["sessionEndReason"] == "StopRecording"
     [chunk] = files.data["recordingStorageInfo"]["recordingChunks"]
-    audio = await _download(app, chunk["contentLocation"])
+    audio = await download(app, chunk["contentLocation"])
     levels = tone_per_second(audio, ATTENDEE_HZ)
     assert 3 <= len(levels) <= 5, f"{len(levels)} s recorded of 4 s recording and 3 s paused"
     assert min(levels) > HEARD, levels
-    assert await _download(app, chunk["contentLocation"], offset=100, length=50) == audio[100:150]
-    metadata = json.loads(await _download(app, chunk["metadataLocation"]))
+    assert await download(app, chunk["contentLocation"], offset=100, length=50) == audio[100:150]
+    metadata = json.loads(await download(app, chunk["metadataLocation"]))
     assert len(metadata["pauseResumeIntervals"]) == 1 and metadata["pauseResumeIntervals"][0]["duration"] >= 2000
 
     await app.delete_recording(chunk["deleteLocation"])
     with pytest.raises(ResourceNotFoundError):
-        await _download(app, chunk["contentLocation"])
+        await download(app, chunk["contentLocation"])
     await listener.leave()
 
 
@@ -727,9 +713,9 @@ async def test_an_unmixed_recording_has_each_participant_alone_a_phone_too_until
     chunks = files.data["recordingStorageInfo"]["recordingChunks"]
     by_participant = {}
     for chunk in chunks:
-        metadata = json.loads(await _download(app, chunk["metadataLocation"]))
+        metadata = json.loads(await download(app, chunk["metadataLocation"]))
         [who] = metadata["participants"]
-        by_participant[who["participantId"]] = await _download(app, chunk["contentLocation"])
+        by_participant[who["participantId"]] = await download(app, chunk["contentLocation"])
     own = {presenter.raw_id: SECOND_HZ, attendee.raw_id: ATTENDEE_HZ, f"4:{NUMBER}": TONE_HZ}
     assert sorted(by_participant) == sorted(own)
     for raw_id, audio in by_participant.items():
@@ -776,7 +762,7 @@ async def test_an_audio_video_recording_has_the_cameras_in_a_grid_then_a_screen_
     [files] = await recording_files.wait_for(1, RECORDING_FILES, timeout=60)
     assert (files.data["recordingContentType"], files.data["recordingFormatType"]) == ("AudioVideo", "Mp4")
     [chunk] = files.data["recordingStorageInfo"]["recordingChunks"]
-    content = await _download(app, chunk["contentLocation"])
+    content = await download(app, chunk["contentLocation"])
     codec, width, height, seconds = video_info(content)
     assert (codec, width, height) == ("h264", 1280, 720) and 5 < seconds < 12, (codec, width, height, seconds)
     assert max(tone_per_second(content, ATTENDEE_HZ)) > HEARD
@@ -806,7 +792,7 @@ async def test_a_recording_cut_by_a_killed_call_host_is_finished_by_the_next_one
     [files] = await recording_files.wait_for(1, RECORDING_FILES)
     assert files.data["sessionEndReason"] == "ServerRestarted"
     [chunk] = files.data["recordingStorageInfo"]["recordingChunks"]
-    levels = tone_per_second(await _download(app, chunk["contentLocation"]), ATTENDEE_HZ)
+    levels = tone_per_second(await download(app, chunk["contentLocation"]), ATTENDEE_HZ)
     assert levels and max(levels) > HEARD, levels
     finished = (await receiver.wait_for(2, STATE_CHANGED))[1]
     assert finished.data["state"] == "inactive" and finished.data["resultInformation"]["subCode"] == 7031

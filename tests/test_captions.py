@@ -21,7 +21,7 @@ from tests.audio_files import speech_wav, spoken_pcm, transcribe, turns_wav, wav
 from tests.browsers import Launch, join, open_call, screenshot
 from tests.calls import CallWorld, disconnected
 from tests.servers import Server
-from tests.webhooks import CallbackReceiver, StreamReceiver
+from tests.webhooks import CallbackReceiver, Receiver, StreamReceiver, download
 from vrooms.captions.engines import EngineChoice, UnsupportedLanguage
 from vrooms.captions.transcriber import SpeakerTranscriber
 from vrooms.captions.utterances import FRAME_BYTES
@@ -267,6 +267,8 @@ async def test_captions_stay_on_when_the_call_host_crashes(world: CallWorld, tmp
 
 # -- Call Automation transcription ------------------------------------------------------------
 
+RECORDING_FILES = "Microsoft.Communication.RecordingFileStatusUpdated"
+
 
 def _transcription_data(sockets: StreamReceiver, status: str) -> list[dict[str, Any]]:
     return [
@@ -282,18 +284,20 @@ async def _until(condition: Callable[[], object], timeout: float = 60.0) -> None
             await asyncio.sleep(0.05)
 
 
-async def test_the_official_sdk_transcribes_a_room_call_to_its_websocket(
-    world: CallWorld, call_server: Server, tmp_path: Path
+async def test_the_official_sdk_transcribes_a_room_call_to_its_websocket_and_the_recording(
+    world: CallWorld, call_server: Server, tmp_path: Path, vrooms_downloads: None
 ) -> None:
     """connect_call with TranscriptionOptions, then start (refused first in a locale with no
     model), update and stop with azure-communication-callautomation: TranscriptionMetadata, then
-    Intermediate and Final TranscriptionData naming the speaker, and the four callbacks."""
+    Intermediate and Final TranscriptionData naming the speaker, and the four callbacks. A
+    recording made meanwhile has the transcript beside its audio: WebVTT with the speaker's name."""
     speaker = world.user()
     room_id = world.room({speaker: "Attendee"})
     wav = speech_wav(tmp_path / "speech.wav", "good morning everyone welcome to the class")
     await world.client(speaker).join(room_id, audio=MediaPlayer(str(wav), loop=True).audio, display_name="Ada")
     sockets = await StreamReceiver().start()
-    callbacks = CallbackReceiver().start()
+    callbacks, files = CallbackReceiver().start(), Receiver().start()
+    call_server.cli("events", "subscribe", "transcripts", files.url, "--type", RECORDING_FILES)
     options = TranscriptionOptions(
         transport_url=sockets.url,
         transport_type="websocket",
@@ -318,7 +322,9 @@ async def test_the_official_sdk_transcribes_a_room_call_to_its_websocket(
             started = await callbacks.wait_for_type("TranscriptionStarted")
             assert started.data["operationContext"] == "ctx-transcribe"
             assert started.data["transcriptionUpdate"]["transcriptionStatus"] == "transcriptionStarted"
+            recording = await app.start_recording(room_id=room_id, recording_format_type="wav")
             await _until(lambda: _transcription_data(sockets, "Final"))
+            await app.stop_recording(str(recording.recording_id))
             assert sockets.messages[0]["kind"] == "TranscriptionMetadata"
             meta = sockets.messages[0]["transcriptionMetadata"]
             assert meta["subscriptionId"] == subscription.id and meta["locale"] == "en-us"
@@ -340,6 +346,14 @@ async def test_the_official_sdk_transcribes_a_room_call_to_its_websocket(
             assert stopped.data["operationContext"] == "ctx-stop"
             await asyncio.wait_for(sockets.closed.wait(), 10)
             await connection.hang_up(is_for_everyone=True)
+
+            [ready] = await files.wait_for(1, RECORDING_FILES)
+            audio, text = ready.data["recordingStorageInfo"]["recordingChunks"]
+            assert (await download(app, audio["contentLocation"]))[:4] == b"RIFF"
+            transcript = (await download(app, text["contentLocation"])).decode()
+            assert transcript.startswith("WEBVTT\n\n00:00:") and "<v Ada>" in transcript
     finally:
+        call_server.cli("events", "unsubscribe", "transcripts")
         callbacks.stop()
+        files.stop()
         await sockets.stop()

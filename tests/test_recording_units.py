@@ -14,11 +14,13 @@ import orjson
 import pytest
 
 from tests.phones import write_tone_wav
+from vrooms.calls.captioning import NoCaptioner
 from vrooms.egress import EgressPolicy
 from vrooms.errors import ApiError
-from vrooms.recording import encode, schemas
+from vrooms.recording import encode, schemas, transcript
 from vrooms.recording.service import RecordingService
 from vrooms.recording.store import Phase, RecordingState, RecordingStore, Segment
+from vrooms.speech import Caption
 from vrooms.store.database import Database
 from vrooms.store.migrate import upgrade_to_head
 
@@ -109,7 +111,13 @@ async def test_an_encoder_failure_keeps_the_raw_media_and_the_next_start_finishe
     calls: Any = SimpleNamespace(events_written=lambda: None, database=database)
     connection_of: Any = SimpleNamespace  # no connection is named in this test
     service = RecordingService(
-        calls, connection_of, store, "https://vrooms.test", callback_retry_seconds=1, callback_policy=PUBLIC
+        calls,
+        connection_of,
+        store,
+        NoCaptioner(),
+        "https://vrooms.test",
+        callback_retry_seconds=1,
+        callback_policy=PUBLIC,
     )
     await service.finish(state)
     saved = store.load(state.id)
@@ -125,6 +133,30 @@ async def test_an_encoder_failure_keeps_the_raw_media_and_the_next_start_finishe
     assert not mix.exists() and (store.folder(state.id) / done.documents[0].file).stat().st_size > 1000
     assert store.unfinished() == []
     await database.dispose()
+
+
+def test_a_transcript_keeps_what_was_said_while_recording_on_the_recording_timeline(tmp_path: Path) -> None:
+    """Finals only, not while paused, at their place in the recording (the pause left out), the
+    speaker's name as a WebVTT voice, markup escaped; a line cut by a crash is skipped."""
+    state = RecordingState("r" * 32, "call", "room", "mixed", "wav", 0, segments=[Segment(0, 0)])
+    writer = transcript.TranscriptWriter(tmp_path, state)
+    ann: Any = SimpleNamespace(display_name="Ann <MD>", user_id="8:acs:ann")
+    writer.caption(Caption("p1", "before that", True, "en-us", 0, 1.0, began_at=1.0), ann)
+    state.segments[0].ended_at, state.phase = 4_000_000, Phase.PAUSED  # paused from 4 s to 10 s
+    writer.caption(Caption("p1", "not recorded", True, "en-us", 0, 1.0, began_at=5.0), ann)
+    state.segments.append(Segment(1, 10_000_000))
+    state.phase = Phase.ACTIVE
+    writer.caption(Caption("p1", "half a sente", False, "en-us", 0, 1.0, began_at=11.0), ann)
+    writer.caption(Caption("p1", "take two & rest", True, "en-us", 0, 1.5, began_at=11.0), ann)
+    with (tmp_path / transcript.LINES).open("ab") as lines:
+        lines.write(b'{"start": 9')  # the call host died writing this line
+    assert transcript.write_vtt(tmp_path)
+    assert (tmp_path / transcript.FILE).read_text() == (
+        "WEBVTT\n\n"
+        "00:00:01.000 --> 00:00:02.000\n<v Ann &lt;MD&gt;>before that\n\n"
+        "00:00:05.000 --> 00:00:06.500\n<v Ann &lt;MD&gt;>take two &amp; rest\n"
+    )
+    assert not transcript.write_vtt(tmp_path / "elsewhere")  # nothing said: no transcript
 
 
 def test_cameras_fill_a_grid_and_stand_in_a_column_while_a_screen_is_shared() -> None:

@@ -20,6 +20,7 @@ from typing import Any, Self
 import orjson
 import uvicorn
 import websockets
+from azure.communication.callautomation.aio import CallAutomationClient
 from azure.eventgrid import EventGridEvent, SystemEventNames
 from cloudevents.core.bindings.http import HTTPMessage, from_http_event
 from cloudevents.core.formats.json import JSONFormat
@@ -242,3 +243,9 @@ class StreamReceiver:
     async def stop(self) -> None:
         self._server.close()
         await self._server.wait_closed()
+
+
+async def download(app: CallAutomationClient, url: str, **range_: int) -> bytes:
+    """A recording's document, as an app downloads it with the Call Automation SDK."""
+    response: Any = await app.download_recording(url, **range_)
+    return bytes(await response.read())

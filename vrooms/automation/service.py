@@ -73,6 +73,7 @@ class AutomationService:
             calls,
             self.connection,
             recordings,
+            transcripts,
             public_url,
             callback_retry_seconds=callback_retry_seconds,
             callback_policy=egress.callbacks,

@@ -23,7 +23,7 @@ from vrooms.recording.schemas import Content
 from vrooms.recording.store import Document, Phase, RecordingState, RecordingStore
 
 _VIDEO = {"longerSideLength": CANVAS[0], "shorterSideLength": CANVAS[1], "framerate": FPS}
-_MEDIA_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "mp4": "video/mp4"}
+_MEDIA_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "mp4": "video/mp4", "vtt": "text/vtt; charset=utf-8"}
 
 
 def _store(services: ApiServices) -> RecordingStore:
@@ -51,8 +51,9 @@ async def _document(request: Request) -> tuple[RecordingState, Document, Any]:
 
 
 async def content(request: Request) -> Response:
-    state, _, path = await _document(request)
-    return FileResponse(path, media_type=_MEDIA_TYPES.get(state.format, "application/octet-stream"))
+    state, document, path = await _document(request)
+    kind = "vtt" if document.file.endswith(".vtt") else state.format  # the transcript, or the media
+    return FileResponse(path, media_type=_MEDIA_TYPES.get(kind, "application/octet-stream"))
 
 
 async def metadata(request: Request) -> Response:

@@ -25,6 +25,7 @@ from vrooms.callbacks import ids, results
 from vrooms.callbacks import writer as callbacks
 from vrooms.calls import repository as calls_repository
 from vrooms.calls.call import Call
+from vrooms.calls.captioning import Transcripts
 from vrooms.calls.interface import RoomCalls
 from vrooms.calls.models import MediaSource
 from vrooms.egress import EgressPolicy
@@ -33,7 +34,7 @@ from vrooms.events import repository as events_repository
 from vrooms.events.models import Event, EventType
 from vrooms.media.config import RECORDING_PART
 from vrooms.media.tools import ToolFailed
-from vrooms.recording import encode
+from vrooms.recording import encode, transcript
 from vrooms.recording.schemas import Channel, Content, StartRequest, state_response
 from vrooms.recording.session import RecordingSession, feed_files, leg_file, mix_file
 from vrooms.recording.store import Document, Phase, RecordingState, RecordingStore, Segment
@@ -61,6 +62,7 @@ class RecordingService:
         calls: RoomCalls,
         connection_of: Callable[[str], CallConnectionLike],
         store: RecordingStore,
+        transcripts: Transcripts,
         public_url: str,
         *,
         callback_retry_seconds: float,
@@ -69,6 +71,7 @@ class RecordingService:
         self.calls = calls
         self.connection_of = connection_of
         self.store = store
+        self.transcripts = transcripts
         self.public_url = public_url
         self.sessions: dict[str, RecordingSession] = {}
         self._retry_seconds = callback_retry_seconds
@@ -102,6 +105,7 @@ class RecordingService:
                 await self._open_callbacks(state, callback_uri, connection_id)
             call.recorder = session
             self.sessions[state.id] = session
+        await self._hear_transcript(session)
         async with session.lock:
             if request.pause_on_start:
                 state.phase = Phase.PAUSED
@@ -179,6 +183,7 @@ class RecordingService:
             self.sessions.pop(session.state.id, None)
             if was_active:
                 self._state_changed(session.state)
+        await self.transcripts.unlisten(session.call, _transcript_key(session.state))
         self._tasks.spawn(self.finish(session.state))
 
     # -- the documents ------------------------------------------------------------------------
@@ -201,13 +206,20 @@ class RecordingService:
             state.phase = Phase.FAILED
             state.end_reason = state.end_reason or "EncodingFailed"
         if state.phase == Phase.DONE:  # the raw media go only once the documents exist
-            for raw in [*folder.glob("*.mjr"), *folder.glob(f"*{encode.DECODED}*"), *folder.glob("mix-*.wav")]:
+            raws = [*folder.glob("*.mjr"), *folder.glob(f"*{encode.DECODED}*"), *folder.glob("mix-*.wav")]
+            for raw in [*raws, folder / transcript.LINES]:
                 raw.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             self.store.save(state)
         await self._announce(state, recovered=recovered)
 
     async def _documents(self, state: RecordingState, folder: Path) -> list[Document]:
+        documents = await self._media_documents(state, folder)
+        if transcript.write_vtt(folder):
+            documents.append(Document(f"{state.id}-transcript", transcript.FILE, None, state.duration_ms))
+        return documents
+
+    async def _media_documents(self, state: RecordingState, folder: Path) -> list[Document]:
         if state.channel == Channel.MIXED:
             pieces = [encode.Piece(_existing(mix_file(folder, s.index)), 0, s.duration_ms) for s in state.segments]
             if state.content == Content.AUDIO_VIDEO:
@@ -226,6 +238,11 @@ class RecordingService:
         name = f"document-{index}.{state.format}"
         await encode.assemble(pieces, folder / name, state.format)
         return Document(f"{state.id}-{index}", name, participant, sum(p.duration_ms for p in pieces))
+
+    async def _hear_transcript(self, session: RecordingSession) -> None:
+        """The call's captions and transcriptions while they run, into the recording's transcript."""
+        sink = transcript.TranscriptWriter(session.folder, session.state).caption
+        await self.transcripts.listen(session.call, _transcript_key(session.state), None, sink)
 
     # -- telling the app ------------------------------------------------------------------------
 
@@ -327,6 +344,7 @@ class RecordingService:
             session = RecordingSession(state, call, self.store.folder(state.id), lambda: self.calls.plane, self._ended)
             call.recorder = session
             self.sessions[state.id] = session
+            await self._hear_transcript(session)
             async with session.lock:
                 if state.phase == Phase.ACTIVE:
                     await session.begin_segment()
@@ -404,3 +422,7 @@ async def _closed_by_janus(folder: Path) -> None:
 def _last_write(folder: Path, fallback: int) -> int:
     times = [int(p.stat().st_mtime * 1_000_000) for p in folder.iterdir() if p.name != "state.json"]
     return max([fallback, *times])
+
+
+def _transcript_key(state: RecordingState) -> str:
+    return f"recording {state.id}"

@@ -39,3 +39,11 @@ def write_private(path: Path, data: bytes) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def append_private(path: Path, data: bytes) -> None:
+    """Add ``data`` at the end of ``path`` (created readable by this user only); not synced: a
+    line lost in a crash costs little where this is used (a transcript's line)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
+    with os.fdopen(fd, "ab") as handle:
+        handle.write(data)
