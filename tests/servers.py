@@ -165,13 +165,21 @@ class Server:
         env = {**os.environ, **LOCAL_RECEIVERS, **self.extra_env}
         return subprocess.run(self.command(*args), capture_output=True, text=True, check=check, timeout=60, env=env)
 
+    def call_host_pid(self) -> int:
+        return self._children(self.process.pid if self.process else 0, "vrooms.calls.host")[0]
+
+    def call_host_children(self, pattern: str) -> list[int]:
+        """The call host's child processes whose command line matches ``pattern`` (pgrep -f)."""
+        return self._children(self.call_host_pid(), pattern)
+
+    @staticmethod
+    def _children(parent: int, pattern: str) -> list[int]:
+        found = subprocess.run(["pgrep", "-P", str(parent), "-f", pattern], capture_output=True, text=True)
+        return [int(pid) for pid in found.stdout.split()]
+
     def kill_call_host(self) -> None:
         """SIGKILL the call host (the launcher starts a new one): a crash, as the host sees it."""
-        assert self.process is not None
-        host = subprocess.run(
-            ["pgrep", "-P", str(self.process.pid), "-f", "vrooms.calls.host"], capture_output=True, text=True
-        )
-        os.kill(int(host.stdout.split()[0]), signal.SIGKILL)
+        os.kill(self.call_host_pid(), signal.SIGKILL)
 
     def janus_pid(self) -> int:
         """The Janus the call host started for this server (found by its configuration folder)."""

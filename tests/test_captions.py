@@ -229,6 +229,44 @@ async def test_two_speakers_taking_turns_are_captioned_apart_and_the_pipeline_lo
     assert pipeline_wer <= 1.2 * direct_wer + 0.05, (heard, direct)
 
 
+async def test_beyond_the_nodes_limit_a_speaker_waits_named_and_nothing_runs_once_captions_stop(
+    tmp_path: Path,
+) -> None:
+    """A node that recognizes one speaker at a time: of two talking, one is captioned and the
+    captions state names the other (``uncaptioned``); when the first leaves, the second is
+    captioned. Captions off: the engine's worker processes and the audio decoders are gone."""
+    server = await asyncio.to_thread(
+        Server(tmp_path / "server", extra_env={"VROOMS_CAPTIONS_MAX_SPEAKERS": "1"}, log_level="info").start
+    )
+    world = CallWorld(server)
+    try:
+        viewer, ann, bob = world.user(), world.user(), world.user()
+        room_id = world.room({viewer: "Consumer", ann: "Attendee", bob: "Attendee"})
+        watching = await world.join(viewer, room_id)
+        await watching.start_captions()
+        talking = {}
+        for member, name, text in ((ann, "Ann", ANN[0]), (bob, "Bob", BOB[0])):
+            voice = MediaPlayer(str(speech_wav(tmp_path / f"{name}.wav", text)), loop=True)
+            talking[name] = await world.client(member).join(room_id, audio=voice.audio, display_name=name)
+        await watching.wait_until(lambda: bool(watching.captions.get("uncaptioned")), timeout=30)
+        [waiting] = watching.captions["uncaptioned"]
+        first = next(call for call in talking.values() if call.participant_id != waiting)
+        await watching.wait_until(lambda: bool(_finals_of(watching, first.participant_id)), timeout=60)
+        assert not _finals_of(watching, waiting)
+        await first.leave()
+        await watching.wait_until(lambda: bool(_finals_of(watching, waiting)), timeout=60)
+        await watching.wait_until(lambda: watching.captions["uncaptioned"] == [])
+        assert server.call_host_children("spawn_main") and server.call_host_children("ffmpeg")
+
+        await watching.stop_captions()
+        async with asyncio.timeout(15):
+            while server.call_host_children("spawn_main") or server.call_host_children("ffmpeg"):
+                await asyncio.sleep(0.1)
+    finally:
+        await world.close()
+        await asyncio.to_thread(server.stop)
+
+
 async def test_the_call_page_shows_who_says_what(world: CallWorld, launch: Launch, tmp_path: Path) -> None:
     """A Consumer's call page (Chromium) starts captions and shows the speaker's lines under the
     stage, with the engine that makes them named in the Captions panel."""

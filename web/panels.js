@@ -117,6 +117,11 @@ export class CaptionsPanel {
     const items = [h("h2", {}, this.ui.t("captions")),
       h("p", {}, captions.active ? this.ui.t("captionsOn", { language: captions.language }) : this.ui.t("captionsOff"))];
     if (captions.engine) items.push(h("p", { class: "engine" }, this.ui.t("captionsEngine", { engine: captions.engine })));
+    const waiting = (captions.active && captions.uncaptioned) || [];
+    if (waiting.length) {
+      const names = waiting.map((id) => this.ui.everyone().find((p) => p.participantId === id)?.displayName || id);
+      items.push(h("p", { class: "notice", role: "status" }, this.ui.t("captionsLimited", { names: names.join(", ") })));
+    }
     if (this.ui.may("startCaptions")) {
       const action = captions.active ? "stop" : "start";
       items.push(h("button", { type: "button", onclick: () => this.#request({ action }) }, this.ui.t(captions.active ? "stopCaptions" : "startCaptions")));

@@ -284,7 +284,7 @@ export class Call extends EventTarget {
         this.muted = true;
         break;
       case "captions": // the languages there are models for, and the engine, stay as the join said
-        this.captions = { ...this.captions, active: message.active, language: message.language };
+        this.captions = { ...this.captions, active: message.active, language: message.language, uncaptioned: message.uncaptioned ?? this.captions.uncaptioned };
         break;
       case "videoOffer":
         // One at a time, in order; a failed one is reported and does not stop the ones after it.

@@ -4,10 +4,11 @@ While anyone listens in a language (the participants' captions, a Call Automatio
 transcription), the call's dominant speakers' audio comes apart at 16 kHz
 (``media.speakers.SpeakersApart``: up to ``ISOLATED_SLOTS`` at once, whoever is heard taking
 the slot of the one silent longest; phones included, as they are in the mix). Each speaker
-heard gets a transcriber per language listened in, opened at their first frame; every caption
-goes to the listeners of its language and to those that hear any (a recording's transcript).
-A transcriber counts against the node's ``SpeakerBudget``: a speaker beyond it is not captioned
-(and the call's captions state names them) until a place frees up.
+heard speaking (WebRTC's VAD, as in ``captions.utterances``: not one merely in the call) gets a
+transcriber per language listened in; every caption goes to the listeners of its language and
+to those that hear any (a recording's transcript). A transcriber counts against the node's
+``SpeakerBudget`` until its speaker has been silent for ``IDLE_SECONDS``: a speaker beyond it
+is not captioned (and the call's captions state names them) until a place frees up.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -24,6 +26,7 @@ from vrooms.calls.captioning import CaptionSink
 from vrooms.calls.interface import RoomCalls
 from vrooms.captions.engines import SAMPLE_RATE, UnsupportedLanguage
 from vrooms.captions.transcriber import SpeakerTranscriber
+from vrooms.captions.utterances import FRAME_BYTES, Speech, Utterances
 from vrooms.captions.workers import RecognitionFailed, RecognizerPool
 from vrooms.media.speakers import SpeakersApart
 from vrooms.media.types import MediaError
@@ -32,6 +35,9 @@ from vrooms.speech import Caption
 log = logging.getLogger("vrooms.captions")
 
 _Key = tuple[str, str]  # participant id, language
+# A transcriber whose speaker said nothing for this long is closed (its place in the budget freed).
+IDLE_SECONDS = 10.0
+_SWEEP_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -75,8 +81,10 @@ class CallText:
         self.listeners: dict[str, Listener] = {}
         self._transcribers: dict[_Key, SpeakerTranscriber] = {}
         self._opening: dict[_Key, asyncio.Task[SpeakerTranscriber | None]] = {}
-        self._refused: set[str] = set()
+        self._refused: dict[str, float] = {}  # participant id -> when last refused (monotonic)
+        self._gates: dict[str, Utterances] = {}  # who is not transcribed yet: until heard speaking
         self._apart: SpeakersApart | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self._stopped = False
 
     @property
@@ -94,16 +102,46 @@ class CallText:
         )
         await apart.start()
         self._apart = apart
+        self._sweeper = asyncio.create_task(self._sweep(), name=f"captions sweep {self.call.id}")
         for participant in self.call.participants.values():
             apart.joined(participant.id)
 
     async def _frame(self, participant_id: str, pcm: bytes) -> bool:
+        missing = []
         for language in self.languages:
-            key = (participant_id, language)
-            transcriber = self._transcribers.get(key) or await self._open(key)
-            if transcriber is not None:
+            transcriber = self._transcribers.get((participant_id, language))
+            if transcriber is None:
+                missing.append(language)
+            else:
                 transcriber.push(pcm)
+        if missing and (heard := self._gate(participant_id, pcm)):
+            for language in missing:
+                transcriber = await self._open((participant_id, language))
+                if transcriber is not None:
+                    for start in range(0, len(heard), FRAME_BYTES):
+                        transcriber.push(heard[start : start + FRAME_BYTES])
         return True
+
+    def _gate(self, participant_id: str, pcm: bytes) -> bytes:
+        """The frames that start the speaker's speech once they are heard (b"" until then)."""
+        gate = self._gates.setdefault(participant_id, Utterances())
+        for event in gate.push(pcm):
+            if isinstance(event, Speech) and event.started:
+                del self._gates[participant_id]
+                return event.pcm
+        return b""
+
+    async def _sweep(self) -> None:
+        """Transcribers of speakers silent for ``IDLE_SECONDS`` are closed; refusals that old expire."""
+        while True:
+            await asyncio.sleep(_SWEEP_SECONDS)
+            for key, transcriber in list(self._transcribers.items()):
+                if transcriber.idle_seconds > IDLE_SECONDS and self._transcribers.get(key) is transcriber:
+                    del self._transcribers[key]
+                    await self._close(transcriber)
+            now = time.monotonic()
+            for participant_id in [p for p, at in self._refused.items() if now - at > IDLE_SECONDS]:
+                self._refuse(participant_id, False)
 
     async def _open(self, key: _Key) -> SpeakerTranscriber | None:
         """The speaker's transcriber (one opening at a time per key; a decoder takes a moment)."""
@@ -137,10 +175,10 @@ class CallText:
     def _refuse(self, participant_id: str, refused: bool) -> None:
         before = frozenset(self._refused)
         if refused:
-            self._refused.add(participant_id)
+            self._refused[participant_id] = time.monotonic()
         else:
-            self._refused.discard(participant_id)
-        if before != self._refused:
+            self._refused.pop(participant_id, None)
+        if before != frozenset(self._refused):
             self.on_refused(self.call, frozenset(self._refused))
 
     def _send(self, caption: Caption) -> None:
@@ -177,11 +215,14 @@ class CallText:
         if self._apart is not None:
             self._apart.left(participant_id)
         self._refuse(participant_id, False)
+        self._gates.pop(participant_id, None)
         for key in [key for key in self._transcribers if key[0] == participant_id]:
             await self._close(self._transcribers.pop(key))
 
     async def stop(self) -> None:
         self._stopped = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         if self._apart is not None:
             apart, self._apart = self._apart, None
             with contextlib.suppress(MediaError):

@@ -149,8 +149,6 @@ class CaptionsService:
         if set(call.captions.get("uncaptioned", ())) == participant_ids:
             return
         call.captions["uncaptioned"] = sorted(participant_ids)
-        if not participant_ids:
-            del call.captions["uncaptioned"]
         if not call.ended:
             call.broadcast(protocol.captions(call.captions, ""))
 

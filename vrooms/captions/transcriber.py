@@ -42,6 +42,8 @@ class SpeakerTranscriber:
         self._heard = 0  # frames taken from the queue
         self._started_at = 0  # the current utterance's first frame
         self._began_at = 0.0  # and when it was pushed (seconds since the epoch)
+        self._speaking = False
+        self._last_speech = time.monotonic()
 
     async def start(self) -> None:
         """Raises ``UnsupportedLanguage`` (the pool's workers know the models)."""
@@ -52,6 +54,13 @@ class SpeakerTranscriber:
     def backlog_seconds(self) -> float:
         """Audio pushed and not yet decoded (the engine falling behind shows here first)."""
         return self._frames.qsize() * FRAME_SECONDS
+
+    @property
+    def idle_seconds(self) -> float:
+        """Seconds since the speaker's last utterance ended (0 while one is under way)."""
+        if self._speaking or self._frames.qsize():
+            return 0.0
+        return time.monotonic() - self._last_speech
 
     def push(self, frame: bytes) -> None:
         if self._frames.full():
@@ -82,6 +91,9 @@ class SpeakerTranscriber:
                 try:
                     for event in utterances.push(frame):
                         pending = await self._handle(event, pending, pushed_at)
+                    self._speaking = utterances.speaking
+                    if self._speaking:
+                        self._last_speech = time.monotonic()
                     self._heard += 1
                 finally:
                     self._frames.task_done()

@@ -29,6 +29,7 @@ export default {
   captionsOff: "Captions are off.",
   captionsLanguage: "Caption language",
   captionsEngine: "Captioned by {engine}.",
+  captionsLimited: "Not captioned for now (this server captions as many speakers as it can keep up with): {names}.",
   startCaptions: "Start captions",
   stopCaptions: "Stop captions",
   hold: "Hold call",

@@ -27,6 +27,7 @@ export default {
   captionsOff: "Sous-titres désactivés.",
   captionsLanguage: "Langue des sous-titres",
   captionsEngine: "Sous-titres produits par {engine}.",
+  captionsLimited: "Pas de sous-titres pour l'instant (ce serveur sous-titre autant d'orateurs qu'il le peut) : {names}.",
   startCaptions: "Activer les sous-titres",
   stopCaptions: "Désactiver les sous-titres",
   hold: "Mettre en attente",
