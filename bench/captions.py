@@ -21,6 +21,7 @@ import os
 import time
 from typing import Any
 
+from bench.captions_call import through_a_call
 from bench.stats import percentile, save
 from tests.audio_files import spoken_pcm
 from vrooms.captions.engines import EngineChoice
@@ -29,6 +30,41 @@ from vrooms.captions.utterances import END_SILENCE_SECONDS, FRAME_BYTES, FRAME_S
 from vrooms.captions.workers import RecognizerPool
 from vrooms.speech import Caption
 
+# The word error rate's corpus: 32 sentences of a clinic's and a classroom's day.
+CORPUS = [
+    "good morning and welcome to the clinic",
+    "please tell me your name and date of birth",
+    "how long have you had this cough",
+    "do you have any allergies to medicine",
+    "the nurse will take your blood pressure",
+    "breathe in slowly and hold your breath",
+    "your test results came back this morning",
+    "everything looks normal so far",
+    "take one tablet twice a day with food",
+    "come back in two weeks for a check up",
+    "is the pain worse at night or in the day",
+    "we will send the prescription to your pharmacy",
+    "please switch on your camera for a moment",
+    "can everyone hear me clearly",
+    "today we start a new chapter on plants",
+    "open your books at page forty two",
+    "who can tell me what a cell is",
+    "the sun gives energy to every living thing",
+    "water moves from the roots to the leaves",
+    "write down three questions for next time",
+    "the homework is due on friday morning",
+    "please raise your hand before you speak",
+    "let us take a short break of five minutes",
+    "the meeting will end at half past four",
+    "i will share my screen in a second",
+    "thank you all for joining the call today",
+    "the weather will be cold and windy tomorrow",
+    "our train leaves the station at seven",
+    "the children played football in the park",
+    "she bought apples and bread at the market",
+    "the library opens at nine every day",
+    "have a good evening and see you soon",
+]
 SENTENCES = [
     "good morning everyone and welcome to the class",
     "today we talk about the heart and the lungs",
@@ -94,6 +130,7 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="speech per speaker for the throughput")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=2, help="rounds of the sentences for the latency")
+    parser.add_argument("--no-call", action="store_true", help="skip the part through a real call")
     args = parser.parse_args()
     pcm = _audio(args.seconds)
     pool = RecognizerPool(EngineChoice("pocketsphinx"), args.workers)
@@ -101,6 +138,7 @@ async def main() -> None:
     try:
         throughput = {str(n): round(await _throughput(pool, pcm, n), 2) for n in (1, 2, 4)}
         delays = await _latency(pool, args.rounds)
+        call = {} if args.no_call else await through_a_call(pool, CORPUS)
     finally:
         pool.shutdown()
     results: dict[str, Any] = {
@@ -115,6 +153,8 @@ async def main() -> None:
             "p95": round(percentile(delays, 0.95), 3),
             "n": len(delays),
         },
+        "most_speakers_at_real_time": int(max(throughput.values())),
+        "through_a_call": call,
     }
     save("captions", results)
 
