@@ -135,7 +135,8 @@ def _final_of(call: Call, participant_id: str) -> dict[str, Any] | None:
 
 async def test_a_room_call_captions_its_speaker_for_everyone(world: CallWorld, tmp_path: Path) -> None:
     """A Consumer starts captions; what the Attendee says (espeak-ng, through WebRTC and Janus)
-    reaches both as captionsReceived, Partial then Final, naming the speaker."""
+    reaches both as captionsReceived, Partial then Final, naming the speaker. The engine's
+    worker killed, the speaker's next sentence is captioned by a new one."""
     speaker, listener = world.user(), world.user()
     room_id = world.room({speaker: "Attendee", listener: "Consumer"})
     voice = MediaPlayer(
@@ -156,6 +157,11 @@ async def test_a_room_call_captions_its_speaker_for_everyone(world: CallWorld, t
     }
     assert any(c["resultType"] == "Partial" for c in watching.captions_received)
     await talking.wait_until(lambda: _final_of(talking, talking.participant_id) is not None, timeout=30)
+
+    for pid in world.server.call_host_children("spawn_main"):
+        os.kill(pid, signal.SIGKILL)
+    finals = len(_finals_of(watching, talking.participant_id))
+    await watching.wait_until(lambda: len(_finals_of(watching, talking.participant_id)) > finals + 1, timeout=60)
     await watching.stop_captions()
     heard = len(watching.captions_received)
     await talking.wait_until(lambda: talking.captions.get("active") is False)

@@ -110,6 +110,9 @@ class CallText:
         missing = []
         for language in self.languages:
             transcriber = self._transcribers.get((participant_id, language))
+            if transcriber is not None and not transcriber.running:  # its worker failed
+                await self._close(self._transcribers.pop((participant_id, language)))
+                transcriber = None
             if transcriber is None:
                 missing.append(language)
             else:

@@ -56,6 +56,11 @@ class SpeakerTranscriber:
         return self._frames.qsize() * FRAME_SECONDS
 
     @property
+    def running(self) -> bool:
+        """False once its worker failed (a new transcriber takes the speaker's next words)."""
+        return self._task is not None and not self._task.done()
+
+    @property
     def idle_seconds(self) -> float:
         """Seconds since the speaker's last utterance ended (0 while one is under way)."""
         if self._speaking or self._frames.qsize():
