@@ -1,0 +1,114 @@
+"""coturn as vrooms configures and runs it (Debian's coturn, aioice's TURN client, for real):
+credentials by the shared secret and nothing else, relays only to the deployment's media
+servers, over UDP, TCP and TLS with the deployment's certificate."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aioice import stun
+from aioice.turn import TurnClientUdpProtocol, create_turn_endpoint
+
+from tests.servers import free_port
+from vrooms.media.coturn import CoturnConfig, CoturnProcess, stun_probe
+from vrooms.media.interfaces import ice_interfaces
+from vrooms.media.turn import TurnServers, credential
+from vrooms.tls import ensure_certificates
+
+SECRET = b"a-secret-only-vrooms-and-coturn-know"
+
+
+class _Quiet(asyncio.DatagramProtocol):
+    """What a relayed endpoint's user would be: here it only has to exist."""
+
+
+@pytest.fixture(scope="module")
+async def coturn(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[TurnServers, str, Path]]:
+    """A coturn relaying only to this machine's first media address; (its servers, that address,
+    the CA that signed its TLS certificate)."""
+    folder = tmp_path_factory.mktemp("coturn")
+    tls = ensure_certificates(folder / "tls", "127.0.0.1")
+    media_ip = ice_interfaces()[0][1]
+    port, tls_port = free_port(), free_port()
+    config = CoturnConfig(
+        folder, port, tls_port, (45000, 45200), SECRET, (media_ip,), (tls.server_cert, tls.server_key)
+    )
+    process = CoturnProcess("turnserver", config)
+    await process.start()
+    yield TurnServers("127.0.0.1", port, tls_port, SECRET), media_ip, tls.ca_cert
+    await process.stop()
+
+
+def _credentials(servers: TurnServers, expiry: int) -> tuple[str, str]:
+    username = f"{expiry}:participant-1"
+    return username, credential(servers.secret, username)
+
+
+async def _allocate(servers: TurnServers, username: str | None, password: str | None) -> TurnClientUdpProtocol:
+    loop = asyncio.get_running_loop()
+    server = ("127.0.0.1", servers.port)
+    _, client = await loop.create_datagram_endpoint(
+        lambda: TurnClientUdpProtocol(server, username, password, lifetime=60, channel_refresh_time=50),
+        remote_addr=server,
+    )
+    await client.connect()
+    return client
+
+
+async def test_a_participant_with_credentials_relays_to_the_media_servers_only(
+    coturn: tuple[TurnServers, str, Path],
+) -> None:
+    servers, media_ip, _ = coturn
+    [ice] = servers.ice_servers("participant-1", now=int(time.time()), until=int(time.time()) + 600)
+    assert ice["urls"] == [
+        f"turn:127.0.0.1:{servers.port}?transport=udp",
+        f"turn:127.0.0.1:{servers.port}?transport=tcp",
+        f"turns:127.0.0.1:{servers.tls_port}?transport=tcp",
+    ]
+    assert int(ice["username"].split(":")[0]) <= int(time.time()) + 600  # never past the room's window
+    client = await _allocate(servers, ice["username"], ice["credential"])
+    try:
+        assert client.relayed_address is not None
+        await client.channel_bind(0x4000, (media_ip, 20000))  # a media server: allowed
+        for number, elsewhere in ((0x4001, "127.0.0.1"), (0x4002, "10.1.2.3"), (0x4003, "192.0.2.1")):
+            with pytest.raises(stun.TransactionFailed, match="403"):
+                await client.channel_bind(number, (elsewhere, 22))
+    finally:
+        await client.delete()
+
+
+async def test_no_wrong_or_expired_credentials_get_no_relay(coturn: tuple[TurnServers, str, Path]) -> None:
+    servers, _, _ = coturn
+    now = int(time.time())
+    expired = _credentials(servers, now - 1)
+    forged = (f"{now + 600}:participant-1", credential(b"another secret", f"{now + 600}:participant-1"))
+    for username, password in ((None, None), expired, forged):
+        with pytest.raises(stun.TransactionFailed, match="401"):
+            await _allocate(servers, username, password)
+
+
+@pytest.mark.parametrize("transport", ["tcp", "tls"])
+async def test_turn_over_tcp_and_tls(coturn: tuple[TurnServers, str, Path], transport: str) -> None:
+    """Where UDP is blocked: the allocation over TCP, or TLS checked against the deployment's CA."""
+    servers, _, ca = coturn
+    username, password = _credentials(servers, int(time.time()) + 600)
+    port = servers.tls_port if transport == "tls" else servers.port
+    assert port is not None
+    context = ssl.create_default_context(cafile=str(ca)) if transport == "tls" else None
+    relayed, _ = await create_turn_endpoint(
+        _Quiet, ("127.0.0.1", port), username, password, ssl=context, transport="tcp"
+    )
+    try:
+        assert relayed.get_extra_info("sockname") is not None
+    finally:
+        relayed.close()
+
+
+async def test_coturn_answers_the_stun_probe_its_supervisor_sends(coturn: tuple[TurnServers, str, Path]) -> None:
+    servers, _, _ = coturn
+    await asyncio.wait_for(stun_probe("127.0.0.1", servers.port), 2)
