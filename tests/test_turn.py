@@ -8,13 +8,16 @@ import asyncio
 import ssl
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from aioice import stun
 from aioice.turn import TurnClientUdpProtocol, create_turn_endpoint
+from aiortc import RTCConfiguration, RTCPeerConnection
 
-from tests.servers import free_port
+from tests.calls import CallWorld, hears
+from tests.servers import Server, free_port
 from vrooms.media.coturn import CoturnConfig, CoturnProcess, stun_probe
 from vrooms.media.interfaces import ice_interfaces
 from vrooms.media.turn import TurnServers, credential
@@ -112,3 +115,37 @@ async def test_turn_over_tcp_and_tls(coturn: tuple[TurnServers, str, Path], tran
 async def test_coturn_answers_the_stun_probe_its_supervisor_sends(coturn: tuple[TurnServers, str, Path]) -> None:
     servers, _, _ = coturn
     await asyncio.wait_for(stun_probe("127.0.0.1", servers.port), 2)
+
+
+async def test_a_server_with_turn_gives_joiners_credentials_its_coturn_relays_with(tmp_path: Path) -> None:
+    """VROOMS_TURN=embedded: the call host runs coturn; checkRoom names it with credentials that
+    end no later than the room; a peer connection made with them gathers a relay candidate, and
+    participants whose clients use them hear each other."""
+    env = {
+        "VROOMS_TURN": "embedded",
+        "VROOMS_TURN_PORT": str(free_port()),
+        "VROOMS_TURN_TLS_PORT": str(free_port()),
+        "VROOMS_TURN_RELAY_PORTS": "45300-45400",
+    }
+    server = await asyncio.to_thread(Server(tmp_path / "server", extra_env=env).start)
+    world = CallWorld(server)
+    try:
+        speaker, listener = world.user(), world.user()
+        room_id = world.room({speaker: "Attendee", listener: "Attendee"})
+        await world.join(speaker, room_id, tone=440.0)
+        call = await world.join(listener, room_id)
+        await hears(call, 440.0)
+        [ice] = call.ice_servers
+        assert [u.split(":")[0] for u in ice.urls] == ["turn", "turn", "turns"]
+        valid_until = datetime.fromisoformat(str(world.rooms.get_room(room_id=room_id).valid_until))
+        assert int(str(ice.username).split(":")[0]) <= valid_until.timestamp()
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[ice]))
+        try:
+            pc.addTransceiver("audio", direction="recvonly")
+            await pc.setLocalDescription(await pc.createOffer())
+            assert " typ relay " in pc.localDescription.sdp
+        finally:
+            await pc.close()
+    finally:
+        await world.close()
+        await asyncio.to_thread(server.stop)

@@ -85,6 +85,18 @@ class Settings(BaseSettings):
     video_bitrate: int = Field(default=512_000, ge=64_000, le=10_000_000)
     # None: no STUN (the right choice on a LAN or with a public address), else host:port.
     stun_server: str | None = None
+    # TURN for participants whose network blocks UDP (media/turn.py): "off"; "embedded", a coturn
+    # the call host starts (Debian's coturn); or "external", one at turn_host sharing turn_secret.
+    turn: str = Field(default="off", pattern=r"^(off|embedded|external)$")
+    # What clients connect to (a public address or name); default: the first media interface's address.
+    turn_host: str | None = None
+    turn_port: int = Field(default=3478, ge=1, le=65535)
+    # TURN over TLS with this server's certificate (None: no TLS listener).
+    turn_tls_port: int | None = Field(default=5349, ge=1, le=65535)
+    turn_relay_ports: str = Field(default="49160-49999", pattern=r"^\d{1,5}-\d{1,5}$")
+    # The shared secret credentials are signed with; embedded: generated into the data folder if unset.
+    turn_secret: SecretStr | None = None
+    coturn_binary: str = "turnserver"
     # How often the call host re-reads rosters and schedules of live calls, in case a
     # change notification from a worker or the CLI was missed.
     call_reconcile_interval_seconds: float = Field(default=5.0, gt=0)

@@ -62,9 +62,14 @@ def _covers(cert_path: Path, wanted: list[x509.GeneralName]) -> bool:
     return all(name in san for name in wanted) and expires > dt.datetime.now(dt.UTC) + dt.timedelta(days=7)
 
 
+def tls_files(tls_dir: Path) -> TlsFiles:
+    """Where the certificates are (``ensure_certificates`` makes them)."""
+    return TlsFiles(tls_dir / "ca.pem", tls_dir / "server.pem", tls_dir / "server-key.pem")
+
+
 def ensure_certificates(tls_dir: Path, host: str) -> TlsFiles:
     tls_dir.mkdir(parents=True, exist_ok=True)
-    files = TlsFiles(tls_dir / "ca.pem", tls_dir / "server.pem", tls_dir / "server-key.pem")
+    files = tls_files(tls_dir)
     ca_key_path = tls_dir / "ca-key.pem"
     now = dt.datetime.now(dt.UTC)
     if not files.ca_cert.exists() or not ca_key_path.exists():

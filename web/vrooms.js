@@ -192,6 +192,8 @@ export class Call extends EventTarget {
   remoteAudio = new MediaStream();
   // participantId -> { camera: MediaStream, screen: MediaStream }
   remoteVideo = new Map();
+  // The TURN servers the room's checkRoom named (none: host candidates only).
+  iceServers = [];
   #audioPc = new RTCPeerConnection();
   #publishers = new Map();
   #subscriber = null;
@@ -224,7 +226,10 @@ export class Call extends EventTarget {
   async start(audioStream, displayName, { muted = false } = {}) {
     this.#audioStream = audioStream;
     this.#displayName = displayName;
-    const pc = this.#audioPc;
+    const room = await this.client.checkRoom(this.roomId);
+    this.iceServers = room.iceServers || [];
+    this.#audioPc.close(); // made before the ICE servers were known, never used
+    const pc = (this.#audioPc = this.#peerConnection());
     pc.ontrack = (event) => {
       for (const old of this.remoteAudio.getTracks()) this.remoteAudio.removeTrack(old);
       this.remoteAudio.addTrack(event.track);
@@ -350,8 +355,12 @@ export class Call extends EventTarget {
     this.#setState("Disconnected");
   }
 
+  #peerConnection() {
+    return new RTCPeerConnection({ iceServers: this.iceServers });
+  }
+
   #resetMedia() {
-    this.#audioPc = new RTCPeerConnection();
+    this.#audioPc = this.#peerConnection();
     this.#subscriber = null;
     this.#mids.clear();
     this.participants.clear();
@@ -374,7 +383,7 @@ export class Call extends EventTarget {
 
   async #answerVideo(offer) {
     if (!this.#subscriber) {
-      this.#subscriber = new RTCPeerConnection();
+      this.#subscriber = this.#peerConnection();
       this.#subscriber.ontrack = (event) => {
         const owner = this.#mids.get(event.transceiver.mid);
         if (!owner) return;
@@ -463,7 +472,7 @@ export class Call extends EventTarget {
 
   async startVideo(stream, source = "camera") {
     await this.stopVideo(source);
-    const pc = new RTCPeerConnection();
+    const pc = this.#peerConnection();
     pc.addTransceiver(stream.getVideoTracks()[0], { direction: "sendonly" });
     await pc.setLocalDescription(await pc.createOffer());
     await gathered(pc);

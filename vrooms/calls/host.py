@@ -47,7 +47,9 @@ from vrooms.config import Settings
 from vrooms.egress import EgressPolicies
 from vrooms.events.wakeup import Wakeup
 from vrooms.identity.service import IdentityService
+from vrooms.media.coturn import keep_coturn
 from vrooms.media.keeper import keep_media
+from vrooms.media.turn import turn_for
 from vrooms.metrics import catalog
 from vrooms.pstn.config import telephony
 from vrooms.pstn.keeper import keep_telephony
@@ -286,6 +288,9 @@ async def run(settings: Settings) -> None:
     if agent is not None:  # Call Automation requests other nodes' workers send to this node's calls
         await _serve_automation(agent.bus, automation, app.state.repeats, spawn)
     spawn(keep_media(settings, calls.media_ready, calls.media_lost))
+    calls.turn, coturn = turn_for(settings)
+    if coturn is not None:
+        spawn(keep_coturn(coturn))
     failed = asyncio.Event()
 
     def stop_failed() -> None:

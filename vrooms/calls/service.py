@@ -38,6 +38,7 @@ from vrooms.calls.records import CallRecords
 from vrooms.calls.rules import check_admission
 from vrooms.calls.video import FEED_RELEASE_SECONDS, VideoSync
 from vrooms.identity.service import IdentityService
+from vrooms.media.turn import TurnServers
 from vrooms.media.types import AudioFeed, Connected, HungUp, MediaError, MediaEvent, MediaPlane, Talking
 from vrooms.rooms import repository as rooms_repository
 from vrooms.rooms.models import Room
@@ -75,6 +76,8 @@ class CallService:
         self.telephony: Telephony | None = None
         # Live captions (the call host sets the engine's; ``captions.service``).
         self.captioner: Captioner = NoCaptioner()
+        # TURN servers participants are given before they join (None: no TURN).
+        self.turn: TurnServers | None = None
         # Called after writing events an app waits on: the dispatcher sends them at once.
         self.events_written: Callable[[], None] = lambda: None
         self.video = VideoSync(lambda: self.plane)
@@ -145,7 +148,7 @@ class CallService:
     async def check_room(self, peer: Peer, room_id: str) -> dict[str, Any]:
         """What a join would give, without joining: a pre-join screen asks only for the devices the
         role may use, and shows a refusal (with the opening time) before anyone is asked for a camera."""
-        _, room, role = await self._admit(peer, room_id)
+        claims, room, role = await self._admit(peer, room_id)
         call = self.calls.get(room_id)
         return {
             "roomId": room_id,
@@ -154,7 +157,14 @@ class CallService:
             "validFrom": format_rfc3339(room.valid_from),
             "validUntil": format_rfc3339(room.valid_until),
             "participants": len(call.participants) if call is not None and not call.ended else 0,
+            "iceServers": self._ice_servers(claims.identity_id, room.valid_until),
         }
+
+    def _ice_servers(self, user_id: str, valid_until: int) -> list[dict[str, Any]]:
+        """TURN credentials for this user, valid no longer than the room (``valid_until``: µs)."""
+        if self.turn is None:
+            return []
+        return self.turn.ice_servers(user_id, now=self.clock() // 1_000_000, until=valid_until // 1_000_000)
 
     async def join(
         self, peer: Peer, room_id: str, display_name: str, sdp: str, *, muted: bool = False

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 
 from vrooms.client.comeback import come_back
 from vrooms.client.media import AudioSink, ToneSource, VideoSink
@@ -70,7 +70,9 @@ class Call:
         self.events: list[dict[str, Any]] = []
         self._handlers: dict[str, list[Handler]] = {}
         self._changed = asyncio.Condition()
-        self._audio_pc = RTCPeerConnection()
+        # The TURN servers the room's checkRoom named (none: host candidates only, no public STUN).
+        self.ice_servers: list[RTCIceServer] = []
+        self._audio_pc = self._peer_connection()
         self._publishers: dict[str, RTCPeerConnection] = {}
         self._subscriber: RTCPeerConnection | None = None
         # mid -> the stream's description in the last videoOffer (kind, participantId, source)
@@ -161,7 +163,7 @@ class Call:
             if track is not None:
                 self._republish[source] = track
         await self.close_media()
-        self._audio_pc = RTCPeerConnection()
+        self._audio_pc = self._peer_connection()
         self._subscriber = None
         self._mids.clear()
         self.participants.clear()
@@ -189,6 +191,9 @@ class Call:
         self._set_state(CallState.DISCONNECTED)
         self._tasks.spawn(self.close_media())
 
+    def _peer_connection(self) -> RTCPeerConnection:
+        return RTCPeerConnection(RTCConfiguration(iceServers=self.ice_servers))
+
     def _set_state(self, state: CallState) -> None:
         if state != self.state:
             self.state = state
@@ -202,7 +207,13 @@ class Call:
 
     async def start(self, audio: MediaStreamTrack | None, display_name: str, *, muted: bool = False) -> None:
         self._audio, self._display_name = audio, display_name
-        pc = self._audio_pc
+        room = await self.client.signaling.request({"type": "checkRoom", "roomId": self.room_id})
+        self.ice_servers = [
+            RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
+            for s in room.get("iceServers", [])
+        ]
+        await self._audio_pc.close()  # made before the ICE servers were known, never used
+        self._audio_pc = pc = self._peer_connection()
 
         @pc.on("track")
         def _on_track(track: MediaStreamTrack) -> None:
@@ -267,7 +278,7 @@ class Call:
     async def start_video(self, track: MediaStreamTrack, source: str = "camera") -> None:
         """Publish a camera (or, with ``source="screen"``, a screen share)."""
         await self.stop_video(source)
-        pc = RTCPeerConnection()
+        pc = self._peer_connection()
         pc.addTransceiver(track, direction="sendonly")
         await pc.setLocalDescription(await pc.createOffer())
         try:
@@ -362,7 +373,7 @@ class Call:
     async def _answer_video(self, offer: dict[str, Any]) -> None:
         async with self._renegotiation:
             if self._subscriber is None:
-                self._subscriber = RTCPeerConnection()
+                self._subscriber = self._peer_connection()
                 self._subscriber.on("track", self._on_video_track)
             pc = self._subscriber
             for stream in offer.get("streams", []):

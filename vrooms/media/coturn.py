@@ -19,6 +19,7 @@ from pathlib import Path
 
 from vrooms.processes import stop_process, tied_to_parent
 from vrooms.store.files import DIRECTORY_MODE, write_private
+from vrooms.supervision import Backoff, heartbeat
 
 log = logging.getLogger("vrooms.media")
 
@@ -131,3 +132,31 @@ async def stun_probe(host: str, port: int) -> None:
         await protocol.answered
     finally:
         transport.close()
+
+
+async def keep_coturn(process: CoturnProcess) -> None:
+    """Run coturn until cancelled: restarted when it exits or stops answering STUN (backing off)."""
+    backoff = Backoff()
+    try:
+        while True:
+            try:
+                await process.start()
+            except (OSError, RuntimeError) as exc:
+                delay = backoff.next()
+                log.error("coturn unavailable: %s (retrying in %.1f s)", exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            backoff.reset()
+            probe = asyncio.ensure_future(heartbeat(lambda: stun_probe("127.0.0.1", process.config.port)))
+            exited = asyncio.ensure_future(process.wait())
+            try:
+                done, _ = await asyncio.wait({probe, exited}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                probe.cancel()
+                exited.cancel()
+            result = done.pop().result()
+            why = result if isinstance(result, str) else f"it exited with status {result}"
+            log.error("coturn lost (%s); restarting it", why)
+            await process.stop()
+    finally:
+        await process.stop()

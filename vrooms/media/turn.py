@@ -12,8 +12,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import secrets
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from vrooms.config import Settings
+from vrooms.media.coturn import CoturnConfig, CoturnProcess
+from vrooms.media.interfaces import ice_interfaces
+from vrooms.store.files import write_private
+from vrooms.tls import tls_files
 
 TTL_SECONDS = 12 * 3600
 
@@ -40,3 +48,42 @@ class TurnServers:
 
 def credential(secret: bytes, username: str) -> str:
     return base64.b64encode(hmac.new(secret, username.encode(), hashlib.sha1).digest()).decode()
+
+
+def turn_for(settings: Settings) -> tuple[TurnServers | None, CoturnProcess | None]:
+    """The TURN servers clients are given, and the coturn to run here (embedded), per the settings."""
+    if settings.turn == "off":
+        return None, None
+    media_ips = [address for _, address in ice_interfaces()]
+    host = settings.turn_host or (media_ips[0] if media_ips else "127.0.0.1")
+    secret = _secret(settings)
+    servers = TurnServers(host, settings.turn_port, settings.turn_tls_port, secret)
+    if settings.turn == "external":
+        return servers, None
+    low, high = (int(port) for port in settings.turn_relay_ports.split("-"))
+    certificate = None
+    if settings.tls and settings.turn_tls_port is not None:  # the HTTPS certificate (``vrooms serve`` made it)
+        files = tls_files(settings.tls_dir)
+        certificate = (files.server_cert, files.server_key)
+    config = CoturnConfig(
+        settings.data_dir / "coturn",
+        settings.turn_port,
+        settings.turn_tls_port if certificate else None,
+        (low, high),
+        secret,
+        tuple(media_ips),
+        certificate,
+    )
+    return (TurnServers(host, config.port, config.tls_port, secret), CoturnProcess(settings.coturn_binary, config))
+
+
+def _secret(settings: Settings) -> bytes:
+    """The configured secret, or (embedded) one generated once and kept in the data folder (0600)."""
+    if settings.turn_secret is not None:
+        return settings.turn_secret.get_secret_value().encode()
+    if settings.turn == "external":
+        raise ValueError("an external TURN server needs its shared secret: set VROOMS_TURN_SECRET")
+    path: Path = settings.data_dir / "turn-secret"
+    if not path.exists():
+        write_private(path, secrets.token_urlsafe(32).encode())
+    return path.read_bytes().strip()
