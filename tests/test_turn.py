@@ -5,8 +5,12 @@ servers, over UDP, TCP and TLS with the deployment's certificate."""
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
+import subprocess
+import sys
 import time
+from asyncio.subprocess import PIPE
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +21,7 @@ from aioice.turn import TurnClientUdpProtocol, create_turn_endpoint
 from aiortc import RTCConfiguration, RTCPeerConnection
 
 from tests.calls import CallWorld, hears
+from tests.netns import network
 from tests.servers import Server, free_port
 from vrooms.media.coturn import CoturnConfig, CoturnProcess, stun_probe
 from vrooms.media.interfaces import ice_interfaces
@@ -149,3 +154,42 @@ async def test_a_server_with_turn_gives_joiners_credentials_its_coturn_relays_wi
     finally:
         await world.close()
         await asyncio.to_thread(server.stop)
+
+
+async def test_a_participant_whose_udp_is_blocked_joins_through_turn_over_tcp(tmp_path: Path) -> None:
+    """A participant (aiortc) in a network namespace that drops every UDP datagram: its only way
+    to the media server is the server's coturn over TCP; it and a participant outside hear each
+    other."""
+    with network() as net:
+        prefix, _ = net.host()
+        for chain in ("OUTPUT", "INPUT"):
+            subprocess.run([*prefix, "iptables", "-A", chain, "-p", "udp", "-j", "DROP"], check=True)
+        env = {
+            "VROOMS_TURN": "embedded",
+            "VROOMS_TURN_HOST": net.gateway,
+            "VROOMS_TURN_PORT": str(free_port()),
+            "VROOMS_TURN_TLS_PORT": str(free_port()),
+            "VROOMS_TURN_RELAY_PORTS": "45500-45600",
+        }
+        server = await asyncio.to_thread(Server(tmp_path / "server", host=net.gateway, extra_env=env).start)
+        world = CallWorld(server)
+        behind = None
+        try:
+            inside, outside = world.user(), world.user()
+            room_id = world.room({inside: "Attendee", outside: "Attendee"})
+            here = await world.join(outside, room_id, tone=440.0)
+            args = [server.endpoint, inside.token, server.ca_path, room_id, "880", "440"]
+            behind = await asyncio.create_subprocess_exec(
+                *prefix, sys.executable, "-m", "tests.ns_participant", *args, stdin=PIPE, stdout=PIPE
+            )
+            assert behind.stdout is not None and behind.stdin is not None
+            report = json.loads(await asyncio.wait_for(behind.stdout.readline(), 60) or b"{}")
+            assert report.get("heard") is True, "the participant behind the firewall heard nothing"
+            await hears(here, 880.0, 20)
+            behind.stdin.close()
+            assert await asyncio.wait_for(behind.wait(), 20) == 0
+        finally:
+            if behind is not None and behind.returncode is None:
+                behind.kill()
+            await world.close()
+            await asyncio.to_thread(server.stop)

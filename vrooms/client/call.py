@@ -209,7 +209,7 @@ class Call:
         self._audio, self._display_name = audio, display_name
         room = await self.client.signaling.request({"type": "checkRoom", "roomId": self.room_id})
         self.ice_servers = [
-            RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
+            RTCIceServer(urls=_tcp_first(s["urls"]), username=s.get("username"), credential=s.get("credential"))
             for s in room.get("iceServers", [])
         ]
         await self._audio_pc.close()  # made before the ICE servers were known, never used
@@ -407,3 +407,9 @@ class Call:
         for pc in [self._audio_pc, *self._publishers.values(), *([self._subscriber] if self._subscriber else [])]:
             await pc.close()
         self._publishers.clear()
+
+
+def _tcp_first(urls: list[str]) -> list[str]:
+    """aiortc uses one TURN URL, the first: TURN over TCP, which reaches the relay from networks
+    that drop UDP (where UDP works, ICE prefers the direct path anyway)."""
+    return sorted(urls, key=lambda url: not (url.startswith("turn:") and url.endswith("transport=tcp")))
