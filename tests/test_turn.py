@@ -193,3 +193,31 @@ async def test_a_participant_whose_udp_is_blocked_joins_through_turn_over_tcp(tm
                 behind.kill()
             await world.close()
             await asyncio.to_thread(server.stop)
+
+
+async def test_behind_a_nat_janus_advertises_the_public_address_and_keeps_the_private_one(tmp_path: Path) -> None:
+    """--public-ip (here TEST-NET-3's 203.0.113.7): the join's answer has host candidates with the
+    public address, and still the interfaces' own, so a client on the same network connects."""
+    env = {"VROOMS_PUBLIC_IP": "203.0.113.7"}
+    server = await asyncio.to_thread(Server(tmp_path / "server", extra_env=env).start)
+    world = CallWorld(server)
+    try:
+        speaker, listener = world.user(), world.user()
+        room_id = world.room({speaker: "Attendee", listener: "Attendee"})
+        await world.join(speaker, room_id, tone=440.0)
+        client = await world.client(listener).connect()
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        try:
+            pc.addTransceiver("audio", direction="recvonly")
+            await pc.setLocalDescription(await pc.createOffer())
+            reply = await client.signaling.request(
+                {"type": "join", "roomId": room_id, "displayName": "Lee", "sdp": pc.localDescription.sdp}
+            )
+            candidates = [line for line in reply["sdp"].splitlines() if line.startswith("a=candidate")]
+            assert any(" 203.0.113.7 " in c for c in candidates), candidates
+            assert any(f" {address} " in c for c in candidates for _, address in ice_interfaces()), candidates
+        finally:
+            await pc.close()
+    finally:
+        await world.close()
+        await asyncio.to_thread(server.stop)

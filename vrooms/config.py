@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     video_bitrate: int = Field(default=512_000, ge=64_000, le=10_000_000)
     # None: no STUN (the right choice on a LAN or with a public address), else host:port.
     stun_server: str | None = None
+    # The IPv4 address clients reach this machine's media at, when it is behind a NAT (a cloud
+    # VM): Janus advertises it (nat_1_1_mapping, private candidates kept) and coturn relays from it.
+    # None: an interface's own public address if it has one, else only the interfaces' addresses.
+    public_ip: str | None = Field(default=None, pattern=r"^\d{1,3}(\.\d{1,3}){3}$")
     # TURN for participants whose network blocks UDP (media/turn.py): "off"; "embedded", a coturn
     # the call host starts (Debian's coturn); or "external", one at turn_host sharing turn_secret.
     turn: str = Field(default="off", pattern=r"^(off|embedded|external)$")

@@ -43,6 +43,9 @@ _SETTINGS_FLAGS = (
     "node_name",
     "advertise",
     "metrics_listen",
+    "public_ip",
+    "turn",
+    "turn_host",
 )
 
 
@@ -104,6 +107,11 @@ def _parser() -> argparse.ArgumentParser:
     telephony.add_argument("--sip-trusted-sources", help="comma-separated addresses SIP is taken from")
     telephony.add_argument("--sip-allow-prefixes", help="dial-out prefixes: +44,+1 allow, !+1900 denies")
     telephony.add_argument("--rtpengine-url", help="an external rtpengine (udp:host:port) instead of starting one")
+
+    network = serve.add_argument_group("real networks (TURN, NAT)")
+    network.add_argument("--public-ip", help="the address clients reach this machine's media at, behind a NAT")
+    network.add_argument("--turn", choices=["off", "embedded", "external"], help="TURN relay (default off)")
+    network.add_argument("--turn-host", help="the address or name clients reach TURN at")
 
     serve.add_argument("--public-url", help="the URL apps reach this server at: Call Automation callbacks' JWT issuer")
     serve.add_argument("--metrics-listen", help="serve /metrics (Prometheus) at address:port, e.g. 127.0.0.1:9464")

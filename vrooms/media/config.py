@@ -63,6 +63,7 @@ def write_config(
     plain_rtp_port_range: str,
     stun_server: str | None,
     debug_level: int,
+    public_ip: str | None = None,
 ) -> JanusEndpoint:
     """Write janus.jcfg and the plugin/transport files into ``folder``; return how to reach it."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -72,6 +73,8 @@ def write_config(
     if stun_server:
         host, _, port = stun_server.rpartition(":")
         stun = f'\tstun_server = "{host}"\n\tstun_port = {int(port)}\n'
+    if public_ip:  # behind a NAT: candidates with the public address, the private ones kept (a LAN)
+        stun += f'\tnat_1_1_mapping = "{public_ip}"\n\tkeep_private_host = true\n'
     main = f"""general: {{
 \tconfigs_folder = "{folder}"
 \tplugins_folder = "{lib_dir / "plugins"}"

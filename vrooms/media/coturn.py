@@ -38,6 +38,8 @@ class CoturnConfig:
     # The only addresses it relays to: the deployment's media servers.
     peers: tuple[str, ...]
     certificate: tuple[Path, Path] | None = None  # (chain, key) for TLS
+    # Behind a NAT: the public address its relayed addresses are announced with.
+    external_ip: str | None = None
     realm: str = "vrooms"
 
     def text(self) -> str:
@@ -65,6 +67,8 @@ class CoturnConfig:
             "simple-log",
             "no-stdout-log",
         ]
+        if self.external_ip is not None:
+            lines.append(f"external-ip={self.external_ip}")
         if self.tls_port is not None and self.certificate is not None:
             chain, key = self.certificate
             lines += [f"tls-listening-port={self.tls_port}", f"cert={chain}", f"pkey={key}", "no-tlsv1", "no-tlsv1_1"]

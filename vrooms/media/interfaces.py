@@ -8,6 +8,7 @@ SIOCGIFADDR) instead of guessing names such as ``eth0``.
 from __future__ import annotations
 
 import fcntl
+import ipaddress
 import socket
 import struct
 
@@ -39,3 +40,15 @@ def ice_interfaces() -> list[tuple[str, str]]:
             if addr_raw is not None:
                 found.append((name, socket.inet_ntoa(addr_raw[20:24])))
     return found
+
+
+def public_address(configured: str | None) -> str | None:
+    """The address clients reach this machine's media at: the one configured (behind a NAT), else
+    an interface's own address if it is public (routed on the Internet), else None (a LAN, or a
+    NAT the machine cannot see: say it with ``--public-ip``)."""
+    if configured:
+        return configured
+    for _, address in ice_interfaces():
+        if ipaddress.ip_address(address).is_global:
+            return address
+    return None

@@ -60,6 +60,7 @@ class JanusProcess:
             rtp_port_range=self.settings.rtp_port_range,
             plain_rtp_port_range=self.settings.plain_rtp_port_range,
             stun_server=self.settings.stun_server,
+            public_ip=self.settings.public_ip,
             debug_level=self.settings.janus_debug_level,
         )
         log_file = (self.folder / "janus.log").open("ab")

@@ -19,7 +19,7 @@ from typing import Any
 
 from vrooms.config import Settings
 from vrooms.media.coturn import CoturnConfig, CoturnProcess
-from vrooms.media.interfaces import ice_interfaces
+from vrooms.media.interfaces import ice_interfaces, public_address
 from vrooms.store.files import write_private
 from vrooms.tls import tls_files
 
@@ -55,12 +55,14 @@ def turn_for(settings: Settings) -> tuple[TurnServers | None, CoturnProcess | No
     if settings.turn == "off":
         return None, None
     media_ips = [address for _, address in ice_interfaces()]
-    host = settings.turn_host or (media_ips[0] if media_ips else "127.0.0.1")
+    public = public_address(settings.public_ip)
+    host = settings.turn_host or public or (media_ips[0] if media_ips else "127.0.0.1")
     secret = _secret(settings)
     servers = TurnServers(host, settings.turn_port, settings.turn_tls_port, secret)
     if settings.turn == "external":
         return servers, None
     low, high = (int(port) for port in settings.turn_relay_ports.split("-"))
+    mapped = public if public and public not in media_ips else None  # behind a NAT
     certificate = None
     if settings.tls and settings.turn_tls_port is not None:  # the HTTPS certificate (``vrooms serve`` made it)
         files = tls_files(settings.tls_dir)
@@ -71,8 +73,9 @@ def turn_for(settings: Settings) -> tuple[TurnServers | None, CoturnProcess | No
         settings.turn_tls_port if certificate else None,
         (low, high),
         secret,
-        tuple(media_ips),
+        (*media_ips, *([mapped] if mapped else [])),  # Janus's candidates, the NAT's address too
         certificate,
+        external_ip=mapped,
     )
     return (TurnServers(host, config.port, config.tls_port, secret), CoturnProcess(settings.coturn_binary, config))
 
