@@ -5,7 +5,10 @@ servers, over UDP, TCP and TLS with the deployment's certificate."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import signal
 import ssl
 import subprocess
 import sys
@@ -23,7 +26,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 from tests.calls import CallWorld, hears
 from tests.netns import network
 from tests.servers import Server, free_port
-from vrooms.media.coturn import CoturnConfig, CoturnProcess, stun_probe
+from vrooms.media.coturn import CoturnConfig, CoturnProcess, keep_coturn, stun_probe
 from vrooms.media.interfaces import ice_interfaces
 from vrooms.media.turn import TurnServers, credential
 from vrooms.tls import ensure_certificates
@@ -221,3 +224,30 @@ async def test_behind_a_nat_janus_advertises_the_public_address_and_keeps_the_pr
     finally:
         await world.close()
         await asyncio.to_thread(server.stop)
+
+
+async def test_a_hung_coturn_is_restarted(tmp_path: Path) -> None:
+    """coturn stopped (SIGSTOP: it answers nothing) is found by the STUN heartbeat, ended and
+    started again: a new process answers."""
+    config = CoturnConfig(tmp_path, free_port(), None, (45700, 45800), SECRET, ("127.0.0.2",))
+    process = CoturnProcess("turnserver", config)
+    keeper = asyncio.create_task(keep_coturn(process))
+    try:
+        async with asyncio.timeout(15):
+            while process.process is None or process.process.returncode is not None:
+                await asyncio.sleep(0.05)
+            await stun_probe("127.0.0.1", config.port)
+            first = process.process.pid
+            os.kill(first, signal.SIGSTOP)
+            while process.process.pid == first:
+                await asyncio.sleep(0.05)
+            while True:
+                try:
+                    await asyncio.wait_for(stun_probe("127.0.0.1", config.port), 0.5)
+                    break
+                except TimeoutError:
+                    continue
+    finally:
+        keeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeper
