@@ -78,9 +78,14 @@ class FakeSubscription:
     feeds: set[int]
     streams: list[ReceivedStream] = field(default_factory=list)
     closed: bool = False
+    paused: set[str] = field(default_factory=set)
 
     async def start(self, answer_sdp: str) -> None:
         await self.plane.step("start")
+
+    async def pause(self, mids: set[str]) -> set[str]:
+        resumed, self.paused = self.paused - mids, set(mids)
+        return resumed
 
     async def close(self) -> None:
         self.closed = True

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from tests.calls import SILENT, CallWorld, hears, sees_video, stops_hearing
-from vrooms.client import CallError, PatternSource
+from vrooms.client import Call, CallError, PatternSource
 
 # Every sender has its own tone, so a receiver of the mix can tell whom it hears.
 P1_TONE, P2_TONE, ATTENDEE_TONE, CONSUMER_TONE = 500.0, 700.0, 900.0, 1100.0
@@ -141,6 +141,38 @@ async def test_presenter_shares_a_screen_as_its_own_stream(world: CallWorld) -> 
     assert v.remote_video[(p.participant_id, "screen")].width == 640
     await p.stop_screen_share()
     await v.wait_until(lambda: not v.participants[p.participant_id]["screenShare"])
+
+
+async def _flowing(call: Call, participant_ids: list[str]) -> None:
+    before = {p: call.video_frames(p) for p in participant_ids}
+    await call.wait_until(lambda: all(call.video_frames(p) > before[p] + 5 for p in participant_ids), 20)
+
+
+async def _still(call: Call, participant_ids: list[str], seconds: float) -> None:
+    """For ``seconds`` (a window of observation), no frame of these cameras arrives."""
+    before = {p: call.video_frames(p) for p in participant_ids}
+    await asyncio.sleep(seconds)
+    assert {p: call.video_frames(p) for p in participant_ids} == before
+
+
+async def test_a_receiver_is_sent_only_the_videos_it_shows(world: CallWorld) -> None:
+    """Four cameras; a receiver that shows two (a page of its grid) is sent those two and none of
+    the others, then the other page's, then (null) all again, without a renegotiation."""
+    members = [world.user() for _ in range(5)]
+    room = world.room({m: "Attendee" for m in members})
+    viewer = await world.join(members[0], room)
+    cameras = [await world.join(m, room) for m in members[1:]]
+    for camera in cameras:
+        await camera.start_video(PatternSource(160, 120, 10))
+    ids = [c.participant_id for c in cameras]
+    await _flowing(viewer, ids)
+    offers = sum(1 for event in viewer.events if event.get("type") == "videoOffer")
+    for page, rest in ((ids[:2], ids[2:]), (ids[2:], ids[:2]), (ids, [])):
+        await viewer.show_video(None if not rest else [(p, "camera") for p in page])
+        await _flowing(viewer, page)
+        if rest:
+            await _still(viewer, rest, 1.5)
+    assert sum(1 for event in viewer.events if event.get("type") == "videoOffer") == offers
 
 
 async def test_a_camera_turned_off_and_on_again_is_received_again(world: CallWorld) -> None:

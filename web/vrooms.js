@@ -470,6 +470,11 @@ export class Call extends EventTarget {
     await pc.getSenders()[0].replaceTrack(stream.getVideoTracks()[0]); // its one video stream
   }
 
+  /** Receive only these videos, [{ participantId, source }] (the tiles on screen); null: every video. */
+  showVideo(streams) {
+    return this.request({ type: "visibleVideo", streams });
+  }
+
   async startVideo(stream, source = "camera") {
     await this.stopVideo(source);
     const pc = this.#peerConnection();

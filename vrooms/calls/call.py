@@ -114,6 +114,8 @@ class Participant:
     # Feeds whose WebRTC session is up: Janus refuses subscriptions to the others.
     ready: set[MediaSource] = field(default_factory=set)
     subscription: VideoSubscription | None = None
+    # The videos this participant's screen shows ((participant id, source)); None: all of them.
+    visible_video: frozenset[tuple[str, MediaSource]] | None = None
     pending_answer: asyncio.Future[str] | None = None
     sync_task: asyncio.Task[None] | None = None
     sync_again: bool = False

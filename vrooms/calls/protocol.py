@@ -84,6 +84,25 @@ def source(message: dict[str, Any]) -> MediaSource:
         raise bad(f"'source' must be one of {[str(s) for s in MediaSource]}.") from None
 
 
+MAX_VISIBLE_VIDEO = 100
+
+
+def visible_video(message: dict[str, Any]) -> frozenset[tuple[str, MediaSource]] | None:
+    """``streams``: the videos a receiver shows, ``[{participantId, source}]`` (at most
+    ``MAX_VISIBLE_VIDEO``), or null: every video (the default)."""
+    streams = message.get("streams")
+    if streams is None:
+        return None
+    if not isinstance(streams, list) or len(streams) > MAX_VISIBLE_VIDEO:
+        raise bad(f"'streams' must be null or a list of at most {MAX_VISIBLE_VIDEO} {{participantId, source}}.")
+    shown = set()
+    for stream in streams:
+        if not isinstance(stream, dict):
+            raise bad("each of 'streams' must be {participantId, source}.")
+        shown.add((required(stream, "participantId", limit=64), source(stream)))
+    return frozenset(shown)
+
+
 # -- server events: one constructor per type, so every shape is written once ------------
 # (The fields are documented in docs/calling-protocol.md, "Events".)
 

@@ -119,6 +119,12 @@ async def _video_answer(calls: CallService, peer: SignalingPeer, m: dict[str, An
     calls.video.answer(calls.in_call(peer), protocol.sdp(m))
 
 
+async def _visible_video(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) -> None:
+    participant = calls.in_call(peer)
+    participant.visible_video = protocol.visible_video(m)
+    calls.video.sync(participant)
+
+
 async def _mute_participant(calls: CallService, peer: SignalingPeer, m: dict[str, Any]) -> None:
     await moderation.mute_participant(calls, calls.in_call(peer), protocol.required(m, "participantId"))
 
@@ -182,6 +188,7 @@ HANDLERS: dict[str, Handler] = {
     "publish": _publish,
     "unpublish": _unpublish,
     "videoAnswer": _video_answer,
+    "visibleVideo": _visible_video,
     "muteParticipant": _mute_participant,
     "removeParticipant": _remove_participant,
     "endForAll": _end_for_all,

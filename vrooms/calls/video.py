@@ -1,7 +1,8 @@
 """Receiving video: one subscription per participant, kept in step with the call's feeds.
 
-Each participant receives the video stream of every ready feed but their own, and the
-audio feeds meant for them (``Call.audio_feeds``: prompts to chosen participants). A
+Each participant receives the video stream of every ready feed but their own (paused but the
+ones their screen shows, when their client says which: ``visibleVideo``, a page of the grid or
+the active speaker; a pause needs no renegotiation), and the audio feeds meant for them (``Call.audio_feeds``: prompts to chosen participants). A
 change (a camera on or off, someone leaving) renegotiates: the media plane offers,
 the client answers (``videoOffer`` / ``videoAnswer``), one renegotiation at a time
 per participant; changes that arrive meanwhile are folded into the next round.
@@ -113,6 +114,7 @@ class VideoSync:
         else:
             maybe_offer = await plane.update_subscription(participant.subscription, wanted)
             if maybe_offer is None:
+                await _show(participant, owners)
                 return
             offer = maybe_offer
         streams = [
@@ -124,7 +126,28 @@ class VideoSync:
         participant.peer.send(protocol.video_offer(offer, streams))
         answer = await asyncio.wait_for(participant.pending_answer, _ANSWER_TIMEOUT_SECONDS)
         await participant.subscription.start(answer)
+        await _show(participant, owners)
         await _request_keyframes({s.feed_id for s in participant.subscription.streams} - had, owners)
+
+
+async def _show(participant: Participant, owners: dict[int, tuple[Participant, MediaSource]]) -> None:
+    """Only the videos the participant's screen shows are sent to it (``visibleVideo``); the others
+    stay in its subscription, paused, so a page of the grid changes without renegotiating."""
+    subscription = participant.subscription
+    if subscription is None:
+        return
+    shown = participant.visible_video
+    hidden = {
+        stream.mid
+        for stream in subscription.streams
+        if stream.feed_id in owners and shown is not None and _owner_source(owners[stream.feed_id]) not in shown
+    }
+    resumed = await subscription.pause(hidden)
+    await _request_keyframes({s.feed_id for s in subscription.streams if s.mid in resumed}, owners)
+
+
+def _owner_source(owner: tuple[Participant, MediaSource]) -> tuple[str, MediaSource]:
+    return owner[0].id, owner[1]
 
 
 def _takes(participant: Participant, feed_id: int) -> bool:

@@ -344,6 +344,12 @@ class Call:
         languages there are models for (``supportedSpokenLanguages``) and the engine."""
         return await self.request({"type": "captions", "action": "start", "language": language})
 
+    async def show_video(self, streams: list[tuple[str, str]] | None) -> None:
+        """Receive only these videos, ``(participantId, "camera" | "screen")`` (what a screen shows:
+        a page of the grid, the active speaker); None: every video, the default."""
+        listed = None if streams is None else [{"participantId": p, "source": source} for p, source in streams]
+        await self.request({"type": "visibleVideo", "streams": listed})
+
     async def stop_captions(self) -> dict[str, Any]:
         return await self.request({"type": "captions", "action": "stop"})
 

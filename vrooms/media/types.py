@@ -129,6 +129,11 @@ class VideoSubscription(Protocol):
 
     async def start(self, answer_sdp: str) -> None: ...
 
+    async def pause(self, mids: set[str]) -> set[str]:
+        """Stop sending these streams (the receiver does not show them), send the others again,
+        without renegotiating; the mids sent again (they need a keyframe)."""
+        ...
+
     async def close(self) -> None: ...
 
 

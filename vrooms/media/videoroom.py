@@ -106,9 +106,24 @@ class JanusVideoSubscription:
     feeds: set[int] = field(default_factory=set)
     streams: list[ReceivedStream] = field(default_factory=list)
 
+    paused: set[str] = field(default_factory=set)
+
     async def start(self, answer_sdp: str) -> None:
         with mapped_errors():
             await self.handle.request({"request": "start"}, {"type": "answer", "sdp": answer_sdp})
+
+    async def pause(self, mids: set[str]) -> set[str]:
+        current = {stream.mid for stream in self.streams}
+        mids &= current
+        self.paused &= current  # a stream gone is neither paused nor resumed
+        changes = [{"mid": mid, "send": False} for mid in sorted(mids - self.paused)]
+        resumed = self.paused - mids
+        changes += [{"mid": mid, "send": True} for mid in sorted(resumed)]
+        if changes:
+            with mapped_errors():
+                await self.handle.request({"request": "configure", "streams": changes})
+            self.paused = set(mids)
+        return resumed
 
     async def close(self) -> None:
         await self.handle.detach()
