@@ -178,18 +178,21 @@ async def test_a_blocked_or_missing_device_is_explained_and_the_call_joined_with
 
 
 _STAGE_CASES = """async () => {
-  const { onStage, mutedBadge, gridFor } = await import("/web/stage.js");
+  const { onStage, mutedBadge, gridFor, pageOf, visibleVideo } = await import("/web/stage.js");
   const me = (canSpeak) => ({ participantId: "me", self: true, canSpeak });
   const viewer = { participantId: "viewer", canSpeak: false, muted: true };
   const face = { participantId: "face", canSpeak: true, camera: true, muted: false };
   const initials = { participantId: "initials", canSpeak: true, muted: true };
   const ids = (list) => onStage(list).map((p) => p.participantId);
+  const many = [...Array(11).keys()].map((n) => ({ participantId: `p${n}`, canSpeak: true, camera: n === 10 }));
   return {
     presenter: ids([viewer, initials, me(true), face]),
     viewerWithOthers: ids([me(false), viewer, initials]),
     viewersOnly: ids([me(false), viewer]),
     badges: [mutedBadge(viewer), mutedBadge(initials), mutedBadge(face)],
     columns: [gridFor(3, 1280, 420, 8).columns, gridFor(3, 600, 900, 8).columns, gridFor(17, 600, 700, 8).columns],
+    pages: [pageOf(many, 0).tiles.length, pageOf(many, 1).tiles.length, pageOf(many, 5).page, pageOf([face], 3).page],
+    visible: [visibleVideo(pageOf([me(true), face, initials], 0)), visibleVideo(pageOf(many, 1))],
   };
 }"""
 
@@ -205,6 +208,8 @@ async def test_the_stage_rules(world: CallWorld, launch: Launch) -> None:
         "viewersOnly": ["me"],  # but not an empty stage
         "badges": [False, True, False],
         "columns": [3, 1, 3],  # a wide box: one row; a tall one: one column; 17 tiles: 3 x 6
+        "pages": [9, 2, 1, 0],  # nine a page; a page past the last is the last
+        "visible": [None, [{"participantId": "p10", "source": "camera"}]],  # one page: every video
     }
 
 
@@ -473,23 +478,62 @@ _GRID_FITS = """(min) => {
 }"""
 
 
-async def test_the_grid_fits_the_window_from_three_to_seventeen_tiles(world: CallWorld, launch: Launch) -> None:
+async def test_the_grid_fits_the_window_and_pages_past_nine_tiles(world: CallWorld, launch: Launch) -> None:
     """The tiles are sized to the stage, in a short wide window (an app's embedded call) and a
     tall narrow one: none spills out of it or under the toolbar, none is needlessly small (sqrt(n)
     columns did both: three tiles overflowed 1280x500, seventeen were 110 px wide in 600x900).
-    The browser's camera stays off: sixteen aiortc VP8 decoders in this process would only slow
-    the test down, and an avatar tile takes the same room."""
+    Past nine tiles the grid has pages, and only the page's videos are sent (getStats: the two
+    cameras on page 1 stop arriving on page 2, and come back). The browser's camera stays off:
+    sixteen aiortc VP8 decoders in this process would only slow the test down."""
     members = [world.user() for _ in range(17)]
     room = world.room({member: "Attendee" for member in members})
     page = await open_call(await launch(), world, members[0], room, "Paula")
     await page.get_by_role("button", name="Turn camera off").click()
     await join(page)
-    joined = 1
-    for count, smallest in ((3, 350), (17, 150)):
-        guests = members[joined:count]
-        await asyncio.gather(*(world.join(m, room, display_name=f"Guest {joined + n}") for n, m in enumerate(guests)))
+    joined, guests = 1, []
+    for count, tiles, smallest in ((3, 3, 350), (17, 9, 150)):
+        guests += await asyncio.gather(
+            *(world.join(m, room, display_name=f"Guest {joined + n}") for n, m in enumerate(members[joined:count]))
+        )
         joined = count
-        await expect(page.locator("figure.tile")).to_have_count(count)
+        await expect(page.locator("figure.tile")).to_have_count(tiles)
         for width, height in ((1280, 500), (600, 900)):
             await page.set_viewport_size({"width": width, "height": height})
             await page.wait_for_function(_GRID_FITS, arg=smallest, timeout=5_000)
+    await expect(page.locator("header")).to_contain_text("page 1 of 2")
+    cameras = [f"{call.participant_id}:camera" for call in guests[:2]]
+    for call in guests[:2]:
+        await call.start_video(PatternSource(160, 120, 10))
+    await _video_flows(page, cameras)
+    await page.get_by_role("button", name="Next page").click()
+    await expect(page.locator("figure.tile")).to_have_count(8)
+    await _video_stops(page, cameras)
+    await page.get_by_role("button", name="Previous page").click()
+    await _video_flows(page, cameras)
+
+
+async def _received(page: Page) -> dict[str, int]:
+    frames: dict[str, int] = await page.evaluate("window.vroomsUi.call.videoReceived()")
+    return frames
+
+
+async def _video_flows(page: Page, keys: list[str]) -> None:
+    before = now = await _received(page)
+    async with asyncio.timeout(20):
+        while not all(now.get(k, 0) > before.get(k, 0) + 5 for k in keys):
+            await asyncio.sleep(0.2)
+            now = await _received(page)
+
+
+async def _video_stops(page: Page, keys: list[str]) -> None:
+    """Until no frame of these videos arrived for half a second; then none for 1.5 s more (a window
+    of observation: paused, not slowed)."""
+    still = False
+    async with asyncio.timeout(10):
+        while not still:
+            before = await _received(page)
+            await asyncio.sleep(0.5)
+            after = await _received(page)
+            still = all(after.get(k, 0) == before.get(k, 0) for k in keys)
+    await asyncio.sleep(1.5)
+    assert await _received(page) == after

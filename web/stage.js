@@ -35,3 +35,23 @@ export function gridFor(count, width, height, gap) {
   }
   return best;
 }
+
+/** Tiles on one page of the grid: past nine, tiles get too small to recognise anyone, and every
+ * video received costs the receiver decoding (the server sends only the page's: visibleVideo). */
+export const PAGE_SIZE = 9;
+
+/** The page ``index`` of ``shown`` (clamped to the pages there are), and how many pages. */
+export function pageOf(shown, index) {
+  const pages = Math.max(1, Math.ceil(shown.length / PAGE_SIZE));
+  const page = Math.min(Math.max(0, index), pages - 1);
+  return { tiles: shown.slice(page * PAGE_SIZE, (page + 1) * PAGE_SIZE), page, pages };
+}
+
+/** The videos a page shows (what the server is asked to send); null: every video (one page). */
+export function visibleVideo(paged) {
+  if (paged.pages === 1) return null;
+  return paged.tiles.filter((p) => !p.self).flatMap((p) => [
+    ...(p.camera ? [{ participantId: p.participantId, source: "camera" }] : []),
+    ...(p.screenShare ? [{ participantId: p.participantId, source: "screen" }] : []),
+  ]);
+}

@@ -10,7 +10,7 @@
 
 import { LocalDevices } from "./devices.js";
 import { fill, h, keepingFocus, loadStrings, sleep } from "./dom.js";
-import { onStage } from "./stage.js";
+import { onStage, pageOf, visibleVideo } from "./stage.js";
 import { CaptionLines, CaptionsPanel, ParticipantPanel } from "./panels.js";
 import { Tiles } from "./tiles.js";
 import { VroomsClient } from "./vrooms.js";
@@ -48,6 +48,8 @@ export class VroomsCall {
     this.leaving = false;
     this.deviceWork = Promise.resolve(); // the pre-join's device (re)openings, in turn
     this.speakerLayout = false; // the active speaker large, the others in a strip
+    this.page = 0; // of the grid (stage.js pageOf)
+    this.sentVisible = "null"; // the last visibleVideo sent, as JSON
   }
 
   // -- strings --------------------------------------------------------------------------------
@@ -317,14 +319,27 @@ export class VroomsCall {
     const everyone = this.everyone();
     const shown = onStage(everyone);
     const watching = everyone.length - shown.length;
+    const paged = pageOf(shown, this.page);
+    this.page = paged.page;
+    this.pages = paged.pages;
     this.facts.textContent = [this.t("inCall", { count: everyone.length }),
       watching ? this.t("watching", { count: watching }) : null,
+      paged.pages > 1 ? this.t("pageOf", { page: paged.page + 1, pages: paged.pages }) : null,
       until ? this.t("closesAt", { time: this.time(until) }) : null].filter(Boolean).join(" · ");
-    this.tiles.update(shown);
+    this.tiles.update(paged.tiles);
+    this.#showVideo(visibleVideo(paged));
     this.#updateToolbar();
     if (!this.panel.hidden) this.participantsPanel.update();
     if (!this.captionsPanel.hidden) this.captions.update();
     this.captionLines.update();
+  }
+
+  /** Ask the server for the videos on screen only when they change (a page, a camera on or off). */
+  #showVideo(streams) {
+    const wanted = JSON.stringify(streams);
+    if (wanted === this.sentVisible || this.call.state === "Connecting") return;
+    this.sentVisible = wanted;
+    this.call.showVideo(streams).catch((e) => { this.sentVisible = "null"; this.failed(e); });
   }
 
   everyone() {
@@ -351,6 +366,8 @@ export class VroomsCall {
       this.may("sendVideo") ? ["camera", this.local.camera ? "cameraOff" : "cameraOn", () => this.#toggleCamera(), !this.local.camera] : null,
       this.may("shareScreen") ? ["screen", this.local.screen ? "stopSharing" : "shareScreen", () => this.#toggleScreen(), Boolean(this.local.screen)] : null,
       ["layout", "speakerLayout", () => { this.speakerLayout = !this.speakerLayout; this.#update(); }, this.speakerLayout],
+      this.pages > 1 && this.page > 0 ? ["previousPage", "previousPage", () => { this.page -= 1; this.#update(); }, null] : null,
+      this.pages > 1 && this.page < this.pages - 1 ? ["nextPage", "nextPage", () => { this.page += 1; this.#update(); }, null] : null,
       ["participants", "participants", () => this.#openParticipants(), !this.panel.hidden],
       this.may("startCaptions") || call.captions?.active
         ? ["captions", "captions", () => this.#togglePanel(this.captionsPanel, () => this.captions.update()), !this.captionsPanel.hidden] : null,

@@ -470,6 +470,17 @@ export class Call extends EventTarget {
     await pc.getSenders()[0].replaceTrack(stream.getVideoTracks()[0]); // its one video stream
   }
 
+  /** Frames decoded so far of each video received, by "participantId:source" (getStats). */
+  async videoReceived() {
+    const received = {};
+    if (!this.#subscriber) return received;
+    for (const report of (await this.#subscriber.getStats()).values()) {
+      const owner = report.type === "inbound-rtp" && report.kind === "video" ? this.#mids.get(report.mid) : null;
+      if (owner) received[`${owner.participantId}:${owner.source}`] = report.framesDecoded || 0;
+    }
+    return received;
+  }
+
   /** Receive only these videos, [{ participantId, source }] (the tiles on screen); null: every video. */
   showVideo(streams) {
     return this.request({ type: "visibleVideo", streams });

@@ -1,12 +1,12 @@
 """Receiving video: one subscription per participant, kept in step with the call's feeds.
 
-Each participant receives the video stream of every ready feed but their own (paused but the
-ones their screen shows, when their client says which: ``visibleVideo``, a page of the grid or
-the active speaker; a pause needs no renegotiation), and the audio feeds meant for them (``Call.audio_feeds``: prompts to chosen participants). A
-change (a camera on or off, someone leaving) renegotiates: the media plane offers,
-the client answers (``videoOffer`` / ``videoAnswer``), one renegotiation at a time
-per participant; changes that arrive meanwhile are folded into the next round.
-"""
+Each participant receives the video stream of every ready feed but their own, paused but the
+ones their screen shows when their client says which (``visibleVideo``: a page of the grid; a
+pause needs no renegotiation), and the audio feeds meant for them (``Call.audio_feeds``:
+prompts to chosen participants). A change (a camera on or off, someone leaving) renegotiates:
+the media plane offers, the client answers (``videoOffer`` / ``videoAnswer``), one
+renegotiation at a time per participant; changes that arrive meanwhile are folded into the
+next round."""
 
 from __future__ import annotations
 
