@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import ssl
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import websockets
@@ -73,6 +76,18 @@ class CallWorld:
         """Read the server's SQLite database directly (the call records)."""
         with sqlite3.connect(self.server.data_dir / "vrooms.db") as db:
             return db.execute(sql, params).fetchall()
+
+
+@contextlib.asynccontextmanager
+async def own_world(folder: Path, env: dict[str, str], **server: Any) -> AsyncIterator[CallWorld]:
+    """A server of the test's own (settings of its own in ``env``), and a world of users in it."""
+    started = await asyncio.to_thread(Server(folder, extra_env=env, **server).start)
+    world = CallWorld(started)
+    try:
+        yield world
+    finally:
+        await world.close()
+        await asyncio.to_thread(started.stop)
 
 
 async def hears(call: Call, frequency: float, timeout: float = 10.0) -> None:

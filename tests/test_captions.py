@@ -19,7 +19,7 @@ from playwright.async_api import expect
 
 from tests.audio_files import speech_wav, spoken_pcm, transcribe, turns_wav, wav_pcm, word_error_rate
 from tests.browsers import Launch, join, open_call, screenshot
-from tests.calls import CallWorld, disconnected
+from tests.calls import CallWorld, disconnected, own_world
 from tests.servers import Server
 from tests.webhooks import CallbackReceiver, Receiver, StreamReceiver, download
 from vrooms.captions import workers
@@ -248,11 +248,8 @@ async def test_beyond_the_nodes_limit_a_speaker_waits_named_and_nothing_runs_onc
     """A node that recognizes one speaker at a time: of two talking, one is captioned and the
     captions state names the other (``uncaptioned``); when the first leaves, the second is
     captioned. Captions off: the engine's worker processes and the audio decoders are gone."""
-    server = await asyncio.to_thread(
-        Server(tmp_path / "server", extra_env={"VROOMS_CAPTIONS_MAX_SPEAKERS": "1"}, log_level="info").start
-    )
-    world = CallWorld(server)
-    try:
+    async with own_world(tmp_path / "server", {"VROOMS_CAPTIONS_MAX_SPEAKERS": "1"}, log_level="info") as world:
+        server = world.server
         viewer, ann, bob = world.user(), world.user(), world.user()
         room_id = world.room({viewer: "Consumer", ann: "Attendee", bob: "Attendee"})
         watching = await world.join(viewer, room_id)
@@ -275,9 +272,6 @@ async def test_beyond_the_nodes_limit_a_speaker_waits_named_and_nothing_runs_onc
         async with asyncio.timeout(15):
             while server.call_host_children("spawn_main") or server.call_host_children("ffmpeg"):
                 await asyncio.sleep(0.1)
-    finally:
-        await world.close()
-        await asyncio.to_thread(server.stop)
 
 
 async def test_the_call_page_shows_who_says_what(world: CallWorld, launch: Launch, tmp_path: Path) -> None:

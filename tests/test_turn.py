@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 from aioice import stun
 from aioice.turn import TurnClientUdpProtocol, create_turn_endpoint
-from aiortc import RTCConfiguration, RTCPeerConnection
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 
-from tests.calls import CallWorld, hears
+from tests.calls import hears, own_world
 from tests.netns import network
-from tests.servers import Server, free_port
+from tests.servers import free_port
 from vrooms.media.coturn import CoturnConfig, CoturnProcess, keep_coturn, stun_probe
 from vrooms.media.interfaces import ice_interfaces
 from vrooms.media.turn import TurnServers, credential
@@ -135,9 +135,7 @@ async def test_a_server_with_turn_gives_joiners_credentials_its_coturn_relays_wi
         "VROOMS_TURN_TLS_PORT": str(free_port()),
         "VROOMS_TURN_RELAY_PORTS": "45300-45400",
     }
-    server = await asyncio.to_thread(Server(tmp_path / "server", extra_env=env).start)
-    world = CallWorld(server)
-    try:
+    async with own_world(tmp_path / "server", env) as world:
         speaker, listener = world.user(), world.user()
         room_id = world.room({speaker: "Attendee", listener: "Attendee"})
         await world.join(speaker, room_id, tone=440.0)
@@ -147,16 +145,7 @@ async def test_a_server_with_turn_gives_joiners_credentials_its_coturn_relays_wi
         assert [u.split(":")[0] for u in ice.urls] == ["turn", "turn", "turns"]
         valid_until = datetime.fromisoformat(str(world.rooms.get_room(room_id=room_id).valid_until))
         assert int(str(ice.username).split(":")[0]) <= valid_until.timestamp()
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[ice]))
-        try:
-            pc.addTransceiver("audio", direction="recvonly")
-            await pc.setLocalDescription(await pc.createOffer())
-            assert " typ relay " in pc.localDescription.sdp
-        finally:
-            await pc.close()
-    finally:
-        await world.close()
-        await asyncio.to_thread(server.stop)
+        assert " typ relay " in await _offer([ice])
 
 
 async def test_a_participant_whose_udp_is_blocked_joins_through_turn_over_tcp(tmp_path: Path) -> None:
@@ -174,56 +163,41 @@ async def test_a_participant_whose_udp_is_blocked_joins_through_turn_over_tcp(tm
             "VROOMS_TURN_TLS_PORT": str(free_port()),
             "VROOMS_TURN_RELAY_PORTS": "45500-45600",
         }
-        server = await asyncio.to_thread(Server(tmp_path / "server", host=net.gateway, extra_env=env).start)
-        world = CallWorld(server)
-        behind = None
-        try:
+        async with own_world(tmp_path / "server", env, host=net.gateway) as world:
             inside, outside = world.user(), world.user()
             room_id = world.room({inside: "Attendee", outside: "Attendee"})
             here = await world.join(outside, room_id, tone=440.0)
-            args = [server.endpoint, inside.token, server.ca_path, room_id, "880", "440"]
+            args = [world.server.endpoint, inside.token, world.server.ca_path, room_id, "880", "440"]
             behind = await asyncio.create_subprocess_exec(
                 *prefix, sys.executable, "-m", "tests.ns_participant", *args, stdin=PIPE, stdout=PIPE
             )
             assert behind.stdout is not None and behind.stdin is not None
-            report = json.loads(await asyncio.wait_for(behind.stdout.readline(), 60) or b"{}")
-            assert report.get("heard") is True, "the participant behind the firewall heard nothing"
-            await hears(here, 880.0, 20)
-            behind.stdin.close()
-            assert await asyncio.wait_for(behind.wait(), 20) == 0
-        finally:
-            if behind is not None and behind.returncode is None:
-                behind.kill()
-            await world.close()
-            await asyncio.to_thread(server.stop)
+            try:
+                report = json.loads(await asyncio.wait_for(behind.stdout.readline(), 60) or b"{}")
+                assert report.get("heard") is True, "the participant behind the firewall heard nothing"
+                await hears(here, 880.0, 20)
+                behind.stdin.close()
+                assert await asyncio.wait_for(behind.wait(), 20) == 0
+            finally:
+                if behind.returncode is None:
+                    behind.kill()
+                    await behind.wait()
 
 
 async def test_behind_a_nat_janus_advertises_the_public_address_and_keeps_the_private_one(tmp_path: Path) -> None:
     """--public-ip (here TEST-NET-3's 203.0.113.7): the join's answer has host candidates with the
     public address, and still the interfaces' own, so a client on the same network connects."""
     env = {"VROOMS_PUBLIC_IP": "203.0.113.7"}
-    server = await asyncio.to_thread(Server(tmp_path / "server", extra_env=env).start)
-    world = CallWorld(server)
-    try:
+    async with own_world(tmp_path / "server", env) as world:
         speaker, listener = world.user(), world.user()
         room_id = world.room({speaker: "Attendee", listener: "Attendee"})
         await world.join(speaker, room_id, tone=440.0)
         client = await world.client(listener).connect()
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        try:
-            pc.addTransceiver("audio", direction="recvonly")
-            await pc.setLocalDescription(await pc.createOffer())
-            reply = await client.signaling.request(
-                {"type": "join", "roomId": room_id, "displayName": "Lee", "sdp": pc.localDescription.sdp}
-            )
-            candidates = [line for line in reply["sdp"].splitlines() if line.startswith("a=candidate")]
-            assert any(" 203.0.113.7 " in c for c in candidates), candidates
-            assert any(f" {address} " in c for c in candidates for _, address in ice_interfaces()), candidates
-        finally:
-            await pc.close()
-    finally:
-        await world.close()
-        await asyncio.to_thread(server.stop)
+        join = {"type": "join", "roomId": room_id, "displayName": "Lee", "sdp": await _offer([])}
+        answer = (await client.signaling.request(join))["sdp"]
+        candidates = [line for line in answer.splitlines() if line.startswith("a=candidate")]
+        assert any(" 203.0.113.7 " in c for c in candidates), candidates
+        assert any(f" {address} " in c for c in candidates for _, address in ice_interfaces()), candidates
 
 
 async def test_a_hung_coturn_is_restarted(tmp_path: Path) -> None:
@@ -251,3 +225,14 @@ async def test_a_hung_coturn_is_restarted(tmp_path: Path) -> None:
         keeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await keeper
+
+
+async def _offer(ice_servers: list[RTCIceServer]) -> str:
+    """An audio offer made with these ICE servers, its candidates gathered."""
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers))
+    try:
+        pc.addTransceiver("audio", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        return str(pc.localDescription.sdp)
+    finally:
+        await pc.close()
