@@ -23,7 +23,7 @@ from typing import Any
 
 from bench.captions_call import through_a_call
 from bench.stats import percentile, save
-from tests.audio_files import spoken_pcm
+from tests.audio_files import spoken_pcm, transcribe
 from vrooms.captions.engines import EngineChoice
 from vrooms.captions.transcriber import SpeakerTranscriber
 from vrooms.captions.utterances import END_SILENCE_SECONDS, FRAME_BYTES, FRAME_SECONDS
@@ -85,18 +85,8 @@ def _audio(seconds: float) -> bytes:
 
 
 async def _throughput(pool: RecognizerPool, pcm: bytes, speakers: int) -> float:
-    async def speaker(index: int) -> None:
-        transcriber = SpeakerTranscriber(pool, f"speaker-{index}", "en-us", lambda _caption: None)
-        await transcriber.start()
-        for start in range(0, len(pcm), FRAME_BYTES):
-            transcriber.push(pcm[start : start + FRAME_BYTES])
-            while transcriber.backlog_seconds > 2.0:  # as fast as it decodes, never dropping a frame
-                await asyncio.sleep(0.005)
-        assert transcriber.dropped_frames == 0
-        await transcriber.close()
-
     started = time.perf_counter()
-    await asyncio.gather(*(speaker(i) for i in range(speakers)))
+    await asyncio.gather(*(transcribe(pool, pcm) for _ in range(speakers)))  # as fast as each decodes
     return speakers * len(pcm) / 32000 / (time.perf_counter() - started)
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-import wave
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from av.packet import Packet
 
 from bench.calls import children, cpu_seconds
 from bench.stats import percentile
-from tests.audio_files import spoken_pcm, transcribe, wav_pcm, word_error_rate
+from tests.audio_files import spoken_pcm, transcribe, wav_pcm, word_error_rate, write_wav
 from tests.calls import CallWorld, Member
 from tests.servers import Server
 from vrooms.captions.workers import RecognizerPool
@@ -65,23 +64,14 @@ class _TimedTrack(MediaStreamTrack):
         return frame
 
 
-_ends: dict[Path, list[float]] = {}
-
-
-def _corpus_wav(path: Path, sentences: list[str]) -> Path:
-    """The sentences with pauses, as a WAV (where each sentence ends, in seconds: ``_ends``)."""
+def _corpus_wav(path: Path, sentences: list[str]) -> tuple[Path, list[float]]:
+    """The sentences with pauses, as a WAV; where each sentence ends (seconds into the file)."""
     pcm, ends = bytes(2 * int(_LEAD_SECONDS * _RATE)), []
     for text in sentences:
         pcm += spoken_pcm(text, _RATE)
         ends.append(len(pcm) / 2 / _RATE)
         pcm += bytes(2 * int(_PAUSE_SECONDS * _RATE))
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(_RATE)
-        out.writeframes(pcm)
-    _ends[path] = ends
-    return path
+    return write_wav(path, pcm, _RATE), ends
 
 
 def _captions_cpu(server: Server) -> float:
@@ -91,9 +81,11 @@ def _captions_cpu(server: Server) -> float:
     return sum(cpu_seconds(p) for p in [host, *children(host)] if p != janus)
 
 
-async def _say(world: CallWorld, room_id: str, speaker: Member, wav: Path, watching: Call) -> dict[str, Any]:
+async def _say(
+    world: CallWorld, room_id: str, speaker: Member, said: tuple[Path, list[float]], watching: Call
+) -> dict[str, Any]:
     """The speaker says the file's sentences, then leaves; what the watcher received, with arrival times."""
-    ends = _ends[wav]
+    wav, ends = said
     track = _TimedTrack(MediaPlayer(str(wav)).audio, ends)  # type: ignore[arg-type]
     arrivals: list[tuple[float, dict[str, Any]]] = []
     seen = len(watching.captions_received)
@@ -134,8 +126,8 @@ def _partial_gaps(arrivals: list[tuple[float, dict[str, Any]]]) -> list[float]:
 
 async def through_a_call(pool: RecognizerPool, sentences: list[str]) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="vrooms-bench-captions-"))
-    wav, short = _corpus_wav(folder / "corpus.wav", sentences), _corpus_wav(folder / "five.wav", sentences[:5])
-    direct = " ".join(c.text for c in await transcribe(pool, wav_pcm(wav, 16000)) if c.final)
+    corpus, short = _corpus_wav(folder / "corpus.wav", sentences), _corpus_wav(folder / "five.wav", sentences[:5])
+    direct = " ".join(c.text for c in await transcribe(pool, wav_pcm(corpus[0], 16000)) if c.final)
     server = await asyncio.to_thread(Server(folder / "server", workers=1).start)
     world = CallWorld(server)
     try:
@@ -144,7 +136,7 @@ async def through_a_call(pool: RecognizerPool, sentences: list[str]) -> dict[str
         watching = await world.join(viewer, room_id)
         baseline = await _say(world, room_id, speaker, short, watching)  # captions off
         await watching.start_captions()
-        said = await _say(world, room_id, speaker, wav, watching)
+        said = await _say(world, room_id, speaker, corpus, watching)
     finally:
         await world.close()
         await asyncio.to_thread(server.stop)
