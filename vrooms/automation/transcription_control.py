@@ -45,8 +45,8 @@ class TranscriptionControl:
         if connection.transcription is not None:
             raise bad_argument("Transcription is already running on this call connection.", _OPTIONS)
         self.check_locale(locale or options.locale, "locale" if locale else f"{_OPTIONS}.locale")
-        holder = connection.call.speakers_apart_by
-        if holder not in (None, LIVE_TEXT):
+        holder = connection.call.speakers_apart_elsewhere(LIVE_TEXT)
+        if holder is not None:
             raise bad_argument(f"The call's speakers are streamed apart ({holder}); stop that stream first.", _OPTIONS)
         transcription = Transcription(
             options.transport_url,

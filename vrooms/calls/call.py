@@ -210,6 +210,10 @@ class Call:
         self.speakers_apart_by = by
         return None
 
+    def speakers_apart_elsewhere(self, by: str) -> str | None:
+        """Who other than ``by`` has the speakers apart now (None: nobody, or ``by`` itself)."""
+        return self.speakers_apart_by if self.speakers_apart_by not in (None, by) else None
+
     def give_back_speakers_apart(self, by: str) -> None:
         if self.speakers_apart_by == by:
             self.speakers_apart_by = None

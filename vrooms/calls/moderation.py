@@ -150,8 +150,8 @@ async def captions(calls: CallService, actor: Participant, action: str, language
     if language is not None and language.lower() not in supported:
         message = f"No captions model for {language!r}; supported: {', '.join(supported) or 'none'}."
         raise CallRefused(Refusal.CAPTIONS_LANGUAGE, message, supportedSpokenLanguages=supported)
-    if action == "start" and call.speakers_apart_by not in (None, LIVE_TEXT):
-        message = f"The call's {call.speakers_apart_by} has its speakers apart; start captions once it stops."
+    if action == "start" and (holder := call.speakers_apart_elsewhere(LIVE_TEXT)) is not None:
+        message = f"The call's {holder} has its speakers apart; start captions once it stops."
         raise CallRefused(Refusal.CAPTIONS_UNAVAILABLE, message)
     if action != "setLanguage":
         call.captions["active"] = action == "start"
